@@ -1,0 +1,243 @@
+#include "commit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct committer {
+    uv_loop_t *loop;
+    struct spool *spool;
+    bool fsync;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct commit_req *pending, **pending_tail;
+    struct commit_req *done, **done_tail;
+    bool stopping;
+    uv_async_t async;
+};
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Write the sidecar into tmp/; returns its fd (still open, for fsync) or a negative errno. */
+static int write_sidecar(struct committer *c, struct commit_req *r)
+{
+    char path[1200];
+    if (spool_path(c->spool, "tmp", r->id, ".json", path, sizeof path) < 0)
+        return -ENAMETOOLONG;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = write_all(fd, r->sidecar, r->sidecar_len);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static int move_into_ready(struct committer *c, struct commit_req *r)
+{
+    char from[1200], to[1200];
+    TRY(spool_path(c->spool, "tmp", r->id, ".part", from, sizeof from));
+    TRY(spool_path(c->spool, "ready", r->id, ".dcm", to, sizeof to));
+    if (rename(from, to) < 0)
+        return -errno;
+    TRY(spool_path(c->spool, "tmp", r->id, ".json", from, sizeof from));
+    TRY(spool_path(c->spool, "ready", r->id, ".json", to, sizeof to));
+    if (rename(from, to) < 0) {
+        int e = -errno;
+        char data[1200];
+        if (spool_path(c->spool, "ready", r->id, ".dcm", data, sizeof data) == 0)
+            unlink(data);
+        return e;
+    }
+    return 0;
+}
+
+static void discard(struct committer *c, struct commit_req *r)
+{
+    char p[1200];
+    if (spool_path(c->spool, "tmp", r->id, ".part", p, sizeof p) == 0)
+        unlink(p);
+    if (spool_path(c->spool, "tmp", r->id, ".json", p, sizeof p) == 0)
+        unlink(p);
+}
+
+static void run_batch(struct committer *c, struct commit_req *batch)
+{
+    size_t n = 0;
+    int side_fd[64];
+    struct commit_req *r;
+    for (r = batch; r; r = r->next) {
+        int fd = write_sidecar(c, r);
+        r->result = fd < 0 ? fd : 0;
+        side_fd[n++] = fd;
+    }
+    if (c->fsync) {
+        /* One syncfs flushes every object of the batch (the platform's group commit); a lone
+         * object takes the cheaper fsync of its two files. Either reports writeback errors. */
+        int rc = 0;
+        if (n > 1 && syncfs(c->spool->ready_fd) < 0)
+            rc = -errno;
+        size_t i = 0;
+        for (r = batch; r; r = r->next, i++) {
+            if (r->result < 0)
+                continue;
+            if (rc < 0) {
+                r->result = rc;
+            } else if (n == 1 && (fdatasync(r->fd) < 0 || fsync(side_fd[i]) < 0)) {
+                r->result = -errno;
+            }
+        }
+    }
+    size_t i = 0;
+    bool moved = false;
+    for (r = batch; r; r = r->next, i++) {
+        if (side_fd[i] >= 0)
+            close(side_fd[i]);
+        if (close(r->fd) < 0 && r->result == 0 && errno != EINTR)
+            r->result = -errno;
+        r->fd = -1;
+        if (r->result == 0)
+            r->result = move_into_ready(c, r);
+        if (r->result == 0)
+            moved = true;
+        else
+            discard(c, r);
+    }
+    if (moved && c->fsync && fsync(c->spool->ready_fd) < 0) {
+        int e = -errno;
+        for (r = batch; r; r = r->next) {
+            if (r->result == 0)
+                r->result = e; /* the rename may not survive a crash: never acknowledge it */
+        }
+    }
+}
+
+static void *commit_thread(void *arg)
+{
+    struct committer *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->pending && !c->stopping)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->pending && c->stopping)
+            break;
+        /* take at most 64 at a time: everything that queued while the last batch ran */
+        struct commit_req *batch = c->pending, *last = batch;
+        size_t n = 1;
+        while (last->next && n < 64) {
+            last = last->next;
+            n++;
+        }
+        c->pending = last->next;
+        if (!c->pending)
+            c->pending_tail = &c->pending;
+        last->next = NULL;
+        pthread_mutex_unlock(&c->mu);
+
+        run_batch(c, batch);
+
+        pthread_mutex_lock(&c->mu);
+        *c->done_tail = batch;
+        c->done_tail = &last->next;
+        uv_async_send(&c->async);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void on_closed(uv_handle_t *h);
+
+static void on_async(uv_async_t *a)
+{
+    struct committer *c = a->data;
+    pthread_mutex_lock(&c->mu);
+    struct commit_req *r = c->done;
+    c->done = NULL;
+    c->done_tail = &c->done;
+    pthread_mutex_unlock(&c->mu);
+    while (r) {
+        struct commit_req *next = r->next;
+        r->next = NULL;
+        if (r->result == 0)
+            atomic_fetch_add(&c->spool->depth, 1);
+        r->cb(r, r->result, r->arg);
+        r = next;
+    }
+}
+
+int committer_start(uv_loop_t *loop, struct spool *spool, bool fsync, struct committer **out)
+{
+    struct committer *c = calloc(1, sizeof *c);
+    if (!c)
+        return ERR_NOMEM;
+    c->loop = loop;
+    c->spool = spool;
+    c->fsync = fsync;
+    c->pending_tail = &c->pending;
+    c->done_tail = &c->done;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    int rc = uv_async_init(loop, &c->async, on_async);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    c->async.data = c;
+    rc = pthread_create(&c->thread, NULL, commit_thread, c);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&c->async, on_closed);
+        return -rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void committer_submit(struct committer *c, struct commit_req *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&c->mu);
+    *c->pending_tail = r;
+    c->pending_tail = &r->next;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct committer *c = h->data;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+void committer_stop(struct committer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    on_async(&c->async); /* deliver what finished last */
+    uv_close((uv_handle_t *)&c->async, on_closed);
+}

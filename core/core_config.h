@@ -1,0 +1,79 @@
+/* core_config: dicom-core's configuration: JSON file (or the embedded default) plus environment
+ * overrides, validated as a whole, then frozen and passed around as const. */
+#ifndef GW_CORE_CONFIG_H
+#define GW_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/wbuf.h"
+#include "ts.h"
+
+#define CFG_PATH_MAX 1024
+#define CFG_MAX_LIST 64
+
+enum ack_mode { ACK_SPOOL = 0, ACK_S3 = 1, ACK_HEALTHIMAGING = 2 };
+enum backend_type { BACKEND_FILE = 0, BACKEND_AWS = 1 };
+
+struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned prefix;
+};
+
+struct core_config {
+    char ae_title[17];
+    bool check_called_ae;                    /* reject other called AE titles (reason 7) */
+    char calling_allow[CFG_MAX_LIST][17];    /* empty list: any calling AE */
+    size_t n_calling_allow;
+    char listen[128];
+    char http_listen[128];                   /* "" disables the HTTP listener */
+    char spool_dir[CFG_PATH_MAX];
+    enum ack_mode ack;
+    bool fsync;                              /* false only for benchmarks: weakens durability */
+    uint64_t min_free_bytes;                 /* refuse stores (0xA700) under this free space */
+    uint32_t max_pdu;                        /* our maximum receive PDU length */
+    uint32_t max_associations;
+    uint32_t artim_ms;                       /* PS3.8 ARTIM: request wait and close wait */
+    uint32_t idle_ms;                        /* no PDU for this long on an association: abort */
+    uint32_t drain_ms;                       /* SIGTERM: how long live associations may finish */
+    const struct ts_info *ts[32];            /* accepted transfer syntaxes, preference order */
+    size_t n_ts;
+    char private_sops[CFG_MAX_LIST][65];     /* extra storage SOP classes to accept */
+    size_t n_private_sops;
+    bool accept_retired_sops;
+    bool proxy_protocol;                     /* expect PROXY v2 from trusted sources */
+    struct cidr proxy_trusted[CFG_MAX_LIST];
+    size_t n_proxy_trusted;
+    struct {
+        char cert[CFG_PATH_MAX], key[CFG_PATH_MAX], client_ca[CFG_PATH_MAX], crl[CFG_PATH_MAX];
+        bool enabled;
+    } tls;
+    enum backend_type backend;
+    struct {
+        char dir[CFG_PATH_MAX];
+        char prefix[128];
+        uint32_t batch_max_objects;
+        uint64_t batch_max_bytes;
+        uint32_t batch_max_age_ms;
+    } file;
+    char log_level[8];
+    char *aws_json; /* the "backend" object, kept as text for the aws backend to parse */
+};
+
+/* The embedded default configuration, as JSON text. */
+const char *core_config_default_json(void);
+
+/* Load from path (NULL: the embedded default), apply DICOM_CORE_* environment overrides, and
+ * validate. Every problem found is appended to errs as one line; returns 0 or ERR_CONFIG. */
+MUST_CHECK int core_config_load(const char *path, struct core_config *cfg, struct wbuf *errs);
+void core_config_cleanup(struct core_config *cfg);
+
+/* True when addr (AF_INET / AF_INET6, v4-mapped v6 included) lies in one of the CIDRs. */
+bool cidr_list_match(const struct cidr *list, size_t n, const struct sockaddr *addr);
+/* Parse "10.0.0.0/8", "::1/128" or a bare address. 0 or ERR_CONFIG. */
+MUST_CHECK int cidr_parse(const char *s, struct cidr *out);
+
+#endif

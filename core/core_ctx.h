@@ -1,0 +1,41 @@
+/* core_ctx: the runtime shared by the listener and its associations, all on the one loop. */
+#ifndef GW_CORE_CTX_H
+#define GW_CORE_CTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "commit.h"
+#include "core_config.h"
+#include "net/metrics.h"
+#include "spool.h"
+
+struct backend;
+struct assoc;
+
+struct core_metrics {
+    struct metric_counter *assoc_accepted, *assoc_rejected, *assoc_aborted, *assoc_released;
+    struct metric_gauge *assoc_active, *spool_depth, *spool_bytes;
+    struct metric_counter *objects, *bytes, *echoes, *pdu_aborts_sent;
+};
+
+struct core_ctx {
+    uv_loop_t *loop;
+    const struct core_config *cfg; /* replaced on SIGHUP; associations keep the one they began with */
+    struct spool spool;
+    struct committer *committer;
+    struct backend *backend;
+    struct metrics *metrics;
+    struct core_metrics m;
+    uint32_t active;     /* associations (connections) alive */
+    uint64_t next_id;
+    bool draining;
+    struct assoc *assocs; /* intrusive list of live connections */
+    void (*on_last_assoc)(struct core_ctx *ctx); /* drain: fired when active drops to 0 */
+};
+
+/* Count a failure status by its hex code (labels made lazily). */
+void core_count_failure(struct core_ctx *ctx, uint16_t status);
+
+#endif

@@ -1,0 +1,300 @@
+/* dicom-core: the DICOM Store SCP. See README.md and docs/configuration.md. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "assoc.h"
+#include "backend.h"
+#include "common/log.h"
+#include "core_config.h"
+#include "core_ctx.h"
+#include "server.h"
+#include "sop_registry.h"
+
+static const char g_usage[] =
+    "usage: dicom-core [--config FILE] [--check-config] [--print-default-config]\n"
+    "                  [--version] [--help]\n"
+    "\n"
+    "A DICOM Store SCP (C-ECHO, C-STORE) that streams every object to a durable spool and\n"
+    "hands it to its backend (the local `file` store by default, or AWS).\n"
+    "\n"
+    "  --config FILE           JSON configuration (default: the embedded default, see\n"
+    "                          --print-default-config); DICOM_CORE_* environment variables\n"
+    "                          override scalar keys\n"
+    "  --check-config          validate the configuration, print every problem, exit 1 if any\n"
+    "  --print-default-config  print the embedded default configuration\n"
+    "  --version               print the version\n"
+    "  --help                  this text\n"
+    "\n"
+    "Signals: SIGHUP reloads the configuration for new associations; SIGTERM or SIGINT stops\n"
+    "accepting, lets live associations finish (drain_ms), then exits.\n";
+
+struct app {
+    uv_loop_t loop;
+    struct core_ctx ctx;
+    struct server srv;
+    const char *config_path;
+    struct core_config *cfgs[64]; /* every config ever loaded; live associations may hold one */
+    size_t n_cfgs;
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_timer_t drain_timer;
+    bool stopping;
+};
+
+static void finish_shutdown(struct app *app)
+{
+    if (app->stopping)
+        return;
+    app->stopping = true;
+    uv_timer_stop(&app->drain_timer);
+    server_close(&app->srv);
+    uv_close((uv_handle_t *)&app->drain_timer, NULL);
+    uv_close((uv_handle_t *)&app->sig_hup, NULL);
+    uv_close((uv_handle_t *)&app->sig_term, NULL);
+    uv_close((uv_handle_t *)&app->sig_int, NULL);
+    committer_stop(app->ctx.committer); /* waits for queued commits, then closes its handle */
+    app->ctx.committer = NULL;
+    log_msg(LOG_INFO, "stopped", "drained");
+}
+
+static void on_last_assoc(struct core_ctx *ctx)
+{
+    struct app *app = (struct app *)((char *)ctx - offsetof(struct app, ctx));
+    if (ctx->draining)
+        finish_shutdown(app);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct app *app = t->data;
+    struct logb lb;
+    if (log_begin(&lb, LOG_WARN, "drain_timeout")) {
+        log_u64(&lb, "associations", app->ctx.active);
+        log_end(&lb);
+    }
+    assoc_abort_all(&app->ctx);
+    if (app->ctx.active == 0)
+        finish_shutdown(app);
+}
+
+static void on_term(uv_signal_t *s, int signum)
+{
+    struct app *app = s->data;
+    if (app->ctx.draining) {
+        if (signum == SIGINT) /* a second ^C: do not wait */
+            on_drain_timeout(&app->drain_timer);
+        return;
+    }
+    struct logb lb;
+    if (log_begin(&lb, LOG_INFO, "draining")) {
+        log_u64(&lb, "signal", (uint64_t)signum);
+        log_u64(&lb, "associations", app->ctx.active);
+        log_u64(&lb, "drain_ms", app->ctx.cfg->drain_ms);
+        log_end(&lb);
+    }
+    app->ctx.draining = true;
+    server_stop_accepting(&app->srv);
+    assoc_drain_all(&app->ctx);
+    if (app->ctx.active == 0) {
+        finish_shutdown(app);
+        return;
+    }
+    uv_timer_start(&app->drain_timer, on_drain_timeout, app->ctx.cfg->drain_ms, 0);
+}
+
+static int load_config(const char *path, struct core_config **out)
+{
+    struct core_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return ERR_NOMEM;
+    struct wbuf errs;
+    wbuf_init(&errs, 64u * 1024u);
+    int rc = core_config_load(path, cfg, &errs);
+    if (rc < 0) {
+        wbuf_u8(&errs, 0);
+        const char *text = errs.p ? (const char *)errs.p : "";
+        if (log_enabled(LOG_ERROR)) {
+            /* one log line per problem, so that each is greppable */
+            const char *line = text;
+            while (*line) {
+                const char *nl = strchr(line, '\n');
+                size_t n = nl ? (size_t)(nl - line) : strlen(line);
+                struct logb lb;
+                if (log_begin(&lb, LOG_ERROR, "config_invalid")) {
+                    log_str(&lb, "file", path ? path : "(default)");
+                    log_strn(&lb, "problem", line, n);
+                    log_end(&lb);
+                }
+                line += n + (nl ? 1 : 0);
+            }
+        }
+        core_config_cleanup(cfg);
+        free(cfg);
+    } else {
+        *out = cfg;
+    }
+    wbuf_cleanup(&errs);
+    return rc;
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+    struct app *app = s->data;
+    (void)signum;
+    struct core_config *cfg = NULL;
+    if (app->n_cfgs >= ARRAY_LEN(app->cfgs)) {
+        log_msg(LOG_ERROR, "reload_refused", "too many reloads; restart the process");
+        return;
+    }
+    if (load_config(app->config_path, &cfg) < 0) {
+        log_msg(LOG_ERROR, "reload_refused", "new configuration invalid; keeping the old one");
+        return;
+    }
+    const struct core_config *old = app->ctx.cfg;
+    if (strcmp(old->listen, cfg->listen) != 0 || strcmp(old->spool_dir, cfg->spool_dir) != 0 ||
+        old->backend != cfg->backend || strcmp(old->http_listen, cfg->http_listen) != 0) {
+        log_msg(LOG_WARN, "reload_partial",
+                "listen, http_listen, spool_dir and backend need a restart; other keys applied");
+        snprintf(cfg->listen, sizeof cfg->listen, "%s", old->listen);
+        snprintf(cfg->http_listen, sizeof cfg->http_listen, "%s", old->http_listen);
+        snprintf(cfg->spool_dir, sizeof cfg->spool_dir, "%s", old->spool_dir);
+        cfg->backend = old->backend;
+        cfg->file = old->file;
+    }
+    app->cfgs[app->n_cfgs++] = cfg;
+    app->ctx.cfg = cfg; /* new associations only; live ones keep theirs */
+    log_set_level((enum log_level)log_level_parse(cfg->log_level));
+    log_msg(LOG_INFO, "reloaded", app->config_path ? app->config_path : "(default)");
+}
+
+static void print_config_problems(const char *path)
+{
+    struct core_config cfg;
+    struct wbuf errs;
+    wbuf_init(&errs, 64u * 1024u);
+    int rc = core_config_load(path, &cfg, &errs);
+    if (rc < 0) {
+        fprintf(stderr, "%s: configuration invalid:\n%.*s", path ? path : "(default)",
+                (int)errs.len, errs.p ? (const char *)errs.p : "");
+    } else {
+        printf("%s: configuration OK (ae_title %s, listen %s, spool %s, backend %s, %zu storage "
+               "SOP classes, %zu transfer syntaxes)\n",
+               path ? path : "(default)", cfg.ae_title, cfg.listen, cfg.spool_dir,
+               cfg.backend == BACKEND_FILE ? "file" : "aws", sop_registry_count(), cfg.n_ts);
+    }
+    core_config_cleanup(&cfg);
+    wbuf_cleanup(&errs);
+    exit(rc < 0 ? 1 : 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool check = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config = argv[i] + 9;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check = true;
+        } else if (strcmp(argv[i], "--print-default-config") == 0) {
+            fputs(core_config_default_json(), stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("dicom-core %s\n", GW_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(g_usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "dicom-core: unknown argument '%s'\n\n%s", argv[i], g_usage);
+            return 2;
+        }
+    }
+    if (check)
+        print_config_problems(config);
+
+    log_setup("core", LOG_INFO);
+    signal(SIGPIPE, SIG_IGN);
+    static struct app app;
+    app.config_path = config;
+    struct core_config *cfg = NULL;
+    if (load_config(config, &cfg) < 0)
+        return 1;
+    app.cfgs[app.n_cfgs++] = cfg;
+    log_set_level((enum log_level)log_level_parse(cfg->log_level));
+
+    struct core_ctx *ctx = &app.ctx;
+    int rc = uv_loop_init(&app.loop);
+    if (rc < 0)
+        return 1;
+    ctx->loop = &app.loop;
+    ctx->cfg = cfg;
+    ctx->on_last_assoc = on_last_assoc;
+    ctx->metrics = metrics_new();
+    if (!ctx->metrics || server_metrics_init(ctx) < 0) {
+        log_msg(LOG_ERROR, "startup_failed", "out of memory");
+        return 1;
+    }
+    rc = spool_open(&ctx->spool, cfg->spool_dir, cfg->min_free_bytes);
+    if (rc < 0) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_ERROR, "spool_open_failed")) {
+            log_str(&lb, "dir", cfg->spool_dir);
+            log_str(&lb, "err", err_str(rc));
+            log_end(&lb);
+        }
+        return 1;
+    }
+    if (cfg->backend == BACKEND_FILE) {
+        rc = backend_start(cfg, &ctx->spool, &ctx->backend);
+    } else {
+        rc = ERR_UNSUPPORTED;
+        log_msg(LOG_ERROR, "backend_unavailable",
+                "the aws backend is not built into this version; use \"type\": \"file\"");
+    }
+    if (rc < 0) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_ERROR, "backend_start_failed")) {
+            log_str(&lb, "err", err_str(rc));
+            log_end(&lb);
+        }
+        return 1;
+    }
+    rc = committer_start(ctx->loop, &ctx->spool, cfg->fsync, &ctx->committer);
+    if (rc < 0 || server_start(&app.srv, ctx) < 0)
+        return 1;
+    uv_timer_init(ctx->loop, &app.drain_timer);
+    app.drain_timer.data = &app;
+    uv_signal_init(ctx->loop, &app.sig_hup);
+    uv_signal_init(ctx->loop, &app.sig_term);
+    uv_signal_init(ctx->loop, &app.sig_int);
+    app.sig_hup.data = app.sig_term.data = app.sig_int.data = &app;
+    uv_signal_start(&app.sig_hup, on_hup, SIGHUP);
+    uv_signal_start(&app.sig_term, on_term, SIGTERM);
+    uv_signal_start(&app.sig_int, on_term, SIGINT);
+    struct logb lb;
+    if (log_begin(&lb, LOG_INFO, "started")) {
+        log_str(&lb, "version", GW_VERSION);
+        log_str(&lb, "spool", cfg->spool_dir);
+        log_str(&lb, "ack", cfg->ack == ACK_SPOOL ? "spool" : cfg->ack == ACK_S3 ? "s3" :
+                                                                                  "healthimaging");
+        log_bool(&lb, "fsync", cfg->fsync);
+        log_i64(&lb, "spool_depth", atomic_load(&ctx->spool.depth));
+        log_end(&lb);
+    }
+    uv_run(ctx->loop, UV_RUN_DEFAULT);
+
+    backend_stop(ctx->backend);
+    spool_close(&ctx->spool);
+    metrics_free(ctx->metrics);
+    rc = uv_loop_close(ctx->loop);
+    for (size_t i = 0; i < app.n_cfgs; i++) {
+        core_config_cleanup(app.cfgs[i]);
+        free(app.cfgs[i]);
+    }
+    return rc == 0 ? 0 : 1;
+}

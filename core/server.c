@@ -1,0 +1,162 @@
+#include "server.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "assoc.h"
+#include "backend.h"
+#include "common/log.h"
+#include "net/addr.h"
+
+void core_count_failure(struct core_ctx *ctx, uint16_t status)
+{
+    char labels[32];
+    snprintf(labels, sizeof labels, "status=\"%04X\"", status);
+    struct metric_counter *c = metrics_counter_get(ctx->metrics, "dicom_core_dimse_failures_total",
+                                                   "DIMSE responses with a failure status",
+                                                   labels);
+    if (c)
+        metric_inc(c);
+}
+
+int server_metrics_init(struct core_ctx *ctx)
+{
+    struct metrics *m = ctx->metrics;
+    struct core_metrics *cm = &ctx->m;
+    const char *h_assoc = "Associations by outcome";
+    cm->assoc_accepted = metrics_counter(m, "dicom_core_associations_total", h_assoc,
+                                         "result=\"accepted\"");
+    cm->assoc_rejected = metrics_counter(m, "dicom_core_associations_total", h_assoc,
+                                         "result=\"rejected\"");
+    cm->assoc_released = metrics_counter(m, "dicom_core_associations_total", h_assoc,
+                                         "result=\"released\"");
+    cm->assoc_aborted = metrics_counter(m, "dicom_core_associations_total", h_assoc,
+                                        "result=\"aborted\"");
+    cm->assoc_active = metrics_gauge(m, "dicom_core_associations_active",
+                                     "Connections currently open", NULL);
+    cm->objects = metrics_counter(m, "dicom_core_objects_stored_total",
+                                  "Objects acknowledged with success (durable in the spool)", NULL);
+    cm->bytes = metrics_counter(m, "dicom_core_bytes_stored_total",
+                                "Bytes of Part-10 files acknowledged", NULL);
+    cm->echoes = metrics_counter(m, "dicom_core_echo_total", "C-ECHO requests answered", NULL);
+    cm->pdu_aborts_sent = metrics_counter(m, "dicom_core_aborts_sent_total",
+                                          "A-ABORT PDUs sent by the core", NULL);
+    cm->spool_depth = metrics_gauge(m, "dicom_core_spool_depth",
+                                    "Objects in the spool's ready area", NULL);
+    cm->spool_bytes = metrics_gauge(m, "dicom_core_spool_bytes",
+                                    "Bytes in the spool's ready area", NULL);
+    if (!cm->assoc_accepted || !cm->assoc_rejected || !cm->assoc_released ||
+        !cm->assoc_aborted || !cm->assoc_active || !cm->objects || !cm->bytes || !cm->echoes ||
+        !cm->pdu_aborts_sent || !cm->spool_depth || !cm->spool_bytes)
+        return ERR_NOMEM;
+    return 0;
+}
+
+static void on_connection(uv_stream_t *srv, int status)
+{
+    struct server *s = srv->data;
+    if (status < 0) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_WARN, "accept_failed")) {
+            log_str(&lb, "err", uv_strerror(status));
+            log_end(&lb);
+        }
+        return;
+    }
+    int rc = assoc_accept(s->ctx, srv);
+    if (rc < 0) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_WARN, "accept_failed")) {
+            log_str(&lb, "err", err_str(rc));
+            log_end(&lb);
+        }
+    }
+}
+
+static void http_healthz(void *arg, struct wbuf *body, int *status, const char **ctype)
+{
+    struct core_ctx *ctx = arg;
+    *ctype = "application/json";
+    bool room = spool_has_room(&ctx->spool);
+    *status = ctx->draining || !room ? 503 : 200;
+    wbuf_printf(body, "{\"status\":\"%s\",\"associations\":%u,\"spool_depth\":%lld}\n",
+                ctx->draining ? "draining" : room ? "ok" : "spool_full", ctx->active,
+                (long long)atomic_load(&ctx->spool.depth));
+}
+
+static void http_metrics(void *arg, struct wbuf *body, int *status, const char **ctype)
+{
+    struct core_ctx *ctx = arg;
+    metric_gauge_set(ctx->m.spool_depth, atomic_load(&ctx->spool.depth));
+    metric_gauge_set(ctx->m.spool_bytes, atomic_load(&ctx->spool.depth_bytes));
+    *ctype = "text/plain; version=0.0.4";
+    *status = metrics_render(ctx->metrics, body) == 0 ? 200 : 500;
+}
+
+int server_start(struct server *s, struct core_ctx *ctx)
+{
+    memset(s, 0, sizeof *s);
+    s->ctx = ctx;
+    struct sockaddr_storage ss;
+    int rc = addr_parse(ctx->cfg->listen, &ss);
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "listen_invalid", ctx->cfg->listen);
+        return rc;
+    }
+    TRY(uv_tcp_init(ctx->loop, &s->listener));
+    s->listener.data = s;
+    s->listening = true;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    if (rc < 0) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_ERROR, "listen_failed")) {
+            log_str(&lb, "addr", ctx->cfg->listen);
+            log_str(&lb, "err", uv_strerror(rc));
+            log_end(&lb);
+        }
+        return rc;
+    }
+    if (ctx->cfg->http_listen[0]) {
+        rc = http_listener_start(ctx->loop, ctx->cfg->http_listen, &s->http);
+        if (rc == 0)
+            rc = http_listener_route(s->http, "/healthz", http_healthz, ctx);
+        if (rc == 0)
+            rc = http_listener_route(s->http, "/metrics", http_metrics, ctx);
+        if (rc < 0) {
+            struct logb lb;
+            if (log_begin(&lb, LOG_ERROR, "http_listen_failed")) {
+                log_str(&lb, "addr", ctx->cfg->http_listen);
+                log_str(&lb, "err", err_str(rc));
+                log_end(&lb);
+            }
+            return rc;
+        }
+    }
+    struct logb lb;
+    if (log_begin(&lb, LOG_INFO, "listening")) {
+        log_str(&lb, "addr", ctx->cfg->listen);
+        log_str(&lb, "http", ctx->cfg->http_listen);
+        log_str(&lb, "ae_title", ctx->cfg->ae_title);
+        log_end(&lb);
+    }
+    return 0;
+}
+
+void server_stop_accepting(struct server *s)
+{
+    if (s->listening) {
+        s->listening = false;
+        uv_close((uv_handle_t *)&s->listener, NULL);
+    }
+}
+
+void server_close(struct server *s)
+{
+    server_stop_accepting(s);
+    if (s->http) {
+        http_listener_close(s->http, NULL, NULL);
+        s->http = NULL;
+    }
+}

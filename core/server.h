@@ -1,0 +1,26 @@
+/* server: the DICOM listener and the operator's HTTP endpoints of dicom-core. */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <uv.h>
+
+#include "core_ctx.h"
+#include "net/http_listener.h"
+
+struct server {
+    struct core_ctx *ctx;
+    uv_tcp_t listener;
+    bool listening;
+    struct http_listener *http;
+};
+
+/* Register the core's metrics in ctx->metrics. 0 or ERR_NOMEM. */
+MUST_CHECK int server_metrics_init(struct core_ctx *ctx);
+/* Bind and listen on cfg->listen, and the HTTP listener on cfg->http_listen (unless ""). */
+MUST_CHECK int server_start(struct server *s, struct core_ctx *ctx);
+/* Stop accepting new connections (drain). */
+void server_stop_accepting(struct server *s);
+/* Close the HTTP listener too (shutdown). */
+void server_close(struct server *s);
+
+#endif

@@ -1,0 +1,146 @@
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static int mkdir_p(const char *path)
+{
+    char tmp[1100];
+    int n = snprintf(tmp, sizeof tmp, "%s", path);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int spool_path(const struct spool *s, const char *area, const char *id, const char *ext, char *out,
+               size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s/%s%s", s->dir, area, id, ext);
+    return (n < 0 || (size_t)n >= cap) ? ERR_LIMIT : 0;
+}
+
+static bool has_suffix(const char *name, const char *suf)
+{
+    size_t n = strlen(name), m = strlen(suf);
+    return n > m && strcmp(name + n - m, suf) == 0;
+}
+
+static int clean_tmp(struct spool *s)
+{
+    DIR *d = opendir(s->tmp_dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    unsigned removed = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        /* never acknowledged: a partial object or a sidecar that did not land */
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    if (removed) {
+        struct logb b;
+        if (log_begin(&b, LOG_WARN, "spool_partial_removed")) {
+            log_u64(&b, "count", removed);
+            log_end(&b);
+        }
+    }
+    return 0;
+}
+
+static int scan_ready(struct spool *s)
+{
+    DIR *d = opendir(s->ready_dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    int64_t count = 0, bytes = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!has_suffix(e->d_name, ".dcm"))
+            continue;
+        char side[300];
+        size_t n = strlen(e->d_name);
+        snprintf(side, sizeof side, "%.*s.json", (int)(n - 4), e->d_name);
+        struct stat st;
+        if (fstatat(dirfd(d), side, &st, 0) < 0) {
+            /* data renamed but the sidecar never landed: it was never acknowledged */
+            (void)unlinkat(dirfd(d), e->d_name, 0);
+            continue;
+        }
+        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0) {
+            count++;
+            bytes += st.st_size;
+        }
+    }
+    closedir(d);
+    atomic_store(&s->depth, count);
+    atomic_store(&s->depth_bytes, bytes);
+    return 0;
+}
+
+int spool_open(struct spool *s, const char *dir, uint64_t min_free)
+{
+    memset(s, 0, sizeof *s);
+    s->ready_fd = -1;
+    s->min_free = min_free;
+    if (snprintf(s->dir, sizeof s->dir, "%s", dir) >= (int)sizeof s->dir)
+        return -ENAMETOOLONG;
+    snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", s->dir);
+    snprintf(s->ready_dir, sizeof s->ready_dir, "%s/ready", s->dir);
+    TRY(mkdir_p(s->tmp_dir));
+    TRY(mkdir_p(s->ready_dir));
+    TRY(clean_tmp(s));
+    TRY(scan_ready(s));
+    s->ready_fd = open(s->ready_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->ready_fd < 0)
+        return -errno;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    atomic_store(&s->seq, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+    return 0;
+}
+
+void spool_close(struct spool *s)
+{
+    if (s->ready_fd >= 0)
+        close(s->ready_fd);
+    s->ready_fd = -1;
+}
+
+void spool_new_id(struct spool *s, char out[SPOOL_ID_MAX])
+{
+    /* microseconds at start, then +1 per object: unique within this spool, sorts by arrival */
+    uint64_t v = atomic_fetch_add(&s->seq, 1);
+    snprintf(out, SPOOL_ID_MAX, "%016llx-%d", (unsigned long long)v, (int)getpid());
+}
+
+bool spool_has_room(struct spool *s)
+{
+    if (s->min_free == 0)
+        return true;
+    struct statvfs st;
+    if (statvfs(s->dir, &st) < 0)
+        return false;
+    return (uint64_t)st.f_bavail * st.f_frsize >= s->min_free;
+}

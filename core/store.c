@@ -1,0 +1,474 @@
+#include "store.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/wbuf.h"
+#include "dimse.h"
+
+struct store_obj {
+    uv_loop_t *loop;
+    struct spool *spool;
+    struct committer *committer;
+    int fd;
+    char id[SPOOL_ID_MAX];
+    uint8_t *buf[2];
+    size_t len[2];
+    size_t cap;
+    int cur;        /* buffer being filled on the loop thread */
+    int writing;    /* buffer the worker owns while inflight */
+    bool inflight;
+    int werr;       /* set by the worker, read after it finished */
+    uv_work_t work;
+    EVP_MD_CTX *md; /* touched by the worker while inflight, by the loop thread otherwise */
+    uint64_t file_bytes;
+    struct ds_scan *scan;
+    int scan_rc;
+    bool ended, aborted, committing;
+    uint16_t fail_status;
+    const char *fail_comment;
+    store_done_cb cb;
+    void *cb_arg;
+    void (*room_cb)(void *);
+    void *room_arg;
+    struct commit_req creq;
+    char sop_class[65], sop_instance[65], ts_uid[65];
+    char calling[17], called[17], peer[64], cert_cn[257], cert_fp[65], client_id[129];
+    uint64_t assoc_id;
+    struct timespec t_start;
+    char sha_hex[65];
+};
+
+static void put_meta_ui(struct wbuf *b, uint16_t elem, const char *uid)
+{
+    size_t n = strnlen(uid, 64);
+    wbuf_u16le(b, 0x0002);
+    wbuf_u16le(b, elem);
+    wbuf_put(b, "UI", 2);
+    wbuf_u16le(b, (uint16_t)(n + (n & 1)));
+    wbuf_put(b, uid, n);
+    if (n & 1)
+        wbuf_u8(b, 0);
+}
+
+static void put_meta_text(struct wbuf *b, uint16_t elem, const char *vr, const char *s)
+{
+    size_t n = strnlen(s, 64);
+    wbuf_u16le(b, 0x0002);
+    wbuf_u16le(b, elem);
+    wbuf_put(b, vr, 2);
+    wbuf_u16le(b, (uint16_t)(n + (n & 1)));
+    wbuf_put(b, s, n);
+    if (n & 1)
+        wbuf_u8(b, ' ');
+}
+
+/* PS3.10 7.1: preamble, "DICM", then group 0002 in Explicit VR Little Endian. */
+static int build_meta(const struct store_obj *o, struct wbuf *b)
+{
+    wbuf_fill(b, 0, 128);
+    wbuf_put(b, "DICM", 4);
+    wbuf_u16le(b, 0x0002);
+    wbuf_u16le(b, 0x0000);
+    wbuf_put(b, "UL", 2);
+    wbuf_u16le(b, 4);
+    size_t glen_at = b->len;
+    wbuf_u32le(b, 0);
+    size_t start = b->len;
+    wbuf_u16le(b, 0x0002);
+    wbuf_u16le(b, 0x0001);
+    wbuf_put(b, "OB\0\0", 4);
+    wbuf_u32le(b, 2);
+    wbuf_put(b, "\x00\x01", 2);
+    put_meta_ui(b, 0x0002, o->sop_class);
+    put_meta_ui(b, 0x0003, o->sop_instance);
+    put_meta_ui(b, 0x0010, o->ts_uid);
+    put_meta_ui(b, 0x0012, GW_IMPL_CLASS_UID);
+    put_meta_text(b, 0x0013, "SH", GW_IMPL_VERSION);
+    put_meta_text(b, 0x0016, "AE", o->calling);
+    wbuf_set_u32le(b, glen_at, (uint32_t)(b->len - start));
+    return b->err;
+}
+
+static void free_obj(struct store_obj *o)
+{
+    ds_scan_free(o->scan);
+    EVP_MD_CTX_free(o->md);
+    free(o->buf[0]);
+    free(o->buf[1]);
+    free(o->creq.sidecar);
+    free(o);
+}
+
+static void discard_tmp(struct store_obj *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    o->fd = -1;
+    char p[1200];
+    if (spool_path(o->spool, "tmp", o->id, ".part", p, sizeof p) == 0)
+        unlink(p);
+}
+
+static void on_written(uv_work_t *w, int status);
+
+static void write_work(uv_work_t *w)
+{
+    struct store_obj *o = w->data;
+    const uint8_t *p = o->buf[o->writing];
+    size_t n = o->len[o->writing];
+    if (o->werr)
+        return;
+    if (EVP_DigestUpdate(o->md, p, n) != 1) {
+        o->werr = ERR_NOMEM;
+        return;
+    }
+    while (n > 0) {
+        ssize_t k = write(o->fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            o->werr = -errno;
+            return;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void submit(struct store_obj *o)
+{
+    o->writing = o->cur;
+    o->cur ^= 1;
+    o->inflight = true;
+    o->file_bytes += o->len[o->writing];
+    int rc = uv_queue_work(o->loop, &o->work, write_work, on_written);
+    if (rc < 0) {
+        o->inflight = false;
+        o->werr = rc;
+        o->len[o->writing] = 0;
+    }
+}
+
+static void fail(struct store_obj *o, uint16_t status, const char *comment)
+{
+    if (!o->fail_status) {
+        o->fail_status = status;
+        o->fail_comment = comment;
+    }
+}
+
+static void finish(struct store_obj *o);
+
+static void on_written(uv_work_t *w, int status)
+{
+    struct store_obj *o = w->data;
+    (void)status;
+    o->inflight = false;
+    o->len[o->writing] = 0;
+    if (o->aborted) {
+        discard_tmp(o);
+        free_obj(o);
+        return;
+    }
+    if (o->werr)
+        fail(o, DIMSE_OUT_OF_RESOURCES, "write to spool failed");
+    if (o->ended) {
+        if (o->len[o->cur] > 0 && !o->werr)
+            submit(o);
+        if (!o->inflight)
+            finish(o);
+        return;
+    }
+    if (o->len[o->cur] >= o->cap / 2)
+        submit(o);
+    if (o->room_cb) {
+        void (*cb)(void *) = o->room_cb;
+        o->room_cb = NULL;
+        cb(o->room_arg);
+    }
+}
+
+int store_begin(uv_loop_t *loop, struct spool *spool, struct committer *committer,
+                const struct store_params *p, struct store_obj **out)
+{
+    struct store_obj *o = calloc(1, sizeof *o);
+    if (!o)
+        return ERR_NOMEM;
+    o->loop = loop;
+    o->spool = spool;
+    o->committer = committer;
+    o->fd = -1;
+    o->cap = p->buf_cap;
+    o->work.data = o;
+    o->creq.fd = -1;
+    snprintf(o->sop_class, sizeof o->sop_class, "%s", p->sop_class);
+    snprintf(o->sop_instance, sizeof o->sop_instance, "%s", p->sop_instance);
+    snprintf(o->ts_uid, sizeof o->ts_uid, "%s", p->ts->uid);
+    snprintf(o->calling, sizeof o->calling, "%s", p->calling_ae);
+    snprintf(o->called, sizeof o->called, "%s", p->called_ae);
+    snprintf(o->peer, sizeof o->peer, "%s", p->peer ? p->peer : "");
+    snprintf(o->cert_cn, sizeof o->cert_cn, "%s", p->cert_cn ? p->cert_cn : "");
+    snprintf(o->cert_fp, sizeof o->cert_fp, "%s", p->cert_fingerprint ? p->cert_fingerprint : "");
+    snprintf(o->client_id, sizeof o->client_id, "%s", p->client_id ? p->client_id : "");
+    o->assoc_id = p->assoc_id;
+    clock_gettime(CLOCK_REALTIME, &o->t_start);
+    o->buf[0] = malloc(o->cap);
+    o->buf[1] = malloc(o->cap);
+    o->md = EVP_MD_CTX_new();
+    o->scan = ds_scan_new(p->ts->enc);
+    if (!o->buf[0] || !o->buf[1] || !o->md || !o->scan ||
+        EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
+        free_obj(o);
+        return ERR_NOMEM;
+    }
+    spool_new_id(spool, o->id);
+    char path[1200];
+    int rc = spool_path(spool, "tmp", o->id, ".part", path, sizeof path);
+    if (rc == 0) {
+        o->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (o->fd < 0)
+            rc = -errno;
+    }
+    if (rc < 0) {
+        free_obj(o);
+        return rc;
+    }
+    struct wbuf meta;
+    wbuf_init(&meta, 1024);
+    rc = build_meta(o, &meta);
+    if (rc == 0 && meta.len <= o->cap) {
+        memcpy(o->buf[0], meta.p, meta.len);
+        o->len[0] = meta.len;
+    } else {
+        rc = rc ? rc : ERR_LIMIT;
+    }
+    wbuf_cleanup(&meta);
+    if (rc < 0) {
+        discard_tmp(o);
+        free_obj(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+bool store_can_accept(const struct store_obj *o, size_t n)
+{
+    return !o->inflight || o->len[o->cur] + n <= o->cap;
+}
+
+void store_on_room(struct store_obj *o, void (*cb)(void *), void *arg)
+{
+    o->room_cb = cb;
+    o->room_arg = arg;
+}
+
+void store_write(struct store_obj *o, const uint8_t *p, size_t n)
+{
+    if (o->fail_status || n == 0)
+        return; /* already failed: the rest of the dataset is read and dropped */
+    if (o->scan_rc == 0) {
+        o->scan_rc = ds_scan_feed(o->scan, p, n);
+        if (o->scan_rc < 0) {
+            fail(o, DIMSE_CANNOT_UNDERSTAND, "dataset cannot be parsed");
+            return;
+        }
+    }
+    while (n > 0) {
+        size_t room = o->cap - o->len[o->cur];
+        if (room == 0) {
+            if (o->inflight)
+                return; /* caller broke the can_accept contract; cannot happen */
+            submit(o);
+            continue;
+        }
+        size_t k = n < room ? n : room;
+        memcpy(o->buf[o->cur] + o->len[o->cur], p, k);
+        o->len[o->cur] += k;
+        p += k;
+        n -= k;
+    }
+    if (!o->inflight && o->len[o->cur] >= o->cap / 2)
+        submit(o);
+}
+
+static void on_committed(struct commit_req *r, int result, void *arg)
+{
+    struct store_obj *o = arg;
+    (void)r;
+    if (!o->cb) {
+        free_obj(o); /* the association went away while committing */
+        return;
+    }
+    if (result < 0) {
+        struct logb b;
+        if (log_begin(&b, LOG_ERROR, "spool_commit_failed")) {
+            log_str(&b, "id", o->id);
+            log_str(&b, "err", err_str(result));
+            log_end(&b);
+        }
+        o->cb(o->cb_arg, DIMSE_OUT_OF_RESOURCES, "spool commit failed", o);
+    } else {
+        o->cb(o->cb_arg, DIMSE_SUCCESS, NULL, o);
+    }
+    free_obj(o);
+}
+
+static void iso_time(char *out, size_t cap, const struct timespec *ts)
+{
+    struct tm tm;
+    gmtime_r(&ts->tv_sec, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts->tv_nsec / 1000000));
+}
+
+static char *build_sidecar(const struct store_obj *o)
+{
+    const struct ds_uids *u = ds_scan_uids(o->scan);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char t0[32], t1[32];
+    iso_time(t0, sizeof t0, &o->t_start);
+    iso_time(t1, sizeof t1, &now);
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddStringToObject(j, "id", o->id);
+    cJSON_AddStringToObject(j, "sop_class_uid", o->sop_class);
+    cJSON_AddStringToObject(j, "sop_instance_uid", o->sop_instance);
+    cJSON_AddStringToObject(j, "study_instance_uid", u->study);
+    cJSON_AddStringToObject(j, "series_instance_uid", u->series);
+    cJSON_AddStringToObject(j, "transfer_syntax_uid", o->ts_uid);
+    cJSON_AddStringToObject(j, "calling_ae", o->calling);
+    cJSON_AddStringToObject(j, "called_ae", o->called);
+    cJSON_AddStringToObject(j, "peer", o->peer);
+    if (o->cert_cn[0] || o->cert_fp[0] || o->client_id[0]) {
+        cJSON *c = cJSON_AddObjectToObject(j, "cert");
+        if (c) {
+            cJSON_AddStringToObject(c, "subject_cn", o->cert_cn);
+            cJSON_AddStringToObject(c, "fingerprint_sha256", o->cert_fp);
+            cJSON_AddStringToObject(c, "client_id", o->client_id);
+        }
+    }
+    cJSON_AddNumberToObject(j, "bytes", (double)o->file_bytes);
+    cJSON_AddStringToObject(j, "sha256", o->sha_hex);
+    cJSON_AddNumberToObject(j, "assoc", (double)o->assoc_id);
+    cJSON_AddStringToObject(j, "received_start", t0);
+    cJSON_AddStringToObject(j, "received_end", t1);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* All bytes are on disk (or failed): decide, then commit or discard. Loop thread. */
+static void finish(struct store_obj *o)
+{
+    if (!o->fail_status) {
+        int rc = o->scan_rc == 0 ? ds_scan_finish(o->scan) : o->scan_rc;
+        const struct ds_uids *u = ds_scan_uids(o->scan);
+        if (rc < 0)
+            fail(o, DIMSE_CANNOT_UNDERSTAND, "dataset truncated or malformed");
+        else if (!u->sop_instance[0] || strcmp(u->sop_instance, o->sop_instance) != 0)
+            fail(o, DIMSE_CANNOT_UNDERSTAND, "SOP Instance UID differs from the command's");
+        else if (u->sop_class[0] && strcmp(u->sop_class, o->sop_class) != 0)
+            fail(o, DIMSE_DATASET_MISMATCH, "SOP Class UID differs from the command's");
+        else if (!u->study[0] || !u->series[0])
+            fail(o, DIMSE_CANNOT_UNDERSTAND, "Study or Series Instance UID missing");
+    }
+    if (!o->fail_status) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdlen = 0;
+        if (EVP_DigestFinal_ex(o->md, md, &mdlen) != 1 || mdlen != 32) {
+            fail(o, DIMSE_OUT_OF_RESOURCES, "hash failed");
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            for (unsigned i = 0; i < 32; i++) {
+                o->sha_hex[2 * i] = hex[md[i] >> 4];
+                o->sha_hex[2 * i + 1] = hex[md[i] & 15];
+            }
+            o->sha_hex[64] = '\0';
+        }
+    }
+    if (!o->fail_status) {
+        o->creq.sidecar = build_sidecar(o);
+        if (!o->creq.sidecar)
+            fail(o, DIMSE_OUT_OF_RESOURCES, "out of memory");
+    }
+    if (o->fail_status) {
+        discard_tmp(o);
+        o->cb(o->cb_arg, o->fail_status, o->fail_comment, o);
+        free_obj(o);
+        return;
+    }
+    o->creq.sidecar_len = strlen(o->creq.sidecar);
+    o->creq.fd = o->fd;
+    o->fd = -1; /* the committer closes it */
+    snprintf(o->creq.id, sizeof o->creq.id, "%s", o->id);
+    o->creq.cb = on_committed;
+    o->creq.arg = o;
+    o->committing = true;
+    committer_submit(o->committer, &o->creq);
+}
+
+void store_end(struct store_obj *o, store_done_cb cb, void *arg)
+{
+    o->ended = true;
+    o->cb = cb;
+    o->cb_arg = arg;
+    o->room_cb = NULL;
+    if (o->inflight)
+        return; /* on_written continues */
+    if (o->len[o->cur] > 0 && !o->fail_status) {
+        submit(o);
+        if (o->inflight)
+            return;
+    }
+    if (o->werr)
+        fail(o, DIMSE_OUT_OF_RESOURCES, "write to spool failed");
+    finish(o);
+}
+
+void store_abort(struct store_obj *o)
+{
+    if (o->committing) {
+        /* already handed to the committer: it will land in ready/ unacknowledged, which is
+         * harmless (the modality will resend); detach the callback */
+        o->cb = NULL;
+        return;
+    }
+    o->aborted = true;
+    o->room_cb = NULL;
+    if (o->inflight)
+        return;
+    discard_tmp(o);
+    free_obj(o);
+}
+
+uint64_t store_bytes(const struct store_obj *o)
+{
+    return o->file_bytes;
+}
+
+const char *store_sha256_hex(const struct store_obj *o)
+{
+    return o->sha_hex;
+}
+
+const struct ds_uids *store_uids(const struct store_obj *o)
+{
+    return ds_scan_uids(o->scan);
+}
+
+const char *store_id(const struct store_obj *o)
+{
+    return o->id;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing need on Debian 12, as root. Idempotent: packages
+# already present are not fetched again. Used by tools/run-gateway.sh and tests/run-all.sh.
+set -euo pipefail
+
+runtime=(libuv1 libssl3 libcjson1 zlib1g ca-certificates)
+build=(build-essential cmake pkg-config libuv1-dev libssl-dev libcjson-dev zlib1g-dev
+       libcurl4-openssl-dev)
+test=(libcriterion-dev dcmtk python3-pydicom python3-numpy clang libclang-rt-14-dev jq
+      openssl procps psmisc iproute2)
+
+want=("${runtime[@]}" "${build[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+    want+=("${test[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: missing packages: ${missing[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+    echo "install-deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
