@@ -96,7 +96,7 @@ static void on_written(uv_write_t *w, int status)
 static int send_bytes(struct assoc *a, const uint8_t *p, size_t n)
 {
     if (a->closing)
-        return ERR_STATE;
+        return ERR_WRONG_STATE;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) > (1u << 20)) {
         assoc_close(a, "peer does not read");
         return ERR_LIMIT;

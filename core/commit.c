@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* syncfs(2) */
 #include "commit.h"
 
 #include <errno.h>

@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -23,7 +24,7 @@ struct spool {
     _Atomic uint64_t seq;
 };
 
-/* Create the directories if needed, remove partial objects left by a crash (tmp/*, and ready
+/* Create the directories if needed, remove partial objects left by a crash (files in tmp/, and ready
  * data files whose sidecar never landed), count the ready entries. 0 or a negative errno. */
 MUST_CHECK int spool_open(struct spool *s, const char *dir, uint64_t min_free);
 void spool_close(struct spool *s);

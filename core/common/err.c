@@ -14,7 +14,7 @@ const char *err_str(int code)
     case ERR_IO: return "I/O error";
     case ERR_TLS: return "TLS error";
     case ERR_UNSUPPORTED: return "not supported";
-    case ERR_STATE: return "invalid state";
+    case ERR_WRONG_STATE: return "invalid state";
     case ERR_UNEXPECTED: return "unexpected message";
     case ERR_NOSPACE: return "free disk below floor";
     case ERR_MISMATCH: return "values do not match";

@@ -15,7 +15,7 @@ enum err {
     ERR_IO = -20006,          /* disk or socket I/O failed */
     ERR_TLS = -20007,         /* TLS failure */
     ERR_UNSUPPORTED = -20008, /* well-formed but not supported */
-    ERR_STATE = -20009,       /* operation not valid in the current state */
+    ERR_WRONG_STATE = -20009,       /* operation not valid in the current state */
     ERR_UNEXPECTED = -20010,  /* a PDU or message that the state forbids */
     ERR_NOSPACE = -20011,     /* free disk below the configured floor */
     ERR_MISMATCH = -20012,    /* two values that must agree do not */
