@@ -254,8 +254,12 @@ static int copy_file(const char *from, const char *to)
     int in = open(from, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return -errno;
-    char tmp[CFG_PATH_MAX + 300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    char tmp[CFG_PATH_MAX + 700];
+    int tn = snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    if (tn < 0 || (size_t)tn >= sizeof tmp) {
+        close(in);
+        return -ENAMETOOLONG;
+    }
     int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (out < 0) {
         int e = -errno;

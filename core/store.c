@@ -327,8 +327,11 @@ static void iso_time(char *out, size_t cap, const struct timespec *ts)
 {
     struct tm tm;
     gmtime_r(&ts->tv_sec, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts->tv_nsec / 1000000));
+    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(ts->tv_nsec / 1000000));
+    if (n < 0 || (size_t)n >= cap)
+        out[0] = '\0';
 }
 
 static char *build_sidecar(const struct store_obj *o)
@@ -336,7 +339,7 @@ static char *build_sidecar(const struct store_obj *o)
     const struct ds_uids *u = ds_scan_uids(o->scan);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    char t0[32], t1[32];
+    char t0[64], t1[64];
     iso_time(t0, sizeof t0, &o->t_start);
     iso_time(t1, sizeof t1, &now);
     cJSON *j = cJSON_CreateObject();
