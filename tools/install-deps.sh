@@ -7,7 +7,7 @@ runtime=(libuv1 libssl3 libcjson1 zlib1g ca-certificates)
 build=(build-essential cmake pkg-config libuv1-dev libssl-dev libcjson-dev zlib1g-dev
        libcurl4-openssl-dev)
 test=(libcriterion-dev dcmtk python3-pydicom python3-numpy clang libclang-rt-14-dev jq
-      openssl procps psmisc iproute2)
+      openssl procps psmisc iproute2 bc curl)
 
 want=("${runtime[@]}" "${build[@]}")
 if [[ "${1:-}" == "--test" ]]; then
