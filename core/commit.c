@@ -83,54 +83,43 @@ static void discard(struct committer *c, struct commit_req *r)
         unlink(p);
 }
 
+/* One batch: everything that queued while the previous batch was being made durable.
+ * The files are renamed into ready/ first and then a single syncfs(2) makes the data, the
+ * sidecars and the renames durable together: one journal commit for the whole batch (the
+ * platform's group commit). Nothing is acknowledged before syncfs returns success. A crash
+ * inside syncfs can leave an entry in ready/ whose data never reached the disk; it was never
+ * acknowledged, and the backend verifies the SHA-256 of entries left by a previous run before
+ * it forwards them, dropping such a torn entry. */
 static void run_batch(struct committer *c, struct commit_req *batch)
 {
-    size_t n = 0;
-    int side_fd[64];
     struct commit_req *r;
     for (r = batch; r; r = r->next) {
         int fd = write_sidecar(c, r);
         r->result = fd < 0 ? fd : 0;
-        side_fd[n++] = fd;
-    }
-    if (c->fsync) {
-        /* One syncfs flushes every object of the batch (the platform's group commit); a lone
-         * object takes the cheaper fsync of its two files. Either reports writeback errors. */
-        int rc = 0;
-        if (n > 1 && syncfs(c->spool->ready_fd) < 0)
-            rc = -errno;
-        size_t i = 0;
-        for (r = batch; r; r = r->next, i++) {
-            if (r->result < 0)
-                continue;
-            if (rc < 0) {
-                r->result = rc;
-            } else if (n == 1 && (fdatasync(r->fd) < 0 || fsync(side_fd[i]) < 0)) {
-                r->result = -errno;
-            }
-        }
-    }
-    size_t i = 0;
-    bool moved = false;
-    for (r = batch; r; r = r->next, i++) {
-        if (side_fd[i] >= 0)
-            close(side_fd[i]);
+        if (fd >= 0 && close(fd) < 0 && errno != EINTR)
+            r->result = -errno;
         if (close(r->fd) < 0 && r->result == 0 && errno != EINTR)
             r->result = -errno;
         r->fd = -1;
         if (r->result == 0)
             r->result = move_into_ready(c, r);
-        if (r->result == 0)
-            moved = true;
-        else
+        if (r->result < 0)
             discard(c, r);
     }
-    if (moved && c->fsync && fsync(c->spool->ready_fd) < 0) {
-        int e = -errno;
-        for (r = batch; r; r = r->next) {
-            if (r->result == 0)
-                r->result = e; /* the rename may not survive a crash: never acknowledge it */
-        }
+    if (!c->fsync)
+        return;
+    if (syncfs(c->spool->ready_fd) == 0)
+        return;
+    int e = -errno;
+    for (r = batch; r; r = r->next) {
+        if (r->result != 0)
+            continue;
+        r->result = e; /* not durable: never acknowledged, and not left for the backend */
+        char p[1200];
+        if (spool_path(c->spool, "ready", r->id, ".json", p, sizeof p) == 0)
+            unlink(p);
+        if (spool_path(c->spool, "ready", r->id, ".dcm", p, sizeof p) == 0)
+            unlink(p);
     }
 }
 
