@@ -14,6 +14,8 @@
 #include "sop_registry.h"
 #include "store.h"
 
+#define STORE_BUF (1024u * 1024u)
+
 /* PS3.8 Table 9-10 states an acceptor can be in. */
 enum sta {
     STA2 = 2,   /* transport open, awaiting A-ASSOCIATE-RQ (ARTIM running) */
@@ -556,8 +558,9 @@ static void handle_command(struct assoc *a)
             .cert_fingerprint = a->cert_fp[0] ? a->cert_fp : fp,
             .client_id = a->client_id,
             .assoc_id = a->id,
-            .buf_cap = (size_t)a->our_max * 2 > 512u * 1024u ? (size_t)a->our_max * 2
-                                                               : 512u * 1024u,
+            /* two buffers of 1 MiB (or two PDUs): large writes, few hand-offs to the disk */
+            .buf_cap = (size_t)a->our_max * 2 > STORE_BUF ? (size_t)a->our_max * 2 : STORE_BUF,
+            .early_sync = a->cfg->fsync,
         };
         rc = store_begin(a->ctx->loop, &a->ctx->spool, a->ctx->committer, &p, &a->obj);
         if (rc < 0) {

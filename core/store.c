@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sync_file_range(2) */
 #include "store.h"
 
 #include <cjson/cJSON.h>
@@ -30,6 +31,8 @@ struct store_obj {
     uv_work_t work;
     EVP_MD_CTX *md; /* touched by the worker while inflight, by the loop thread otherwise */
     uint64_t file_bytes;
+    uint64_t synced_to;  /* worker: writeback started up to here */
+    bool early_sync;     /* start writeback as we go, so the commit's flush has little left */
     struct ds_scan *scan;
     int scan_rc;
     bool ended, aborted, committing;
@@ -142,6 +145,14 @@ static void write_work(uv_work_t *w)
         p += k;
         n -= (size_t)k;
     }
+    /* large objects: start writeback of what is written so far (non-blocking), so that the
+     * durability flush at the end does not wait for the whole object to hit the disk */
+    off_t end = lseek(o->fd, 0, SEEK_CUR);
+    if (o->early_sync && end > 0 && (uint64_t)end - o->synced_to >= (8u << 20)) {
+        (void)sync_file_range(o->fd, (off_t)o->synced_to, end - (off_t)o->synced_to,
+                              SYNC_FILE_RANGE_WRITE);
+        o->synced_to = (uint64_t)end;
+    }
 }
 
 static void submit(struct store_obj *o)
@@ -220,6 +231,7 @@ int store_begin(uv_loop_t *loop, struct spool *spool, struct committer *committe
     snprintf(o->cert_fp, sizeof o->cert_fp, "%s", p->cert_fingerprint ? p->cert_fingerprint : "");
     snprintf(o->client_id, sizeof o->client_id, "%s", p->client_id ? p->client_id : "");
     o->assoc_id = p->assoc_id;
+    o->early_sync = p->early_sync;
     clock_gettime(CLOCK_REALTIME, &o->t_start);
     o->buf[0] = malloc(o->cap);
     o->buf[1] = malloc(o->cap);

@@ -28,6 +28,7 @@ struct store_params {
     const char *cert_cn, *cert_fingerprint, *client_id; /* from PROXY v2; may be "" */
     uint64_t assoc_id;
     size_t buf_cap;           /* each of the two buffers; >= the largest single append */
+    bool early_sync;          /* fsync mode: start writeback while receiving */
 };
 
 struct store_obj;
