@@ -39,6 +39,16 @@ grep -q '"ev":"assoc_abort_sent"' "$T/core.log" || { echo "no abort was logged";
 kill -TERM "$pid"
 wait "$pid" || { echo "dicom-core exited non-zero on SIGTERM"; rc=1; }
 pid=
+# SIGTERM drain: the core releases an idle association itself (A-RELEASE-RQ), then exits 0;
+# and a release collision (we answer with our own A-RELEASE-RQ) ends the same way.
+for mode in release collision; do
+    "$build/core/dicom-core" --config "$T/core.json" 2>>"$T/core.log" &
+    pid=$!
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$P) 2>/dev/null && break; sleep 0.1; done
+    /usr/bin/python3 "$src/tests/support/drain_peer.py" 127.0.0.1 "$P" DICOM_CORE "$pid" "$mode" || rc=1
+    wait "$pid" || { echo "dicom-core exited non-zero after drain ($mode)"; rc=1; }
+    pid=
+done
 if [[ $rc -ne 0 ]]; then
     echo "--- core log (tail)"
     tail -40 "$T/core.log"
