@@ -12,6 +12,14 @@ test=(libcriterion-dev dcmtk python3-pydicom python3-numpy clang libclang-rt-14-
 want=("${runtime[@]}" "${build[@]}")
 if [[ "${1:-}" == "--test" ]]; then
     want+=("${test[@]}")
+    # each area lists the extra Debian packages its tests need, one per line (# comments)
+    here=$(cd "$(dirname "$0")" && pwd)
+    for f in "$here"/deps/*.txt; do
+        [[ -e "$f" ]] || continue
+        while read -r p _; do
+            [[ -n "$p" && "$p" != \#* ]] && want+=("$p")
+        done <"$f"
+    done
 fi
 
 missing=()
