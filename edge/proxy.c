@@ -110,6 +110,12 @@ void edge_gen_unref(struct edge_gen *g)
 
 /* ---------------------------------------------------------------- logging */
 
+static const char *status_str(int status)
+{
+    return status == UV_EOF ? "closed" : status < 0 && status > -4096 ? uv_strerror(status) :
+                                                                        err_str(status);
+}
+
 static void log_conn(struct logb *lb, const struct edge_conn *c)
 {
     log_u64(lb, "conn", c->id);
@@ -254,8 +260,9 @@ static void conn_finish(struct edge_conn *c, const char *end)
     }
     if (c->up_connected) {
         uv_read_stop((uv_stream_t *)&c->up);
-        if (c->up_tls && tls_conn_is_ready(c->up_tls))
-            (void)tls_conn_shutdown(c->up_tls); /* best effort: the socket closes anyway */
+        /* best effort: the socket closes next anyway */
+        if (c->up_tls && tls_conn_is_ready(c->up_tls) && tls_conn_shutdown(c->up_tls) < 0)
+            log_msg(LOG_DEBUG, "upstream_close_notify_failed", c->peer_s);
     }
     uv_timer_start(&c->timer, on_linger, LINGER_MS, 0);
     c->sd_down.data = c;
@@ -380,21 +387,25 @@ static void inject_abort(struct edge_conn *c, bool to_down)
         return;
     struct wbuf b;
     wbuf_init(&b, 16);
-    if (ul_encode_abort(&b, UL_ABORT_SRC_PROVIDER, UL_ABORT_NOT_SPECIFIED) == 0) {
+    int rc = ul_encode_abort(&b, UL_ABORT_SRC_PROVIDER, UL_ABORT_NOT_SPECIFIED);
+    if (rc == 0) {
         if (to_down)
-            (void)tls_conn_write(c->tls, b.p, b.len); /* best effort: we close next */
+            rc = tls_conn_write(c->tls, b.p, b.len);
         else if (c->up_tls)
-            (void)tls_conn_write(c->up_tls, b.p, b.len);
+            rc = tls_conn_write(c->up_tls, b.p, b.len);
         else
-            (void)send_raw(c, &c->up, b.p, b.len, false);
+            rc = send_raw(c, &c->up, b.p, b.len, false);
     }
+    if (rc < 0) /* we close next anyway: the peer then sees the transport go */
+        log_msg(LOG_DEBUG, "abort_not_sent", err_str(rc));
     wbuf_cleanup(&b);
 }
 
 static void send_pdu_down(struct edge_conn *c, struct wbuf *b)
 {
-    if (b->err == 0)
-        (void)tls_conn_write(c->tls, b->p, b->len); /* we close after it anyway */
+    int rc = b->err ? b->err : tls_conn_write(c->tls, b->p, b->len);
+    if (rc < 0) /* we close after it anyway */
+        log_msg(LOG_DEBUG, "answer_not_sent", err_str(rc));
     wbuf_cleanup(b);
 }
 
@@ -824,7 +835,7 @@ static const char *end_name(const struct edge_conn *c)
 static void up_end(struct edge_conn *c, int status)
 {
     if (c->st == ST_CONNECT || c->st == ST_UP_TLS) {
-        upstream_failed(c, "upstream_closed", err_str(status));
+        upstream_failed(c, "upstream_closed", status_str(status));
         return;
     }
     if (assoc_over(c)) {
@@ -835,7 +846,7 @@ static void up_end(struct edge_conn *c, int status)
     if (log_begin(&lb, LOG_WARN, "upstream_lost")) {
         log_conn(&lb, c);
         log_str(&lb, "route", c->route ? c->route->name : "");
-        log_str(&lb, "err", status == UV_EOF ? "closed" : err_str(status));
+        log_str(&lb, "err", status_str(status));
         log_end(&lb);
     }
     inject_abort(c, true); /* PS3.8: the modality learns of the loss as an A-ABORT */
@@ -844,12 +855,13 @@ static void up_end(struct edge_conn *c, int status)
 
 static void handshake_failed(struct edge_conn *c, int status)
 {
-    const char *reason = status == ERR_TLS ? tls_conn_reason(c->tls) : "eof";
+    bool tls = status == ERR_TLS;
+    const char *reason = tls ? tls_conn_reason(c->tls) : "closed_in_handshake";
     struct logb lb;
-    if (log_begin(&lb, LOG_WARN, "tls_refused")) {
+    if (log_begin(&lb, tls ? LOG_WARN : LOG_INFO, "tls_refused")) {
         log_conn(&lb, c);
         log_str(&lb, "reason", reason);
-        log_str(&lb, "detail", status == ERR_TLS ? tls_conn_detail(c->tls) : err_str(status));
+        log_str(&lb, "detail", tls ? tls_conn_detail(c->tls) : status_str(status));
         log_end(&lb);
     }
     count_labelled(c->e, "dicom_edge_handshakes_total", "TLS handshakes by outcome and reason",
@@ -866,7 +878,7 @@ static void down_end(struct edge_conn *c, int status)
             struct logb lb;
             if (log_begin(&lb, LOG_WARN, "client_lost")) {
                 log_conn(&lb, c);
-                log_str(&lb, "err", status == UV_EOF ? "closed" : err_str(status));
+                log_str(&lb, "err", status_str(status));
                 log_end(&lb);
             }
             inject_abort(c, false);
