@@ -60,16 +60,27 @@ enum adm_verdict admission_decide(const struct policy *pol, const struct tls_pee
     if (!(version & 0x1))
         return reject(d, UL_RJ_PERMANENT, UL_RJ_SRC_ACSE, UL_RJ_ACSE_PROTOCOL_VERSION,
                       "protocol_version");
-    d->client = id ? policy_match(pol, id) : NULL;
-    if (!d->client)
+    /* the first entry for this certificate whose AE titles fit; else the first entry's
+     * verdict (calling AE before called AE, PS3.8 9.3.4 reasons 3 and 7) */
+    const struct policy_client *first = id ? policy_match(pol, id, NULL) : NULL;
+    if (!first)
         return reject(d, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLING_AE,
                       "certificate_not_in_policy");
-    if (calling_bad || !policy_calling_ok(d->client, d->calling))
-        return reject(d, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLING_AE,
-                      "calling_ae_not_allowed");
-    if (called_bad || !policy_called_ok(d->client, d->called))
+    for (const struct policy_client *c = first; c; c = policy_match(pol, id, c)) {
+        if (!calling_bad && !called_bad && policy_calling_ok(c, d->calling) &&
+            policy_called_ok(c, d->called)) {
+            d->client = c;
+            break;
+        }
+    }
+    if (!d->client) {
+        d->client = first;
+        if (calling_bad || !policy_calling_ok(first, d->calling))
+            return reject(d, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLING_AE,
+                          "calling_ae_not_allowed");
         return reject(d, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLED_AE,
                       "called_ae_not_allowed");
+    }
     d->verdict = ADM_ADMIT;
     d->why = "admitted";
     return ADM_ADMIT;

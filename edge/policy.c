@@ -296,9 +296,10 @@ static bool client_matches(const struct policy_client *c, const struct tls_peer_
     return true;
 }
 
-const struct policy_client *policy_match(const struct policy *p, const struct tls_peer_id *id)
+const struct policy_client *policy_match(const struct policy *p, const struct tls_peer_id *id,
+                                         const struct policy_client *prev)
 {
-    for (size_t i = 0; i < p->n_clients; i++) {
+    for (size_t i = prev ? (size_t)(prev - p->clients) + 1 : 0; i < p->n_clients; i++) {
         if (client_matches(&p->clients[i], id))
             return &p->clients[i];
     }

@@ -67,8 +67,11 @@ MUST_CHECK int policy_load(const char *path, struct policy **out, struct wbuf *e
 MUST_CHECK int policy_build_tls(struct policy *p, struct wbuf *errs);
 void policy_free(struct policy *p);
 
-/* The first client entry that matches id, or NULL (default deny). */
-const struct policy_client *policy_match(const struct policy *p, const struct tls_peer_id *id);
+/* The first client entry after prev (NULL: from the start) that matches id, or NULL (default
+ * deny). A certificate may match several entries (e.g. one per route); admission takes the
+ * first whose AE titles fit. */
+const struct policy_client *policy_match(const struct policy *p, const struct tls_peer_id *id,
+                                         const struct policy_client *prev);
 /* AE title ae (normalised) is listed for the client as calling / called. */
 bool policy_calling_ok(const struct policy_client *c, const char *ae);
 bool policy_called_ok(const struct policy_client *c, const char *ae);
