@@ -19,7 +19,7 @@ void pdu_follow_cleanup(struct pdu_follow *f)
 
 bool pdu_follow_first_done(const struct pdu_follow *f)
 {
-    return f->pdus > 1 || (f->pdus == 1 && f->body_left == 0 && f->hdr_have == 0);
+    return f->pdus > 1 || (f->pdus == 1 && f->body_left == 0);
 }
 
 static int on_header(struct pdu_follow *f)
