@@ -315,8 +315,8 @@ pki onboard --name short-5 --calling-ae SHORT_5 --route vpc --policy "$T/policy.
     bad "onboard short-5"
 pki list >"$T/list.txt"
 check "list shows names, AE titles, serial, fingerprint and days" bash -c \
-    "grep -E '^ct-room-1 +modality +CT_ROOM1 +DICOM_CORE +[0-9A-F]+ +$new_fp +36[45] +ok' '$T/list.txt'"
-check "list flags a certificate that expires soon" grep -qE '^short-5 .* (9|10) EXPIRING$' "$T/list.txt"
+    "grep -E '^ct-room-1 +modality +CT_ROOM1 +DICOM_CORE +[0-9A-F]+ +$new_fp +36[45] +ok +modality' '$T/list.txt'"
+check "list flags a certificate that expires soon" grep -qE '^short-5 .* (9|10) EXPIRING +modality$' "$T/list.txt"
 check "list --json is valid and complete" jq -e \
     'length == 4 and (map(.name) | sort) == ["ct-room-1","mr-4","short-5","us-3"] and
      (.[] | select(.name == "short-5") | .status == "EXPIRING")' <(pki list --json)
@@ -338,6 +338,41 @@ old_edge_serial=$(openssl x509 -in "$E/cert.pem" -noout -serial | sed 's/.*=//')
 pki server --name edge --dns edge.test.local --replace >/dev/null || bad "server --replace"
 check "server --replace revokes the old server certificate" bash -c \
     "openssl crl -in '$T/pki/crl/infra.crl.pem' -noout -text | grep -q '$old_edge_serial'"
+
+# ---------------------------------------------------------------------------- rotate the modality CA
+cp "$M1/cert.pem" "$T/ct1-before-rotation.pem"
+pki rotate-ca --ca modality >/dev/null || bad "rotate-ca"
+check "after rotate-ca the trust file holds the new CA, the old one and the root" bash -c \
+    "[[ \$(grep -c 'BEGIN CERTIFICATE' '$T/pki/trust/modality-ca-chain.pem') == 3 ]]"
+check "a certificate of the old CA still verifies (trust file + CRL bundle, whole chain)" openssl verify \
+    -CAfile "$T/pki/trust/modality-ca-chain.pem" -purpose sslclient -crl_check_all -CRLfile "$T/pki/crl/modality.crl.pem" \
+    "$M1/cert.pem"
+pki onboard --name new-7 --calling-ae NEW_7 --route vpc --policy "$T/policy.json" --generate-key >/dev/null || bad "onboard new-7"
+check "new certificates come from the new CA" bash -c \
+    "openssl verify -no-CAfile -partial_chain -trusted '$T/pki/ca/modality/ca.crt' '$T/pki/modalities/new-7/cert.pem' &&
+     ! openssl verify -no-CAfile -partial_chain -trusted '$T/pki/ca/modality/ca.crt' '$M1/cert.pem'"
+check "the new CA keeps the name constraints" bash -c \
+    "openssl x509 -in '$T/pki/ca/modality/ca.crt' -noout -text | grep -q 'DirName:O = Test Hospital, OU = Modalities'"
+check "list shows which CA issued each certificate" bash -c \
+    "'$PKI_BIN' --dir '$T/pki' list | grep -qE '^new-7 .* modality\$' &&
+     '$PKI_BIN' --dir '$T/pki' list | grep -qE '^ct-room-1 .* modality\.old-[0-9TZ]+\$'"
+cp "$M2/cert.pem" "$T/us3-old-ca.pem"
+pki revoke --name us-3 >/dev/null || bad "revoke us-3 (old CA)"
+check "revoking a certificate of the old CA: the bundle's CRL says revoked" bash -c \
+    "openssl verify -CAfile '$T/pki/trust/modality-ca-chain.pem' -crl_check -CRLfile '$T/pki/crl/modality.crl.pem' \
+     '$T/us3-old-ca.pem' 2>&1 | grep -q 'certificate revoked'"
+refused "retire-ca while the old CA has valid certificates" "still has valid certificates" retire-ca --ca modality
+for n in ct-room-1 mr-4 short-5 offline-6; do pki renew --name "$n" >/dev/null || bad "renew $n"; done
+pki retire-ca --ca modality >/dev/null || bad "retire-ca"
+check "after retire-ca the trust file holds the new CA and the root only" bash -c \
+    "[[ \$(grep -c 'BEGIN CERTIFICATE' '$T/pki/trust/modality-ca-chain.pem') == 2 ]]"
+check "a certificate of the retired CA no longer verifies" bash -c \
+    "! openssl verify -CAfile '$T/pki/trust/modality-ca-chain.pem' '$T/ct1-before-rotation.pem'"
+check "renewed certificates verify with the new CA and CRLs" openssl verify -CAfile "$T/pki/trust/modality-ca-chain.pem" \
+    -purpose sslclient -crl_check_all -CRLfile "$T/pki/crl/modality.crl.pem" "$M1/cert.pem"
+check "rotate-ca without the root key is refused" bash -c \
+    "mv '$T/pki/ca/root/private/ca.key' '$T/rk' && ! '$PKI_BIN' --dir '$T/pki' rotate-ca --ca infra 2>/dev/null;
+     rc=\$?; mv '$T/rk' '$T/pki/ca/root/private/ca.key'; exit \$rc"
 
 # ---------------------------------------------------------------------------- RSA PKI
 echo '{"clients":[],"routes":{"r":{}}}' >"$T/rsa-policy.json"
