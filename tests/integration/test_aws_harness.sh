@@ -282,6 +282,15 @@ for key, (sop, ser, expect, _d) in files.items():
 if any(len(v) != 1 for v in sets.values()) or len(sets) != 3 or \
         len({next(iter(v)) for v in sets.values()}) != 3:
     fail(f"image sets not one per series (+1 non-primary): {sets}")
+inst = control("/_emulator/instances")["instances"]
+for key, (sop, ser, expect, _d) in files.items():
+    if expect in ("primary", "nonprimary"):
+        got = inst.get(sop)
+        if not got or got["imports"] != 1 or got["imageSetId"] != \
+                by_key[key]["importResponse"]["imageSetId"]:
+            fail(f"/_emulator/instances for {sop}: {got}")
+    elif sop in inst:
+        fail(f"failed instance {sop} recorded as imported")
 if man["numberOfGeneratedImageSets"] != 3 or \
         sum(s["numberOfMatchedSOPInstances"] for s in man["imageSetsSummary"]) != 7:
     fail(f"imageSetsSummary {man['imageSetsSummary']}")
