@@ -487,6 +487,8 @@ cred = json.load(urllib.request.urlopen(urllib.request.Request(
 exp = datetime.datetime.strptime(cred["Expiration"], "%Y-%m-%dT%H:%M:%SZ")
 if cred["Code"] != "Success" or exp < datetime.datetime.utcnow():
     fail(f"IMDS credentials {cred}")
+if cred["AccessKeyId"] == c.access_key:
+    fail("the second credential answer did not rotate to the other session")
 boto3.client("s3", endpoint_url=MOTO, config=cfg, region_name=E["REGION"],
              aws_access_key_id=cred["AccessKeyId"], aws_secret_access_key=cred["SecretAccessKey"],
              aws_session_token=cred["Token"]).put_object(Bucket=B, Key="dicom/imds/ok.bin", Body=b"x")

@@ -287,9 +287,12 @@ def start(a):
         iam.put_role_policy(RoleName="dicom-core-task", PolicyName="task-policy",
                             PolicyDocument=pol)
         sts = boto3.client("sts", **setup)
-        task = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task",
-                               RoleSessionName="dicom-core-task", DurationSeconds=43200)[
-            "Credentials"]
+        # two sessions: the metadata server hands them out in turn, so a client that refreshes
+        # visibly moves to new keys (both stay valid in moto and in the emulator)
+        sessions = [sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task",
+                                    RoleSessionName=f"dicom-core-task-{i}",
+                                    DurationSeconds=43200)["Credentials"] for i in (1, 2)]
+        task = sessions[0]
         s3 = boto3.client("s3", **setup)
         if a.region == "us-east-1":
             s3.create_bucket(Bucket=a.bucket)
@@ -311,14 +314,15 @@ def start(a):
             json.dump({"keys": [
                 {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"],
                  "UserName": "dicom-core"},
-                {"AccessKeyId": task["AccessKeyId"], "SecretAccessKey": task["SecretAccessKey"],
-                 "SessionToken": task["SessionToken"], "RoleName": "dicom-core-task"}]}, f)
+            ] + [{"AccessKeyId": t["AccessKeyId"], "SecretAccessKey": t["SecretAccessKey"],
+                  "SessionToken": t["SessionToken"], "RoleName": "dicom-core-task"}
+                 for t in sessions]}, f)
         task_file = os.path.join(d, "task-creds.json")
         with open(task_file, "w") as f:
-            json.dump({"AccessKeyId": task["AccessKeyId"],
-                       "SecretAccessKey": task["SecretAccessKey"],
-                       "Token": task["SessionToken"],
-                       "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task"}, f)
+            json.dump([{"AccessKeyId": t["AccessKeyId"], "SecretAccessKey": t["SecretAccessKey"],
+                        "Token": t["SessionToken"],
+                        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task"}
+                       for t in sessions], f)
 
         hi_port_file = os.path.join(d, "hi.port")
         hi_argv = [sys.executable, os.path.join(HERE, "hi_emulator.py"), "--port-file",
