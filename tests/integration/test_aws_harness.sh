@@ -238,7 +238,16 @@ code, status = code_of(lambda: mi.start_dicom_import_job(**dict(
     req, outputS3Uri=f"s3://{B}/import-output/other/")))
 if (code, status) != ("ConflictException", 409):
     fail(f"same clientToken with other parameters gave {code} {status}")
-ok("StartDICOMImportJob: clientToken idempotent, ConflictException on changed parameters")
+import concurrent.futures  # noqa: E402
+with concurrent.futures.ThreadPoolExecutor(8) as pool:  # concurrent retries: still one job
+    twins = list(pool.map(lambda _: boto3.client("medical-imaging", endpoint_url=HI, config=cfg)
+                          .start_dicom_import_job(**dict(
+                              req, clientToken="t-twins", jobName="twins",
+                              inputS3Uri=f"s3://{B}/dicom/empty/"))["jobId"], range(8)))
+if len(set(twins)) != 1:
+    fail(f"concurrent StartDICOMImportJob with one clientToken made {len(set(twins))} jobs")
+ok("StartDICOMImportJob: clientToken idempotent (also under 8 concurrent retries), "
+   "ConflictException on changed parameters")
 
 job = r1["jobId"]
 seen = []
