@@ -10,6 +10,7 @@
 #     invalid files, groups image sets per series with isPrimary, keeps clientToken idempotency,
 #     throttles (429), is down (503, then connection refused) for a while, and answers STOW-RS
 #     with a PS3.18 store response; it rejects bad signatures, unknown keys and missing auth;
+#   - files written by pydicom and DCMTK (5 transfer syntaxes) import cleanly;
 #   - metadata_server.py serves ECS and IMDSv2 credentials that moto accepts.
 # Needs no build (GW_BUILD unused). Runs in about 20 s.
 set -euo pipefail
@@ -76,8 +77,15 @@ fi
 grep -q AccessDeniedException "$work/out" || { cat "$work/out"; fail "expected AccessDeniedException"; }
 echo "ok: AWS CLI medical-imaging is authenticated and authorized by the emulator"
 
+# ---- Part-10 files written by other writers (pydicom from Debian's python3, DCMTK for the
+# compressed ones) must import as well as the ones made below
+for ts in implicit explicit deflated rle jpeg-lossless; do
+    /usr/bin/python3 "$src/tests/support/gen_data.py" --out "$work/gen/$ts" --count 2 --ts "$ts" \
+        --rows 64 --cols 64 >/dev/null || fail "gen_data.py --ts $ts"
+done
+
 # ---- the rest with boto3 (the image's botocore service model)
-"$PY" - "$src" <<'PYEOF'
+"$PY" - "$src" "$work/gen" <<'PYEOF'
 import datetime, io, json, os, socket, sys, time, urllib.error, urllib.request, zlib
 import boto3, botocore
 from botocore.auth import SigV4Auth
@@ -300,6 +308,31 @@ if "exceptionType" not in fail_keys[f"dicom/{batch}/{chosen_sop}.dcm"] or \
 ok("output manifest, SUCCESS/success.ndjson and FAILURE/failure.ndjson as documented; "
    "image sets per series with isPrimary; chosen and invalid files failed")
 
+# --- a second job over pydicom/DCMTK-written files (5 transfer syntaxes, 5 series)
+import glob  # noqa: E402
+gen = sorted(glob.glob(os.path.join(sys.argv[2], "*", "*.dcm")))
+batch2 = "b-20261124T030100Z-0000beef"
+for f in gen:
+    with open(f, "rb") as fh:
+        s3.put_object(Bucket=B, Key=f"dicom/{batch2}/{os.path.basename(os.path.dirname(f))}-"
+                      f"{os.path.basename(f)}", Body=fh.read())
+j2 = mi.start_dicom_import_job(**dict(req, clientToken=batch2, jobName=batch2,
+                                      inputS3Uri=f"s3://{B}/dicom/{batch2}/"))["jobId"]
+deadline = time.time() + 60
+while time.time() < deadline:
+    p2 = mi.get_dicom_import_job(datastoreId=DS, jobId=j2)["jobProperties"]
+    if p2["jobStatus"] in ("COMPLETED", "FAILED"):
+        break
+    time.sleep(0.1)
+man2 = json.load(s3.get_object(Bucket=B, Key=f"import-output/{DS}-DicomImport-{j2}/"
+                               "job-output-manifest.json")["Body"])["jobSummary"]
+if p2["jobStatus"] != "COMPLETED" or man2["numberOfImportedFiles"] != len(gen) or \
+        man2["numberOfGeneratedImageSets"] != 5 or \
+        not all(x["isPrimary"] for x in man2["imageSetsSummary"]):
+    fail(f"pydicom/DCMTK files: {p2['jobStatus']} {man2}")
+ok(f"{len(gen)} pydicom/DCMTK-written files (implicit, explicit, deflated, RLE, JPEG lossless) "
+   "imported into 5 primary image sets")
+
 # --- request validation and refusals
 def expect(what, fn, want_code, want_status):
     code, status = code_of(fn)
@@ -487,6 +520,8 @@ cred = json.load(urllib.request.urlopen(urllib.request.Request(
 exp = datetime.datetime.strptime(cred["Expiration"], "%Y-%m-%dT%H:%M:%SZ")
 if cred["Code"] != "Success" or exp < datetime.datetime.utcnow():
     fail(f"IMDS credentials {cred}")
+if cred["AccessKeyId"] == c.access_key:
+    fail("the second credential answer did not rotate to the other session")
 boto3.client("s3", endpoint_url=MOTO, config=cfg, region_name=E["REGION"],
              aws_access_key_id=cred["AccessKeyId"], aws_secret_access_key=cred["SecretAccessKey"],
              aws_session_token=cred["Token"]).put_object(Bucket=B, Key="dicom/imds/ok.bin", Body=b"x")

@@ -94,6 +94,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_harness_watchdog  # noqa: E402
 import sigv4_check  # noqa: E402
 
 SERVICE = "medical-imaging"
@@ -1218,11 +1219,14 @@ def main():
                     help="StartDICOMImportJob rate limit (0 = off)")
     ap.add_argument("--start-burst", type=float, default=5.0)
     ap.add_argument("--policy-cache-seconds", type=float, default=1.0)
+    ap.add_argument("--watch-dir", help="exit once this directory is gone")
+    ap.add_argument("--max-lifetime", type=float, default=0, help="exit after this many s")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     for ds in args.datastore_id:
         if not re.fullmatch(r"[0-9a-z]{32}", ds):
             ap.error(f"datastore id {ds} must match [0-9a-z]{{32}}")
+    aws_harness_watchdog.start(args.watch_dir, args.max_lifetime)
     emu = Emulator(args)
     Handler.emu = emu
     serve(emu, args.port_file)
