@@ -137,6 +137,15 @@ check "RSA on request is 3072 bits and verifies" bash -c \
     "openssl pkey -in '$T/pki/modalities/mr-4/key.pem' -noout -text | grep -q 'Private-Key: (3072 bit' &&
      openssl verify -CAfile '$R' -untrusted '$MCA' -purpose sslclient '$T/pki/modalities/mr-4/cert.pem'"
 
+# PKCS#12 for old devices: 3DES/SHA-1, with a password the team chose
+printf 'chosen-by-team\n' >"$T/p12pw"
+pki onboard --name old-9 --calling-ae OLD_9 --route vpc --policy "$T/policy.json" --generate-key --p12-legacy \
+    --p12-pass-file "$T/p12pw" >/dev/null || bad "onboard old-9 (--p12-legacy)"
+check "--p12-legacy gives a 3DES bundle that opens with the chosen password" bash -c \
+    "openssl pkcs12 -in '$T/pki/modalities/old-9/bundle.p12' -passin 'file:$T/p12pw' -noout -info 2>&1 | grep -q 'TripleDES' &&
+     [[ ! -e '$T/pki/modalities/old-9/bundle.p12.pass' ]]"
+pki revoke --name old-9 >/dev/null || bad "revoke old-9"
+
 # name constraints do their job: the modality CA's key cannot mint an infrastructure identity
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/rogue.key" 2>/dev/null
 openssl req -new -key "$T/rogue.key" -subj "/O=Test Hospital/OU=Infrastructure/CN=edge" -out "$T/rogue.csr"
