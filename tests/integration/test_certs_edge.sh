@@ -27,6 +27,12 @@ port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 pki() { "$PKI_BIN" --dir "$T/pki" "$@"; }
 
+# until edge/ is part of the source tree there is nothing to run against; once it is, a missing
+# binary is a failure
+if [[ ! -f $src/edge/CMakeLists.txt ]]; then
+    echo "SKIP: no edge/ in this source tree yet (dicom-edge not merged)"
+    exit 0
+fi
 for b in "$build/edge/dicom-edge" "$build/core/dicom-core"; do
     [[ -x $b ]] || { echo "FAIL - $b is not built"; exit 1; }
 done
