@@ -128,6 +128,10 @@ MUST_CHECK int http_req_payload_sha256(struct http_req *r, const char *hex);
 void http_req_set_response_cap(struct http_req *r, size_t cap);
 /* Attempts for this request (1 = no retry); 0 keeps the client's. */
 void http_req_set_max_attempts(struct http_req *r, unsigned n);
+/* Per-attempt timeouts for this request (0 keeps the client's). */
+void http_req_set_timeouts(struct http_req *r, long connect_ms, long total_ms);
+/* The response holds secrets (credentials): its buffer is wiped with OPENSSL_cleanse on free. */
+void http_req_set_sensitive(struct http_req *r);
 /* Treat these statuses as success too (e.g. 404 for a probe); at most 4. */
 void http_req_accept_status(struct http_req *r, long status);
 /* An opaque pointer kept with the request (readable in the callback via resp->req). */

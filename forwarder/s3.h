@@ -96,12 +96,7 @@ MUST_CHECK int s3_upload_file(struct s3_client *s, const char *bucket, const cha
                               const char *sha256_hex, uint64_t threshold, uint64_t part_size,
                               s3_done_cb cb, void *arg);
 
-/* Pure helpers (tests, fuzzers). The text of the first <tag>...</tag> element in xml (any
- * depth, no attributes on tag; entities &amp; &lt; &gt; &quot; &apos; decoded) into out.
- * 0, ERR_NOTFOUND, ERR_MALFORMED (unterminated / bad entity), ERR_LIMIT (does not fit). */
-MUST_CHECK int s3_xml_text(const uint8_t *xml, size_t len, const char *tag, char *out,
-                           size_t out_sz);
-/* Appends the path-encoded key ("a b/c" -> "a%20b/c") to out. */
+/* Pure helper. Appends the path-encoded key ("a b/c" -> "a%20b/c") to out. */
 void s3_key_path(struct wbuf *out, const char *key);
 
 #endif
