@@ -37,8 +37,10 @@ run_ctest() { # label builddir [ctest args]
 build() { # dir [cmake args]
     local dir=$1
     shift
-    cmake -S "$root" -B "$dir" -DWERROR=ON "$@" >/dev/null && cmake --build "$dir" -j"$jobs" 2>&1 | grep -Ev '^\[ *[0-9]+%\]' || true
-    [[ -x "$dir/core/dicom-core" ]]
+    cmake -S "$root" -B "$dir" -DWERROR=ON "$@" >/dev/null || return 1
+    cmake --build "$dir" -j"$jobs" 2>&1 | grep -Ev '^\[ *[0-9]+%\]'
+    local rc=${PIPESTATUS[0]}
+    [[ $rc -eq 0 && -x "$dir/core/dicom-core" ]]
 }
 
 echo "== source checks"
@@ -66,8 +68,7 @@ fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== fuzz targets (clang, libFuzzer)"
-if CC=clang cmake -S "$root" -B "$root/build-ci-fuzz" -DFUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
-    cmake --build "$root/build-ci-fuzz" -j"$jobs" 2>&1 | grep -Ev '^\[ *[0-9]+%\]'; then
+if CC=clang build "$root/build-ci-fuzz" -DFUZZ=ON -DCMAKE_BUILD_TYPE=Debug; then
     record "build:fuzz" 0
     run_ctest fuzz "$root/build-ci-fuzz" -L fuzz
 else
