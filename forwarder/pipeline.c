@@ -153,6 +153,14 @@ struct pipeline {
     } m;
 };
 
+/* Copy with truncation (fixed-size record fields; the sources are bounded but may be longer). */
+static void scpy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -188,10 +196,10 @@ static void note_error(struct pipeline *p, const char *step, const char *id,
 {
     size_t i = p->n_errors++ % PL_ERRORS;
     state_now_iso(p->errors[i].at);
-    snprintf(p->errors[i].step, sizeof p->errors[i].step, "%s", step);
+    scpy(p->errors[i].step, sizeof p->errors[i].step, step);
     snprintf(p->errors[i].code, sizeof p->errors[i].code, "%s",
              res && res->error_code[0] ? res->error_code : http_err_str(res ? res->err : rc));
-    snprintf(p->errors[i].msg, sizeof p->errors[i].msg, "%s", res ? res->message : "");
+    scpy(p->errors[i].msg, sizeof p->errors[i].msg, res ? res->message : "");
     metric_inc(p->m.errors);
     struct logb lb;
     if (log_begin(&lb, LOG_WARN, "forwarder_error")) {
@@ -294,7 +302,7 @@ static struct pbatch *batch_add(struct pipeline *p, const char *id)
     struct pbatch *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
-    snprintf(b->id, sizeof b->id, "%s", id);
+    scpy(b->id, sizeof b->id, id);
     b->fill.opened_ms = now_ms();
     b->st = B_OPEN;
     struct pbatch **pp = &p->batches;
@@ -331,9 +339,9 @@ static struct member *batch_member_add(struct pbatch *b, const char *id, const c
     }
     struct member *m = &b->m[b->n++];
     memset(m, 0, sizeof *m);
-    snprintf(m->id, sizeof m->id, "%s", id);
-    snprintf(m->sop, sizeof m->sop, "%s", sop);
-    snprintf(m->sha, sizeof m->sha, "%s", sha);
+    scpy(m->id, sizeof m->id, id);
+    scpy(m->sop, sizeof m->sop, sop);
+    scpy(m->sha, sizeof m->sha, sha);
     m->bytes = bytes;
     m->is_primary = -1;
     b->fill.objects++;
@@ -456,7 +464,7 @@ static bool done_lookup(const struct pipeline *p, const char *id, int *result)
 static void done_note(struct pipeline *p, const char *id, int result)
 {
     struct done_rec *d = &p->done[p->done_next++ % PL_DONE_RING];
-    snprintf(d->id, sizeof d->id, "%s", id);
+    scpy(d->id, sizeof d->id, id);
     d->result = result;
 }
 
@@ -598,6 +606,7 @@ static int ddb_send(struct pipeline *p, cJSON *req, const char *op, struct op *o
 
 static void release_entry(struct pipeline *p, struct ent *e)
 {
+    (void)p; /* the flush (one journal sync per loop iteration) finishes the release */
     e->step = E_RELEASE;
     e->busy = false;
 }
@@ -807,9 +816,8 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
                res->status != 429 && res->status != 403 && res->status != 408) {
         /* refused as a whole (not throttling, not auth): the object itself is at fault */
         e->stow_ok = false;
-        snprintf(e->err_type, sizeof e->err_type, "%s",
-                 res->error_code[0] ? res->error_code : "StowRejected");
-        snprintf(e->err_msg, sizeof e->err_msg, "%s", res->message);
+        scpy(e->err_type, sizeof e->err_type, res->error_code[0] ? res->error_code : "StowRejected");
+        scpy(e->err_msg, sizeof e->err_msg, res->message);
         e->step = E_FINAL;
     } else {
         ent_retry(p, e, "stow", res, 0);
@@ -1045,7 +1053,7 @@ static void on_start_job(void *arg, const struct http_result *res, const struct 
         pump(p);
         return;
     }
-    snprintf(b->job_id, sizeof b->job_id, "%s", job->job_id);
+    scpy(b->job_id, sizeof b->job_id, job->job_id);
     cJSON *r = rec_id("job", "b", b->id);
     if (r)
         cJSON_AddStringToObject(r, "job", b->job_id);
@@ -1087,7 +1095,7 @@ static void on_get_job(void *arg, const struct http_result *res, const struct mi
     enum state_job st = state_job_parse(job->job_status);
     if (st == STATE_JOB_COMPLETED || st == STATE_JOB_FAILED) {
         b->final = st;
-        snprintf(b->job_message, sizeof b->job_message, "%s", job->message);
+        scpy(b->job_message, sizeof b->job_message, job->message);
         b->st = B_FETCH;
         b->fetched = 0;
         b->attempts = 0;
@@ -1134,10 +1142,10 @@ static void apply_results(struct pbatch *b, const uint8_t *body, size_t len, boo
                 struct member *m = member_by_sop(b, r.sop);
                 if (m && (success || m->outcome != 1)) {
                     m->outcome = success ? 1 : 2;
-                    snprintf(m->image_set_id, sizeof m->image_set_id, "%s", r.image_set_id);
+                    scpy(m->image_set_id, sizeof m->image_set_id, r.image_set_id);
                     m->is_primary = r.is_primary;
-                    snprintf(m->error_type, sizeof m->error_type, "%s", r.error_type);
-                    snprintf(m->error_message, sizeof m->error_message, "%s", r.error_message);
+                    scpy(m->error_type, sizeof m->error_type, r.error_type);
+                    scpy(m->error_message, sizeof m->error_message, r.error_message);
                 }
             }
         }
@@ -1178,7 +1186,7 @@ static void on_fetch(void *arg, const struct http_result *res, const uint8_t *bo
                 m->outcome = 2;
                 snprintf(m->error_type, sizeof m->error_type, "%s",
                          b->final == STATE_JOB_FAILED ? "ImportJobFailed" : "NotInManifest");
-                snprintf(m->error_message, sizeof m->error_message, "%s", b->job_message);
+                scpy(m->error_message, sizeof m->error_message, b->job_message);
             }
             if (m->outcome == 1)
                 b->n_imported++;
@@ -1247,9 +1255,9 @@ static void record_outcomes(struct pipeline *p, struct pbatch *b)
             metric_inc(p->m.failed);
             struct state_obj o;
             memset(&o, 0, sizeof o);
-            snprintf(o.sop, sizeof o.sop, "%s", m->sop);
-            snprintf(o.sha, sizeof o.sha, "%s", m->sha);
-            snprintf(o.batch, sizeof o.batch, "%s", b->id);
+            scpy(o.sop, sizeof o.sop, m->sop);
+            scpy(o.sha, sizeof o.sha, m->sha);
+            scpy(o.batch, sizeof o.batch, b->id);
             o.bytes = m->bytes;
             s3_key_of(p, b->id, m->sop, o.s3_key, sizeof o.s3_key);
             append_failed(p, &o, b->job_id, m->error_type, m->error_message);
@@ -1464,7 +1472,7 @@ static void scan(struct pipeline *p)
             free(side);
             break;
         }
-        snprintf(e->id, sizeof e->id, "%s", id);
+        scpy(e->id, sizeof e->id, id);
         int rc = side ? state_obj_from_sidecar(side, slen, &e->o) : ERR_MALFORMED;
         if (rc == 0 && side) {
             cJSON *sj = cJSON_ParseWithLength(side, slen);
@@ -1507,7 +1515,7 @@ static void scan(struct pipeline *p)
             free(e);
             break;
         }
-        snprintf(e->o.batch, sizeof e->o.batch, "%s", e->b->id);
+        scpy(e->o.batch, sizeof e->o.batch, e->b->id);
         s3_key_of(p, e->b->id, e->o.sop, e->o.s3_key, sizeof e->o.s3_key);
         e->step = E_RECEIVE;
         ent_insert(p, e);
@@ -1681,7 +1689,7 @@ static int on_replay(void *arg, const cJSON *rec)
         struct pbatch *b = batch_find(p, bid);
         const cJSON *job = cJSON_GetObjectItemCaseSensitive(rec, "job");
         if (b && cJSON_IsString(job) && strlen(job->valuestring) < sizeof b->job_id) {
-            snprintf(b->job_id, sizeof b->job_id, "%s", job->valuestring);
+            scpy(b->job_id, sizeof b->job_id, job->valuestring);
             b->st = B_SUBMITTED;
         }
     } else if (strcmp(t->valuestring, "done") == 0 && bid) {
@@ -1824,21 +1832,21 @@ static void write_status(struct pipeline *p)
         cJSON_AddStringToObject(o, "message", p->errors[i].msg);
         cJSON_AddItemToArray(errs, o);
     }
-    char *s = cJSON_Print(j);
+    char *text = cJSON_Print(j);
     cJSON_Delete(j);
-    if (!s)
+    if (!text)
         return;
     char tmp[1300];
     snprintf(tmp, sizeof tmp, "%s.tmp", p->status_path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd >= 0) {
-        size_t n = strlen(s);
-        bool ok = write(fd, s, n) == (ssize_t)n;
+        size_t n = strlen(text);
+        bool ok = write(fd, text, n) == (ssize_t)n;
         close(fd);
         if (!ok || rename(tmp, p->status_path) < 0)
             unlink(tmp);
     }
-    cJSON_free(s);
+    cJSON_free(text);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------------- */
@@ -1978,7 +1986,7 @@ void pipeline_await(struct pipeline *p, const char *id, uint64_t token)
         p->env.acked(p->env.acked_arg, token, ERR_NOMEM);
         return;
     }
-    snprintf(a->id, sizeof a->id, "%s", id);
+    scpy(a->id, sizeof a->id, id);
     a->token = token;
     a->deadline_ms = now_ms() + p->cfg->ack_timeout_ms;
     a->next = p->awaiters;

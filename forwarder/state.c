@@ -35,8 +35,11 @@ void state_now_iso(char out[40])
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+    char buf[96];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+    memcpy(out, buf, 39);
+    out[39] = '\0';
 }
 
 /* PS3.5 9.1: 1-64 characters of digits and dots. */
@@ -139,13 +142,15 @@ static void upd_init(struct upd *u, const char *table, const char *pk, const cha
         u->err = true;
 }
 
-static void upd_raw(struct upd *u, const char *fmt, const char *a, const char *b)
+static void upd_raw(struct upd *u, const char *a)
 {
-    int n = snprintf(u->expr + u->len, sizeof u->expr - u->len, fmt, a, b);
-    if (n < 0 || (size_t)n >= sizeof u->expr - u->len)
+    size_t n = strlen(a);
+    if (n >= sizeof u->expr - u->len) {
         u->err = true;
-    else
-        u->len += (size_t)n;
+        return;
+    }
+    memcpy(u->expr + u->len, a, n + 1);
+    u->len += n;
 }
 
 /* Bind a name and return its placeholder in ph ("#aN"). */
@@ -181,14 +186,13 @@ static int upd_set(struct upd *u, const char *attr, const char *type, const char
     char n[16], v[16];
     upd_name(u, attr, n);
     upd_value(u, type, val, v);
-    upd_raw(u, u->len ? ", " : "SET ", "%s", "");
-    if (keep) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%s = if_not_exists(%s, ", n, n);
-        upd_raw(u, "%s%s)", buf, v);
-    } else {
-        upd_raw(u, "%s = %s", n, v);
-    }
+    char buf[96];
+    if (keep)
+        snprintf(buf, sizeof buf, "%s%s = if_not_exists(%s, %s)", u->len ? ", " : "SET ", n, n,
+                 v);
+    else
+        snprintf(buf, sizeof buf, "%s%s = %s", u->len ? ", " : "SET ", n, v);
+    upd_raw(u, buf);
     return idx;
 }
 
