@@ -1181,6 +1181,44 @@ static void start_attempt(struct http_req *r)
         finish(r, rc);
 }
 
+/* Blocking: feed len bytes of path from off into md (threadpool only). 0 or < 0. */
+static int digest_file(EVP_MD_CTX *md, uint8_t *buf, const char *path, uint64_t off,
+                       uint64_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    uint64_t done = 0;
+    while (done < len) {
+        size_t want = len - done > HTTP_HASH_CHUNK ? HTTP_HASH_CHUNK : (size_t)(len - done);
+        ssize_t k = pread(fd, buf, want, (off_t)(off + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = k < 0 ? -errno : ERR_TRUNCATED;
+            break;
+        }
+        if (EVP_DigestUpdate(md, buf, (size_t)k) != 1) {
+            rc = ERR_UNSUPPORTED;
+            break;
+        }
+        done += (uint64_t)k;
+    }
+    close(fd);
+    return rc;
+}
+
+static void hex32(const uint8_t d[32], char hex[65])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = hx[d[i] >> 4];
+        hex[2 * i + 1] = hx[d[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
 /* Threadpool: SHA-256 of the whole body (memory and file segments). */
 static void hash_work(uv_work_t *w)
 {
@@ -1197,45 +1235,17 @@ static void hash_work(uv_work_t *w)
         if (s->mem) {
             if (EVP_DigestUpdate(md, s->mem, s->len) != 1)
                 r->work_rc = ERR_UNSUPPORTED;
-            continue;
+        } else {
+            r->work_rc = digest_file(md, buf, s->path, s->off, s->len);
         }
-        int fd = open(s->path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            r->work_rc = -errno;
-            break;
-        }
-        uint64_t done = 0;
-        while (done < s->len) {
-            size_t want = s->len - done > HTTP_HASH_CHUNK ? HTTP_HASH_CHUNK
-                                                          : (size_t)(s->len - done);
-            ssize_t k = pread(fd, buf, want, (off_t)(s->off + done));
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0) {
-                r->work_rc = k < 0 ? -errno : ERR_TRUNCATED;
-                break;
-            }
-            if (EVP_DigestUpdate(md, buf, (size_t)k) != 1) {
-                r->work_rc = ERR_UNSUPPORTED;
-                break;
-            }
-            done += (uint64_t)k;
-        }
-        close(fd);
     }
     if (r->work_rc == 0) {
         uint8_t d[32];
         unsigned int dl = 0;
-        if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32) {
+        if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32)
             r->work_rc = ERR_UNSUPPORTED;
-        } else {
-            static const char hx[] = "0123456789abcdef";
-            for (int i = 0; i < 32; i++) {
-                r->work_hex[2 * i] = hx[d[i] >> 4];
-                r->work_hex[2 * i + 1] = hx[d[i] & 15];
-            }
-            r->work_hex[64] = '\0';
-        }
+        else
+            hex32(d, r->work_hex);
     }
 out:
     EVP_MD_CTX_free(md);
@@ -1309,12 +1319,7 @@ int http_send(struct http_client *c, struct http_req *r, http_done_cb done, void
                 http_req_free(r);
                 return ERR_UNSUPPORTED;
             }
-            static const char hx[] = "0123456789abcdef";
-            for (int i = 0; i < 32; i++) {
-                r->payload_hex[2 * i] = hx[d[i] >> 4];
-                r->payload_hex[2 * i + 1] = hx[d[i] & 15];
-            }
-            r->payload_hex[64] = '\0';
+            hex32(d, r->payload_hex);
             r->hash_ready = true;
         } else {
             r->state = RQ_HASHING;
@@ -1332,5 +1337,75 @@ int http_send(struct http_client *c, struct http_req *r, http_done_cb done, void
     r->state = RQ_WAIT_RETRY;
     r->due_ms = 0;
     arm_retry_timer(c);
+    return 0;
+}
+
+/* ---- standalone file hashing on the threadpool ------------------------------------------ */
+
+struct hash_job {
+    uv_work_t work;
+    struct http_client *c;
+    char *path;
+    uint64_t off, len;
+    int rc;
+    uint8_t hash[32];
+    http_hash_cb cb;
+    void *arg;
+};
+
+static void hash_job_work(uv_work_t *w)
+{
+    struct hash_job *j = w->data;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t *buf = malloc(HTTP_HASH_CHUNK);
+    unsigned int dl = 0;
+    if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        j->rc = ERR_NOMEM;
+    else
+        j->rc = digest_file(md, buf, j->path, j->off, j->len);
+    if (j->rc == 0 && (EVP_DigestFinal_ex(md, j->hash, &dl) != 1 || dl != 32))
+        j->rc = ERR_UNSUPPORTED;
+    EVP_MD_CTX_free(md);
+    free(buf);
+}
+
+static void hash_job_done(uv_work_t *w, int status)
+{
+    struct hash_job *j = w->data;
+    struct http_client *c = j->c;
+    int rc = status < 0 || c->closing ? HTTP_ERR_CANCELED : j->rc;
+    j->cb(j->arg, rc, rc == 0 ? j->hash : NULL);
+    free(j->path);
+    free(j);
+    c->pending--;
+    maybe_closed(c);
+}
+
+int http_hash_file(struct http_client *c, const char *path, uint64_t off, uint64_t len,
+                   http_hash_cb cb, void *arg)
+{
+    if (c->closing)
+        return ERR_WRONG_STATE;
+    struct hash_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return ERR_NOMEM;
+    j->path = strdup(path);
+    if (!j->path) {
+        free(j);
+        return ERR_NOMEM;
+    }
+    j->c = c;
+    j->off = off;
+    j->len = len;
+    j->cb = cb;
+    j->arg = arg;
+    j->work.data = j;
+    int rc = uv_queue_work(c->loop, &j->work, hash_job_work, hash_job_done);
+    if (rc < 0) {
+        free(j->path);
+        free(j);
+        return rc;
+    }
+    c->pending++;
     return 0;
 }

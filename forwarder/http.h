@@ -142,6 +142,14 @@ void *http_req_user(const struct http_req *r);
  * thread, unless this returns an error (then it never runs). 0, ERR_WRONG_STATE (closing). */
 MUST_CHECK int http_send(struct http_client *c, struct http_req *r, http_done_cb done, void *arg);
 
+/* SHA-256 of len bytes of path from off, computed on the libuv threadpool (the client counts it
+ * as pending, so close waits for it). cb(arg, 0, hash) or cb(arg, <0, NULL) (-errno,
+ * ERR_TRUNCATED when the file is shorter, HTTP_ERR_CANCELED when closing) runs later on the
+ * loop. 0, or < 0 and cb never runs. */
+typedef void (*http_hash_cb)(void *arg, int err, const uint8_t hash[32]);
+MUST_CHECK int http_hash_file(struct http_client *c, const char *path, uint64_t off,
+                              uint64_t len, http_hash_cb cb, void *arg);
+
 /* Pure helpers, exposed for tests and fuzzers. */
 /* Extract an AWS error type and message from a response: x-amzn-ErrorType value (may be NULL),
  * then the body as JSON ({"__type","message"/"Message","code"/"Code"}) or S3 XML
