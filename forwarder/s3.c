@@ -119,6 +119,13 @@ static int add_sse(struct s3_client *s, struct http_req *r)
     return 0;
 }
 
+/* The checksum S3 verifies before storing (and keeps), named as the SDKs name it. */
+static int add_checksum(struct http_req *r, const char *b64)
+{
+    TRY(http_req_add_header(r, "x-amz-sdk-checksum-algorithm", "SHA256"));
+    return http_req_add_header(r, "x-amz-checksum-sha256", b64);
+}
+
 /* ---- one operation --------------------------------------------------------------------- */
 
 enum op_kind { OP_DONE, OP_CREATE, OP_PART, OP_GET, OP_COMPLETE, OP_ABORT };
@@ -230,7 +237,7 @@ int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
     TRY(new_req(s, "PUT", bucket, key, NULL, &r));
     int rc = http_req_add_header(r, "Content-Type", "application/dicom");
     if (rc == 0)
-        rc = http_req_add_header(r, "x-amz-checksum-sha256", b64);
+        rc = add_checksum(r, b64);
     if (rc == 0)
         rc = add_sse(s, r);
     if (rc == 0)
@@ -263,7 +270,7 @@ int s3_put_object_mem(struct s3_client *s, const char *bucket, const char *key, 
     int rc = http_req_add_header(r, "Content-Type",
                                  content_type ? content_type : "application/octet-stream");
     if (rc == 0)
-        rc = http_req_add_header(r, "x-amz-checksum-sha256", b64);
+        rc = add_checksum(r, b64);
     if (rc == 0)
         rc = add_sse(s, r);
     if (rc == 0)
@@ -320,7 +327,7 @@ static void part_hashed(void *arg, int err, const uint8_t hash[32])
         }
         hex[64] = '\0';
         sigv4_base64_32(hash, op->checksum_b64);
-        rc = http_req_add_header(r, "x-amz-checksum-sha256", op->checksum_b64);
+        rc = add_checksum(r, op->checksum_b64);
     }
     if (rc == 0)
         rc = http_req_payload_sha256(r, hex);
