@@ -13,8 +13,8 @@
 #include "server.h"
 #include "sop_registry.h"
 #ifdef GW_HAVE_AWS
-#include "aws_backend.h"
-#include "pipeline.h"
+#include "forwarder/aws_backend.h"
+#include "forwarder/pipeline.h"
 #endif
 
 static const char g_usage[] =
