@@ -75,7 +75,8 @@ static void on_acked(void *arg, uint64_t token, int result)
 {
     struct aws_backend *b = arg;
     struct ack_rec *r = (struct ack_rec *)(uintptr_t)token;
-    r->result = result;
+    /* the core names only its own and errno codes; the forwarder logged the detail */
+    r->result = result <= HTTP_ERR_BASE && result > HTTP_ERR_LAST ? ERR_IO : result;
     pthread_mutex_lock(&b->mu);
     r->next = b->to_core;
     b->to_core = r;

@@ -883,8 +883,10 @@ static void run_entry(struct pipeline *p, struct ent *e)
         if (entry_path(p, e->id, ".dcm", path, sizeof path) < 0)
             return;
         o = op_new(p, e, NULL, 0, 0);
-        rc = o ? mi_store_dicom(p->env.mi, p->cfg->hi.datastore_id, e->o.study, path, 0,
-                                e->o.bytes, on_stow, o)
+        /* POST .../studies (action StoreDICOM), not .../studies/{uid} (StoreDICOMStudy): the
+         * task policy grants the former */
+        rc = o ? mi_store_dicom(p->env.mi, p->cfg->hi.datastore_id, NULL, path, 0, e->o.bytes,
+                                on_stow, o)
                : ERR_NOMEM;
         if (rc == 0)
             p->uploads++;
