@@ -49,15 +49,16 @@ aws_up() {
     source "$T/aws/env.sh"
 }
 
-# gen_objects DIR COUNT [ROWS] : one study, three series, synthetic CT images (no patient data)
+# gen_objects DIR COUNT [ROWS] [NAME_PREFIX]: one study, three series, synthetic CT images (no
+# patient data); DIR/uids.txt lists "file SOP-Instance-UID Study-Instance-UID" per object.
 gen_objects() {
-    /usr/bin/python3 - "$1" "$2" "${3:-64}" <<'EOF'
+    /usr/bin/python3 - "$1" "$2" "${3:-64}" "${4:-ct}" <<'EOF'
 import os, sys, uuid
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
-out, n, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, n, rows, pre = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 os.makedirs(out, exist_ok=True)
 uid = lambda: "2.25." + str(uuid.uuid4().int)
 study = uid()
@@ -86,9 +87,10 @@ for i in range(n):
     ds.PixelData = (np.arange(rows * rows, dtype=np.int16) + i).tobytes()
     ds.is_little_endian = True
     ds.is_implicit_VR = False
-    pydicom.dcmwrite(os.path.join(out, f"ct_{i:05d}.dcm"), ds, write_like_original=False)
+    name = f"{pre}_{i:05d}.dcm"
+    pydicom.dcmwrite(os.path.join(out, name), ds, write_like_original=False)
     with open(os.path.join(out, "uids.txt"), "a") as m:
-        m.write(f"ct_{i:05d}.dcm {ds.SOPInstanceUID} {study}\n")
+        m.write(f"{name} {ds.SOPInstanceUID} {study}\n")
 EOF
 }
 
@@ -217,24 +219,37 @@ for it in its:
         errors.append(f"{sop}: S3 dataset bytes differ from what storescu sent")
     if int(it["bytes"]["N"]) != len(body):
         errors.append(f"{sop}: bytes attribute {it['bytes']['N']} != {len(body)}")
-# one object per SOP Instance UID under the input prefix: the task policy has no s3:ListBucket,
-# so the test reads moto's own state (no auth on /moto-api)
+# one object per SOP Instance UID: the task policy has no s3:ListBucket (and moto's
+# /moto-api/data.json fails once a multipart upload happened), so every key an object could
+# have is probed: <prefix>/<batch>/<SOP>.dcm for each batch that ever held objects (each has
+# an import job, listed by the emulator) and each batch an item names.
 import json, urllib.request
-with urllib.request.urlopen(ep + "/moto-api/data.json", timeout=30) as r:
-    state = json.load(r)
-keys = [k.get("name", "") for k in state.get("s3", {}).get("FakeKey", [])]
-keys = [k for k in keys if k.startswith("dicom/")]
+from botocore.exceptions import ClientError
+with urllib.request.urlopen(os.environ["HI_ENDPOINT"] + "/_emulator/jobs", timeout=30) as r:
+    jobs = json.load(r)["jobs"]
+batches = {it["batch_id"]["S"] for it in its}
+for j in jobs:
+    parts = j["inputS3Uri"].rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-1].startswith("b-"):
+        batches.add(parts[-1])
 per = {}
-for k in keys:
-    sop = k.rsplit("/", 1)[-1][:-4]
-    per[sop] = per.get(sop, 0) + 1
+keys = []
+for sop in want:
+    for b in batches:
+        try:
+            s3.head_object(Bucket=bucket, Key=f"dicom/{b}/{sop}.dcm")
+            per[sop] = per.get(sop, 0) + 1
+            keys.append(b)
+        except ClientError:
+            pass
 for sop in want:
     if per.get(sop, 0) != 1:
         errors.append(f"{sop}: {per.get(sop, 0)} S3 objects (want 1)")
 for b in {it["batch_id"]["S"] for it in its}:
     j = ddb.get_item(TableName=table, Key={"pk": {"S": "JOB#" + b}, "sk": {"S": "JOB"}},
                      ConsistentRead=True).get("Item")
-    if os.environ.get("MODE", "import") == "import" and (not j or j["state"]["S"] != "COMPLETED"):
+    want_job = os.environ.get("JOB_STATE", "COMPLETED")
+    if os.environ.get("MODE", "import") == "import" and (not j or j["state"]["S"] != want_job):
         errors.append(f"job item of {b}: {j['state']['S'] if j else 'missing'}")
 if errors:
     print("\n".join(errors[:40]), file=sys.stderr)
