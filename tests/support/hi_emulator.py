@@ -94,6 +94,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_harness_watchdog  # noqa: E402
 import sigv4_check  # noqa: E402
 
 SERVICE = "medical-imaging"
@@ -775,6 +776,19 @@ class Emulator:
             raise ApiError(404, "ResourceNotFoundException", f"Datastore {ds} not found")
         return self.datastores[ds]
 
+    def replay(self, ds, token, sig):
+        """The answer for a clientToken already used, or None (idempotency)."""
+        with self.lock:
+            prev = self.tokens.get((ds, token))
+            if prev is None:
+                return None
+            job = self.jobs[prev]
+            if job.sig != sig:
+                raise ApiError(409, "ConflictException",
+                               "clientToken was already used with other parameters")
+            return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
+                    "submittedAt": job.submitted_at}
+
     def op_start(self, key, ds, body):
         try:
             params = json.loads(body or b"{}")
@@ -798,19 +812,16 @@ class Emulator:
         if not out.endswith("/"):
             out += "/"
         sig = (params.get("jobName"), role, params["inputS3Uri"], out)
-        with self.lock:
-            prev = self.tokens.get((ds, params["clientToken"]))
-            if prev is not None:
-                job = self.jobs[prev]
-                if job.sig != sig:
-                    raise ApiError(409, "ConflictException",
-                                   "clientToken was already used with other parameters")
-                return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
-                        "submittedAt": job.submitted_at}
+        replay = self.replay(ds, params["clientToken"], sig)
+        if replay:
+            return replay
         if not self.ids.role_exists(role):
             raise ApiError(400, "ValidationException",
                            f"dataAccessRoleArn {role} does not exist or cannot be assumed")
         with self.lock:
+            replay = self.replay(ds, params["clientToken"], sig)  # a concurrent twin won
+            if replay:
+                return replay
             active = sum(1 for j in self.jobs.values()
                          if j.datastore_id == ds and j.status in ("SUBMITTED", "IN_PROGRESS"))
             if active >= self.args.max_concurrent_jobs:
@@ -1218,11 +1229,14 @@ def main():
                     help="StartDICOMImportJob rate limit (0 = off)")
     ap.add_argument("--start-burst", type=float, default=5.0)
     ap.add_argument("--policy-cache-seconds", type=float, default=1.0)
+    ap.add_argument("--watch-dir", help="exit once this directory is gone")
+    ap.add_argument("--max-lifetime", type=float, default=0, help="exit after this many s")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     for ds in args.datastore_id:
         if not re.fullmatch(r"[0-9a-z]{32}", ds):
             ap.error(f"datastore id {ds} must match [0-9a-z]{{32}}")
+    aws_harness_watchdog.start(args.watch_dir, args.max_lifetime)
     emu = Emulator(args)
     Handler.emu = emu
     serve(emu, args.port_file)
