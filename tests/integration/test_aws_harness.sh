@@ -67,7 +67,11 @@ if aws --endpoint-url "$MOTO_ENDPOINT" dynamodb scan --table-name "$TABLE" >"$wo
     fail "dynamodb:Scan allowed, but it is not in the task policy"
 fi
 grep -q AccessDenied "$work/out" || { cat "$work/out"; fail "expected AccessDenied for Scan"; }
-echo "ok: the task policy allows its actions and denies others"
+AWS_ACCESS_KEY_ID=$ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET_ACCESS_KEY \
+    aws --endpoint-url "$MOTO_ENDPOINT" s3 ls "s3://$BUCKET/dicom/" >"$work/out" ||
+    fail "the admin key cannot list the bucket"
+grep -q "cli/" "$work/out" || fail "admin listing lacks dicom/cli/"
+echo "ok: the task policy allows its actions and denies others; the admin key lists the bucket"
 
 # ---- emulator reached by the AWS CLI's medical-imaging commands (signed by awscli/botocore)
 if aws --endpoint-url "$HI_ENDPOINT" medical-imaging list-dicom-import-jobs \
