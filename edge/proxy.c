@@ -236,8 +236,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     struct edge_conn *c = req->data;
     (void)status;
-    if (--c->shutdowns == 0 && !c->closing)
-        conn_close(c);
+    c->shutdowns--; /* the close waits for the client's EOF (or the linger timer) */
 }
 
 static void on_linger(uv_timer_t *t)
@@ -245,7 +244,11 @@ static void on_linger(uv_timer_t *t)
     conn_close(t->data);
 }
 
-/* Let what is queued go out (close_notify included), then close; bounded by LINGER_MS. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Let what is queued go out (close_notify included), then close when the client closes;
+ * bounded by LINGER_MS. */
 static void conn_finish(struct edge_conn *c, const char *end)
 {
     if (c->closing || c->st == ST_FINISH)
@@ -253,28 +256,33 @@ static void conn_finish(struct edge_conn *c, const char *end)
     if (!c->end)
         c->end = end;
     c->st = ST_FINISH;
+    /* Keep reading (and dropping) what the client still sends until it closes: closing a
+     * socket with unread data makes the kernel send a reset, which can destroy our last PDU
+     * (A-ABORT, A-ASSOCIATE-RJ) before the client has read it. */
     uv_read_stop((uv_stream_t *)&c->down);
+    if (uv_read_start((uv_stream_t *)&c->down, on_alloc, on_down_read) < 0) {
+        conn_close(c);
+        return;
+    }
     if (c->tls && tls_conn_is_ready(c->tls) && tls_conn_shutdown(c->tls) < 0) {
         conn_close(c);
         return;
     }
     if (c->up_connected) {
-        uv_read_stop((uv_stream_t *)&c->up);
-        /* best effort: the socket closes next anyway */
+        /* upstream bytes are still read (and dropped) for the same reason */
         if (c->up_tls && tls_conn_is_ready(c->up_tls) && tls_conn_shutdown(c->up_tls) < 0)
             log_msg(LOG_DEBUG, "upstream_close_notify_failed", c->peer_s);
-    }
-    uv_timer_start(&c->timer, on_linger, LINGER_MS, 0);
-    c->sd_down.data = c;
-    if (uv_shutdown(&c->sd_down, (uv_stream_t *)&c->down, on_shutdown) == 0)
-        c->shutdowns++;
-    if (c->up_connected) {
         c->sd_up.data = c;
         if (uv_shutdown(&c->sd_up, (uv_stream_t *)&c->up, on_shutdown) == 0)
             c->shutdowns++;
     }
-    if (c->shutdowns == 0)
-        conn_close(c);
+    c->sd_down.data = c;
+    if (uv_shutdown(&c->sd_down, (uv_stream_t *)&c->down, on_shutdown) < 0) {
+        conn_close(c); /* the client side cannot even be shut down: nothing to wait for */
+        return;
+    }
+    c->shutdowns++;
+    uv_timer_start(&c->timer, on_linger, LINGER_MS, 0);
 }
 
 /* ---------------------------------------------------------------- writing */
