@@ -288,6 +288,7 @@ static void conn_finish(struct edge_conn *c, const char *end)
 /* ---------------------------------------------------------------- writing */
 
 static void on_write(uv_write_t *req, int status);
+static void upstream_lost(struct edge_conn *c, int status);
 
 /* Send buf[0..n) on s; takes buf when owned (else copies what cannot go out at once). */
 static int send_raw(struct edge_conn *c, uv_tcp_t *s, uint8_t *buf, size_t n, bool owned)
@@ -370,7 +371,9 @@ static void on_write(uv_write_t *req, int status)
     if (c->closing)
         return;
     if (status < 0) {
-        if (c->st != ST_FINISH)
+        if (c->st == ST_SPLICE && h == (uv_stream_t *)&c->up)
+            upstream_lost(c, status);
+        else if (c->st != ST_FINISH)
             conn_finish(c, "write_failed");
         return;
     }
@@ -443,6 +446,20 @@ static void abort_down(struct edge_conn *c, uint8_t reason, const char *why,
 
 /* ---------------------------------------------------------------- splice */
 
+/* The upstream went away (closed, reset, a write failed) in the middle of an association. */
+static void upstream_lost(struct edge_conn *c, int status)
+{
+    struct logb lb;
+    if (log_begin(&lb, LOG_WARN, "upstream_lost")) {
+        log_conn(&lb, c);
+        log_str(&lb, "route", c->route ? c->route->name : "");
+        log_str(&lb, "err", status_str(status));
+        log_end(&lb);
+    }
+    inject_abort(c, true); /* PS3.8: the modality learns of the loss as an A-ABORT */
+    conn_finish(c, "upstream_lost");
+}
+
 static void protocol_violation(struct edge_conn *c, bool from_down, const struct pdu_follow *f)
 {
     struct logb lb;
@@ -500,8 +517,7 @@ static int to_up(struct edge_conn *c, const uint8_t *p, size_t n)
     int rc = c->up_tls ? tls_conn_write(c->up_tls, p, n)
                        : send_raw(c, &c->up, (uint8_t *)(uintptr_t)p, n, false);
     if (rc < 0) {
-        inject_abort(c, true);
-        conn_finish(c, "upstream_write_failed");
+        upstream_lost(c, rc);
         return CONN_STOP;
     }
     pause_if_full(c, true);
@@ -850,15 +866,7 @@ static void up_end(struct edge_conn *c, int status)
         conn_finish(c, end_name(c));
         return;
     }
-    struct logb lb;
-    if (log_begin(&lb, LOG_WARN, "upstream_lost")) {
-        log_conn(&lb, c);
-        log_str(&lb, "route", c->route ? c->route->name : "");
-        log_str(&lb, "err", status_str(status));
-        log_end(&lb);
-    }
-    inject_abort(c, true); /* PS3.8: the modality learns of the loss as an A-ABORT */
-    conn_finish(c, "upstream_lost");
+    upstream_lost(c, status);
 }
 
 static void handshake_failed(struct edge_conn *c, int status)
