@@ -467,6 +467,28 @@ def run_moto(a):
         return arn
 
     DynamoHandler._determine_resource = _determine_resource
+
+    # DynamoDB (awsJson1.0) reports authentication and authorization failures as HTTP 400 with
+    # a JSON body {"__type": "com.amazon.coral.service#AccessDeniedException", ...}; moto sends
+    # its S3-style 403 XML. Answer as DynamoDB does.
+    from moto.core.exceptions import JsonRESTError
+    orig_auth = DynamoHandler._authenticate_and_authorize_normal_action
+    json_errors = {"AccessDenied": "AccessDeniedException",
+                   "SignatureDoesNotMatch": "InvalidSignatureException",
+                   "InvalidClientTokenId": "UnrecognizedClientException"}
+
+    def _auth(self, resource="*"):
+        try:
+            orig_auth(self, resource)
+        except Exception as e:  # noqa: BLE001 - re-raised unless it is one of moto's IAM errors
+            et = getattr(e, "error_type", None)
+            if et not in json_errors:
+                raise
+            msg = e.message + (f" on resource: {resource}" if et == "AccessDenied" else "")
+            self.response_headers["Content-Type"] = "application/x-amz-json-1.0"
+            raise JsonRESTError("com.amazon.coral.service#" + json_errors[et], msg) from None
+
+    DynamoHandler._authenticate_and_authorize_normal_action = _auth
     sys.path.insert(0, HERE)
     import aws_harness_watchdog
     aws_harness_watchdog.start(a.dir, a.max_lifetime)

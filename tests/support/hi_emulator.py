@@ -776,6 +776,19 @@ class Emulator:
             raise ApiError(404, "ResourceNotFoundException", f"Datastore {ds} not found")
         return self.datastores[ds]
 
+    def replay(self, ds, token, sig):
+        """The answer for a clientToken already used, or None (idempotency)."""
+        with self.lock:
+            prev = self.tokens.get((ds, token))
+            if prev is None:
+                return None
+            job = self.jobs[prev]
+            if job.sig != sig:
+                raise ApiError(409, "ConflictException",
+                               "clientToken was already used with other parameters")
+            return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
+                    "submittedAt": job.submitted_at}
+
     def op_start(self, key, ds, body):
         try:
             params = json.loads(body or b"{}")
@@ -799,19 +812,16 @@ class Emulator:
         if not out.endswith("/"):
             out += "/"
         sig = (params.get("jobName"), role, params["inputS3Uri"], out)
-        with self.lock:
-            prev = self.tokens.get((ds, params["clientToken"]))
-            if prev is not None:
-                job = self.jobs[prev]
-                if job.sig != sig:
-                    raise ApiError(409, "ConflictException",
-                                   "clientToken was already used with other parameters")
-                return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
-                        "submittedAt": job.submitted_at}
+        replay = self.replay(ds, params["clientToken"], sig)
+        if replay:
+            return replay
         if not self.ids.role_exists(role):
             raise ApiError(400, "ValidationException",
                            f"dataAccessRoleArn {role} does not exist or cannot be assumed")
         with self.lock:
+            replay = self.replay(ds, params["clientToken"], sig)  # a concurrent twin won
+            if replay:
+                return replay
             active = sum(1 for j in self.jobs.values()
                          if j.datastore_id == ds and j.status in ("SUBMITTED", "IN_PROGRESS"))
             if active >= self.args.max_concurrent_jobs:
