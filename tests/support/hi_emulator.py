@@ -1001,19 +1001,22 @@ def parse_multipart(ctype, body):
     boundary = params.get("boundary")
     if not boundary:
         raise ApiError(400, "ValidationException", "multipart boundary missing")
-    delim = b"--" + boundary.encode()
-    chunks = body.split(delim)
+    # RFC 2046 5.1.1: a delimiter is CRLF "--" boundary; the CRLF belongs to the delimiter
+    chunks = (b"\r\n" + body).split(b"\r\n--" + boundary.encode())
     if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
         raise ApiError(400, "ValidationException", "malformed multipart body")
     parts = []
     for chunk in chunks[1:-1]:
-        if chunk.startswith(b"\r\n"):
-            chunk = chunk[2:]
-        if chunk.endswith(b"\r\n"):
-            chunk = chunk[:-2]
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise ApiError(400, "ValidationException", "multipart part without headers end")
+        chunk = chunk.lstrip(b" \t")  # transport padding
+        if not chunk.startswith(b"\r\n"):
+            raise ApiError(400, "ValidationException", "malformed multipart delimiter")
+        chunk = chunk[2:]
+        if chunk.startswith(b"\r\n"):  # a part without header fields
+            head, data = b"", chunk[2:]
+        else:
+            head, sep, data = chunk.partition(b"\r\n\r\n")
+            if not sep:
+                raise ApiError(400, "ValidationException", "multipart part without headers end")
         hdrs = {}
         for line in head.split(b"\r\n"):
             if b":" in line:
