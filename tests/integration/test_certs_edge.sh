@@ -82,7 +82,8 @@ JSON
 cat >"$T/edge.json" <<JSON
 { "listen": "127.0.0.1:$EP", "http_listen": "127.0.0.1:$HP",
   "tls": { "cert": "$K/servers/edge/chain.pem", "key": "$K/servers/edge/key.pem",
-           "client_ca": "$K/trust/modality-ca-chain.pem", "crl": "$K/crl/modality.crl.pem" },
+           "client_ca": "$K/trust/modality-ca-chain.pem", "crl": "$K/crl/modality.crl.pem",
+           "crl_check": "chain" },
   "policy": "$T/policy.json" }
 JSON
 cat >"$T/core.json" <<JSON
