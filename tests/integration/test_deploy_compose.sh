@@ -56,6 +56,13 @@ if [[ -x $src/certs/pki ]]; then
         GW_POLICY_ROUTES="$src/compose/config/policy-routes.json" bash "$src/compose/init-pki.sh"
     check "policy has both onboarded modalities on existing routes" jq -e \
         '([.clients[].id] | sort) == ["modality-aws","modality1"] and ([.clients[].route] - (.routes|keys)) == []' "$pki/policy.json"
+    missing=()
+    for f in $(jq -r '.. | strings | select(startswith("/pki/"))' "$src"/compose/config/*.json "$pki/policy.json" | sort -u); do
+        [[ -s $pki/${f#/pki/} ]] || missing+=("$f")
+    done
+    ((${#missing[@]} == 0)) || printf '    missing: %s\n' "${missing[@]}"
+    check "every /pki path the configs and the policy name was made by certs/pki" test ${#missing[@]} -eq 0
+    check "the core's key is private to its owner" test "$(stat -c %a "$pki/data/servers/core/key.pem")" = 600
 else
     echo "note: certs/pki not on this branch yet: dummy certificates stand in for its output"
     for f in $(jq -r '.. | strings | select(startswith("/pki/"))' "$src"/compose/config/*.json | sort -u); do

@@ -30,6 +30,8 @@ start:
   4. hi_emulator.py (THE HealthImaging EMULATOR, not AWS) and metadata_server.py, each on a
      free port.
   5. DIR/env.sh (source it), DIR/env.json (same values), DIR/pids (one PID per line), DIR/*.log.
+Every server also exits by itself once DIR is gone or after --max-lifetime seconds (default
+3600), so a test killed before its trap runs leaves nothing behind for long.
 stop: sends SIGTERM (then SIGKILL after 3 s) to exactly the PIDs in DIR/pids, after checking
   each still runs a command line that names DIR (so a recycled PID is never touched).
 """
@@ -245,7 +247,8 @@ def start(a):
             port = free_port()
             env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="1000000000")
             p = L.spawn("moto", [sys.executable, os.path.abspath(__file__), "_moto", "--dir", d,
-                                 "--port", str(port)], env=env)
+                                 "--port", str(port), "--max-lifetime", str(a.max_lifetime)],
+                        env=env)
             try:
                 wait_http(f"http://127.0.0.1:{port}/moto-api/reset-auth", deadline, p, "moto")
                 moto_port, moto = port, p
@@ -287,9 +290,12 @@ def start(a):
         iam.put_role_policy(RoleName="dicom-core-task", PolicyName="task-policy",
                             PolicyDocument=pol)
         sts = boto3.client("sts", **setup)
-        task = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task",
-                               RoleSessionName="dicom-core-task", DurationSeconds=43200)[
-            "Credentials"]
+        # two sessions: the metadata server hands them out in turn, so a client that refreshes
+        # visibly moves to new keys (both stay valid in moto and in the emulator)
+        sessions = [sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task",
+                                    RoleSessionName=f"dicom-core-task-{i}",
+                                    DurationSeconds=43200)["Credentials"] for i in (1, 2)]
+        task = sessions[0]
         s3 = boto3.client("s3", **setup)
         if a.region == "us-east-1":
             s3.create_bucket(Bucket=a.bucket)
@@ -311,14 +317,15 @@ def start(a):
             json.dump({"keys": [
                 {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"],
                  "UserName": "dicom-core"},
-                {"AccessKeyId": task["AccessKeyId"], "SecretAccessKey": task["SecretAccessKey"],
-                 "SessionToken": task["SessionToken"], "RoleName": "dicom-core-task"}]}, f)
+            ] + [{"AccessKeyId": t["AccessKeyId"], "SecretAccessKey": t["SecretAccessKey"],
+                  "SessionToken": t["SessionToken"], "RoleName": "dicom-core-task"}
+                 for t in sessions]}, f)
         task_file = os.path.join(d, "task-creds.json")
         with open(task_file, "w") as f:
-            json.dump({"AccessKeyId": task["AccessKeyId"],
-                       "SecretAccessKey": task["SecretAccessKey"],
-                       "Token": task["SessionToken"],
-                       "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task"}, f)
+            json.dump([{"AccessKeyId": t["AccessKeyId"], "SecretAccessKey": t["SecretAccessKey"],
+                        "Token": t["SessionToken"],
+                        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task"}
+                       for t in sessions], f)
 
         hi_port_file = os.path.join(d, "hi.port")
         hi_argv = [sys.executable, os.path.join(HERE, "hi_emulator.py"), "--port-file",
@@ -327,14 +334,16 @@ def start(a):
                    "--moto-endpoint", ep,
                    "--service-cred", f"{hkey['AccessKeyId']}:{hkey['SecretAccessKey']}",
                    "--creds-file", creds_file, "--job-delay", str(a.job_delay),
-                   "--start-tps", str(a.hi_start_tps)]
+                   "--start-tps", str(a.hi_start_tps), "--watch-dir", d,
+                   "--max-lifetime", str(a.max_lifetime)]
         hi = L.spawn("hi_emulator", hi_argv)
         md_port_file = os.path.join(d, "metadata.port")
         md_token = secrets.token_hex(16)
         md = L.spawn("metadata_server", [
             sys.executable, os.path.join(HERE, "metadata_server.py"), "--port-file",
             md_port_file, "--creds-file", task_file, "--expiry-seconds", str(a.creds_expiry),
-            "--auth-token", md_token, "--role-name", "dicom-core-task"])
+            "--auth-token", md_token, "--role-name", "dicom-core-task", "--watch-dir", d,
+            "--max-lifetime", str(a.max_lifetime)])
         hi_port = wait_port_file(hi_port_file, deadline, hi, "hi_emulator")
         wait_http(f"http://127.0.0.1:{hi_port}/_emulator/state", deadline, hi, "hi_emulator")
         md_port = wait_port_file(md_port_file, deadline, md, "metadata_server")
@@ -459,6 +468,31 @@ def run_moto(a):
 
     DynamoHandler._determine_resource = _determine_resource
 
+    # DynamoDB (awsJson1.0) reports authentication and authorization failures as HTTP 400 with
+    # a JSON body {"__type": "com.amazon.coral.service#AccessDeniedException", ...}; moto sends
+    # its S3-style 403 XML. Answer as DynamoDB does.
+    from moto.core.exceptions import JsonRESTError
+    orig_auth = DynamoHandler._authenticate_and_authorize_normal_action
+    json_errors = {"AccessDenied": "AccessDeniedException",
+                   "SignatureDoesNotMatch": "InvalidSignatureException",
+                   "InvalidClientTokenId": "UnrecognizedClientException"}
+
+    def _auth(self, resource="*"):
+        try:
+            orig_auth(self, resource)
+        except Exception as e:  # noqa: BLE001 - re-raised unless it is one of moto's IAM errors
+            et = getattr(e, "error_type", None)
+            if et not in json_errors:
+                raise
+            msg = e.message + (f" on resource: {resource}" if et == "AccessDenied" else "")
+            self.response_headers["Content-Type"] = "application/x-amz-json-1.0"
+            raise JsonRESTError("com.amazon.coral.service#" + json_errors[et], msg) from None
+
+    DynamoHandler._authenticate_and_authorize_normal_action = _auth
+    sys.path.insert(0, HERE)
+    import aws_harness_watchdog
+    aws_harness_watchdog.start(a.dir, a.max_lifetime)
+
     # moto rebuilds the request to check its signature from the URL werkzeug has already
     # percent-decoded, so a query value with an encoded character (ListObjectsV2
     # prefix=dicom%2F..., delimiter=%2F) never verifies. AWS canonicalises each query name and
@@ -498,6 +532,8 @@ def main():
     s.add_argument("--hi-start-tps", type=float, default=0.0)
     s.add_argument("--creds-expiry", type=int, default=3600)
     s.add_argument("--kms-key-arn")
+    s.add_argument("--max-lifetime", type=float, default=3600,
+                   help="every server exits after this many seconds (and once DIR is gone)")
     s.add_argument("--drop-action", action="append", default=[],
                    help="remove this action from the task policy (repeatable)")
     t = sub.add_parser("stop")
@@ -505,6 +541,7 @@ def main():
     m = sub.add_parser("_moto")
     m.add_argument("--dir", required=True)
     m.add_argument("--port", type=int, required=True)
+    m.add_argument("--max-lifetime", type=float, default=3600)
     a = ap.parse_args()
     if a.cmd == "start":
         a.datastore_id = a.datastore_id or secrets.token_hex(16)

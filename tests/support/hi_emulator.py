@@ -36,6 +36,8 @@ One HTTP/1.1 port on 127.0.0.1 serves:
                              tokens, image sets and stored instances.
     POST /_emulator/config   {"job_delay": seconds}
     GET  /_emulator/jobs     {"jobs": [jobProperties + clientToken, ...]} (every job)
+    GET  /_emulator/instances {"instances": {SOPInstanceUID: {"datastoreId", "imageSetId",
+                             "isPrimary", "imports": times imported by jobs and STOW}}}
     GET  /_emulator/state    counters: requests per operation, throttled, down_rejected,
                              auth_failures, jobs by status, stow instances, image sets.
 Authentication: the Authorization header is verified (sigv4_check.py) against the secret of its
@@ -45,7 +47,8 @@ access key: keys given with --cred AKID:SECRET[:TOKEN] (then every action is all
 moto's /moto-api/data.json). Failures answer 403 MissingAuthenticationTokenException,
 UnrecognizedClientException or InvalidSignatureException like AWS.
 Authorization: for keys of a moto IAM user or assumed role, the identity policies are read from
-moto's IAM (with --service-cred, an IAM user the harness creates) and evaluated here: actions
+moto's IAM (with --service-cred, an IAM user the harness creates; cached for
+--policy-cache-seconds, default 1) and evaluated here: actions
 medical-imaging:<Operation> on arn:aws:medical-imaging:{region}:{account}:datastore/{id}, and for
 StartDICOMImportJob iam:PassRole on dataAccessRoleArn with iam:PassedToService =
 medical-imaging.amazonaws.com (403 AccessDeniedException otherwise). The role must exist in moto.
@@ -91,6 +94,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_harness_watchdog  # noqa: E402
 import sigv4_check  # noqa: E402
 
 SERVICE = "medical-imaging"
@@ -331,6 +335,7 @@ class Identities:
         self.moto_keys = {}
         self.lock = threading.Lock()
         self._iam = None
+        self.policy_cache = {}
 
     def _reload_file(self):
         f = self.args.creds_file
@@ -404,9 +409,21 @@ class Identities:
             "PolicyVersion"]["Document"]
 
     def policies(self, k):
-        """Identity policies of a key's principal, or None when every action is allowed."""
+        """Identity policies of a key's principal, or None when every action is allowed.
+        Cached for --policy-cache-seconds (reading them costs several moto IAM calls)."""
         if not (k.get("user") or k.get("role")) or not self.args.service_cred:
             return None
+        ck = ("user", k["user"]) if k.get("user") else ("role", k["role"])
+        with self.lock:
+            hit = self.policy_cache.get(ck)
+        if hit and time.monotonic() - hit[0] < self.args.policy_cache_seconds:
+            return hit[1]
+        docs = self._read_policies(k)
+        with self.lock:
+            self.policy_cache[ck] = (time.monotonic(), docs)
+        return docs
+
+    def _read_policies(self, k):
         iam = self.iam()
         docs = []
         if k.get("user"):
@@ -548,6 +565,7 @@ class Emulator:
                 self.jobs, self.tokens = {}, {}
                 self.series = {}      # (ds, series_uid) -> {"primary": id, "attrs": tuple}
                 self.instances = {}   # (ds, sop_uid) -> image set id
+                self.import_counts = {}  # (ds, sop_uid) -> times imported (jobs and STOW)
                 self.image_sets = {}  # id -> {"series": .., "primary": bool, "count": n}
                 self.counters = {"requests": {}, "throttled": 0, "down_rejected": 0,
                                  "auth_failures": 0, "access_denied": 0,
@@ -618,6 +636,8 @@ class Emulator:
         if self.instances.get((ds, info["sop_uid"])) != sid:
             self.image_sets[sid]["count"] += 1
         self.instances[(ds, info["sop_uid"])] = sid
+        self.import_counts[(ds, info["sop_uid"])] = self.import_counts.get(
+            (ds, info["sop_uid"]), 0) + 1
         return sid, primary
 
     # -- S3 through the data access role
@@ -756,6 +776,19 @@ class Emulator:
             raise ApiError(404, "ResourceNotFoundException", f"Datastore {ds} not found")
         return self.datastores[ds]
 
+    def replay(self, ds, token, sig):
+        """The answer for a clientToken already used, or None (idempotency)."""
+        with self.lock:
+            prev = self.tokens.get((ds, token))
+            if prev is None:
+                return None
+            job = self.jobs[prev]
+            if job.sig != sig:
+                raise ApiError(409, "ConflictException",
+                               "clientToken was already used with other parameters")
+            return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
+                    "submittedAt": job.submitted_at}
+
     def op_start(self, key, ds, body):
         try:
             params = json.loads(body or b"{}")
@@ -779,19 +812,16 @@ class Emulator:
         if not out.endswith("/"):
             out += "/"
         sig = (params.get("jobName"), role, params["inputS3Uri"], out)
-        with self.lock:
-            prev = self.tokens.get((ds, params["clientToken"]))
-            if prev is not None:
-                job = self.jobs[prev]
-                if job.sig != sig:
-                    raise ApiError(409, "ConflictException",
-                                   "clientToken was already used with other parameters")
-                return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
-                        "submittedAt": job.submitted_at}
+        replay = self.replay(ds, params["clientToken"], sig)
+        if replay:
+            return replay
         if not self.ids.role_exists(role):
             raise ApiError(400, "ValidationException",
                            f"dataAccessRoleArn {role} does not exist or cannot be assumed")
         with self.lock:
+            replay = self.replay(ds, params["clientToken"], sig)  # a concurrent twin won
+            if replay:
+                return replay
             active = sum(1 for j in self.jobs.values()
                          if j.datastore_id == ds and j.status in ("SUBMITTED", "IN_PROGRESS"))
             if active >= self.args.max_concurrent_jobs:
@@ -1078,6 +1108,13 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_emulator/"):
                 if self.command == "GET" and path == "/_emulator/state":
                     return self.send_json(200, emu.state())
+                if self.command == "GET" and path == "/_emulator/instances":
+                    with emu.lock:
+                        inst = {sop: {"datastoreId": ds, "imageSetId": sid,
+                                      "isPrimary": emu.image_sets[sid]["primary"],
+                                      "imports": emu.import_counts.get((ds, sop), 0)}
+                                for (ds, sop), sid in emu.instances.items()}
+                    return self.send_json(200, {"instances": inst})
                 if self.command == "GET" and path == "/_emulator/jobs":
                     with emu.lock:
                         jobs = [dict(j.props(), clientToken=j.client_token)
@@ -1191,11 +1228,15 @@ def main():
     ap.add_argument("--start-tps", type=float, default=0.0,
                     help="StartDICOMImportJob rate limit (0 = off)")
     ap.add_argument("--start-burst", type=float, default=5.0)
+    ap.add_argument("--policy-cache-seconds", type=float, default=1.0)
+    ap.add_argument("--watch-dir", help="exit once this directory is gone")
+    ap.add_argument("--max-lifetime", type=float, default=0, help="exit after this many s")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     for ds in args.datastore_id:
         if not re.fullmatch(r"[0-9a-z]{32}", ds):
             ap.error(f"datastore id {ds} must match [0-9a-z]{{32}}")
+    aws_harness_watchdog.start(args.watch_dir, args.max_lifetime)
     emu = Emulator(args)
     Handler.emu = emu
     serve(emu, args.port_file)

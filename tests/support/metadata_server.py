@@ -35,6 +35,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_harness_watchdog  # noqa: E402
+
 
 class State:
     def __init__(self, args):
@@ -194,8 +197,11 @@ def main():
     ap.add_argument("--relative-uri", default="/v2/credentials/dicom-core-task")
     ap.add_argument("--auth-token", default="")
     ap.add_argument("--role-name", default="dicom-core-task")
+    ap.add_argument("--watch-dir", help="exit once this directory is gone")
+    ap.add_argument("--max-lifetime", type=float, default=0, help="exit after this many s")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    aws_harness_watchdog.start(args.watch_dir, args.max_lifetime)
     Handler.st = State(args)
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
