@@ -67,7 +67,11 @@ if aws --endpoint-url "$MOTO_ENDPOINT" dynamodb scan --table-name "$TABLE" >"$wo
     fail "dynamodb:Scan allowed, but it is not in the task policy"
 fi
 grep -q AccessDenied "$work/out" || { cat "$work/out"; fail "expected AccessDenied for Scan"; }
-echo "ok: the task policy allows its actions and denies others"
+AWS_ACCESS_KEY_ID=$ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET_ACCESS_KEY \
+    aws --endpoint-url "$MOTO_ENDPOINT" s3 ls "s3://$BUCKET/dicom/" >"$work/out" ||
+    fail "the admin key cannot list the bucket"
+grep -q "cli/" "$work/out" || fail "admin listing lacks dicom/cli/"
+echo "ok: the task policy allows its actions and denies others; the admin key lists the bucket"
 
 # ---- emulator reached by the AWS CLI's medical-imaging commands (signed by awscli/botocore)
 if aws --endpoint-url "$HI_ENDPOINT" medical-imaging list-dicom-import-jobs \
@@ -76,6 +80,38 @@ if aws --endpoint-url "$HI_ENDPOINT" medical-imaging list-dicom-import-jobs \
 fi
 grep -q AccessDeniedException "$work/out" || { cat "$work/out"; fail "expected AccessDeniedException"; }
 echo "ok: AWS CLI medical-imaging is authenticated and authorized by the emulator"
+
+# ---- libcurl's signer (curl --aws-sigv4, the code behind the forwarder's CURLOPT_AWS_SIGV4)
+curl_aws() { # service, curl args...
+    local svc=$1
+    shift
+    curl -s -o "$work/body" -D "$work/hdr" -w '%{http_code}' --aws-sigv4 "aws:amz:$REGION:$svc" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"
+}
+err_type() { tr -d '\r' <"$work/hdr" | sed -n 's/^x-amzn-ErrorType: *\([^:]*\).*/\1/Ip'; }
+code=$(curl_aws medical-imaging -H 'Content-Type: application/json' -d \
+    "{\"clientToken\":\"curl-1\",\"dataAccessRoleArn\":\"$ROLE_ARN\",\"inputS3Uri\":\"s3://$BUCKET/dicom/curl/\",\"outputS3Uri\":\"s3://$BUCKET/import-output/\"}" \
+    "$HI_ENDPOINT/startDICOMImportJob/datastore/$DATASTORE_ID")
+[[ $code == 200 ]] || { cat "$work/body"; fail "libcurl-signed StartDICOMImportJob: $code"; }
+# sorted query: the signature holds and the policy decides; unsorted (libcurl 7.88 signs the
+# order given): refused like AWS refuses it
+code=$(curl_aws medical-imaging "$HI_ENDPOINT/listDICOMImportJobs/datastore/$DATASTORE_ID?jobStatus=COMPLETED&maxResults=5")
+[[ $code == 403 && $(err_type) == AccessDeniedException ]] || fail "sorted query: $code $(err_type)"
+code=$(curl_aws medical-imaging "$HI_ENDPOINT/listDICOMImportJobs/datastore/$DATASTORE_ID?maxResults=5&jobStatus=COMPLETED")
+[[ $code == 403 && $(err_type) == InvalidSignatureException ]] || fail "unsorted query: $code $(err_type)"
+code=$(curl_aws dynamodb -H 'Content-Type: application/x-amz-json-1.0' \
+    -H 'X-Amz-Target: DynamoDB_20120810.GetItem' \
+    -d "{\"TableName\":\"$TABLE\",\"Key\":{\"pk\":{\"S\":\"INSTANCE#1.2.3\"},\"sk\":{\"S\":\"SHA256#00\"}}}" "$MOTO_ENDPOINT/")
+[[ $code == 200 ]] || { cat "$work/body"; fail "libcurl-signed DynamoDB GetItem: $code"; }
+code=$(curl_aws dynamodb -H 'Content-Type: application/x-amz-json-1.0' \
+    -H 'X-Amz-Target: DynamoDB_20120810.Scan' -d "{\"TableName\":\"$TABLE\"}" "$MOTO_ENDPOINT/")
+[[ $code == 400 ]] && grep -q 'AccessDeniedException' "$work/body" ||
+    { cat "$work/body"; fail "DynamoDB Scan outside the policy: $code (want 400 AccessDeniedException)"; }
+sha=$(sha256sum "$work/hello.txt" | cut -d' ' -f1)
+code=$(curl_aws s3 -X PUT -H "x-amz-content-sha256: $sha" --data-binary @"$work/hello.txt" \
+    "$MOTO_ENDPOINT/$BUCKET/dicom/curl-s3/hello.txt")
+[[ $code == 200 ]] || { cat "$work/body"; fail "libcurl-signed S3 PUT: $code"; }
+echo "ok: libcurl's SigV4 accepted by moto and the emulator; its unsorted query refused like AWS"
 
 # ---- Part-10 files written by other writers (pydicom from Debian's python3, DCMTK for the
 # compressed ones) must import as well as the ones made below
@@ -238,7 +274,16 @@ code, status = code_of(lambda: mi.start_dicom_import_job(**dict(
     req, outputS3Uri=f"s3://{B}/import-output/other/")))
 if (code, status) != ("ConflictException", 409):
     fail(f"same clientToken with other parameters gave {code} {status}")
-ok("StartDICOMImportJob: clientToken idempotent, ConflictException on changed parameters")
+import concurrent.futures  # noqa: E402
+with concurrent.futures.ThreadPoolExecutor(8) as pool:  # concurrent retries: still one job
+    twins = list(pool.map(lambda _: boto3.client("medical-imaging", endpoint_url=HI, config=cfg)
+                          .start_dicom_import_job(**dict(
+                              req, clientToken="t-twins", jobName="twins",
+                              inputS3Uri=f"s3://{B}/dicom/empty/"))["jobId"], range(8)))
+if len(set(twins)) != 1:
+    fail(f"concurrent StartDICOMImportJob with one clientToken made {len(set(twins))} jobs")
+ok("StartDICOMImportJob: clientToken idempotent (also under 8 concurrent retries), "
+   "ConflictException on changed parameters")
 
 job = r1["jobId"]
 seen = []

@@ -343,8 +343,14 @@ def check_cfn(src):
     schema_file = os.path.join(src, "forwarder", "schema", "dynamodb-table.json")
     if os.path.exists(schema_file):
         with open(schema_file, encoding="utf-8") as f:
-            want = table_shape(json.load(f))
+            schema = json.load(f)
+        want = table_shape(schema)
         origin = "forwarder/schema/dynamodb-table.json"
+        ttl = schema.get("_ttl", {}).get("AttributeName")
+        if ttl and table.get("TimeToLiveSpecification", {}).get("AttributeName") != ttl:
+            problem("Table: TTL attribute differs from the schema's %s" % ttl)
+        if schema.get("_pitr", {}).get("PointInTimeRecoveryEnabled") is False:
+            problem("the forwarder's schema turns PITR off; CONTRACTS.md wants it on")
     else:
         want, origin = CONTRACT_TABLE, "CONTRACTS.md (forwarder/schema/dynamodb-table.json absent)"
     for k in want:

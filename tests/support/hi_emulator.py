@@ -776,6 +776,19 @@ class Emulator:
             raise ApiError(404, "ResourceNotFoundException", f"Datastore {ds} not found")
         return self.datastores[ds]
 
+    def replay(self, ds, token, sig):
+        """The answer for a clientToken already used, or None (idempotency)."""
+        with self.lock:
+            prev = self.tokens.get((ds, token))
+            if prev is None:
+                return None
+            job = self.jobs[prev]
+            if job.sig != sig:
+                raise ApiError(409, "ConflictException",
+                               "clientToken was already used with other parameters")
+            return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
+                    "submittedAt": job.submitted_at}
+
     def op_start(self, key, ds, body):
         try:
             params = json.loads(body or b"{}")
@@ -799,19 +812,16 @@ class Emulator:
         if not out.endswith("/"):
             out += "/"
         sig = (params.get("jobName"), role, params["inputS3Uri"], out)
-        with self.lock:
-            prev = self.tokens.get((ds, params["clientToken"]))
-            if prev is not None:
-                job = self.jobs[prev]
-                if job.sig != sig:
-                    raise ApiError(409, "ConflictException",
-                                   "clientToken was already used with other parameters")
-                return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
-                        "submittedAt": job.submitted_at}
+        replay = self.replay(ds, params["clientToken"], sig)
+        if replay:
+            return replay
         if not self.ids.role_exists(role):
             raise ApiError(400, "ValidationException",
                            f"dataAccessRoleArn {role} does not exist or cannot be assumed")
         with self.lock:
+            replay = self.replay(ds, params["clientToken"], sig)  # a concurrent twin won
+            if replay:
+                return replay
             active = sum(1 for j in self.jobs.values()
                          if j.datastore_id == ds and j.status in ("SUBMITTED", "IN_PROGRESS"))
             if active >= self.args.max_concurrent_jobs:
@@ -991,19 +1001,22 @@ def parse_multipart(ctype, body):
     boundary = params.get("boundary")
     if not boundary:
         raise ApiError(400, "ValidationException", "multipart boundary missing")
-    delim = b"--" + boundary.encode()
-    chunks = body.split(delim)
+    # RFC 2046 5.1.1: a delimiter is CRLF "--" boundary; the CRLF belongs to the delimiter
+    chunks = (b"\r\n" + body).split(b"\r\n--" + boundary.encode())
     if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
         raise ApiError(400, "ValidationException", "malformed multipart body")
     parts = []
     for chunk in chunks[1:-1]:
-        if chunk.startswith(b"\r\n"):
-            chunk = chunk[2:]
-        if chunk.endswith(b"\r\n"):
-            chunk = chunk[:-2]
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise ApiError(400, "ValidationException", "multipart part without headers end")
+        chunk = chunk.lstrip(b" \t")  # transport padding
+        if not chunk.startswith(b"\r\n"):
+            raise ApiError(400, "ValidationException", "malformed multipart delimiter")
+        chunk = chunk[2:]
+        if chunk.startswith(b"\r\n"):  # a part without header fields
+            head, data = b"", chunk[2:]
+        else:
+            head, sep, data = chunk.partition(b"\r\n\r\n")
+            if not sep:
+                raise ApiError(400, "ValidationException", "multipart part without headers end")
         hdrs = {}
         for line in head.split(b"\r\n"):
             if b":" in line:
