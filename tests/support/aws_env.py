@@ -15,7 +15,8 @@ start:
      DynamoDB requests are authorized against the table (or table/index) ARN named in the
      request, as AWS does, instead of moto's "*" (which no least-privilege policy can allow).
   2. IAM: user "dicom-core" with the task policy inline and an access key (the test's
-     credentials); role "dicom-core-task" with the same policy, assumed once for temporary
+     credentials); user "test-admin" allowed everything (ADMIN_ACCESS_KEY_ID, for a test's own
+     checks such as listing the bucket or scanning the table, never for the code under test); role "dicom-core-task" with the same policy, assumed once for temporary
      credentials (served by metadata_server.py as ECS/IMDS credentials); the HealthImaging data
      access role ROLE_ARN; user "hi-emulator" for the emulator itself (reads IAM, assumes
      ROLE_ARN). The task policy: --policy FILE if given; else tests/support/task_policy.py's
@@ -269,6 +270,13 @@ def start(a):
         iam.create_user(UserName="dicom-core")
         iam.put_user_policy(UserName="dicom-core", PolicyName="task-policy", PolicyDocument=pol)
         key = iam.create_access_key(UserName="dicom-core")["AccessKey"]
+        # for the tests' own checks (list the bucket, scan the table), never for the code under
+        # test: everything allowed
+        iam.create_user(UserName="test-admin")
+        iam.put_user_policy(UserName="test-admin", PolicyName="admin", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        akey = iam.create_access_key(UserName="test-admin")["AccessKey"]
         iam.create_user(UserName="hi-emulator")
         iam.put_user_policy(UserName="hi-emulator", PolicyName="emulator", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [
@@ -317,6 +325,8 @@ def start(a):
             json.dump({"keys": [
                 {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"],
                  "UserName": "dicom-core"},
+                {"AccessKeyId": akey["AccessKeyId"], "SecretAccessKey": akey["SecretAccessKey"],
+                 "UserName": "test-admin"},
             ] + [{"AccessKeyId": t["AccessKeyId"], "SecretAccessKey": t["SecretAccessKey"],
                   "SessionToken": t["SessionToken"], "RoleName": "dicom-core-task"}
                  for t in sessions]}, f)
@@ -367,6 +377,8 @@ def start(a):
             "ECS_CREDENTIALS_HOST": f"127.0.0.1:{md_port}",
             "ECS_AUTHORIZATION_TOKEN": md_token,
             "IMDS_ENDPOINT": f"http://127.0.0.1:{md_port}",
+            "ADMIN_ACCESS_KEY_ID": akey["AccessKeyId"],
+            "ADMIN_SECRET_ACCESS_KEY": akey["SecretAccessKey"],
             "TASK_ACCESS_KEY_ID": task["AccessKeyId"],
             "TASK_SECRET_ACCESS_KEY": task["SecretAccessKey"],
             "TASK_SESSION_TOKEN": task["SessionToken"],

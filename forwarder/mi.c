@@ -1,0 +1,420 @@
+#include "mi.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/wbuf.h"
+#include "creds.h"
+#include "sigv4.h"
+
+#define MI_RESP_CAP (256u * 1024)
+#define MI_STOW_RESP_CAP (4u << 20)
+
+struct mi_client {
+    struct http_client *http;
+    struct creds_provider *creds;
+    char region[40];
+    char *control; /* "https://medical-imaging.<region>.amazonaws.com" (no trailing '/') */
+    char *dicom;   /* "https://dicom-medical-imaging.<region>.amazonaws.com" */
+};
+
+static char *endpoint_dup(const char *override, const char *prefix, const char *region)
+{
+    char buf[1024];
+    int n;
+    if (override && *override) {
+        size_t l = strlen(override);
+        while (l > 8 && override[l - 1] == '/')
+            l--;
+        n = snprintf(buf, sizeof(buf), "%.*s", (int)l, override);
+    } else {
+        n = snprintf(buf, sizeof(buf), "https://%s.%s.amazonaws.com", prefix, region);
+    }
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return NULL;
+    return strdup(buf);
+}
+
+static bool url_ok(const char *u)
+{
+    return !u || !*u || strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+}
+
+int mi_client_new(struct http_client *http, struct creds_provider *creds,
+                  const struct mi_opts *o, struct mi_client **out)
+{
+    *out = NULL;
+    if (!o->region || !*o->region || strlen(o->region) >= 40 || !url_ok(o->endpoint) ||
+        !url_ok(o->dicom_endpoint))
+        return ERR_CONFIG;
+    struct mi_client *m = calloc(1, sizeof(*m));
+    if (!m)
+        return ERR_NOMEM;
+    m->http = http;
+    m->creds = creds;
+    memcpy(m->region, o->region, strlen(o->region) + 1);
+    m->control = endpoint_dup(o->endpoint, "medical-imaging", o->region);
+    m->dicom = endpoint_dup(o->dicom_endpoint, "dicom-medical-imaging", o->region);
+    if (!m->control || !m->dicom) {
+        mi_client_free(m);
+        return ERR_NOMEM;
+    }
+    *out = m;
+    return 0;
+}
+
+void mi_client_free(struct mi_client *m)
+{
+    if (!m)
+        return;
+    free(m->control);
+    free(m->dicom);
+    free(m);
+}
+
+/* ---- parsers ------------------------------------------------------------------------------ */
+
+static int copy_field(const cJSON *o, const char *key, char *dst, size_t sz, bool required)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    dst[0] = '\0';
+    if (!v)
+        return required ? ERR_MALFORMED : 0;
+    if (cJSON_IsNumber(v)) { /* rest-json timestamps: epoch seconds */
+        if (!isfinite(v->valuedouble))
+            return ERR_MALFORMED;
+        int n = snprintf(dst, sz, "%.3f", v->valuedouble);
+        return (n < 0 || (size_t)n >= sz) ? ERR_LIMIT : 0;
+    }
+    if (!cJSON_IsString(v))
+        return ERR_MALFORMED;
+    size_t n = strlen(v->valuestring);
+    if (n >= sz)
+        return ERR_LIMIT;
+    memcpy(dst, v->valuestring, n + 1);
+    return 0;
+}
+
+int mi_parse_job(const uint8_t *p, size_t len, const char *wrapper, struct mi_job *out)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *j = cJSON_ParseWithLength((const char *)p, len);
+    const cJSON *o = j;
+    if (wrapper && cJSON_IsObject(j))
+        o = cJSON_GetObjectItemCaseSensitive(j, wrapper);
+    int rc = cJSON_IsObject(o) ? 0 : ERR_MALFORMED;
+    if (rc == 0)
+        rc = copy_field(o, "jobId", out->job_id, sizeof(out->job_id), true);
+    if (rc == 0)
+        rc = copy_field(o, "jobStatus", out->job_status, sizeof(out->job_status), true);
+    if (rc == 0)
+        rc = copy_field(o, "datastoreId", out->datastore_id, sizeof(out->datastore_id), false);
+    if (rc == 0)
+        rc = copy_field(o, "jobName", out->job_name, sizeof(out->job_name), false);
+    if (rc == 0)
+        rc = copy_field(o, "inputS3Uri", out->input_s3_uri, sizeof(out->input_s3_uri), false);
+    if (rc == 0)
+        rc = copy_field(o, "outputS3Uri", out->output_s3_uri, sizeof(out->output_s3_uri), false);
+    if (rc == 0)
+        rc = copy_field(o, "message", out->message, sizeof(out->message), false);
+    if (rc == 0)
+        rc = copy_field(o, "submittedAt", out->submitted_at, sizeof(out->submitted_at), false);
+    if (rc == 0)
+        rc = copy_field(o, "endedAt", out->ended_at, sizeof(out->ended_at), false);
+    if (rc == 0 && (!out->job_id[0] || !out->job_status[0]))
+        rc = ERR_MALFORMED;
+    cJSON_Delete(j);
+    if (rc < 0)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+/* The first entry of a DICOM JSON attribute's "Value" (PS3.18 F.2), or NULL. */
+static const cJSON *first_value(const cJSON *obj, const char *tag)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, tag);
+    if (!cJSON_IsObject(a))
+        return NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "Value");
+    if (!cJSON_IsArray(v))
+        return NULL;
+    return cJSON_GetArrayItem(v, 0);
+}
+
+static int value_str(const cJSON *obj, const char *tag, char *dst, size_t sz)
+{
+    dst[0] = '\0';
+    const cJSON *v = first_value(obj, tag);
+    if (!v)
+        return 0;
+    if (!cJSON_IsString(v))
+        return ERR_MALFORMED;
+    size_t n = strlen(v->valuestring);
+    if (n >= sz)
+        return ERR_LIMIT;
+    memcpy(dst, v->valuestring, n + 1);
+    return 0;
+}
+
+static int value_us(const cJSON *obj, const char *tag, int *out)
+{
+    *out = -1;
+    const cJSON *v = first_value(obj, tag);
+    if (!v)
+        return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 65535) ||
+        v->valuedouble != floor(v->valuedouble))
+        return ERR_MALFORMED;
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int parse_seq(const cJSON *root, const char *tag, bool stored, struct mi_stow_result *out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, tag);
+    if (!a)
+        return 0;
+    if (!cJSON_IsObject(a))
+        return ERR_MALFORMED;
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(a, "Value");
+    if (!items)
+        return 0; /* an empty sequence */
+    if (!cJSON_IsArray(items))
+        return ERR_MALFORMED;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, items)
+    {
+        if (!cJSON_IsObject(it))
+            return ERR_MALFORMED;
+        if (out->n == MI_STOW_MAX_INSTANCES)
+            return ERR_LIMIT;
+        struct mi_stow_instance *in = &out->inst[out->n];
+        memset(in, 0, sizeof(*in));
+        in->stored = stored;
+        TRY(value_str(it, "00081150", in->sop_class_uid, sizeof(in->sop_class_uid)));
+        TRY(value_str(it, "00081155", in->sop_instance_uid, sizeof(in->sop_instance_uid)));
+        TRY(value_str(it, "00081190", in->retrieve_url, sizeof(in->retrieve_url)));
+        TRY(value_us(it, "00081197", &in->failure_reason));
+        TRY(value_us(it, "00081196", &in->warning_reason));
+        if (!in->sop_instance_uid[0])
+            return ERR_MALFORMED;
+        out->n++;
+    }
+    return 0;
+}
+
+int mi_parse_stow_response(const uint8_t *p, size_t len, struct mi_stow_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *j = cJSON_ParseWithLength((const char *)p, len);
+    int rc = cJSON_IsObject(j) ? 0 : ERR_MALFORMED;
+    if (rc == 0 && !cJSON_GetObjectItemCaseSensitive(j, "00081199") &&
+        !cJSON_GetObjectItemCaseSensitive(j, "00081198"))
+        rc = ERR_MALFORMED; /* not a store response */
+    if (rc == 0)
+        rc = parse_seq(j, "00081199", true, out);
+    if (rc == 0)
+        rc = parse_seq(j, "00081198", false, out);
+    if (rc == 0)
+        rc = value_str(j, "00081190", out->retrieve_url, sizeof(out->retrieve_url));
+    cJSON_Delete(j);
+    if (rc < 0)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+/* ---- calls -------------------------------------------------------------------------------- */
+
+struct mi_op {
+    bool stow;
+    mi_job_cb job_cb;
+    mi_stow_cb stow_cb;
+    const char *wrapper;
+    void *arg;
+};
+
+static void on_http(void *arg, const struct http_resp *resp)
+{
+    struct mi_op *op = arg;
+    struct http_result res = resp->res;
+    if (op->stow) {
+        struct mi_stow_result *sr = malloc(sizeof(*sr));
+        bool have = false;
+        if (sr && (res.err == 0 || res.err == HTTP_ERR_STATUS) && resp->body_len &&
+            mi_parse_stow_response(resp->body, resp->body_len, sr) == 0)
+            have = true;
+        if (res.err == 0 && !have)
+            res.err = HTTP_ERR_PARSE;
+        op->stow_cb(op->arg, &res, have ? sr : NULL);
+        free(sr);
+    } else {
+        struct mi_job job;
+        bool have = false;
+        if (res.err == 0) {
+            have = mi_parse_job(resp->body, resp->body_len, op->wrapper, &job) == 0;
+            if (!have)
+                res.err = HTTP_ERR_PARSE;
+        }
+        op->job_cb(op->arg, &res, have ? &job : NULL);
+    }
+    free(op);
+}
+
+static int send_op(struct mi_client *m, struct http_req *r, struct mi_op *op)
+{
+    int rc = http_send(m->http, r, on_http, op);
+    if (rc < 0)
+        free(op);
+    return rc;
+}
+
+/* Path segment: datastore and job ids are [A-Za-z0-9]; encode anyway. */
+static void put_seg(struct wbuf *w, const char *s)
+{
+    sigv4_uri_encode(w, s, strlen(s), false);
+}
+
+int mi_start_import_job(struct mi_client *m, const struct mi_start_job *q, mi_job_cb cb,
+                        void *arg)
+{
+    if (!q->datastore_id || !q->role_arn || !q->client_token || !q->input_s3_uri ||
+        !q->output_s3_uri || !*q->client_token || strlen(q->client_token) > 64)
+        return ERR_CONFIG;
+    struct wbuf u;
+    wbuf_init(&u, 4096);
+    wbuf_str(&u, m->control);
+    wbuf_str(&u, "/startDICOMImportJob/datastore/");
+    put_seg(&u, q->datastore_id);
+    wbuf_u8(&u, 0);
+    cJSON *body = cJSON_CreateObject();
+    int rc = u.err ? u.err : (body ? 0 : ERR_NOMEM);
+    if (rc == 0 && (!cJSON_AddStringToObject(body, "dataAccessRoleArn", q->role_arn) ||
+                    !cJSON_AddStringToObject(body, "clientToken", q->client_token) ||
+                    !cJSON_AddStringToObject(body, "inputS3Uri", q->input_s3_uri) ||
+                    !cJSON_AddStringToObject(body, "outputS3Uri", q->output_s3_uri) ||
+                    (q->job_name && !cJSON_AddStringToObject(body, "jobName", q->job_name))))
+        rc = ERR_NOMEM;
+    char *text = rc == 0 ? cJSON_PrintUnformatted(body) : NULL;
+    if (rc == 0 && !text)
+        rc = ERR_NOMEM;
+    cJSON_Delete(body);
+    struct http_req *r = NULL;
+    if (rc == 0)
+        rc = http_req_new("POST", (const char *)u.p, &r);
+    wbuf_cleanup(&u);
+    if (rc == 0)
+        rc = http_req_add_header(r, "Content-Type", "application/json");
+    if (rc == 0)
+        rc = http_req_body_mem(r, text, strlen(text));
+    free(text);
+    struct mi_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
+    if (rc == 0 && !op)
+        rc = ERR_NOMEM;
+    if (rc < 0) {
+        http_req_free(r);
+        return rc;
+    }
+    op->job_cb = cb;
+    op->arg = arg;
+    op->wrapper = NULL;
+    http_req_set_response_cap(r, MI_RESP_CAP);
+    http_req_sign(r, m->creds, m->region, "medical-imaging", false, HTTP_PAYLOAD_SIGNED);
+    return send_op(m, r, op);
+}
+
+int mi_get_import_job(struct mi_client *m, const char *datastore_id, const char *job_id,
+                      mi_job_cb cb, void *arg)
+{
+    struct wbuf u;
+    wbuf_init(&u, 4096);
+    wbuf_str(&u, m->control);
+    wbuf_str(&u, "/getDICOMImportJob/datastore/");
+    put_seg(&u, datastore_id);
+    wbuf_str(&u, "/job/");
+    put_seg(&u, job_id);
+    wbuf_u8(&u, 0);
+    struct http_req *r = NULL;
+    int rc = u.err;
+    if (rc == 0)
+        rc = http_req_new("GET", (const char *)u.p, &r);
+    wbuf_cleanup(&u);
+    struct mi_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
+    if (rc == 0 && !op)
+        rc = ERR_NOMEM;
+    if (rc < 0) {
+        http_req_free(r);
+        return rc;
+    }
+    op->job_cb = cb;
+    op->arg = arg;
+    op->wrapper = "jobProperties";
+    http_req_set_response_cap(r, MI_RESP_CAP);
+    http_req_sign(r, m->creds, m->region, "medical-imaging", false, HTTP_PAYLOAD_SIGNED);
+    return send_op(m, r, op);
+}
+
+int mi_store_dicom(struct mi_client *m, const char *datastore_id, const char *study_uid,
+                   const char *path, uint64_t off, uint64_t len, mi_stow_cb cb, void *arg)
+{
+    uint8_t rnd[16];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return ERR_UNSUPPORTED;
+    char boundary[48];
+    static const char hx[] = "0123456789abcdef";
+    memcpy(boundary, "gw-", 3);
+    for (int i = 0; i < 16; i++) {
+        boundary[3 + 2 * i] = hx[rnd[i] >> 4];
+        boundary[4 + 2 * i] = hx[rnd[i] & 15];
+    }
+    boundary[35] = '\0';
+    struct wbuf u;
+    wbuf_init(&u, 4096);
+    wbuf_str(&u, m->dicom);
+    wbuf_str(&u, "/datastore/");
+    put_seg(&u, datastore_id);
+    wbuf_str(&u, "/studies");
+    if (study_uid && *study_uid) {
+        wbuf_u8(&u, '/');
+        put_seg(&u, study_uid);
+    }
+    wbuf_u8(&u, 0);
+    char ctype[160], head[160], tail[64];
+    int n1 = snprintf(ctype, sizeof(ctype),
+                      "multipart/related; type=\"application/dicom\"; boundary=%s", boundary);
+    int n2 = snprintf(head, sizeof(head), "--%s\r\nContent-Type: application/dicom\r\n\r\n",
+                      boundary);
+    int n3 = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", boundary);
+    struct http_req *r = NULL;
+    int rc = u.err;
+    if (rc == 0)
+        rc = http_req_new("POST", (const char *)u.p, &r);
+    wbuf_cleanup(&u);
+    if (rc == 0)
+        rc = http_req_add_header(r, "Content-Type", ctype);
+    if (rc == 0)
+        rc = http_req_add_header(r, "Accept", "application/dicom+json");
+    if (rc == 0)
+        rc = http_req_body_mem(r, head, (size_t)n2);
+    if (rc == 0)
+        rc = http_req_body_file(r, path, off, len);
+    if (rc == 0)
+        rc = http_req_body_mem(r, tail, (size_t)n3);
+    (void)n1;
+    struct mi_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
+    if (rc == 0 && !op)
+        rc = ERR_NOMEM;
+    if (rc < 0) {
+        http_req_free(r);
+        return rc;
+    }
+    op->stow = true;
+    op->stow_cb = cb;
+    op->arg = arg;
+    http_req_set_response_cap(r, MI_STOW_RESP_CAP);
+    http_req_sign(r, m->creds, m->region, "medical-imaging", false, HTTP_PAYLOAD_SIGNED);
+    return send_op(m, r, op);
+}

@@ -1,0 +1,102 @@
+/* s3: the few S3 calls the forwarder needs, on an http client (REST/XML, SigV4 "s3").
+ * Virtual-hosted style https://<bucket>.s3.<region>.amazonaws.com by default; path style
+ * <endpoint>/<bucket>/<key> when an endpoint override is given (moto, tests). Objects are sent
+ * with x-amz-checksum-sha256 and never with a Content-Encoding. File bodies are streamed from a
+ * byte range of a file. All callbacks run on the http client's loop. */
+#ifndef GW_S3_H
+#define GW_S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "http.h"
+#include "common/wbuf.h"
+
+struct s3_client;
+struct creds_provider;
+
+enum s3_sse { S3_SSE_NONE = 0, S3_SSE_AES256, S3_SSE_KMS };
+
+struct s3_opts {
+    const char *region;      /* required */
+    const char *endpoint;    /* NULL/"" = AWS; else "http://127.0.0.1:PORT" (path style) */
+    enum s3_sse sse;
+    const char *kms_key_id;  /* with S3_SSE_KMS; NULL = the bucket's/AWS managed key */
+};
+
+/* A client (plain memory; no handles). http and creds are borrowed and must outlive it and every
+ * call in flight. opts' strings are copied. 0, ERR_NOMEM, ERR_CONFIG (no region, bad endpoint,
+ * kms_key_id without S3_SSE_KMS). */
+MUST_CHECK int s3_client_new(struct http_client *http, struct creds_provider *creds,
+                             const struct s3_opts *opts, struct s3_client **out);
+/* Free: only once nothing is in flight (after http_client_close, or when idle). NULL is fine. */
+void s3_client_free(struct s3_client *s);
+
+/* Every call: takes its string arguments by copy; returns 0 (cb will run exactly once, later)
+ * or < 0 (cb never runs). res->err is 0 on success, HTTP_ERR_* otherwise (res->error_code holds
+ * the S3 code, e.g. "NoSuchKey", "AccessDenied", "SignatureDoesNotMatch"). */
+typedef void (*s3_done_cb)(void *arg, const struct http_result *res);
+
+/* PutObject of len bytes of path from off, whose SHA-256 (hex, computed by the caller while
+ * receiving) is sha256_hex: sent as the signed payload hash and as x-amz-checksum-sha256, so S3
+ * rejects a corrupted upload (BadDigest / XAmzContentSHA256Mismatch). */
+MUST_CHECK int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
+                                  const char *path, uint64_t off, uint64_t len,
+                                  const char *sha256_hex, s3_done_cb cb, void *arg);
+/* PutObject from memory (copied); the hash is computed here. */
+MUST_CHECK int s3_put_object_mem(struct s3_client *s, const char *bucket, const char *key,
+                                 const void *p, size_t n, const char *content_type,
+                                 s3_done_cb cb, void *arg);
+
+/* CreateMultipartUpload (POST ?uploads, x-amz-checksum-algorithm SHA256, the SSE headers).
+ * upload_id is borrowed for the callback; NULL when res->err != 0. */
+typedef void (*s3_create_cb)(void *arg, const struct http_result *res, const char *upload_id);
+MUST_CHECK int s3_create_multipart(struct s3_client *s, const char *bucket, const char *key,
+                                   s3_create_cb cb, void *arg);
+
+/* UploadPart part_no (1..10000) = len bytes of path from off. The part's SHA-256 is computed on
+ * the threadpool first (a read of the range), then sent as the payload hash and as
+ * x-amz-checksum-sha256. On success etag and checksum_b64 (borrowed) must be kept for Complete. */
+typedef void (*s3_part_cb)(void *arg, const struct http_result *res, const char *etag,
+                           const char *checksum_b64);
+MUST_CHECK int s3_upload_part(struct s3_client *s, const char *bucket, const char *key,
+                              const char *upload_id, unsigned part_no, const char *path,
+                              uint64_t off, uint64_t len, s3_part_cb cb, void *arg);
+
+struct s3_part {
+    unsigned part_no;
+    char etag[130];        /* as returned, quotes included */
+    char checksum_b64[45]; /* as returned */
+};
+/* CompleteMultipartUpload with parts in ascending part_no. A 200 whose body is an <Error> is a
+ * failure (res->err HTTP_ERR_STATUS and its code), as S3 documents. */
+MUST_CHECK int s3_complete_multipart(struct s3_client *s, const char *bucket, const char *key,
+                                     const char *upload_id, const struct s3_part *parts,
+                                     size_t n_parts, s3_done_cb cb, void *arg);
+/* AbortMultipartUpload; NoSuchUpload counts as success (already gone). */
+MUST_CHECK int s3_abort_multipart(struct s3_client *s, const char *bucket, const char *key,
+                                  const char *upload_id, s3_done_cb cb, void *arg);
+
+/* GetObject into memory capped at max bytes (HTTP_ERR_TOO_BIG beyond). body is borrowed for the
+ * callback; NULL/0 on failure. */
+typedef void (*s3_get_cb)(void *arg, const struct http_result *res, const uint8_t *body,
+                          size_t len);
+MUST_CHECK int s3_get_object(struct s3_client *s, const char *bucket, const char *key,
+                             size_t max, s3_get_cb cb, void *arg);
+
+/* Upload len bytes of path from off as key: one PutObject when len < threshold, else a
+ * multipart upload in parts of part_size (>= 5 MiB, the last smaller), one part in flight at a
+ * time, streamed from the file; on any failure the upload is aborted (best effort) before cb
+ * runs with the failing step's result. sha256_hex is the whole object's hash (used for the
+ * single PUT; multipart parts carry their own checksums). */
+MUST_CHECK int s3_upload_file(struct s3_client *s, const char *bucket, const char *key,
+                              const char *path, uint64_t off, uint64_t len,
+                              const char *sha256_hex, uint64_t threshold, uint64_t part_size,
+                              s3_done_cb cb, void *arg);
+
+/* Pure helper. Appends the path-encoded key ("a b/c" -> "a%20b/c") to out. */
+void s3_key_path(struct wbuf *out, const char *key);
+
+#endif
