@@ -458,9 +458,10 @@ mi.get_dicom_import_job(datastoreId=DS, jobId=job)
 ok("down (503) until reset, then served")
 
 port = int(E["HI_PORT"])
-control("/_emulator/down", {"seconds": 3, "mode": "refuse"})
+control("/_emulator/down", {"seconds": 5, "mode": "refuse"})
 refused = False
-for _ in range(20):
+t_end = time.time() + 4
+while time.time() < t_end:
     s = socket.socket()
     try:
         s.settimeout(1)

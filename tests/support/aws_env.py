@@ -179,8 +179,10 @@ def table_params(table):
         sse["Enabled"] = sse.pop("SSEEnabled")
         kw["SSESpecification"] = sse
     kw["TableName"] = table
-    ttl = doc.get("TimeToLiveSpecification") or {}
-    pitr = (doc.get("PointInTimeRecoverySpecification") or {}).get(
+    # TTL and PITR are not CreateTable parameters: the schema file names them "_ttl" and
+    # "_pitr" (or by their API/CloudFormation names)
+    ttl = doc.get("_ttl") or doc.get("TimeToLiveSpecification") or {}
+    pitr = (doc.get("_pitr") or doc.get("PointInTimeRecoverySpecification") or {}).get(
         "PointInTimeRecoveryEnabled", False)
     return kw, (ttl.get("AttributeName") if ttl.get("Enabled", True) and ttl else None), \
         bool(pitr), source
