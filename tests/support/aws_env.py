@@ -22,8 +22,8 @@ start:
      test); role "dicom-core-task" with the same policy, assumed twice for temporary
      credentials (served in turn by metadata_server.py as ECS/IMDS credentials); the
      HealthImaging data access role ROLE_ARN; user "hi-emulator" for the emulator itself
-     (reads IAM, assumes ROLE_ARN). The task policy: --policy FILE if given; else tests/support/task_policy.py's
-     render(role="task") when that file exists (deploy's renderer of the CloudFormation task
+     (reads IAM, assumes ROLE_ARN). The task policy: --policy FILE if given; else
+     tests/support/task_policy.py's render(role="task") when that file exists (deploy's renderer of the CloudFormation task
      role policy); else the built-in policy below, written from CONTRACTS.md. --drop-action
      removes an action from it (to show a test fails without it). The data access role's
      policy: task_policy.py's render(role="data-access"), else s3:GetObject + s3:ListBucket on
