@@ -10,6 +10,7 @@
 #     invalid files, groups image sets per series with isPrimary, keeps clientToken idempotency,
 #     throttles (429), is down (503, then connection refused) for a while, and answers STOW-RS
 #     with a PS3.18 store response; it rejects bad signatures, unknown keys and missing auth;
+#   - files written by pydicom and DCMTK (5 transfer syntaxes) import cleanly;
 #   - metadata_server.py serves ECS and IMDSv2 credentials that moto accepts.
 # Needs no build (GW_BUILD unused). Runs in about 20 s.
 set -euo pipefail
@@ -66,7 +67,11 @@ if aws --endpoint-url "$MOTO_ENDPOINT" dynamodb scan --table-name "$TABLE" >"$wo
     fail "dynamodb:Scan allowed, but it is not in the task policy"
 fi
 grep -q AccessDenied "$work/out" || { cat "$work/out"; fail "expected AccessDenied for Scan"; }
-echo "ok: the task policy allows its actions and denies others"
+AWS_ACCESS_KEY_ID=$ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET_ACCESS_KEY \
+    aws --endpoint-url "$MOTO_ENDPOINT" s3 ls "s3://$BUCKET/dicom/" >"$work/out" ||
+    fail "the admin key cannot list the bucket"
+grep -q "cli/" "$work/out" || fail "admin listing lacks dicom/cli/"
+echo "ok: the task policy allows its actions and denies others; the admin key lists the bucket"
 
 # ---- emulator reached by the AWS CLI's medical-imaging commands (signed by awscli/botocore)
 if aws --endpoint-url "$HI_ENDPOINT" medical-imaging list-dicom-import-jobs \
@@ -76,8 +81,47 @@ fi
 grep -q AccessDeniedException "$work/out" || { cat "$work/out"; fail "expected AccessDeniedException"; }
 echo "ok: AWS CLI medical-imaging is authenticated and authorized by the emulator"
 
+# ---- libcurl's signer (curl --aws-sigv4, the code behind the forwarder's CURLOPT_AWS_SIGV4)
+curl_aws() { # service, curl args...
+    local svc=$1
+    shift
+    curl -s -o "$work/body" -D "$work/hdr" -w '%{http_code}' --aws-sigv4 "aws:amz:$REGION:$svc" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@"
+}
+err_type() { tr -d '\r' <"$work/hdr" | sed -n 's/^x-amzn-ErrorType: *\([^:]*\).*/\1/Ip'; }
+code=$(curl_aws medical-imaging -H 'Content-Type: application/json' -d \
+    "{\"clientToken\":\"curl-1\",\"dataAccessRoleArn\":\"$ROLE_ARN\",\"inputS3Uri\":\"s3://$BUCKET/dicom/curl/\",\"outputS3Uri\":\"s3://$BUCKET/import-output/\"}" \
+    "$HI_ENDPOINT/startDICOMImportJob/datastore/$DATASTORE_ID")
+[[ $code == 200 ]] || { cat "$work/body"; fail "libcurl-signed StartDICOMImportJob: $code"; }
+# sorted query: the signature holds and the policy decides; unsorted (libcurl 7.88 signs the
+# order given): refused like AWS refuses it
+code=$(curl_aws medical-imaging "$HI_ENDPOINT/listDICOMImportJobs/datastore/$DATASTORE_ID?jobStatus=COMPLETED&maxResults=5")
+[[ $code == 403 && $(err_type) == AccessDeniedException ]] || fail "sorted query: $code $(err_type)"
+code=$(curl_aws medical-imaging "$HI_ENDPOINT/listDICOMImportJobs/datastore/$DATASTORE_ID?maxResults=5&jobStatus=COMPLETED")
+[[ $code == 403 && $(err_type) == InvalidSignatureException ]] || fail "unsorted query: $code $(err_type)"
+code=$(curl_aws dynamodb -H 'Content-Type: application/x-amz-json-1.0' \
+    -H 'X-Amz-Target: DynamoDB_20120810.GetItem' \
+    -d "{\"TableName\":\"$TABLE\",\"Key\":{\"pk\":{\"S\":\"INSTANCE#1.2.3\"},\"sk\":{\"S\":\"SHA256#00\"}}}" "$MOTO_ENDPOINT/")
+[[ $code == 200 ]] || { cat "$work/body"; fail "libcurl-signed DynamoDB GetItem: $code"; }
+code=$(curl_aws dynamodb -H 'Content-Type: application/x-amz-json-1.0' \
+    -H 'X-Amz-Target: DynamoDB_20120810.Scan' -d "{\"TableName\":\"$TABLE\"}" "$MOTO_ENDPOINT/")
+[[ $code == 400 ]] && grep -q 'AccessDeniedException' "$work/body" ||
+    { cat "$work/body"; fail "DynamoDB Scan outside the policy: $code (want 400 AccessDeniedException)"; }
+sha=$(sha256sum "$work/hello.txt" | cut -d' ' -f1)
+code=$(curl_aws s3 -X PUT -H "x-amz-content-sha256: $sha" --data-binary @"$work/hello.txt" \
+    "$MOTO_ENDPOINT/$BUCKET/dicom/curl-s3/hello.txt")
+[[ $code == 200 ]] || { cat "$work/body"; fail "libcurl-signed S3 PUT: $code"; }
+echo "ok: libcurl's SigV4 accepted by moto and the emulator; its unsorted query refused like AWS"
+
+# ---- Part-10 files written by other writers (pydicom from Debian's python3, DCMTK for the
+# compressed ones) must import as well as the ones made below
+for ts in implicit explicit deflated rle jpeg-lossless; do
+    /usr/bin/python3 "$src/tests/support/gen_data.py" --out "$work/gen/$ts" --count 2 --ts "$ts" \
+        --rows 64 --cols 64 >/dev/null || fail "gen_data.py --ts $ts"
+done
+
 # ---- the rest with boto3 (the image's botocore service model)
-"$PY" - "$src" <<'PYEOF'
+"$PY" - "$src" "$work/gen" <<'PYEOF'
 import datetime, io, json, os, socket, sys, time, urllib.error, urllib.request, zlib
 import boto3, botocore
 from botocore.auth import SigV4Auth
@@ -220,6 +264,7 @@ if (code, status) != ("AccessDeniedException", 403):
 
 req = dict(datastoreId=DS, dataAccessRoleArn=ROLE, clientToken=batch, jobName=batch,
            inputS3Uri=f"s3://{B}/dicom/{batch}/", outputS3Uri=f"s3://{B}/import-output/")
+control("/_emulator/config", {"hold": "SUBMITTED"})  # statuses observed without timing
 r1 = mi.start_dicom_import_job(**req)
 if r1["jobStatus"] != "SUBMITTED" or r1["datastoreId"] != DS:
     fail(f"StartDICOMImportJob answer {r1}")
@@ -230,18 +275,38 @@ code, status = code_of(lambda: mi.start_dicom_import_job(**dict(
     req, outputS3Uri=f"s3://{B}/import-output/other/")))
 if (code, status) != ("ConflictException", 409):
     fail(f"same clientToken with other parameters gave {code} {status}")
-ok("StartDICOMImportJob: clientToken idempotent, ConflictException on changed parameters")
+import concurrent.futures  # noqa: E402
+with concurrent.futures.ThreadPoolExecutor(8) as pool:  # concurrent retries: still one job
+    twins = list(pool.map(lambda _: boto3.client("medical-imaging", endpoint_url=HI, config=cfg)
+                          .start_dicom_import_job(**dict(
+                              req, clientToken="t-twins", jobName="twins",
+                              inputS3Uri=f"s3://{B}/dicom/empty/"))["jobId"], range(8)))
+if len(set(twins)) != 1:
+    fail(f"concurrent StartDICOMImportJob with one clientToken made {len(set(twins))} jobs")
+ok("StartDICOMImportJob: clientToken idempotent (also under 8 concurrent retries), "
+   "ConflictException on changed parameters")
 
 job = r1["jobId"]
 seen = []
-deadline = time.time() + 60
-while time.time() < deadline:
-    p = mi.get_dicom_import_job(datastoreId=DS, jobId=job)["jobProperties"]
-    if not seen or seen[-1] != p["jobStatus"]:
-        seen.append(p["jobStatus"])
-    if p["jobStatus"] in ("COMPLETED", "FAILED"):
-        break
-    time.sleep(0.1)
+
+
+def poll_until(statuses):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        p = mi.get_dicom_import_job(datastoreId=DS, jobId=job)["jobProperties"]
+        if not seen or seen[-1] != p["jobStatus"]:
+            seen.append(p["jobStatus"])
+        if p["jobStatus"] in statuses:
+            return p
+        time.sleep(0.1)
+    fail(f"job statuses {seen}: none of {statuses} within 60 s")
+
+
+poll_until(("SUBMITTED",))
+control("/_emulator/config", {"hold": "IN_PROGRESS"})
+poll_until(("IN_PROGRESS",))
+control("/_emulator/config", {"hold": None})
+p = poll_until(("COMPLETED", "FAILED"))
 if seen[-1] != "COMPLETED" or "IN_PROGRESS" not in seen or seen[0] != "SUBMITTED":
     fail(f"job statuses {seen}, message {p.get('message')}")
 for k in ("jobId", "jobName", "jobStatus", "datastoreId", "dataAccessRoleArn", "inputS3Uri",
@@ -299,6 +364,31 @@ if "exceptionType" not in fail_keys[f"dicom/{batch}/{chosen_sop}.dcm"] or \
     fail("the chosen failure's message is not the one set")
 ok("output manifest, SUCCESS/success.ndjson and FAILURE/failure.ndjson as documented; "
    "image sets per series with isPrimary; chosen and invalid files failed")
+
+# --- a second job over pydicom/DCMTK-written files (5 transfer syntaxes, 5 series)
+import glob  # noqa: E402
+gen = sorted(glob.glob(os.path.join(sys.argv[2], "*", "*.dcm")))
+batch2 = "b-20261124T030100Z-0000beef"
+for f in gen:
+    with open(f, "rb") as fh:
+        s3.put_object(Bucket=B, Key=f"dicom/{batch2}/{os.path.basename(os.path.dirname(f))}-"
+                      f"{os.path.basename(f)}", Body=fh.read())
+j2 = mi.start_dicom_import_job(**dict(req, clientToken=batch2, jobName=batch2,
+                                      inputS3Uri=f"s3://{B}/dicom/{batch2}/"))["jobId"]
+deadline = time.time() + 60
+while time.time() < deadline:
+    p2 = mi.get_dicom_import_job(datastoreId=DS, jobId=j2)["jobProperties"]
+    if p2["jobStatus"] in ("COMPLETED", "FAILED"):
+        break
+    time.sleep(0.1)
+man2 = json.load(s3.get_object(Bucket=B, Key=f"import-output/{DS}-DicomImport-{j2}/"
+                               "job-output-manifest.json")["Body"])["jobSummary"]
+if p2["jobStatus"] != "COMPLETED" or man2["numberOfImportedFiles"] != len(gen) or \
+        man2["numberOfGeneratedImageSets"] != 5 or \
+        not all(x["isPrimary"] for x in man2["imageSetsSummary"]):
+    fail(f"pydicom/DCMTK files: {p2['jobStatus']} {man2}")
+ok(f"{len(gen)} pydicom/DCMTK-written files (implicit, explicit, deflated, RLE, JPEG lossless) "
+   "imported into 5 primary image sets")
 
 # --- request validation and refusals
 def expect(what, fn, want_code, want_status):
@@ -359,17 +449,19 @@ for _ in range(2):
 mi.get_dicom_import_job(datastoreId=DS, jobId=job)
 ok("throttling: ThrottlingException 429 for the chosen count, then served")
 
-control("/_emulator/down", {"seconds": 1.0, "mode": "503"})
-expect("down 503", lambda: mi.get_dicom_import_job(datastoreId=DS, jobId=job),
-       "ServiceUnavailableException", 503)
-time.sleep(1.1)
+control("/_emulator/down", {"seconds": 60, "mode": "503"})
+for _ in range(3):
+    expect("down 503", lambda: mi.get_dicom_import_job(datastoreId=DS, jobId=job),
+           "ServiceUnavailableException", 503)
+control("/_emulator/reset", {})  # ends the outage (control requests are never refused)
 mi.get_dicom_import_job(datastoreId=DS, jobId=job)
-ok("down (503) for a while, then served")
+ok("down (503) until reset, then served")
 
 port = int(E["HI_PORT"])
-control("/_emulator/down", {"seconds": 1.5, "mode": "refuse"})
+control("/_emulator/down", {"seconds": 5, "mode": "refuse"})
 refused = False
-for _ in range(20):
+t_end = time.time() + 4
+while time.time() < t_end:
     s = socket.socket()
     try:
         s.settimeout(1)

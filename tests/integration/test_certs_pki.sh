@@ -137,6 +137,15 @@ check "RSA on request is 3072 bits and verifies" bash -c \
     "openssl pkey -in '$T/pki/modalities/mr-4/key.pem' -noout -text | grep -q 'Private-Key: (3072 bit' &&
      openssl verify -CAfile '$R' -untrusted '$MCA' -purpose sslclient '$T/pki/modalities/mr-4/cert.pem'"
 
+# PKCS#12 for old devices: 3DES/SHA-1, with a password the team chose
+printf 'chosen-by-team\n' >"$T/p12pw"
+pki onboard --name old-9 --calling-ae OLD_9 --route vpc --policy "$T/policy.json" --generate-key --p12-legacy \
+    --p12-pass-file "$T/p12pw" >/dev/null || bad "onboard old-9 (--p12-legacy)"
+check "--p12-legacy gives a 3DES bundle that opens with the chosen password" bash -c \
+    "openssl pkcs12 -in '$T/pki/modalities/old-9/bundle.p12' -passin 'file:$T/p12pw' -noout -info 2>&1 | grep -q 'TripleDES' &&
+     [[ ! -e '$T/pki/modalities/old-9/bundle.p12.pass' ]]"
+pki revoke --name old-9 >/dev/null || bad "revoke old-9"
+
 # name constraints do their job: the modality CA's key cannot mint an infrastructure identity
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/rogue.key" 2>/dev/null
 openssl req -new -key "$T/rogue.key" -subj "/O=Test Hospital/OU=Infrastructure/CN=edge" -out "$T/rogue.csr"
@@ -325,6 +334,7 @@ check "list --check exits 3 when something expires soon" test $? -eq 3
 check "list --all includes the servers and the edge's client cert" bash -c \
     "'$PKI_BIN' --dir '$T/pki' list --all | grep -qE '^edge +edge-client'"
 
+check "list --check is quiet about fresh CRLs" bash -c "! '$PKI_BIN' --dir '$T/pki' list 2>&1 >/dev/null | grep -q CRL"
 # ---------------------------------------------------------------------------- crl, server replace
 pki crl >/dev/null || bad "crl"
 check "crl: fresh CRLs still list the revoked serials" bash -c \
@@ -376,7 +386,7 @@ check "rotate-ca without the root key is refused" bash -c \
 
 # ---------------------------------------------------------------------------- RSA PKI
 echo '{"clients":[],"routes":{"r":{}}}' >"$T/rsa-policy.json"
-"$PKI_BIN" --dir "$T/rsa" init --key-type rsa --policy "$T/rsa-policy.json" --edge-pid-file "$T/edge.pid" \
+"$PKI_BIN" --dir "$T/rsa" init --key-type rsa --crl-days 3 --policy "$T/rsa-policy.json" --edge-pid-file "$T/edge.pid" \
     >/dev/null 2>>"$OUT" || bad "init --key-type rsa"
 check "RSA PKI: root and issuing keys are RSA 3072" bash -c \
     "openssl pkey -in '$T/rsa/ca/root/private/ca.key' -noout -text | grep -q '(3072 bit' &&
@@ -390,6 +400,10 @@ check "init's --policy and --edge-pid-file are onboard's defaults" bash -c \
 check "RSA PKI: client cert verifies, keyEncipherment added for RSA" bash -c \
     "openssl verify -CAfile '$T/rsa/ca/root/ca.crt' -untrusted '$T/rsa/ca/modality/ca.crt' -purpose sslclient '$T/rsa/modalities/r1/cert.pem' &&
      openssl x509 -in '$T/rsa/modalities/r1/cert.pem' -noout -ext keyUsage | grep -q 'Key Encipherment'"
+
+"$PKI_BIN" --dir "$T/rsa" list --check >/dev/null 2>"$T/crlwarn"
+check "list --check flags CRLs that expire within a week (exit 3)" bash -c \
+    "[[ $? == 3 ]] && grep -q 'CRL of the modality CA expires in' '$T/crlwarn'"
 
 # ---------------------------------------------------------------------------- never printed
 check "no private key material in anything the tool printed" bash -c "! grep -q 'PRIVATE KEY' '$OUT'"

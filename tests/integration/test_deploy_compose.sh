@@ -11,15 +11,8 @@ src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${GW_BUILD:-$src/build}
 py=python3 # pyenv's (PyYAML)
 tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 source "$src/tests/support/deploy_lib.sh"
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+trap deploy_cleanup EXIT
 checks=$src/tests/support/deploy_checks.py
 compose=$src/compose/docker-compose.yml
 
@@ -56,6 +49,13 @@ if [[ -x $src/certs/pki ]]; then
         GW_POLICY_ROUTES="$src/compose/config/policy-routes.json" bash "$src/compose/init-pki.sh"
     check "policy has both onboarded modalities on existing routes" jq -e \
         '([.clients[].id] | sort) == ["modality-aws","modality1"] and ([.clients[].route] - (.routes|keys)) == []' "$pki/policy.json"
+    missing=()
+    for f in $(jq -r '.. | strings | select(startswith("/pki/"))' "$src"/compose/config/*.json "$pki/policy.json" | sort -u); do
+        [[ -s $pki/${f#/pki/} ]] || missing+=("$f")
+    done
+    ((${#missing[@]} == 0)) || printf '    missing: %s\n' "${missing[@]}"
+    check "every /pki path the configs and the policy name was made by certs/pki" test ${#missing[@]} -eq 0
+    check "the core's key is private to its owner" test "$(stat -c %a "$pki/data/servers/core/key.pem")" = 600
 else
     echo "note: certs/pki not on this branch yet: dummy certificates stand in for its output"
     for f in $(jq -r '.. | strings | select(startswith("/pki/"))' "$src"/compose/config/*.json | sort -u); do

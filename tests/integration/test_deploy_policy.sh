@@ -3,13 +3,16 @@
 # task_policy.py, is put into moto's IAM (signature and policy checks on) and every S3 and
 # DynamoDB call the forwarder makes succeeds under it; each call fails once its action is dropped
 # from the policy, and calls outside the policy (delete, list, scan, another bucket) are denied.
-# (The medical-imaging actions are checked by the forwarder's end-to-end tests against
-# tests/support/hi_emulator.py, which evaluates the same policy.)
+# Then the medical-imaging actions and iam:PassRole, through tests/support/aws_env.py (moto +
+# the HealthImaging EMULATOR, which evaluates the credentials' IAM policy): StartDICOMImportJob,
+# GetDICOMImportJob and StoreDICOM are allowed under the template's policy, and each is refused
+# (403) once its action (or iam:PassRole for the import) is dropped.
 set -euo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v moto_server >/dev/null || { echo "FAIL moto_server missing (pyenv python3 with moto[server])"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+set +e
 python3 - "$src" "$tmp" <<'EOF_PY'
 import hashlib, base64, json, os, signal, socket, subprocess, sys, time, urllib.request
 import boto3
@@ -181,3 +184,72 @@ finally:
     moto.wait(timeout=10)
 sys.exit(1 if failed else 0)
 EOF_PY
+rc=$?
+
+# ---------------------------------------------------------------- medical-imaging + iam:PassRole
+if [[ ! -f $src/tests/support/aws_env.py || ! -f $src/tests/support/hi_emulator.py ]]; then
+    echo "FAIL tests/support/aws_env.py or hi_emulator.py missing"
+    exit 1
+fi
+envs=()
+stop_envs() { for d in "${envs[@]}"; do python3 "$src/tests/support/aws_env.py" stop --dir "$d" >/dev/null 2>&1 || true; done; rm -rf "$tmp"; }
+trap stop_envs EXIT
+mi_check() { # label expect(allowed|denied:OP) [--drop-action A]...
+    local label=$1 expect=$2 d=$tmp/env-$((${#envs[@]} + 1))
+    shift 2
+    envs+=("$d")
+    if ! python3 "$src/tests/support/aws_env.py" start --dir "$d" "$@" >"$d.log" 2>&1; then
+        echo "FAIL aws_env start ($label)"; sed 's/^/    /' "$d.log"; return 1
+    fi
+    (. "$d/env.sh" && python3 - "$expect" "$label" <<'EOF_MI'
+import sys, boto3, botocore.auth, botocore.awsrequest, botocore.credentials, os, urllib.request, urllib.error
+expect, label = sys.argv[1], sys.argv[2]
+env = os.environ
+mi = boto3.client("medical-imaging", endpoint_url=env["HI_ENDPOINT"], region_name=env["REGION"])
+results = {}
+def attempt(op, fn):
+    try:
+        fn(); results[op] = "allowed"
+    except Exception as e:  # botocore ClientError or urllib HTTPError
+        code = getattr(e, "code", None) or e.response["ResponseMetadata"]["HTTPStatusCode"]
+        results[op] = "denied" if code == 403 else "allowed"  # 4xx other than 403: authorized
+job = {}
+def start():
+    r = mi.start_dicom_import_job(datastoreId=env["DATASTORE_ID"], dataAccessRoleArn=env["ROLE_ARN"],
+                                  clientToken="b-20261124T030000Z-0000abcd",
+                                  inputS3Uri="s3://%s/%s/b-20261124T030000Z-0000abcd/" % (env["BUCKET"], env["S3_PREFIX"]),
+                                  outputS3Uri="s3://%s/%s/" % (env["BUCKET"], env["OUTPUT_PREFIX"]))
+    job["id"] = r["jobId"]
+def get():
+    mi.get_dicom_import_job(datastoreId=env["DATASTORE_ID"], jobId=job.get("id", "0" * 32))
+def stow():
+    body = b"--b1\r\nContent-Type: application/dicom\r\n\r\nnot dicom\r\n--b1--\r\n"
+    url = "%s/datastore/%s/studies" % (env["HI_ENDPOINT"], env["DATASTORE_ID"])
+    req = botocore.awsrequest.AWSRequest("POST", url, data=body, headers={
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b1'})
+    creds = botocore.credentials.Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    botocore.auth.SigV4Auth(creds, "medical-imaging", env["REGION"]).add_auth(req)
+    p = req.prepare()
+    urllib.request.urlopen(urllib.request.Request(url, data=body, headers=dict(p.headers), method="POST"))
+attempt("StartDICOMImportJob", start)
+attempt("GetDICOMImportJob", get)
+attempt("StoreDICOM", stow)
+if expect == "allowed":
+    bad = {k: v for k, v in results.items() if v != "allowed"}
+else:
+    op = expect.split(":", 1)[1]
+    bad = {k: v for k, v in results.items() if v != ("denied" if k == op else "allowed")}
+print(("PASS " if not bad else "FAIL ") + label + ("" if not bad else ": %s" % results))
+sys.exit(1 if bad else 0)
+EOF_MI
+    )
+}
+mi_check "medical-imaging calls allowed under the template's policy (HealthImaging emulator)" allowed || rc=1
+mi_check "without medical-imaging:StartDICOMImportJob the import is refused" denied:StartDICOMImportJob \
+    --drop-action medical-imaging:StartDICOMImportJob || rc=1
+mi_check "without iam:PassRole the import is refused" denied:StartDICOMImportJob --drop-action iam:PassRole || rc=1
+mi_check "without medical-imaging:GetDICOMImportJob polling is refused" denied:GetDICOMImportJob \
+    --drop-action medical-imaging:GetDICOMImportJob || rc=1
+mi_check "without medical-imaging:StoreDICOM STOW-RS is refused" denied:StoreDICOM \
+    --drop-action medical-imaging:StoreDICOM || rc=1
+exit $rc

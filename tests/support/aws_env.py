@@ -15,7 +15,8 @@ start:
      DynamoDB requests are authorized against the table (or table/index) ARN named in the
      request, as AWS does, instead of moto's "*" (which no least-privilege policy can allow).
   2. IAM: user "dicom-core" with the task policy inline and an access key (the test's
-     credentials); role "dicom-core-task" with the same policy, assumed once for temporary
+     credentials); user "test-admin" allowed everything (ADMIN_ACCESS_KEY_ID, for a test's own
+     checks such as listing the bucket or scanning the table, never for the code under test); role "dicom-core-task" with the same policy, assumed once for temporary
      credentials (served by metadata_server.py as ECS/IMDS credentials); the HealthImaging data
      access role ROLE_ARN; user "hi-emulator" for the emulator itself (reads IAM, assumes
      ROLE_ARN). The task policy: --policy FILE if given; else tests/support/task_policy.py's
@@ -178,8 +179,10 @@ def table_params(table):
         sse["Enabled"] = sse.pop("SSEEnabled")
         kw["SSESpecification"] = sse
     kw["TableName"] = table
-    ttl = doc.get("TimeToLiveSpecification") or {}
-    pitr = (doc.get("PointInTimeRecoverySpecification") or {}).get(
+    # TTL and PITR are not CreateTable parameters: the schema file names them "_ttl" and
+    # "_pitr" (or by their API/CloudFormation names)
+    ttl = doc.get("_ttl") or doc.get("TimeToLiveSpecification") or {}
+    pitr = (doc.get("_pitr") or doc.get("PointInTimeRecoverySpecification") or {}).get(
         "PointInTimeRecoveryEnabled", False)
     return kw, (ttl.get("AttributeName") if ttl.get("Enabled", True) and ttl else None), \
         bool(pitr), source
@@ -269,6 +272,13 @@ def start(a):
         iam.create_user(UserName="dicom-core")
         iam.put_user_policy(UserName="dicom-core", PolicyName="task-policy", PolicyDocument=pol)
         key = iam.create_access_key(UserName="dicom-core")["AccessKey"]
+        # for the tests' own checks (list the bucket, scan the table), never for the code under
+        # test: everything allowed
+        iam.create_user(UserName="test-admin")
+        iam.put_user_policy(UserName="test-admin", PolicyName="admin", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        akey = iam.create_access_key(UserName="test-admin")["AccessKey"]
         iam.create_user(UserName="hi-emulator")
         iam.put_user_policy(UserName="hi-emulator", PolicyName="emulator", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [
@@ -317,6 +327,8 @@ def start(a):
             json.dump({"keys": [
                 {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"],
                  "UserName": "dicom-core"},
+                {"AccessKeyId": akey["AccessKeyId"], "SecretAccessKey": akey["SecretAccessKey"],
+                 "UserName": "test-admin"},
             ] + [{"AccessKeyId": t["AccessKeyId"], "SecretAccessKey": t["SecretAccessKey"],
                   "SessionToken": t["SessionToken"], "RoleName": "dicom-core-task"}
                  for t in sessions]}, f)
@@ -367,6 +379,8 @@ def start(a):
             "ECS_CREDENTIALS_HOST": f"127.0.0.1:{md_port}",
             "ECS_AUTHORIZATION_TOKEN": md_token,
             "IMDS_ENDPOINT": f"http://127.0.0.1:{md_port}",
+            "ADMIN_ACCESS_KEY_ID": akey["AccessKeyId"],
+            "ADMIN_SECRET_ACCESS_KEY": akey["SecretAccessKey"],
             "TASK_ACCESS_KEY_ID": task["AccessKeyId"],
             "TASK_SECRET_ACCESS_KEY": task["SecretAccessKey"],
             "TASK_SESSION_TOKEN": task["SessionToken"],
@@ -467,6 +481,28 @@ def run_moto(a):
         return arn
 
     DynamoHandler._determine_resource = _determine_resource
+
+    # DynamoDB (awsJson1.0) reports authentication and authorization failures as HTTP 400 with
+    # a JSON body {"__type": "com.amazon.coral.service#AccessDeniedException", ...}; moto sends
+    # its S3-style 403 XML. Answer as DynamoDB does.
+    from moto.core.exceptions import JsonRESTError
+    orig_auth = DynamoHandler._authenticate_and_authorize_normal_action
+    json_errors = {"AccessDenied": "AccessDeniedException",
+                   "SignatureDoesNotMatch": "InvalidSignatureException",
+                   "InvalidClientTokenId": "UnrecognizedClientException"}
+
+    def _auth(self, resource="*"):
+        try:
+            orig_auth(self, resource)
+        except Exception as e:  # noqa: BLE001 - re-raised unless it is one of moto's IAM errors
+            et = getattr(e, "error_type", None)
+            if et not in json_errors:
+                raise
+            msg = e.message + (f" on resource: {resource}" if et == "AccessDenied" else "")
+            self.response_headers["Content-Type"] = "application/x-amz-json-1.0"
+            raise JsonRESTError("com.amazon.coral.service#" + json_errors[et], msg) from None
+
+    DynamoHandler._authenticate_and_authorize_normal_action = _auth
     sys.path.insert(0, HERE)
     import aws_harness_watchdog
     aws_harness_watchdog.start(a.dir, a.max_lifetime)

@@ -343,8 +343,14 @@ def check_cfn(src):
     schema_file = os.path.join(src, "forwarder", "schema", "dynamodb-table.json")
     if os.path.exists(schema_file):
         with open(schema_file, encoding="utf-8") as f:
-            want = table_shape(json.load(f))
+            schema = json.load(f)
+        want = table_shape(schema)
         origin = "forwarder/schema/dynamodb-table.json"
+        ttl = schema.get("_ttl", {}).get("AttributeName")
+        if ttl and table.get("TimeToLiveSpecification", {}).get("AttributeName") != ttl:
+            problem("Table: TTL attribute differs from the schema's %s" % ttl)
+        if schema.get("_pitr", {}).get("PointInTimeRecoveryEnabled") is False:
+            problem("the forwarder's schema turns PITR off; CONTRACTS.md wants it on")
     else:
         want, origin = CONTRACT_TABLE, "CONTRACTS.md (forwarder/schema/dynamodb-table.json absent)"
     for k in want:
@@ -484,6 +490,32 @@ def check_cfn(src):
             problem("%s missing" % gw)
     ok("log retention, flow logs, gateway and interface endpoints, alarms present")
 
+    # every log event a metric filter counts is one the programs write
+    sources = ""
+    for d in ("core", "forwarder"):
+        for root, _, files in os.walk(os.path.join(src, d)):
+            for f in files:
+                if f.endswith(".c"):
+                    with open(os.path.join(root, f), encoding="utf-8", errors="replace") as fh:
+                        sources += fh.read()
+    for name, r in res.items():
+        if not (isinstance(r, dict) and r.get("Type") == "AWS::Logs::MetricFilter"):
+            continue
+        pattern = r["Properties"]["FilterPattern"]
+        for ev in re.findall(r'\$\.ev = "([a-z_]+)"', pattern):
+            if '"%s"' % ev in sources:
+                ok("%s counts log event %s, which the programs write" % (name, ev))
+            elif ev in PENDING_EVENTS:
+                print("note: %s counts log event %s: %s" % (name, ev, PENDING_EVENTS[ev]))
+            elif not os.path.isdir(os.path.join(src, "forwarder")):
+                print("note: %s counts log event %s; forwarder/ not on this branch yet" % (name, ev))
+            else:
+                problem("%s counts log event %s, which no program writes" % (name, ev))
+
+
+# Log events the template relies on that a program does not write yet (reported to the lead).
+PENDING_EVENTS = {"stats": "the core's periodic stats line (spool_depth) is not written yet: "
+                           "SpoolDepthAlarm stays without data until it is"}
 
 PARAM_SETS = {
     "default": {"EdgeCidrs": "192.0.2.0/28,198.51.100.0/28"},
