@@ -54,8 +54,12 @@ struct tls_conn *tls_conn_new(SSL_CTX *ctx, bool is_client, const char *host,
             if (is_ip) {
                 if (!X509_VERIFY_PARAM_set1_ip_asc(vp, host))
                     goto fail_ssl;
-            } else if (!SSL_set_tlsext_host_name(t->ssl, host) || !SSL_set1_host(t->ssl, host)) {
-                goto fail_ssl;
+            } else {
+                char sni[256]; /* the SNI macro casts away const: hand it a copy */
+                int n = snprintf(sni, sizeof sni, "%s", host);
+                if (n < 0 || (size_t)n >= sizeof sni || !SSL_set_tlsext_host_name(t->ssl, sni) ||
+                    !SSL_set1_host(t->ssl, host))
+                    goto fail_ssl;
             }
         }
     } else {

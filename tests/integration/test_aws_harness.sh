@@ -67,7 +67,11 @@ if aws --endpoint-url "$MOTO_ENDPOINT" dynamodb scan --table-name "$TABLE" >"$wo
     fail "dynamodb:Scan allowed, but it is not in the task policy"
 fi
 grep -q AccessDenied "$work/out" || { cat "$work/out"; fail "expected AccessDenied for Scan"; }
-echo "ok: the task policy allows its actions and denies others"
+AWS_ACCESS_KEY_ID=$ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET_ACCESS_KEY \
+    aws --endpoint-url "$MOTO_ENDPOINT" s3 ls "s3://$BUCKET/dicom/" >"$work/out" ||
+    fail "the admin key cannot list the bucket"
+grep -q "cli/" "$work/out" || fail "admin listing lacks dicom/cli/"
+echo "ok: the task policy allows its actions and denies others; the admin key lists the bucket"
 
 # ---- emulator reached by the AWS CLI's medical-imaging commands (signed by awscli/botocore)
 if aws --endpoint-url "$HI_ENDPOINT" medical-imaging list-dicom-import-jobs \
@@ -260,6 +264,7 @@ if (code, status) != ("AccessDeniedException", 403):
 
 req = dict(datastoreId=DS, dataAccessRoleArn=ROLE, clientToken=batch, jobName=batch,
            inputS3Uri=f"s3://{B}/dicom/{batch}/", outputS3Uri=f"s3://{B}/import-output/")
+control("/_emulator/config", {"hold": "SUBMITTED"})  # statuses observed without timing
 r1 = mi.start_dicom_import_job(**req)
 if r1["jobStatus"] != "SUBMITTED" or r1["datastoreId"] != DS:
     fail(f"StartDICOMImportJob answer {r1}")
@@ -283,14 +288,25 @@ ok("StartDICOMImportJob: clientToken idempotent (also under 8 concurrent retries
 
 job = r1["jobId"]
 seen = []
-deadline = time.time() + 60
-while time.time() < deadline:
-    p = mi.get_dicom_import_job(datastoreId=DS, jobId=job)["jobProperties"]
-    if not seen or seen[-1] != p["jobStatus"]:
-        seen.append(p["jobStatus"])
-    if p["jobStatus"] in ("COMPLETED", "FAILED"):
-        break
-    time.sleep(0.1)
+
+
+def poll_until(statuses):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        p = mi.get_dicom_import_job(datastoreId=DS, jobId=job)["jobProperties"]
+        if not seen or seen[-1] != p["jobStatus"]:
+            seen.append(p["jobStatus"])
+        if p["jobStatus"] in statuses:
+            return p
+        time.sleep(0.1)
+    fail(f"job statuses {seen}: none of {statuses} within 60 s")
+
+
+poll_until(("SUBMITTED",))
+control("/_emulator/config", {"hold": "IN_PROGRESS"})
+poll_until(("IN_PROGRESS",))
+control("/_emulator/config", {"hold": None})
+p = poll_until(("COMPLETED", "FAILED"))
 if seen[-1] != "COMPLETED" or "IN_PROGRESS" not in seen or seen[0] != "SUBMITTED":
     fail(f"job statuses {seen}, message {p.get('message')}")
 for k in ("jobId", "jobName", "jobStatus", "datastoreId", "dataAccessRoleArn", "inputS3Uri",
@@ -433,17 +449,19 @@ for _ in range(2):
 mi.get_dicom_import_job(datastoreId=DS, jobId=job)
 ok("throttling: ThrottlingException 429 for the chosen count, then served")
 
-control("/_emulator/down", {"seconds": 1.0, "mode": "503"})
-expect("down 503", lambda: mi.get_dicom_import_job(datastoreId=DS, jobId=job),
-       "ServiceUnavailableException", 503)
-time.sleep(1.1)
+control("/_emulator/down", {"seconds": 60, "mode": "503"})
+for _ in range(3):
+    expect("down 503", lambda: mi.get_dicom_import_job(datastoreId=DS, jobId=job),
+           "ServiceUnavailableException", 503)
+control("/_emulator/reset", {})  # ends the outage (control requests are never refused)
 mi.get_dicom_import_job(datastoreId=DS, jobId=job)
-ok("down (503) for a while, then served")
+ok("down (503) until reset, then served")
 
 port = int(E["HI_PORT"])
-control("/_emulator/down", {"seconds": 1.5, "mode": "refuse"})
+control("/_emulator/down", {"seconds": 5, "mode": "refuse"})
 refused = False
-for _ in range(20):
+t_end = time.time() + 4
+while time.time() < t_end:
     s = socket.socket()
     try:
         s.settimeout(1)
