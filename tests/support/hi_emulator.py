@@ -79,8 +79,6 @@ and Series UIDs in the data set; gzip content-encoding refused), and writes unde
 
 import argparse
 import base64
-import datetime
-import hashlib
 import json
 import os
 import re
