@@ -45,6 +45,14 @@ def table_spec():
     return {k: v for k, v in spec.items() if k in keep}
 
 
+def ttl_attribute():
+    path = os.path.join(ROOT, "forwarder", "schema", "dynamodb-table.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("_ttl", {}).get("AttributeName", "ttl")
+    return "ttl"
+
+
 def wait(endpoint):
     for _ in range(120):
         try:
@@ -70,7 +78,7 @@ def main():
     if TABLE not in ddb.list_tables()["TableNames"]:
         ddb.create_table(TableName=TABLE, **table_spec())
         ddb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": "ttl"})
+            "Enabled": True, "AttributeName": ttl_attribute()})
 
     role_arn = "arn:aws:iam::%s:role/%s" % (ACCOUNT, ROLE)
     if ROLE not in [r["RoleName"] for r in iam.list_roles()["Roles"]]:

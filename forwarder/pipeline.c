@@ -52,6 +52,7 @@ enum batch_step {
     B_MARK,       /* members -> IMPORTED / FAILED */
     B_JOB_FINAL,  /* DynamoDB job item COMPLETED / FAILED */
     B_DONE,
+    B_REDRIVE,    /* a re-drive: the FAILED item back to STORED, then as B_CLOSED */
 };
 
 struct member {
@@ -84,6 +85,7 @@ struct pbatch {
     char job_message[256];
     int fetched; /* outputs read: bit 0 manifest, 1 success, 2 failure */
     uint32_t n_imported, n_failed;
+    char input_key[600]; /* a re-drive: the one object's key is the job's input */
 };
 
 struct ent {
@@ -273,6 +275,22 @@ static cJSON *rec_assign(const struct member *m, const char *batch, bool redrive
     cJSON_AddNumberToObject(r, "bytes", (double)m->bytes);
     if (redrive)
         cJSON_AddBoolToObject(r, "rd", 1);
+    return r;
+}
+
+static cJSON *rec_rbatch(const struct pbatch *b)
+{
+    cJSON *r = rec_new("rbatch");
+    if (!r)
+        return NULL;
+    if (!cJSON_AddStringToObject(r, "b", b->id) ||
+        !cJSON_AddStringToObject(r, "key", b->input_key) ||
+        !cJSON_AddStringToObject(r, "sop", b->m[0].sop) ||
+        !cJSON_AddStringToObject(r, "sha", b->m[0].sha) ||
+        !cJSON_AddNumberToObject(r, "bytes", (double)b->m[0].bytes)) {
+        cJSON_Delete(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -942,7 +960,10 @@ static int ddb_send_b(struct pipeline *p, cJSON *req, struct op *o) /* takes req
 static void job_rec(const struct pipeline *p, const struct pbatch *b, struct state_job_rec *j,
                     char *in, size_t in_cap, char *outu, size_t out_cap)
 {
-    snprintf(in, in_cap, "s3://%s/%s/%s/", p->cfg->s3.bucket, p->cfg->s3.prefix, b->id);
+    if (b->input_key[0])
+        snprintf(in, in_cap, "s3://%s/%s", p->cfg->s3.bucket, b->input_key);
+    else
+        snprintf(in, in_cap, "s3://%s/%s/%s/", p->cfg->s3.bucket, p->cfg->s3.prefix, b->id);
     snprintf(outu, out_cap, "s3://%s/%s/", p->cfg->s3.bucket, p->cfg->s3.output_prefix);
     memset(j, 0, sizeof *j);
     j->batch = b->id;
@@ -1024,6 +1045,9 @@ static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *
     switch (b->st) {
     case B_JOB_OPEN:
         b->st = B_START;
+        break;
+    case B_REDRIVE:
+        b->st = B_CLOSED;
         break;
     case B_SUBMITTED:
         b->st = B_IMPORTING;
@@ -1243,6 +1267,19 @@ static bool fan_out(struct pipeline *p, struct pbatch *b, bool outcome)
     return all && b->inflight == 0;
 }
 
+/* failed.jsonl: a re-driven object imported at last leaves the list. */
+static void append_redriven(struct pipeline *p, const struct member *m)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line, "{\"sop\":\"%s\",\"sha\":\"%s\",\"redriven\":true}\n",
+                     m->sop, m->sha);
+    int fd = open(p->failed_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0 || n < 0 || (size_t)n >= sizeof line || write(fd, line, (size_t)n) != n)
+        note_error(p, "failed_list", m->sop, NULL, ERR_IO);
+    if (fd >= 0)
+        close(fd);
+}
+
 static void record_outcomes(struct pipeline *p, struct pbatch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -1252,6 +1289,8 @@ static void record_outcomes(struct pipeline *p, struct pbatch *b)
         if (m->outcome == 1) {
             p->st.imported++;
             metric_inc(p->m.imported);
+            if (b->input_key[0])
+                append_redriven(p, m);
         } else {
             p->st.failed++;
             metric_inc(p->m.failed);
@@ -1259,9 +1298,20 @@ static void record_outcomes(struct pipeline *p, struct pbatch *b)
             memset(&o, 0, sizeof o);
             scpy(o.sop, sizeof o.sop, m->sop);
             scpy(o.sha, sizeof o.sha, m->sha);
-            scpy(o.batch, sizeof o.batch, b->id);
             o.bytes = m->bytes;
-            s3_key_of(p, b->id, m->sop, o.s3_key, sizeof o.s3_key);
+            if (b->input_key[0]) {
+                scpy(o.s3_key, sizeof o.s3_key, b->input_key);
+                /* the object stays where it was first stored: <prefix>/<batch>/<SOP>.dcm */
+                const char *a = strchr(b->input_key, '/');
+                const char *z = a ? strchr(a + 1, '/') : NULL;
+                if (a && z && (size_t)(z - a - 1) < sizeof o.batch) {
+                    memcpy(o.batch, a + 1, (size_t)(z - a - 1));
+                    o.batch[z - a - 1] = '\0';
+                }
+            } else {
+                scpy(o.batch, sizeof o.batch, b->id);
+                s3_key_of(p, b->id, m->sop, o.s3_key, sizeof o.s3_key);
+            }
             append_failed(p, &o, b->job_id, m->error_type, m->error_message);
         }
     }
@@ -1393,6 +1443,12 @@ static void run_batch(struct pipeline *p, struct pbatch *b)
         break;
     case B_DONE:
         return;
+    case B_REDRIVE:
+        if (p->ddb >= PL_MAX_DDB)
+            return;
+        rc = ddb_send_b(p, state_req_redrive(p->cfg->ddb.table, b->m[0].sop, b->m[0].sha, now_iso),
+                        op_new(p, NULL, b, 0, 0));
+        break;
     }
     if (rc < 0) {
         batch_retry(p, b, "send", NULL, rc);
@@ -1527,6 +1583,105 @@ static void scan(struct pipeline *p)
     free(names);
 }
 
+/* ---- re-drive requests (dicom-core redrive writes them into <spool>/forwarder/redrive/) -- */
+
+static bool hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* The key a request names must be one of ours: <prefix>/<batch>/<SOP>.dcm. */
+static bool redrive_key_ok(const struct pipeline *p, const char *key, const char *sop)
+{
+    size_t pl = strlen(p->cfg->s3.prefix), kl = strlen(key), sl = strlen(sop);
+    if (kl >= 600 || kl < pl + 1 + sl + 5 || strncmp(key, p->cfg->s3.prefix, pl) != 0 ||
+        key[pl] != '/')
+        return false;
+    const char *tail = key + kl - sl - 5;
+    return tail[0] == '/' && strncmp(tail + 1, sop, sl) == 0 && strcmp(tail + 1 + sl, ".dcm") == 0;
+}
+
+static int redrive_one(struct pipeline *p, const char *path)
+{
+    size_t len = 0;
+    char *text = read_small(path, 64u * 1024u, &len);
+    cJSON *r = text ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    const cJSON *sop = cJSON_GetObjectItemCaseSensitive(r, "sop");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(r, "sha");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(r, "key");
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(r, "bytes");
+    int rc = ERR_MALFORMED;
+    if (cJSON_IsString(sop) && cJSON_IsString(sha) && cJSON_IsString(key) &&
+        strlen(sop->valuestring) <= 64 && hex64(sha->valuestring) &&
+        redrive_key_ok(p, key->valuestring, sop->valuestring)) {
+        uint32_t rnd = 0;
+        if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
+            rnd = rnd32(p);
+        char id[BATCH_ID_MAX];
+        struct pbatch *b = NULL;
+        struct member *m = NULL;
+        rc = batch_id_make(id, sizeof id, time(NULL), rnd);
+        if (rc == 0 && !(b = batch_add(p, id)))
+            rc = ERR_NOMEM;
+        if (rc == 0 &&
+            !(m = batch_member_add(b, "-", sop->valuestring, sha->valuestring,
+                                   cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0)))
+            rc = ERR_NOMEM;
+        if (rc == 0) {
+            m->stored = true;
+            b->pending = 0;
+            scpy(b->input_key, sizeof b->input_key, key->valuestring);
+            b->st = B_REDRIVE;
+            rc = journal_put(p, rec_rbatch(b));
+            if (rc == 0)
+                rc = pipeline_journal_sync(p->journal);
+        }
+        if (rc < 0 && b)
+            batch_free(p, b);
+        struct logb lb;
+        if (rc == 0 && log_begin(&lb, LOG_INFO, "redrive_started")) {
+            log_str(&lb, "sop_instance_uid", sop->valuestring);
+            log_str(&lb, "key", key->valuestring);
+            log_str(&lb, "batch", id);
+            log_end(&lb);
+        }
+    }
+    cJSON_Delete(r);
+    if (rc == ERR_MALFORMED)
+        note_error(p, "redrive_request", path, NULL, rc);
+    if (rc == 0 || rc == ERR_MALFORMED)
+        unlink(path); /* taken (journaled), or unusable */
+    return rc;
+}
+
+static void take_redrives(struct pipeline *p)
+{
+    DIR *d = opendir(p->redrive_dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    int taken = 0;
+    while ((de = readdir(d)) && taken < 100) {
+        size_t n = strlen(de->d_name);
+        if (n <= 5 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        char path[1500];
+        snprintf(path, sizeof path, "%s/%s", p->redrive_dir, de->d_name);
+        int rc = redrive_one(p, path);
+        if (rc < 0 && rc != ERR_MALFORMED)
+            break;
+        taken++;
+    }
+    closedir(d);
+}
+
 /* ---- the flush: one journal sync for everything of this loop iteration -------------------- */
 
 static void flush(struct pipeline *p)
@@ -1623,8 +1778,11 @@ static void on_tick(uv_timer_t *t)
             pp = &a->next;
         }
     }
-    if (p->scan_wanted || now - p->last_scan_ms >= PL_SCAN_MS)
+    if (p->scan_wanted || now - p->last_scan_ms >= PL_SCAN_MS) {
+        if (now - p->last_scan_ms >= PL_SCAN_MS)
+            take_redrives(p);
         scan(p);
+    }
     pump(p);
     if (now - p->last_status_ms >= 1000) {
         p->last_status_ms = now;
@@ -1683,6 +1841,28 @@ static int on_replay(void *arg, const cJSON *rec)
                 break;
             }
         }
+    } else if (strcmp(t->valuestring, "rbatch") == 0 && bid) {
+        const cJSON *sop = cJSON_GetObjectItemCaseSensitive(rec, "sop");
+        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(rec, "sha");
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(rec, "key");
+        const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(rec, "bytes");
+        if (!cJSON_IsString(sop) || !cJSON_IsString(sha) || !cJSON_IsString(key) ||
+            !cJSON_IsNumber(bytes) || strlen(sop->valuestring) > 64 ||
+            strlen(sha->valuestring) != 64 || strlen(key->valuestring) >= 600)
+            return 0;
+        struct pbatch *b = batch_find(p, bid);
+        if (b)
+            return 0;
+        if (!(b = batch_add(p, bid)))
+            return ERR_NOMEM;
+        struct member *m = batch_member_add(b, "-", sop->valuestring, sha->valuestring,
+                                            (uint64_t)bytes->valuedouble);
+        if (!m)
+            return ERR_NOMEM;
+        m->stored = true;
+        b->pending = 0;
+        scpy(b->input_key, sizeof b->input_key, key->valuestring);
+        b->st = B_REDRIVE;
     } else if (strcmp(t->valuestring, "close") == 0 && bid) {
         struct pbatch *b = batch_find(p, bid);
         if (b && b->st == B_OPEN)
@@ -1716,7 +1896,12 @@ static int compact(struct pipeline *p)
     for (struct pbatch *b = p->batches; b && rc == 0; b = b->next) {
         if (b->st == B_OPEN)
             b->st = B_CLOSED;
-        for (size_t i = 0; i < b->n && rc == 0; i++) {
+        if (b->input_key[0] && b->n == 1) {
+            recs[n] = rec_rbatch(b);
+            if (!recs[n++])
+                rc = ERR_NOMEM;
+        }
+        for (size_t i = 0; i < b->n && rc == 0 && !b->input_key[0]; i++) {
             struct member *m = &b->m[i];
             if (m->dropped)
                 continue;
@@ -1809,7 +1994,7 @@ static void write_status(struct pipeline *p)
     cJSON *batches = cJSON_AddArrayToObject(j, "batches");
     static const char *const bnames[] = {"OPEN",     "CLOSED",    "JOB_OPEN", "STARTING",
                                          "SUBMITTED", "IMPORTING", "POLLING",  "FETCHING",
-                                         "MARKING",  "FINISHING", "DONE"};
+                                         "MARKING",  "FINISHING", "DONE",     "REDRIVE"};
     for (const struct pbatch *b = p->batches; b && batches; b = b->next) {
         cJSON *o = cJSON_CreateObject();
         if (!o)

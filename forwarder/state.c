@@ -300,6 +300,29 @@ cJSON *state_req_advance(const char *table, const char *sop, const char *sha, en
     return upd_finish(&u, cond);
 }
 
+cJSON *state_req_redrive(const char *table, const char *sop, const char *sha, const char *now)
+{
+    char pk[96], sk[96];
+    if (inst_keys(sop, sha, pk, sizeof pk, sk, sizeof sk) < 0)
+        return NULL;
+    struct upd u;
+    upd_init(&u, table, pk, sk);
+    int st_v = upd_set(&u, "state", "S", state_inst_name(STATE_STORED), false);
+    upd_set(&u, "state_rank", "N", "2", false);
+    upd_set(&u, "updated_at", "S", now, false);
+    char et[16], em[16], fv[16], buf[128];
+    upd_name(&u, "error_type", et);
+    u.n++;
+    upd_name(&u, "error_message", em);
+    u.n++;
+    snprintf(buf, sizeof buf, " REMOVE %s, %s", et, em);
+    upd_raw(&u, buf);
+    upd_value(&u, "S", state_inst_name(STATE_FAILED), fv);
+    char cond[64];
+    snprintf(cond, sizeof cond, "#a%d = %s", st_v, fv);
+    return upd_finish(&u, cond);
+}
+
 cJSON *state_req_get(const char *table, const char *sop, const char *sha)
 {
     char pk[96], sk[96];

@@ -67,6 +67,9 @@ cJSON *state_req_received(const char *table, const struct state_obj *o, bool red
 /* UpdateItem: move an instance forward to st (conditional on state_rank < st). */
 cJSON *state_req_advance(const char *table, const char *sop, const char *sha, enum state_inst st,
                         const struct state_extra *x, const char *now);
+/* UpdateItem for a re-drive: a FAILED instance back to STORED (its object is still in S3),
+ * error attributes removed; conditional on state FAILED. */
+cJSON *state_req_redrive(const char *table, const char *sop, const char *sha, const char *now);
 /* GetItem of an instance (consistent read). */
 cJSON *state_req_get(const char *table, const char *sop, const char *sha);
 /* UpdateItem: the job item of a batch, moved forward to st with its counters. */

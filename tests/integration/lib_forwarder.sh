@@ -133,10 +133,12 @@ core_kill9() {
     CORE_PID=""
 }
 
-core_stop() {
+core_stop() { # SIGTERM; a clean exit is required (sanitizer reports make it non-zero)
     kill -TERM "$CORE_PID" 2>/dev/null || true
-    wait "$CORE_PID" 2>/dev/null || true
+    local rc=0
+    wait "$CORE_PID" 2>/dev/null || rc=$?
     CORE_PID=""
+    [[ $rc == 0 ]] || die "dicom-core exited with status $rc on SIGTERM"
 }
 
 # check_imported DIR_OF_INPUT TIMEOUT_S [EXPECT_FAILED_SOPS_FILE]: every input object is in S3
@@ -186,7 +188,9 @@ while True:
     states = {}
     for it in its:
         states.setdefault(it["sop_uid"]["S"], []).append(it["state"]["S"])
-    done = all(any(s in ("IMPORTED", "FAILED") for s in states.get(sop, [])) for sop in want)
+    # wait for the expected end state (a wrong one shows once the time is up)
+    done = all(("FAILED" if sop in expect_failed else "IMPORTED") in states.get(sop, [])
+               for sop in want)
     if done or time.time() > deadline:
         break
     time.sleep(1)

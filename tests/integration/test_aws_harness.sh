@@ -264,6 +264,7 @@ if (code, status) != ("AccessDeniedException", 403):
 
 req = dict(datastoreId=DS, dataAccessRoleArn=ROLE, clientToken=batch, jobName=batch,
            inputS3Uri=f"s3://{B}/dicom/{batch}/", outputS3Uri=f"s3://{B}/import-output/")
+control("/_emulator/config", {"hold": "SUBMITTED"})  # statuses observed without timing
 r1 = mi.start_dicom_import_job(**req)
 if r1["jobStatus"] != "SUBMITTED" or r1["datastoreId"] != DS:
     fail(f"StartDICOMImportJob answer {r1}")
@@ -287,14 +288,25 @@ ok("StartDICOMImportJob: clientToken idempotent (also under 8 concurrent retries
 
 job = r1["jobId"]
 seen = []
-deadline = time.time() + 60
-while time.time() < deadline:
-    p = mi.get_dicom_import_job(datastoreId=DS, jobId=job)["jobProperties"]
-    if not seen or seen[-1] != p["jobStatus"]:
-        seen.append(p["jobStatus"])
-    if p["jobStatus"] in ("COMPLETED", "FAILED"):
-        break
-    time.sleep(0.1)
+
+
+def poll_until(statuses):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        p = mi.get_dicom_import_job(datastoreId=DS, jobId=job)["jobProperties"]
+        if not seen or seen[-1] != p["jobStatus"]:
+            seen.append(p["jobStatus"])
+        if p["jobStatus"] in statuses:
+            return p
+        time.sleep(0.1)
+    fail(f"job statuses {seen}: none of {statuses} within 60 s")
+
+
+poll_until(("SUBMITTED",))
+control("/_emulator/config", {"hold": "IN_PROGRESS"})
+poll_until(("IN_PROGRESS",))
+control("/_emulator/config", {"hold": None})
+p = poll_until(("COMPLETED", "FAILED"))
 if seen[-1] != "COMPLETED" or "IN_PROGRESS" not in seen or seen[0] != "SUBMITTED":
     fail(f"job statuses {seen}, message {p.get('message')}")
 for k in ("jobId", "jobName", "jobStatus", "datastoreId", "dataAccessRoleArn", "inputS3Uri",
@@ -426,8 +438,31 @@ notok = boto3.client("medical-imaging", endpoint_url=HI, config=cfg,
                      aws_session_token="wrong-token")
 expect("wrong session token", lambda: notok.get_dicom_import_job(datastoreId=DS, jobId=job),
        "UnrecognizedClientException", 403)
-ok("emulator SigV4: bad signature, unknown key, missing auth and wrong token refused; "
-   "temporary credentials of the task role accepted")
+# a correct signature made 20 minutes ago: refused as expired
+old_t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
+amz = old_t.strftime("%Y%m%dT%H%M%SZ")
+path = f"/getDICOMImportJob/datastore/{DS}/job/{job}"
+host = f"127.0.0.1:{E['HI_PORT']}"
+creq = "\n".join(["GET", path, "", f"host:{host}\nx-amz-date:{amz}\n", "host;x-amz-date",
+                  sigv4_check.hashlib.sha256(b"").hexdigest()])
+scope = f"{amz[:8]}/{E['REGION']}/medical-imaging/aws4_request"
+sts_ = "\n".join(["AWS4-HMAC-SHA256", amz, scope,
+                  sigv4_check.hashlib.sha256(creq.encode()).hexdigest()])
+sig = sigv4_check.hmac.new(sigv4_check.signing_key(E["AWS_SECRET_ACCESS_KEY"], amz[:8],
+                                                   E["REGION"], "medical-imaging"),
+                           sts_.encode(), sigv4_check.hashlib.sha256).hexdigest()
+try:
+    urllib.request.urlopen(urllib.request.Request(HI + path, headers={
+        "X-Amz-Date": amz, "Authorization": f"AWS4-HMAC-SHA256 Credential="
+        f"{E['AWS_ACCESS_KEY_ID']}/{scope}, SignedHeaders=host;x-amz-date, Signature={sig}"}),
+        timeout=5)
+    fail("a 20-minute-old signature was accepted")
+except urllib.error.HTTPError as e:
+    body = json.loads(e.read())
+    if e.code != 403 or "expired" not in body["message"]:
+        fail(f"old signature: {e.code} {body}")
+ok("emulator SigV4: bad signature, unknown key, missing auth, wrong token and an expired "
+   "signature refused; temporary credentials of the task role accepted")
 
 # --- throttling and outages
 control("/_emulator/throttle", {"count": 2, "operations": ["GetDICOMImportJob"]})
@@ -437,17 +472,19 @@ for _ in range(2):
 mi.get_dicom_import_job(datastoreId=DS, jobId=job)
 ok("throttling: ThrottlingException 429 for the chosen count, then served")
 
-control("/_emulator/down", {"seconds": 1.0, "mode": "503"})
-expect("down 503", lambda: mi.get_dicom_import_job(datastoreId=DS, jobId=job),
-       "ServiceUnavailableException", 503)
-time.sleep(1.1)
+control("/_emulator/down", {"seconds": 60, "mode": "503"})
+for _ in range(3):
+    expect("down 503", lambda: mi.get_dicom_import_job(datastoreId=DS, jobId=job),
+           "ServiceUnavailableException", 503)
+control("/_emulator/reset", {})  # ends the outage (control requests are never refused)
 mi.get_dicom_import_job(datastoreId=DS, jobId=job)
-ok("down (503) for a while, then served")
+ok("down (503) until reset, then served")
 
 port = int(E["HI_PORT"])
-control("/_emulator/down", {"seconds": 1.5, "mode": "refuse"})
+control("/_emulator/down", {"seconds": 5, "mode": "refuse"})
 refused = False
-for _ in range(20):
+t_end = time.time() + 4
+while time.time() < t_end:
     s = socket.socket()
     try:
         s.settimeout(1)
@@ -570,9 +607,20 @@ if cred["AccessKeyId"] == c.access_key:
 boto3.client("s3", endpoint_url=MOTO, config=cfg, region_name=E["REGION"],
              aws_access_key_id=cred["AccessKeyId"], aws_secret_access_key=cred["SecretAccessKey"],
              aws_session_token=cred["Token"]).put_object(Bucket=B, Key="dicom/imds/ok.bin", Body=b"x")
+urllib.request.urlopen(urllib.request.Request(md + "/_fail", data=b'{"count": 1, "status": 500}',
+                                              method="POST"), timeout=5).read()
+ecs_req = urllib.request.Request(md + rel, headers={"Authorization": E["ECS_AUTHORIZATION_TOKEN"]})
+try:
+    urllib.request.urlopen(ecs_req, timeout=5)
+    fail("the injected credential failure was not served")
+except urllib.error.HTTPError as e:
+    if e.code != 500:
+        fail(f"injected failure: {e.code}")
+if "AccessKeyId" not in json.load(urllib.request.urlopen(ecs_req, timeout=5)):
+    fail("ECS credentials after the injected failure")
 counts = json.load(urllib.request.urlopen(md + "/_count", timeout=5))
-if counts["ecs"] < 1 or counts["imds_token"] != 1 or counts["imds_creds"] != 1 or \
-        counts["rejected"] < 2:
+if counts["ecs"] < 2 or counts["imds_token"] != 1 or counts["imds_creds"] != 1 or \
+        counts["rejected"] < 3:
     fail(f"metadata counts {counts}")
 ok(f"metadata server: ECS (token checked) and IMDSv2 credentials work in moto; counts {counts}")
 PYEOF

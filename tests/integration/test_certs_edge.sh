@@ -240,6 +240,16 @@ else
 fi
 
 kill -0 "$EDGE_PID" 2>/dev/null && ok "dicom-edge still running" || bad "dicom-edge died"
+# after every reload, the edge still stops cleanly (and, under ASan, without leaks)
+kill -TERM "$EDGE_PID"
+for _ in $(seq 150); do kill -0 "$EDGE_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$EDGE_PID" 2>/dev/null; then
+    bad "dicom-edge did not stop within 15 s of SIGTERM"
+else
+    wait "$EDGE_PID" 2>/dev/null
+    erc=$?
+    ((erc == 0)) && ok "dicom-edge exits 0 on SIGTERM after the reloads" || bad "dicom-edge exited $erc on SIGTERM"
+fi
 if ((fails)); then
     echo "--- edge log (tail)"; tail -30 "$T/edge.log"
     echo "--- core log (tail)"; tail -10 "$T/core.log"

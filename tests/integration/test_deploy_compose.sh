@@ -11,15 +11,8 @@ src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${GW_BUILD:-$src/build}
 py=python3 # pyenv's (PyYAML)
 tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
 source "$src/tests/support/deploy_lib.sh"
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+trap deploy_cleanup EXIT
 checks=$src/tests/support/deploy_checks.py
 compose=$src/compose/docker-compose.yml
 

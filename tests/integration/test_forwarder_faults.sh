@@ -155,5 +155,10 @@ storescu -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$T"/jf/*.dcm >>"$T/storescu.log
 JOB_STATE=FAILED check_imported "$T/jf" 120 "$T/jf_bad.txt" || die "failed job"
 "$CORE" failed --config "$T/core.json" | grep -q ImportJobFailed || die "failed list"
 echo "ok: a failed job marks its objects FAILED with its message, listed by dicom-core failed"
+"$CORE" redrive --config "$T/core.json" --all >/dev/null || die "dicom-core redrive"
+# the items keep their first batch (the object stays at its key); its job stays FAILED
+JOB_STATE=FAILED check_imported "$T/jf" 120 || die "re-driven objects not IMPORTED"
+"$CORE" failed --config "$T/core.json" | grep -q "^0 FAILED" || die "re-driven objects still listed"
+echo "ok: a re-drive imports them (one job per object, its key as input), without a new S3 object"
 core_stop
 echo PASS

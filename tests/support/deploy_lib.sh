@@ -25,3 +25,13 @@ expect_fail() {
         echo "PASS $name"
     fi
 }
+# background processes a test started (by PID) and its scratch directory go at exit:
+# append to pids, and `trap deploy_cleanup EXIT`
+pids=()
+deploy_cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

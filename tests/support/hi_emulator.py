@@ -34,7 +34,8 @@ One HTTP/1.1 port on 127.0.0.1 serves:
         port is bound again afterwards.
     POST /_emulator/reset    {} clears every fault; {"state": true} also forgets jobs, client
                              tokens, image sets and stored instances.
-    POST /_emulator/config   {"job_delay": seconds}
+    POST /_emulator/config   {"job_delay": seconds, "hold": null | "SUBMITTED" | "IN_PROGRESS"}
+        hold: jobs stay at that status until hold changes (deterministic tests, crash tests)
     GET  /_emulator/jobs     {"jobs": [jobProperties + clientToken, ...]} (every job)
     GET  /_emulator/instances {"instances": {SOPInstanceUID: {"datastoreId", "imageSetId",
                              "isPrimary", "imports": times imported by jobs and STOW}}}
@@ -78,8 +79,6 @@ and Series UIDs in the data set; gzip content-encoding refused), and writes unde
 
 import argparse
 import base64
-import datetime
-import hashlib
 import json
 import os
 import re
@@ -395,13 +394,15 @@ class Identities:
         return None if k is None else (k["secret"], k["token"])
 
     def iam(self):
-        if self._iam is None:
-            import boto3
-            akid, secret = self.args.service_cred.split(":", 1)
-            self._iam = boto3.client(
-                "iam", endpoint_url=self.args.moto_endpoint, region_name=self.args.region,
-                aws_access_key_id=akid, aws_secret_access_key=secret)
-        return self._iam
+        with self.lock:
+            if self._iam is None:
+                import boto3
+                akid, secret = self.args.service_cred.split(":", 1)
+                # a Session of its own: boto3's default session is not thread-safe
+                self._iam = boto3.session.Session().client(
+                    "iam", endpoint_url=self.args.moto_endpoint, region_name=self.args.region,
+                    aws_access_key_id=akid, aws_secret_access_key=secret)
+            return self._iam
 
     def _managed(self, iam, arn):
         pol = iam.get_policy(PolicyArn=arn)["Policy"]
@@ -536,6 +537,8 @@ class Emulator:
     def __init__(self, args):
         self.args = args
         self.lock = threading.RLock()
+        self.hold = None
+        self.hold_cv = threading.Condition(self.lock)
         self.model = load_model()
         self.ids = Identities(args)
         self.job_delay = args.job_delay
@@ -556,6 +559,8 @@ class Emulator:
 
     def reset(self, state=False):
         with self.lock:
+            self.hold = None
+            self.hold_cv.notify_all()
             self.fail_sops, self.fail_keys = set(), []
             self.fail_type, self.fail_msg = "ValidationException", "Injected failure"
             self.fail_jobs, self.fail_job_msg = 0, "Injected job failure"
@@ -644,22 +649,31 @@ class Emulator:
     def role_s3(self, role_arn):
         import boto3
         akid, secret = self.args.service_cred.split(":", 1)
-        sts = boto3.client("sts", endpoint_url=self.args.moto_endpoint,
-                           region_name=self.args.region, aws_access_key_id=akid,
-                           aws_secret_access_key=secret)
+        session = boto3.session.Session()  # per job thread: the default one is not thread-safe
+        sts = session.client("sts", endpoint_url=self.args.moto_endpoint,
+                             region_name=self.args.region, aws_access_key_id=akid,
+                             aws_secret_access_key=secret)
         c = sts.assume_role(RoleArn=role_arn, RoleSessionName="HealthImagingImport")[
             "Credentials"]
-        return boto3.client("s3", endpoint_url=self.args.moto_endpoint,
-                            region_name=self.args.region, aws_access_key_id=c["AccessKeyId"],
-                            aws_secret_access_key=c["SecretAccessKey"],
-                            aws_session_token=c["SessionToken"])
+        return session.client("s3", endpoint_url=self.args.moto_endpoint,
+                              region_name=self.args.region, aws_access_key_id=c["AccessKeyId"],
+                              aws_secret_access_key=c["SecretAccessKey"],
+                              aws_session_token=c["SessionToken"])
+
+    def wait_hold(self, status):
+        """Blocks while the test holds jobs at this status (POST /_emulator/config hold)."""
+        with self.hold_cv:
+            while self.hold == status:
+                self.hold_cv.wait()
 
     def run_job(self, job):
         try:
             time.sleep(self.job_delay)
+            self.wait_hold("SUBMITTED")
             with self.lock:
                 job.status = "IN_PROGRESS"
             time.sleep(self.job_delay)
+            self.wait_hold("IN_PROGRESS")
             with self.lock:
                 if self.fail_jobs > 0:
                     self.fail_jobs -= 1
@@ -974,6 +988,13 @@ class Emulator:
             elif path == "/_emulator/config":
                 if "job_delay" in req:
                     self.job_delay = float(req["job_delay"])
+                if "hold" in req:
+                    if req["hold"] not in (None, "SUBMITTED", "IN_PROGRESS"):
+                        raise ApiError(400, "ValidationException",
+                                       "hold must be null, SUBMITTED or IN_PROGRESS")
+                    with self.hold_cv:
+                        self.hold = req["hold"]
+                        self.hold_cv.notify_all()
             else:
                 raise ApiError(404, "ResourceNotFoundException", "unknown control path")
         return {"ok": True, "state": self.state()}
@@ -1001,19 +1022,22 @@ def parse_multipart(ctype, body):
     boundary = params.get("boundary")
     if not boundary:
         raise ApiError(400, "ValidationException", "multipart boundary missing")
-    delim = b"--" + boundary.encode()
-    chunks = body.split(delim)
+    # RFC 2046 5.1.1: a delimiter is CRLF "--" boundary; the CRLF belongs to the delimiter
+    chunks = (b"\r\n" + body).split(b"\r\n--" + boundary.encode())
     if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
         raise ApiError(400, "ValidationException", "malformed multipart body")
     parts = []
     for chunk in chunks[1:-1]:
-        if chunk.startswith(b"\r\n"):
-            chunk = chunk[2:]
-        if chunk.endswith(b"\r\n"):
-            chunk = chunk[:-2]
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise ApiError(400, "ValidationException", "multipart part without headers end")
+        chunk = chunk.lstrip(b" \t")  # transport padding
+        if not chunk.startswith(b"\r\n"):
+            raise ApiError(400, "ValidationException", "malformed multipart delimiter")
+        chunk = chunk[2:]
+        if chunk.startswith(b"\r\n"):  # a part without header fields
+            head, data = b"", chunk[2:]
+        else:
+            head, sep, data = chunk.partition(b"\r\n\r\n")
+            if not sep:
+                raise ApiError(400, "ValidationException", "multipart part without headers end")
         hdrs = {}
         for line in head.split(b"\r\n"):
             if b":" in line:
