@@ -13,7 +13,8 @@
 #include "net/tls_conn.h"
 #include "pdu_follow.h"
 
-#define LINGER_MS 2000u /* after our last bytes (RJ, ABORT, close_notify): wait for the peer */
+#define LINGER_MS 2000u
+#define TRIM_AFTER_MS 5000u /* a splice this quiet gives its TLS buffers back */ /* after our last bytes (RJ, ABORT, close_notify): wait for the peer */
 #define CONN_STOP (ERR_BASE - 100) /* a callback handled the event; stop delivering */
 #define RQ_BUF_MAX (2u * (UL_PRE_ASSOC_MAX + UL_HDR_LEN))
 
@@ -504,6 +505,29 @@ static void pause_if_full(struct edge_conn *c, bool dst_up)
     }
 }
 
+/* Plaintext for a plain-TCP upstream is gathered over one read of the modality's socket (one
+ * TLS record at a time comes out of OpenSSL) and written with one call: one loop, one owner. */
+static uint8_t g_upbuf[256 * 1024];
+static size_t g_up_len;
+static struct edge_conn *g_up_owner;
+
+static int flush_up(void)
+{
+    struct edge_conn *c = g_up_owner;
+    size_t n = g_up_len;
+    g_up_len = 0;
+    g_up_owner = NULL;
+    if (!c || n == 0 || c->closing || c->st == ST_FINISH)
+        return 0;
+    int rc = send_raw(c, &c->up, g_upbuf, n, false);
+    if (rc < 0) {
+        upstream_lost(c, rc);
+        return CONN_STOP;
+    }
+    pause_if_full(c, true);
+    return 0;
+}
+
 /* Plaintext from the modality, during the splice. */
 static int to_up(struct edge_conn *c, const uint8_t *p, size_t n)
 {
@@ -513,9 +537,21 @@ static int to_up(struct edge_conn *c, const uint8_t *p, size_t n)
     }
     c->bytes_up += n;
     metric_add(c->e->m.bytes_to_upstream, n);
-    /* send_raw only reads a buffer it does not own */
-    int rc = c->up_tls ? tls_conn_write(c->up_tls, p, n)
-                       : send_raw(c, &c->up, (uint8_t *)(uintptr_t)p, n, false);
+    int rc;
+    if (c->up_tls) {
+        rc = tls_conn_write(c->up_tls, p, n);
+    } else {
+        if ((g_up_owner && g_up_owner != c) || g_up_len + n > sizeof g_upbuf)
+            TRY(flush_up());
+        if (n > sizeof g_upbuf) /* send_raw only reads a buffer it does not own */
+            rc = send_raw(c, &c->up, (uint8_t *)(uintptr_t)p, n, false);
+        else {
+            memcpy(g_upbuf + g_up_len, p, n);
+            g_up_len += n;
+            g_up_owner = c;
+            return 0; /* flush_up() sends it, and checks the queue */
+        }
+    }
     if (rc < 0) {
         upstream_lost(c, rc);
         return CONN_STOP;
@@ -550,7 +586,8 @@ static void begin_splice(struct edge_conn *c)
     struct edge *e = c->e;
     c->st = ST_SPLICE;
     c->last_io = uv_now(e->loop);
-    uv_timer_start(&c->timer, on_timer, e->cfg->idle_ms, 0);
+    uv_timer_start(&c->timer, on_timer,
+                   e->cfg->idle_ms < TRIM_AFTER_MS ? e->cfg->idle_ms : TRIM_AFTER_MS, 0);
     uint32_t down_max = c->rq_max_len == 0 || c->rq_max_len > e->cfg->max_pdu ?
                             e->cfg->max_pdu : c->rq_max_len;
     pdu_follow_init(&c->f_up, UL_PRE_ASSOC_MAX, false);
@@ -566,6 +603,8 @@ static void begin_splice(struct edge_conn *c)
     wbuf_init(&c->rq, RQ_BUF_MAX);
     int rc = to_up(c, rq.p, rq.len);
     wbuf_cleanup(&rq);
+    if (rc == 0)
+        rc = flush_up();
     if (rc < 0)
         return;
     if (!c->down_paused)
@@ -924,7 +963,8 @@ static void on_down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->last_io = uv_now(c->e->loop);
     int rc = tls_conn_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread);
-    if (rc == 0 || rc == CONN_STOP)
+    int frc = flush_up(); /* before any end: a last PDU (release, abort) goes out first */
+    if (rc == 0 || rc == CONN_STOP || frc == CONN_STOP)
         return;
     down_end(c, rc == TLS_CONN_EOF ? UV_EOF : rc);
 }
@@ -941,8 +981,14 @@ static void on_timer(uv_timer_t *t)
     case ST_UP_TLS: upstream_failed(c, "upstream_timeout", "connect_ms passed"); return;
     case ST_SPLICE: {
         uint64_t idle = uv_now(e->loop) - c->last_io;
+        if (idle >= TRIM_AFTER_MS) { /* quiet: drop the TLS buffers bulk traffic left */
+            tls_conn_trim(c->tls);
+            if (c->up_tls)
+                tls_conn_trim(c->up_tls);
+        }
         if (idle < e->cfg->idle_ms) {
-            uv_timer_start(&c->timer, on_timer, e->cfg->idle_ms - idle, 0);
+            uint64_t left = e->cfg->idle_ms - idle;
+            uv_timer_start(&c->timer, on_timer, left < TRIM_AFTER_MS ? left : TRIM_AFTER_MS, 0);
             return;
         }
         ev = "idle_timeout";

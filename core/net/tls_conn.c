@@ -9,8 +9,8 @@
 
 #include "tls_ctx.h"
 
-/* A memory BIO keeps its largest buffer; past this many bytes through it, an emptied BIO is
- * swapped for a fresh one so that an idle connection does not pin a 64 KiB buffer. */
+/* A memory BIO keeps its largest buffer; tls_conn_trim swaps an emptied one that has carried
+ * more than this for a fresh one, so that an idle connection does not pin ~100 KiB. */
 #define TLS_BIO_RECYCLE (16u * 1024u)
 
 struct tls_conn {
@@ -132,7 +132,12 @@ static int flush(struct tls_conn *t)
         if (rc < 0)
             return rc;
     }
-    if (t->wbio_through > TLS_BIO_RECYCLE) {
+    return 0;
+}
+
+void tls_conn_trim(struct tls_conn *t)
+{
+    if (t->wbio_through > TLS_BIO_RECYCLE && BIO_ctrl_pending(t->wbio) == 0) {
         BIO *nb = new_mem_bio();
         if (nb) {
             SSL_set0_wbio(t->ssl, nb); /* frees the old, empty one */
@@ -140,7 +145,14 @@ static int flush(struct tls_conn *t)
             t->wbio_through = 0;
         }
     }
-    return 0;
+    if (t->rbio_through > TLS_BIO_RECYCLE && BIO_ctrl_pending(t->rbio) == 0) {
+        BIO *nb = new_mem_bio();
+        if (nb) {
+            SSL_set0_rbio(t->ssl, nb);
+            t->rbio = nb;
+            t->rbio_through = 0;
+        }
+    }
 }
 
 static int failed(struct tls_conn *t, int ssl_err)
@@ -214,14 +226,6 @@ static int pump(struct tls_conn *t)
 static int after_pump(struct tls_conn *t, int rc)
 {
     int frc = flush(t);
-    if (t->rbio_through > TLS_BIO_RECYCLE && BIO_ctrl_pending(t->rbio) == 0) {
-        BIO *nb = new_mem_bio();
-        if (nb) {
-            SSL_set0_rbio(t->ssl, nb);
-            t->rbio = nb;
-            t->rbio_through = 0;
-        }
-    }
     return rc != 0 ? rc : frc;
 }
 

@@ -61,6 +61,9 @@ MUST_CHECK int tls_conn_write(struct tls_conn *t, const uint8_t *p, size_t n);
 MUST_CHECK int tls_conn_shutdown(struct tls_conn *t);
 
 bool tls_conn_is_ready(const struct tls_conn *t);
+/* Give back the memory BIOs' buffers after bulk traffic (call when the stream is quiet: it
+ * costs an allocation, so not on every read). */
+void tls_conn_trim(struct tls_conn *t);
 /* Received bytes not yet delivered as plaintext (decrypted or still encrypted). */
 bool tls_conn_has_pending(const struct tls_conn *t);
 SSL *tls_conn_ssl(struct tls_conn *t);
