@@ -43,7 +43,6 @@ struct edge_conn {
     bool down_paused, up_paused;
     enum conn_state st;
     struct tls_conn *tls, *up_tls;
-    struct tls_peer_id *pid; /* only between handshake and admission */
     struct wbuf rq;          /* the first PDU (and anything after it) until the splice */
     struct pdu_follow f_up, f_down; /* modality -> upstream, upstream -> modality */
     bool followers;
@@ -201,7 +200,6 @@ static void conn_free(struct edge_conn *c)
     metric_gauge_add(e->m.conns_active, -1);
     tls_conn_free(c->tls);
     tls_conn_free(c->up_tls);
-    free(c->pid);
     wbuf_cleanup(&c->rq);
     if (c->followers) {
         pdu_follow_cleanup(&c->f_up);
@@ -811,7 +809,19 @@ static void admit(struct edge_conn *c, const struct adm_decision *d)
 static int decide(struct edge_conn *c)
 {
     struct adm_decision d;
-    enum adm_verdict v = admission_decide(c->gen->policy, c->pid, c->rq.p, c->rq.len, &d);
+    if (ul_frame(c->rq.p, c->rq.len, UL_PRE_ASSOC_MAX, &(uint8_t){0}, &(uint32_t){0}) == 0 &&
+        c->rq.len > 0 && c->rq.p[0] == UL_ASSOC_RQ)
+        return 0; /* not whole yet (admission_decide says the same, with more work) */
+    /* the identity is read again from the certificate OpenSSL keeps: an idle connection
+     * holds no copy of it (~9 KiB) while it waits for its request */
+    struct tls_peer_id *pid = calloc(1, sizeof *pid);
+    if (!pid || tls_peer_id_get(tls_conn_ssl(c->tls), pid) < 0) {
+        free(pid);
+        abort_down(c, UL_ABORT_NOT_SPECIFIED, "out_of_memory", NULL);
+        return CONN_STOP;
+    }
+    enum adm_verdict v = admission_decide(c->gen->policy, pid, c->rq.p, c->rq.len, &d);
+    free(pid);
     if (v == ADM_NEED_MORE)
         return 0;
     uv_timer_stop(&c->timer);
@@ -821,7 +831,6 @@ static int decide(struct edge_conn *c)
         snprintf(c->client_id, sizeof c->client_id, "%s", d.client->id);
         c->route = &c->gen->policy->routes[d.client->route];
     }
-    FREE_NULL(c->pid);
     switch (v) {
     case ADM_ABORT: abort_down(c, d.reason, d.why, &d); return CONN_STOP;
     case ADM_REJECT: refuse(c, d.result, d.source, d.reason, d.why, &d); return CONN_STOP;
@@ -853,16 +862,18 @@ static int down_ready(void *arg)
     struct edge_conn *c = arg;
     struct edge *e = c->e;
     metric_inc(e->m.handshakes_ok);
-    c->pid = calloc(1, sizeof *c->pid);
-    if (!c->pid || tls_peer_id_get(tls_conn_ssl(c->tls), c->pid) < 0) {
+    struct tls_peer_id *pid = calloc(1, sizeof *pid);
+    if (!pid || tls_peer_id_get(tls_conn_ssl(c->tls), pid) < 0) {
+        free(pid);
         conn_close(c);
         return CONN_STOP;
     }
-    snprintf(c->cn, sizeof c->cn, "%s", c->pid->cn);
-    snprintf(c->subject, sizeof c->subject, "%s", c->pid->subject);
-    snprintf(c->serial, sizeof c->serial, "%s", c->pid->serial);
-    memcpy(c->fp, c->pid->fp, sizeof c->fp);
-    memcpy(c->fp_hex, c->pid->fp_hex, sizeof c->fp_hex);
+    snprintf(c->cn, sizeof c->cn, "%s", pid->cn);
+    snprintf(c->subject, sizeof c->subject, "%s", pid->subject);
+    snprintf(c->serial, sizeof c->serial, "%s", pid->serial);
+    memcpy(c->fp, pid->fp, sizeof c->fp);
+    memcpy(c->fp_hex, pid->fp_hex, sizeof c->fp_hex);
+    free(pid);
     struct logb lb;
     if (log_begin(&lb, LOG_DEBUG, "tls_ok")) {
         log_conn(&lb, c);
