@@ -561,6 +561,7 @@ static void handle_command(struct assoc *a)
             /* two buffers of 1 MiB (or two PDUs): large writes, few hand-offs to the disk */
             .buf_cap = (size_t)a->our_max * 2 > STORE_BUF ? (size_t)a->our_max * 2 : STORE_BUF,
             .early_sync = a->cfg->fsync,
+            .ack_via = a->cfg->ack != ACK_SPOOL ? a->ctx->backend : NULL,
         };
         rc = store_begin(a->ctx->loop, &a->ctx->spool, a->ctx->committer, &p, &a->obj);
         if (rc < 0) {

@@ -103,6 +103,8 @@ static void strmap_free(struct strmap *m)
 }
 
 struct backend {
+    const struct backend_ops *ops; /* an external backend (backend_wrap): everything goes there */
+    void *impl;
     const struct core_config *cfg;
     struct spool *spool;
     char dir[CFG_PATH_MAX];
@@ -697,8 +699,32 @@ int backend_start(const struct core_config *cfg, struct spool *spool, struct bac
     return 0;
 }
 
+int backend_wrap(const struct backend_ops *ops, void *impl, struct backend **out)
+{
+    struct backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return ERR_NOMEM;
+    b->ops = ops;
+    b->impl = impl;
+    *out = b;
+    return 0;
+}
+
+void backend_await(struct backend *b, const char *spool_id, backend_ack_cb cb, void *arg)
+{
+    if (b->ops) {
+        b->ops->await(b->impl, spool_id, cb, arg);
+        return;
+    }
+    cb(arg, 0); /* the file backend acknowledges at the spool */
+}
+
 void backend_notify(struct backend *b)
 {
+    if (b->ops) {
+        b->ops->notify(b->impl);
+        return;
+    }
     pthread_mutex_lock(&b->mu);
     b->kicked = true;
     pthread_cond_signal(&b->cv);
@@ -707,6 +733,10 @@ void backend_notify(struct backend *b)
 
 void backend_get_stats(struct backend *b, struct backend_stats *out)
 {
+    if (b->ops) {
+        b->ops->get_stats(b->impl, out);
+        return;
+    }
     pthread_mutex_lock(&b->mu);
     *out = b->stats; /* counters are written by the thread; a torn read only skews a scrape */
     pthread_mutex_unlock(&b->mu);
@@ -716,6 +746,11 @@ void backend_stop(struct backend *b)
 {
     if (!b)
         return;
+    if (b->ops) {
+        b->ops->stop(b->impl);
+        free(b);
+        return;
+    }
     pthread_mutex_lock(&b->mu);
     b->stop = true;
     pthread_cond_signal(&b->cv);

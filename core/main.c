@@ -12,10 +12,17 @@
 #include "core_ctx.h"
 #include "server.h"
 #include "sop_registry.h"
+#ifdef GW_HAVE_AWS
+#include "forwarder/aws_backend.h"
+#include "forwarder/pipeline.h"
+#endif
 
 static const char g_usage[] =
     "usage: dicom-core [--config FILE] [--check-config] [--print-default-config]\n"
     "                  [--version] [--help]\n"
+    "       dicom-core status [--config FILE] [--json]\n"
+    "       dicom-core failed [--config FILE] [--json]\n"
+    "       dicom-core redrive [--config FILE] (--all | SOP_INSTANCE_UID...)\n"
     "\n"
     "A DICOM Store SCP (C-ECHO, C-STORE) that streams every object to a durable spool and\n"
     "hands it to its backend (the local `file` store by default, or AWS).\n"
@@ -27,6 +34,11 @@ static const char g_usage[] =
     "  --print-default-config  print the embedded default configuration\n"
     "  --version               print the version\n"
     "  --help                  this text\n"
+    "\n"
+    "  status                  the forwarder's state: spool depth and age, batches, import\n"
+    "                          jobs in flight, last errors (aws backend)\n"
+    "  failed                  objects the aws backend could not import (FAILED)\n"
+    "  redrive                 import FAILED objects again (fetched back from S3)\n"
     "\n"
     "Signals: SIGHUP reloads the configuration for new associations; SIGTERM or SIGINT stops\n"
     "accepting, lets live associations finish (drain_ms), then exits.\n";
@@ -175,6 +187,10 @@ static void print_config_problems(const char *path)
     struct wbuf errs;
     wbuf_init(&errs, 64u * 1024u);
     int rc = core_config_load(path, &cfg, &errs);
+#ifdef GW_HAVE_AWS
+    if (cfg.backend == BACKEND_AWS && cfg.aws_json && aws_backend_check_config(&cfg, &errs) < 0)
+        rc = ERR_CONFIG;
+#endif
     if (rc < 0) {
         fprintf(stderr, "%s: configuration invalid:\n%.*s", path ? path : "(default)",
                 (int)errs.len, errs.p ? (const char *)errs.p : "");
@@ -189,10 +205,76 @@ static void print_config_problems(const char *path)
     exit(rc < 0 ? 1 : 0);
 }
 
+/* The operator's subcommands: status, failed, redrive (they read the spool, not the network). */
+static int subcommand(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool json = false, all = false;
+    const char *sops[64];
+    size_t n_sops = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--all") == 0)
+            all = true;
+        else if (argv[i][0] != '-' && n_sops < ARRAY_LEN(sops))
+            sops[n_sops++] = argv[i];
+        else {
+            fprintf(stderr, "dicom-core %s: unknown argument '%s'\n\n%s", argv[1], argv[i],
+                    g_usage);
+            return 2;
+        }
+    }
+    struct core_config cfg;
+    struct wbuf errs;
+    wbuf_init(&errs, 64u * 1024u);
+    int rc = core_config_load(config, &cfg, &errs);
+    if (rc < 0) {
+        fprintf(stderr, "%s: configuration invalid:\n%.*s", config ? config : "(default)",
+                (int)errs.len, errs.p ? (const char *)errs.p : "");
+        wbuf_cleanup(&errs);
+        core_config_cleanup(&cfg);
+        return 1;
+    }
+    wbuf_cleanup(&errs);
+#ifdef GW_HAVE_AWS
+    if (strcmp(argv[1], "status") == 0) {
+        rc = pipeline_cli_status(cfg.spool_dir, json);
+    } else if (strcmp(argv[1], "failed") == 0) {
+        rc = pipeline_cli_failed_list(cfg.spool_dir, json);
+    } else if (!all && n_sops == 0) {
+        fprintf(stderr, "dicom-core redrive: give --all or SOP Instance UIDs\n");
+        rc = -1;
+    } else {
+        rc = 0;
+        for (size_t i = 0; i < (all ? 1 : n_sops) && rc >= 0; i++) {
+            int n = pipeline_cli_redrive(cfg.spool_dir, all ? NULL : sops[i]);
+            if (n >= 0)
+                printf("%d re-drive request(s) written for %s\n", n, all ? "all" : sops[i]);
+            rc = n;
+        }
+    }
+#else
+    (void)json;
+    (void)all;
+    fprintf(stderr, "dicom-core %s: the aws backend is not built into this version\n", argv[1]);
+    rc = -1;
+#endif
+    core_config_cleanup(&cfg);
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *config = NULL;
     bool check = false;
+    if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "failed") == 0 ||
+                     strcmp(argv[1], "redrive") == 0))
+        return subcommand(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
@@ -252,9 +334,16 @@ int main(int argc, char **argv)
     if (cfg->backend == BACKEND_FILE) {
         rc = backend_start(cfg, &ctx->spool, &ctx->backend);
     } else {
+#ifdef GW_HAVE_AWS
+        void *impl = NULL;
+        rc = aws_backend_start(cfg, &ctx->spool, ctx->loop, ctx->metrics, &impl);
+        if (rc == 0 && (rc = backend_wrap(&aws_backend_ops, impl, &ctx->backend)) < 0)
+            aws_backend_ops.stop(impl);
+#else
         rc = ERR_UNSUPPORTED;
         log_msg(LOG_ERROR, "backend_unavailable",
                 "the aws backend is not built into this version; use \"type\": \"file\"");
+#endif
     }
     if (rc < 0) {
         struct logb lb;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "common/log.h"
 #include "common/wbuf.h"
 #include "dimse.h"
@@ -46,6 +47,7 @@ struct store_obj {
     char sop_class[65], sop_instance[65], ts_uid[65];
     char calling[17], called[17], peer[64], cert_cn[257], cert_fp[65], client_id[129];
     uint64_t assoc_id;
+    struct backend *ack_via;
     struct timespec t_start;
     char sha_hex[65];
 };
@@ -231,6 +233,7 @@ int store_begin(uv_loop_t *loop, struct spool *spool, struct committer *committe
     snprintf(o->cert_fp, sizeof o->cert_fp, "%s", p->cert_fingerprint ? p->cert_fingerprint : "");
     snprintf(o->client_id, sizeof o->client_id, "%s", p->client_id ? p->client_id : "");
     o->assoc_id = p->assoc_id;
+    o->ack_via = p->ack_via;
     o->early_sync = p->early_sync;
     clock_gettime(CLOCK_REALTIME, &o->t_start);
     o->buf[0] = malloc(o->cap);
@@ -313,10 +316,37 @@ void store_write(struct store_obj *o, const uint8_t *p, size_t n)
         submit(o);
 }
 
+/* ack "s3" / "healthimaging": the backend's answer for an object already durable in ready/. */
+static void on_acked(void *arg, int result)
+{
+    struct store_obj *o = arg;
+    if (!o->cb) {
+        free_obj(o); /* the association went away while we waited */
+        return;
+    }
+    if (result < 0) {
+        struct logb b;
+        if (log_begin(&b, LOG_WARN, "ack_failed")) {
+            log_str(&b, "id", o->id);
+            log_str(&b, "err", err_str(result));
+            log_end(&b);
+        }
+        o->cb(o->cb_arg, DIMSE_OUT_OF_RESOURCES, "not stored at the configured ack point", o);
+    } else {
+        o->cb(o->cb_arg, DIMSE_SUCCESS, NULL, o);
+    }
+    free_obj(o);
+}
+
 static void on_committed(struct commit_req *r, int result, void *arg)
 {
     struct store_obj *o = arg;
     (void)r;
+    if (result == 0 && o->ack_via) {
+        backend_notify(o->ack_via);
+        backend_await(o->ack_via, o->id, on_acked, o); /* still "committing" until it answers */
+        return;
+    }
     if (!o->cb) {
         free_obj(o); /* the association went away while committing */
         return;

@@ -16,6 +16,8 @@
 #include "spool.h"
 #include "ts.h"
 
+struct backend;
+
 #define GW_IMPL_CLASS_UID "2.25.75036562285429820899189332740951902123"
 #define GW_IMPL_VERSION "DICOMGW_010"
 
@@ -29,6 +31,8 @@ struct store_params {
     uint64_t assoc_id;
     size_t buf_cap;           /* each of the two buffers; >= the largest single append */
     bool early_sync;          /* fsync mode: start writeback while receiving */
+    struct backend *ack_via;  /* ack "s3"/"healthimaging": success waits for this backend's
+                                 backend_await (NULL: success once durable in the spool) */
 };
 
 struct store_obj;

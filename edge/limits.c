@@ -1,0 +1,127 @@
+#include "limits.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void limits_init(struct limits *l)
+{
+    memset(l, 0, sizeof *l);
+}
+
+void limits_cleanup(struct limits *l)
+{
+    FREE_NULL(l->clients);
+    l->n_clients = l->cap_clients = 0;
+}
+
+static void key_of(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        key[10] = key[11] = 0xff; /* v4-mapped, so one host is one key in either family */
+        memcpy(key + 12, &in->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        memcpy(key, &in6->sin6_addr, 16);
+    }
+}
+
+static uint32_t hash16(const uint8_t k[16])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ k[i]) * 16777619u;
+    return h;
+}
+
+bool limits_source_allow(struct limits *l, const struct sockaddr *sa, uint64_t now_ms,
+                         uint32_t per_minute)
+{
+    if (per_minute == 0)
+        return true;
+    uint8_t key[16];
+    key_of(sa, key);
+    uint64_t minute = now_ms / 60000u;
+    uint32_t h = hash16(key);
+    struct limits_src *victim = NULL;
+    for (unsigned probe = 0; probe < 8; probe++) {
+        struct limits_src *s = &l->src[(h + probe) % LIMITS_SRC_SLOTS];
+        if (s->used && memcmp(s->addr, key, 16) == 0) {
+            if (s->window != minute) {
+                s->window = minute;
+                s->count = 0;
+            }
+            if (s->count >= per_minute)
+                return false;
+            s->count++;
+            return true;
+        }
+        if (!s->used || s->window != minute) {
+            if (!victim || (victim->used && !s->used))
+                victim = s;
+        } else if (!victim || (victim->used && s->window < victim->window)) {
+            victim = s;
+        }
+    }
+    memcpy(victim->addr, key, 16);
+    victim->used = 1;
+    victim->window = minute;
+    victim->count = 1;
+    return true;
+}
+
+static struct limits_client *find(struct limits *l, const char *id)
+{
+    for (size_t i = 0; i < l->n_clients; i++) {
+        if (strcmp(l->clients[i].id, id) == 0)
+            return &l->clients[i];
+    }
+    return NULL;
+}
+
+int limits_client_take(struct limits *l, const char *id, uint64_t now_ms, uint32_t max_active,
+                       uint32_t max_per_minute, const char **why)
+{
+    struct limits_client *c = find(l, id);
+    if (!c) {
+        if (l->n_clients == l->cap_clients) {
+            size_t cap = l->cap_clients ? l->cap_clients * 2 : 16;
+            if (cap > 100000)
+                return ERR_NOMEM;
+            struct limits_client *n = realloc(l->clients, cap * sizeof *n);
+            if (!n)
+                return ERR_NOMEM;
+            l->clients = n;
+            l->cap_clients = cap;
+        }
+        c = &l->clients[l->n_clients++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->id, sizeof c->id, "%s", id);
+    }
+    uint64_t minute = now_ms / 60000u;
+    if (c->window != minute) {
+        c->window = minute;
+        c->count = 0;
+    }
+    if (max_active && c->active >= max_active) {
+        *why = "max_associations";
+        return ERR_LIMIT;
+    }
+    if (max_per_minute && c->count >= max_per_minute) {
+        *why = "max_per_minute";
+        return ERR_LIMIT;
+    }
+    c->active++;
+    c->count++;
+    return 0;
+}
+
+void limits_client_put(struct limits *l, const char *id)
+{
+    struct limits_client *c = find(l, id);
+    if (c && c->active > 0)
+        c->active--;
+}

@@ -1,0 +1,63 @@
+/* proxy: the edge's connections: accept, mTLS handshake, first-PDU admission, upstream
+ * connect (TCP or TLS, PROXY v2), then a splice both ways with backpressure that follows PDU
+ * headers; audit lines and metrics. Everything runs on one loop. */
+#ifndef GW_PROXY_H
+#define GW_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <openssl/ssl.h>
+
+#include "edge_config.h"
+#include "limits.h"
+#include "net/metrics.h"
+#include "policy.h"
+
+/* A generation of reloadable state: the server context and the policy (with its routes' client
+ * contexts). Connections hold a reference to the one they started with. */
+struct edge_gen {
+    unsigned refs;
+    SSL_CTX *server;
+    struct policy *policy;
+};
+
+/* Build a generation from cfg (certificates, CRL, policy). 0 and *out (one reference), or
+ * ERR_CONFIG / ERR_TLS with one line per problem in errs. */
+MUST_CHECK int edge_gen_new(const struct edge_config *cfg, struct edge_gen **out,
+                            struct wbuf *errs);
+void edge_gen_unref(struct edge_gen *g);
+
+struct edge_metrics {
+    struct metric_gauge *conns_active, *assocs_active;
+    struct metric_counter *handshakes_ok, *bytes_to_upstream, *bytes_to_client;
+    struct metric_counter *admitted, *conns_refused_limit, *conns_refused_rate;
+};
+
+struct edge_conn;
+
+struct edge {
+    uv_loop_t *loop;
+    const struct edge_config *cfg;
+    struct edge_gen *gen; /* current; new connections take a reference */
+    struct metrics *metrics;
+    struct edge_metrics m;
+    struct limits limits;
+    uv_tcp_t listener;
+    bool listening, draining;
+    struct sockaddr_storage listen_addr;
+    struct edge_conn *conns; /* intrusive list */
+    uint32_t n_conns, n_assocs;
+    uint64_t next_id;
+    void (*on_empty)(struct edge *e); /* draining and the last connection has gone */
+};
+
+/* Register metrics, bind cfg->listen and start accepting. 0 or a negative code (logged). */
+MUST_CHECK int proxy_start(struct edge *e);
+/* Stop accepting; close connections not yet admitted; admitted ones go on (drain). */
+void proxy_drain(struct edge *e);
+/* Abort every connection now (A-ABORT both ways where a PDU boundary allows). */
+void proxy_abort_all(struct edge *e);
+
+#endif

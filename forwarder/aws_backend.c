@@ -1,0 +1,420 @@
+#include "aws_backend.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "creds.h"
+#include "ddb.h"
+#include "http.h"
+#include "mi.h"
+#include "pipeline.h"
+#include "pipeline_config.h"
+#include "s3.h"
+
+/* One awaited acknowledgement; travels core -> forwarder -> core. */
+struct ack_rec {
+    struct ack_rec *next;
+    char id[64];
+    backend_ack_cb cb;
+    void *arg;
+    int result;
+};
+
+struct aws_backend {
+    struct pipeline_config cfg;
+    char spool_dir[1024];
+    struct spool *spool;
+    bool fsync;
+    enum pipeline_ack ack;
+    struct metrics *metrics;
+
+    uv_loop_t *core_loop;
+    uv_async_t core_async; /* forwarder -> core: finished acks */
+
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t fwd_async; /* core -> forwarder: notify, await, stop */
+    uv_timer_t stats_timer;
+    struct http_client *http;
+    struct creds_provider *creds;
+    struct s3_client *s3;
+    struct ddb_client *ddb;
+    struct mi_client *mi;
+    struct pipeline *pipe;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started; /* the thread finished its start-up (start_rc says how) */
+    int start_rc;
+    bool kicked, stop;
+    struct ack_rec *to_fwd, *to_core; /* under mu */
+    struct backend_stats stats;       /* under mu: refreshed by the thread */
+};
+
+static int ack_of(enum ack_mode a)
+{
+    return a == ACK_S3 ? PIPELINE_ACK_S3 : a == ACK_HEALTHIMAGING ? PIPELINE_ACK_HI :
+                                                                     PIPELINE_ACK_NONE;
+}
+
+int aws_backend_check_config(const struct core_config *cfg, struct wbuf *errs)
+{
+    struct pipeline_config pc;
+    int rc = pipeline_config_parse(cfg->aws_json, &pc, errs);
+    if (rc == 0)
+        rc = pipeline_config_check_ack(&pc, (int)cfg->ack, errs);
+    return rc;
+}
+
+/* ---- forwarder thread -------------------------------------------------------------------- */
+
+static void on_acked(void *arg, uint64_t token, int result)
+{
+    struct aws_backend *b = arg;
+    struct ack_rec *r = (struct ack_rec *)(uintptr_t)token;
+    /* the core names only its own and errno codes; the forwarder logged the detail */
+    r->result = result <= HTTP_ERR_BASE && result > HTTP_ERR_LAST ? ERR_IO : result;
+    pthread_mutex_lock(&b->mu);
+    r->next = b->to_core;
+    b->to_core = r;
+    pthread_mutex_unlock(&b->mu);
+    uv_async_send(&b->core_async);
+}
+
+static void refresh_stats(struct aws_backend *b)
+{
+    if (!b->pipe)
+        return;
+    struct pipeline_stats s;
+    pipeline_get_stats(b->pipe, &s);
+    pthread_mutex_lock(&b->mu);
+    b->stats.stored = s.uploaded;
+    b->stats.duplicates = s.duplicates;
+    b->stats.failed = s.failed;
+    b->stats.batches_closed = s.jobs_completed + s.jobs_failed;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    refresh_stats(t->data);
+}
+
+static void on_fwd_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_http_closed(void *arg)
+{
+    struct aws_backend *b = arg;
+    uv_close((uv_handle_t *)&b->fwd_async, on_fwd_closed);
+}
+
+static void on_pipeline_stopped(void *arg)
+{
+    struct aws_backend *b = arg;
+    creds_provider_close(b->creds);
+    b->creds = NULL;
+    http_client_close(b->http, on_http_closed, b);
+}
+
+static void on_fwd_async(uv_async_t *a)
+{
+    struct aws_backend *b = a->data;
+    pthread_mutex_lock(&b->mu);
+    struct ack_rec *list = b->to_fwd;
+    b->to_fwd = NULL;
+    bool kicked = b->kicked, stop = b->stop;
+    b->kicked = false;
+    pthread_mutex_unlock(&b->mu);
+    /* oldest first */
+    struct ack_rec *rev = NULL;
+    while (list) {
+        struct ack_rec *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    if (kicked && !stop)
+        pipeline_kick(b->pipe);
+    while (rev) {
+        struct ack_rec *n = rev->next;
+        rev->next = NULL;
+        pipeline_await(b->pipe, rev->id, (uint64_t)(uintptr_t)rev);
+        rev = n;
+    }
+    if (stop && !uv_is_closing((uv_handle_t *)&b->stats_timer)) {
+        refresh_stats(b);
+        uv_close((uv_handle_t *)&b->stats_timer, NULL);
+        pipeline_stop(b->pipe, on_pipeline_stopped, b);
+    }
+}
+
+static int open_clients(struct aws_backend *b)
+{
+    struct http_opts ho;
+    http_opts_default(&ho);
+    ho.max_connections = (long)b->cfg.max_uploads + 16;
+    TRY(http_client_new(&b->loop, &ho, &b->http));
+    int rc = creds_provider_new(b->http, &b->creds);
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "aws_credentials_unavailable",
+                "no AWS credentials source: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, run "
+                "in ECS, or on EC2 with an instance profile");
+        return rc;
+    }
+    struct s3_opts so = {.region = b->cfg.region,
+                         .endpoint = b->cfg.endpoints.s3,
+                         .sse = b->cfg.s3.sse == PIPELINE_SSE_KMS ? S3_SSE_KMS : S3_SSE_AES256,
+                         .kms_key_id = b->cfg.s3.kms_key_id[0] ? b->cfg.s3.kms_key_id : NULL};
+    TRY(s3_client_new(b->http, b->creds, &so, &b->s3));
+    struct ddb_opts dop = {.region = b->cfg.region, .endpoint = b->cfg.endpoints.dynamodb};
+    TRY(ddb_client_new(b->http, b->creds, &dop, &b->ddb));
+    struct mi_opts mo = {.region = b->cfg.region,
+                         .endpoint = b->cfg.endpoints.medical_imaging,
+                         .dicom_endpoint = b->cfg.endpoints.medical_imaging_dicom};
+    TRY(mi_client_new(b->http, b->creds, &mo, &b->mi));
+    struct pipeline_env env = {.loop = &b->loop,
+                               .cfg = &b->cfg,
+                               .spool_dir = b->spool_dir,
+                               .fsync = b->fsync,
+                               .ack = b->ack,
+                               .s3 = b->s3,
+                               .ddb = b->ddb,
+                               .mi = b->mi,
+                               .spool_depth = &b->spool->depth,
+                               .spool_bytes = &b->spool->depth_bytes,
+                               .metrics = b->metrics,
+                               .acked = on_acked,
+                               .acked_arg = b};
+    return pipeline_start(&env, &b->pipe);
+}
+
+static void noop_closed(void *arg)
+{
+    (void)arg;
+}
+
+static void close_clients_sync(struct aws_backend *b)
+{
+    /* start-up failed: close what was opened, on this thread's loop */
+    if (b->creds)
+        creds_provider_close(b->creds);
+    b->creds = NULL;
+    if (b->http)
+        http_client_close(b->http, noop_closed, NULL);
+    b->http = NULL;
+    uv_close((uv_handle_t *)&b->fwd_async, NULL);
+    uv_close((uv_handle_t *)&b->stats_timer, NULL);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+}
+
+static void *fwd_thread(void *arg)
+{
+    struct aws_backend *b = arg;
+    int rc = open_clients(b);
+    if (rc == 0)
+        uv_timer_start(&b->stats_timer, on_stats_timer, 1000, 1000);
+    pthread_mutex_lock(&b->mu);
+    b->started = true;
+    b->start_rc = rc;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    if (rc < 0) {
+        close_clients_sync(b);
+        return NULL;
+    }
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ---- core side ----------------------------------------------------------------------------- */
+
+static void on_core_async(uv_async_t *a)
+{
+    struct aws_backend *b = a->data;
+    pthread_mutex_lock(&b->mu);
+    struct ack_rec *list = b->to_core;
+    b->to_core = NULL;
+    pthread_mutex_unlock(&b->mu);
+    while (list) {
+        struct ack_rec *n = list->next;
+        list->cb(list->arg, list->result);
+        free(list);
+        list = n;
+    }
+}
+
+int aws_backend_start(const struct core_config *cfg, struct spool *spool, uv_loop_t *core_loop,
+                      struct metrics *metrics, void **impl)
+{
+    struct aws_backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return ERR_NOMEM;
+    struct wbuf errs;
+    wbuf_init(&errs, 64u * 1024u);
+    int rc = pipeline_config_parse(cfg->aws_json, &b->cfg, &errs);
+    if (rc == 0)
+        rc = pipeline_config_check_ack(&b->cfg, (int)cfg->ack, &errs);
+    if (rc < 0) {
+        wbuf_u8(&errs, 0);
+        const char *line = errs.p ? (const char *)errs.p : "";
+        while (*line) {
+            const char *nl = strchr(line, '\n');
+            size_t n = nl ? (size_t)(nl - line) : strlen(line);
+            struct logb lb;
+            if (log_begin(&lb, LOG_ERROR, "config_invalid")) {
+                log_strn(&lb, "problem", line, n);
+                log_end(&lb);
+            }
+            line += n + (nl ? 1 : 0);
+        }
+        wbuf_cleanup(&errs);
+        free(b);
+        return ERR_CONFIG;
+    }
+    wbuf_cleanup(&errs);
+    snprintf(b->spool_dir, sizeof b->spool_dir, "%s", cfg->spool_dir);
+    b->spool = spool;
+    b->fsync = cfg->fsync;
+    b->ack = (enum pipeline_ack)ack_of(cfg->ack);
+    b->metrics = metrics;
+    b->core_loop = core_loop;
+    if ((rc = http_global_init()) < 0) {
+        free(b);
+        return rc;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    if ((rc = uv_loop_init(&b->loop)) < 0)
+        goto fail_loop;
+    if ((rc = uv_async_init(&b->loop, &b->fwd_async, on_fwd_async)) < 0)
+        goto fail_fwd;
+    b->fwd_async.data = b;
+    uv_timer_init(&b->loop, &b->stats_timer);
+    b->stats_timer.data = b;
+    if ((rc = uv_async_init(core_loop, &b->core_async, on_core_async)) < 0)
+        goto fail_core;
+    b->core_async.data = b;
+    uv_unref((uv_handle_t *)&b->core_async);
+    if ((rc = -pthread_create(&b->thread, NULL, fwd_thread, b)) < 0)
+        goto fail_thread;
+    pthread_mutex_lock(&b->mu);
+    while (!b->started)
+        pthread_cond_wait(&b->cv, &b->mu);
+    rc = b->start_rc;
+    pthread_mutex_unlock(&b->mu);
+    if (rc < 0) {
+        pthread_join(b->thread, NULL);
+        pipeline_free(b->pipe);
+        mi_client_free(b->mi);
+        ddb_client_free(b->ddb);
+        s3_client_free(b->s3);
+        uv_loop_close(&b->loop);
+        uv_close((uv_handle_t *)&b->core_async, NULL);
+        uv_run(core_loop, UV_RUN_NOWAIT);
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+        free(b);
+        return rc;
+    }
+    *impl = b;
+    return 0;
+
+fail_thread:
+    uv_close((uv_handle_t *)&b->core_async, NULL);
+    uv_run(core_loop, UV_RUN_NOWAIT);
+fail_core:
+    uv_close((uv_handle_t *)&b->fwd_async, NULL);
+    uv_close((uv_handle_t *)&b->stats_timer, NULL);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+fail_fwd:
+    uv_loop_close(&b->loop);
+fail_loop:
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b);
+    return rc;
+}
+
+static void ops_notify(void *impl)
+{
+    struct aws_backend *b = impl;
+    pthread_mutex_lock(&b->mu);
+    b->kicked = true;
+    pthread_mutex_unlock(&b->mu);
+    uv_async_send(&b->fwd_async);
+}
+
+static void ops_await(void *impl, const char *spool_id, backend_ack_cb cb, void *arg)
+{
+    struct aws_backend *b = impl;
+    struct ack_rec *r = calloc(1, sizeof *r);
+    if (!r) {
+        cb(arg, ERR_NOMEM);
+        return;
+    }
+    snprintf(r->id, sizeof r->id, "%s", spool_id);
+    r->cb = cb;
+    r->arg = arg;
+    pthread_mutex_lock(&b->mu);
+    r->next = b->to_fwd;
+    b->to_fwd = r;
+    pthread_mutex_unlock(&b->mu);
+    uv_async_send(&b->fwd_async);
+}
+
+static void ops_stats(void *impl, struct backend_stats *out)
+{
+    struct aws_backend *b = impl;
+    pthread_mutex_lock(&b->mu);
+    *out = b->stats;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void ops_stop(void *impl)
+{
+    struct aws_backend *b = impl;
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->stop = true;
+    pthread_mutex_unlock(&b->mu);
+    uv_async_send(&b->fwd_async);
+    pthread_join(b->thread, NULL);
+    /* the thread's loop ran dry: every request ended (cancelled ones included) */
+    pipeline_free(b->pipe);
+    mi_client_free(b->mi);
+    ddb_client_free(b->ddb);
+    s3_client_free(b->s3);
+    if (uv_loop_close(&b->loop) != 0)
+        log_msg(LOG_ERROR, "forwarder_loop_busy", "handles left open at stop");
+    /* awaits that were queued for the thread but never taken, and answers not yet delivered */
+    pthread_mutex_lock(&b->mu);
+    struct ack_rec *left = b->to_fwd;
+    b->to_fwd = NULL;
+    pthread_mutex_unlock(&b->mu);
+    while (left) {
+        struct ack_rec *n = left->next;
+        left->cb(left->arg, ERR_WRONG_STATE);
+        free(left);
+        left = n;
+    }
+    on_core_async(&b->core_async);
+    uv_close((uv_handle_t *)&b->core_async, NULL);
+    uv_run(b->core_loop, UV_RUN_NOWAIT);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b);
+}
+
+const struct backend_ops aws_backend_ops = {
+    .notify = ops_notify,
+    .await = ops_await,
+    .get_stats = ops_stats,
+    .stop = ops_stop,
+};

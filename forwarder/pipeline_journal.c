@@ -1,0 +1,189 @@
+#include "pipeline_journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define JOURNAL_LINE_MAX (64u * 1024u)
+
+struct pipeline_journal {
+    int fd;
+    bool fsync;
+    size_t records;
+    char path[1200];
+};
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int replay(const char *path, pipeline_journal_replay_cb cb, void *arg)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if ((size_t)n > JOURNAL_LINE_MAX)
+            continue;
+        cJSON *rec = cJSON_ParseWithLength(line, (size_t)n);
+        if (cJSON_IsObject(rec))
+            rc = cb(arg, rec);
+        cJSON_Delete(rec); /* a torn line (crash mid-append) parses as nothing: skipped */
+        if (rc < 0)
+            break;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+int pipeline_journal_open(const char *path, bool fsync, pipeline_journal_replay_cb cb, void *arg,
+                          struct pipeline_journal **out)
+{
+    struct pipeline_journal *j = calloc(1, sizeof *j);
+    if (!j)
+        return ERR_NOMEM;
+    int n = snprintf(j->path, sizeof j->path, "%s", path);
+    if (n < 0 || (size_t)n >= sizeof j->path) {
+        free(j);
+        return ERR_LIMIT;
+    }
+    j->fsync = fsync;
+    int rc = cb ? replay(path, cb, arg) : 0;
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    j->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (j->fd < 0) {
+        rc = -errno;
+        free(j);
+        return rc;
+    }
+    /* a torn last line must not glue itself to the next record */
+    off_t end = lseek(j->fd, 0, SEEK_END);
+    if (end > 0) {
+        int rfd = open(path, O_RDONLY | O_CLOEXEC);
+        char last = '\n';
+        if (rfd >= 0) {
+            if (pread(rfd, &last, 1, end - 1) != 1)
+                last = '\n';
+            close(rfd);
+        }
+        if (last != '\n' && write_all(j->fd, "\n", 1) < 0) {
+            rc = -errno;
+            close(j->fd);
+            free(j);
+            return rc;
+        }
+    }
+    *out = j;
+    return 0;
+}
+
+int pipeline_journal_append(struct pipeline_journal *j, const cJSON *rec)
+{
+    char *s = cJSON_PrintUnformatted(rec);
+    if (!s)
+        return ERR_NOMEM;
+    size_t n = strlen(s);
+    s[n] = '\n'; /* replaces the NUL: cJSON allocated n + 1 bytes */
+    int rc = n + 1 > JOURNAL_LINE_MAX ? ERR_LIMIT : write_all(j->fd, s, n + 1);
+    cJSON_free(s);
+    if (rc == 0)
+        j->records++;
+    return rc;
+}
+
+int pipeline_journal_sync(struct pipeline_journal *j)
+{
+    if (j->fsync && fdatasync(j->fd) < 0)
+        return -errno;
+    return 0;
+}
+
+static int fsync_parent(const char *path)
+{
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    int fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int pipeline_journal_compact(struct pipeline_journal *j, cJSON *const *recs, size_t n)
+{
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.new", j->path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *s = cJSON_PrintUnformatted(recs[i]);
+        if (!s) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        size_t len = strlen(s);
+        s[len] = '\n';
+        rc = write_all(fd, s, len + 1);
+        cJSON_free(s);
+    }
+    if (rc == 0 && j->fsync && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, j->path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    if (j->fsync)
+        TRY(fsync_parent(j->path));
+    int nfd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (nfd < 0)
+        return -errno;
+    close(j->fd);
+    j->fd = nfd;
+    j->records = n;
+    return 0;
+}
+
+size_t pipeline_journal_records(const struct pipeline_journal *j)
+{
+    return j->records;
+}
+
+void pipeline_journal_close(struct pipeline_journal *j)
+{
+    if (!j)
+        return;
+    close(j->fd);
+    free(j);
+}

@@ -1,0 +1,120 @@
+/* state: the DynamoDB records of the pipeline (CONTRACTS.md) and the pure parsers of what
+ * HealthImaging answers. Builders return request bodies for UpdateItem / GetItem as JSON text;
+ * every state change is conditional so that states never go back and a replay after a crash is
+ * harmless. Parsers treat their input as hostile: bounded, type-checked, never trusted. */
+#ifndef GW_STATE_H
+#define GW_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/err.h"
+
+enum state_inst {
+    STATE_RECEIVED = 1,
+    STATE_STORED = 2,
+    STATE_IMPORTING = 3,
+    STATE_IMPORTED = 4,
+    STATE_FAILED = 5,
+};
+
+enum state_job {
+    STATE_JOB_OPEN = 1,
+    STATE_JOB_STARTING = 2,
+    STATE_JOB_SUBMITTED = 3,
+    STATE_JOB_IN_PROGRESS = 4,
+    STATE_JOB_COMPLETED = 5,
+    STATE_JOB_FAILED = 6,
+};
+
+const char *state_inst_name(enum state_inst s);
+const char *state_job_name(enum state_job s);
+/* "SUBMITTED" etc. (GetDICOMImportJob jobStatus) -> enum; 0 when unknown. */
+enum state_job state_job_parse(const char *s);
+
+/* What the core's sidecar says about one object, plus where the pipeline put it. */
+struct state_obj {
+    char sop[65], sha[65], study[65], series[65], sop_class[65], ts[65];
+    char calling[17], called[17], peer[64], cert_cn[257], cert_fp[65], client_id[129];
+    uint64_t bytes;
+    char received_at[40];
+    char s3_key[600];
+    char batch[48];
+};
+
+/* Extra attributes set with a state change; empty strings and is_primary < 0 are left out. */
+struct state_extra {
+    const char *job_id, *image_set_id, *error_type, *error_message;
+    int is_primary; /* -1 unknown, 0 false, 1 true */
+};
+
+/* ISO 8601 UTC with milliseconds, "2026-11-24T03:00:00.000Z". */
+void state_now_iso(char out[40]);
+
+/* Fill *o from a spool sidecar (JSON text). 0, or ERR_MALFORMED when a required field (SOP,
+ * Study and Series Instance UIDs, sha256, bytes) is missing or invalid. */
+MUST_CHECK int state_obj_from_sidecar(const char *json, size_t len, struct state_obj *o);
+
+/* UpdateItem: create the instance item as RECEIVED, or refresh it when it already belongs to
+ * the same batch (a replay), never moving its state back. The condition fails when another
+ * batch (a duplicate of an object already forwarded) owns the item. redrive: the item may also
+ * be FAILED, and is then taken over by this batch and set back to RECEIVED. NULL: no memory. */
+cJSON *state_req_received(const char *table, const struct state_obj *o, bool redrive,
+                         const char *now);
+/* UpdateItem: move an instance forward to st (conditional on state_rank < st). */
+cJSON *state_req_advance(const char *table, const char *sop, const char *sha, enum state_inst st,
+                        const struct state_extra *x, const char *now);
+/* GetItem of an instance (consistent read). */
+cJSON *state_req_get(const char *table, const char *sop, const char *sha);
+/* UpdateItem: the job item of a batch, moved forward to st with its counters. */
+struct state_job_rec {
+    const char *batch, *job_id, *datastore_id, *input_uri, *output_uri;
+    uint32_t objects, imported, failed;
+    uint64_t bytes;
+};
+cJSON *state_req_job(const char *table, const struct state_job_rec *j, enum state_job st,
+                    const char *now);
+
+/* Read "Item": state, batch_id and s3_key of a GetItem answer. found=false when no item. */
+struct state_got {
+    bool found;
+    enum state_inst state;
+    char batch[48];
+    char s3_key[600];
+};
+MUST_CHECK int state_parse_get(const char *body, size_t len, struct state_got *out);
+
+/* StartDICOMImportJob answer: jobId (1-32 of [0-9a-z]). */
+MUST_CHECK int state_parse_start_job(const char *body, size_t len, char *job_id, size_t cap);
+/* GetDICOMImportJob answer. */
+struct state_job_info {
+    enum state_job status;
+    char message[256];
+    char output_uri[600];
+};
+MUST_CHECK int state_parse_get_job(const char *body, size_t len, struct state_job_info *out);
+
+/* One line of SUCCESS/success.ndjson or FAILURE/failure.ndjson. The object is named by the
+ * SOP Instance UID its input file is named after (<prefix>/<batch>/<SOP>.dcm). */
+struct state_result {
+    char sop[65];
+    bool ok;
+    char image_set_id[65];
+    int is_primary; /* -1 when not given */
+    char error_type[65];
+    char error_message[256];
+};
+/* 0, ERR_MALFORMED (not a JSON object or no usable input file). */
+MUST_CHECK int state_parse_result_line(const char *line, size_t len, bool success,
+                                       struct state_result *out);
+
+/* A PS3.18 store response (DICOM JSON): the outcome for sop. Returns 1 when sop is in the
+ * ReferencedSOPSequence (stored), 0 when in FailedSOPSequence (reason in *failure), and
+ * ERR_NOTFOUND / ERR_MALFORMED otherwise. */
+MUST_CHECK int state_parse_stow(const char *body, size_t len, const char *sop,
+                                uint16_t *failure);
+
+#endif

@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# dicom-core as a Store SCP against real DCMTK peers (echoscu, storescu), file backend, temp spool:
+#  - C-ECHO; C-STORE of CT, MR, US, SC in implicit VR LE, explicit VR LE, deflated, JPEG Lossless
+#    and RLE: each stored dataset (after the File Meta group) byte-identical to the file sent, with
+#    a File Meta group naming the same SOP class/instance and transfer syntax;
+#  - parallel associations; one object over 1 GiB (not under sanitizers) with the core's peak RSS
+#    staying small;
+#  - a wrong called AE title rejected as storescu reports it; an association killed mid-object
+#    (storescu SIGKILLed, and a raw peer that resets the connection) leaves nothing in ready/ or
+#    the store; a SOP Instance UID that differs from the command gets a failure status; free disk
+#    under min_free_bytes gives 0xA700; SIGHUP reloads without dropping a live association;
+#    SIGTERM during stores loses nothing that was acknowledged and exits 0.
+set -uo pipefail
+src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${GW_BUILD:-$src/build}
+core_bin=$build/core/dicom-core
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/gw-store.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+export TCP_NODELAY=1
+rc=0
+fail() {
+    echo "FAIL: $*"
+    rc=1
+}
+ok() { echo "ok   $*"; }
+
+[[ -x $core_bin ]] || { echo "no $core_bin"; exit 1; }
+port() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+sanitized=${GW_SANITIZED:-}
+
+# start_core NAME [extra json members]: config in $T/NAME.json, spool/store under $T/NAME/
+start_core() {
+    local name=$1 extra=${2:-}
+    P=$(port)
+    H=$(port)
+    mkdir -p "$T/$name"
+    cat >"$T/$name.json" <<JSON
+{ "ae_title": "DICOM_CORE", "listen": "127.0.0.1:$P", "http_listen": "127.0.0.1:$H",
+  "spool_dir": "$T/$name/spool", "min_free_bytes": ${MIN_FREE:-0}, "artim_ms": 5000, "idle_ms": 30000,
+  "drain_ms": 20000, $extra
+  "backend": { "type": "file", "dir": "$T/$name/store", "batch_max_age_ms": 200 } }
+JSON
+    "$core_bin" --config "$T/$name.json" 2>>"$T/$name.log" &
+    core=$!
+    pids+=("$core")
+    wait_port "$P" || { fail "$name: core did not listen"; tail -20 "$T/$name.log"; exit 1; }
+}
+
+stop_core() { # SIGTERM, expect exit 0
+    kill -TERM "$core" 2>/dev/null
+    wait "$core"
+    local st=$?
+    [[ $st -eq 0 ]] || fail "core exited $st on SIGTERM"
+}
+
+# helper: File Meta checks and dataset comparison, streaming (works for objects over 1 GiB)
+cat >"$T/dscmp.py" <<'EOF'
+import glob, hashlib, struct, sys
+
+def meta(path):
+    """(dict of group-0002 string values, offset of the dataset) without loading the file."""
+    with open(path, "rb") as f:
+        head = f.read(132)
+        if len(head) < 132 or head[128:132] != b"DICM":
+            raise SystemExit(f"{path}: no DICM prefix")
+        vals, off = {}, 132
+        while True:
+            h = f.read(8)
+            if len(h) < 8:
+                return vals, off
+            g, e = struct.unpack("<HH", h[:4])
+            if g != 2:
+                return vals, off
+            vr = h[4:6]
+            if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+                n = struct.unpack("<I", f.read(4))[0]
+                hl = 12
+            else:
+                n = struct.unpack("<H", h[6:8])[0]
+                hl = 8
+            v = f.read(n)
+            vals[e] = v.rstrip(b"\0 ").decode("ascii", "replace") if vr in (b"UI", b"AE", b"SH") else v
+            off += hl + n
+
+def ds_hash(path):
+    _, off = meta(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(off)
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+def uid_of(path):
+    import pydicom
+    return pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+
+cmd = sys.argv[1]
+if cmd == "compare":  # compare STORE_DIR CALLING_AE FILE...: each file stored identically
+    store, calling, bad = sys.argv[2], sys.argv[3], 0
+    for f in sys.argv[4:]:
+        m, _ = meta(f)
+        uid = m[0x0003]
+        got = glob.glob(f"{store}/*/*/{uid}.dcm")
+        if len(got) != 1:
+            print(f"{f}: {len(got)} stored copies of {uid}")
+            bad += 1
+            continue
+        sm, _ = meta(got[0])
+        for e, what in ((0x0002, "Media Storage SOP Class"), (0x0003, "Media Storage SOP Instance"),
+                        (0x0010, "Transfer Syntax")):
+            if sm.get(e) != m.get(e):
+                print(f"{f}: stored {what} {sm.get(e)!r}, sent {m.get(e)!r}")
+                bad += 1
+        if sm.get(0x0016) != calling:
+            print(f"{f}: Source AE Title {sm.get(0x0016)!r}, want {calling!r}")
+            bad += 1
+        if not sm.get(0x0012):
+            print(f"{f}: no Implementation Class UID in the stored File Meta")
+            bad += 1
+        if ds_hash(f) != ds_hash(got[0]):
+            print(f"{f}: stored dataset differs from the one sent")
+            bad += 1
+    sys.exit(1 if bad else 0)
+elif cmd == "uids":  # uids FILE...: the SOP Instance UIDs
+    for f in sys.argv[2:]:
+        print(meta(f)[0][0x0003])
+EOF
+
+gen() { # dir args...
+    local d=$1
+    shift
+    $PY "$src/tests/support/gen_data.py" --out "$d" "$@" >/dev/null || fail "gen_data $*"
+}
+stored_count() { find "$1/store" -name '*.dcm' 2>/dev/null | wc -l; }
+wait_drained() { # dir: the backend has emptied ready/
+    for _ in $(seq 300); do
+        ls "$1/spool/ready" 2>/dev/null | grep -q . || return 0
+        sleep 0.1
+    done
+    return 1
+}
+wait_stored() { # dir n: the backend moves objects from ready/ into the store
+    for _ in $(seq 300); do
+        [[ $(stored_count "$1") -ge $2 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+n_small=3
+[[ -n $sanitized ]] && n_small=2
+gen "$T/d/ct-implicit" --count $n_small --modality CT --ts implicit
+gen "$T/d/ct-explicit" --count $n_small --modality CT --ts explicit
+gen "$T/d/mr" --count $n_small --modality MR --ts explicit --rows 256 --cols 256
+gen "$T/d/us" --count $n_small --modality US --ts explicit
+gen "$T/d/sc" --count $n_small --modality SC --ts explicit
+gen "$T/d/ct-deflated" --count $n_small --modality CT --ts deflated
+gen "$T/d/ct-jpegll" --count $n_small --modality CT --ts jpeg-lossless
+gen "$T/d/mr-rle" --count $n_small --modality MR --ts rle --rows 256 --cols 256
+
+# ---------------------------------------------------------------- main instance
+start_core main
+A=$T/main
+echoscu -aet ECHO1 -aec DICOM_CORE 127.0.0.1 "$P" && ok "C-ECHO" || fail "echoscu exit $?"
+
+sent=0
+send() { # label storescu-options dir
+    local label=$1 opts=$2 dir=$3
+    if storescu -aet SENDER1 -aec DICOM_CORE $opts 127.0.0.1 "$P" "$dir"/*.dcm >"$T/scu.out" 2>&1; then
+        sent=$((sent + $(ls "$dir"/*.dcm | wc -l)))
+        ok "storescu $label"
+    else
+        fail "storescu $label"
+        cat "$T/scu.out"
+    fi
+}
+send "CT implicit VR LE" "-xi" "$T/d/ct-implicit"
+send "CT explicit VR LE" "" "$T/d/ct-explicit"
+send "MR explicit VR LE" "" "$T/d/mr"
+send "US explicit VR LE (RGB)" "" "$T/d/us"
+send "SC explicit VR LE" "" "$T/d/sc"
+send "CT deflated explicit VR LE" "-xd" "$T/d/ct-deflated"
+send "CT JPEG Lossless SV1" "-xs" "$T/d/ct-jpegll"
+send "MR RLE Lossless" "-xr" "$T/d/mr-rle"
+wait_stored "$A" "$sent" || fail "only $(stored_count "$A") of $sent objects reached the store"
+if $PY "$T/dscmp.py" compare "$A/store" SENDER1 "$T"/d/*/*.dcm; then
+    ok "$sent stored datasets byte-identical to those sent, File Meta correct"
+else
+    fail "stored objects differ from those sent"
+fi
+
+# parallel associations
+n_par=4
+n_each=8
+[[ -n $sanitized ]] && n_each=3
+for i in $(seq $n_par); do gen "$T/p/$i" --count $n_each --modality CT --ts explicit --rows 256 --cols 256 --seed "$i"; done
+before=$(stored_count "$A")
+scus=()
+for i in $(seq $n_par); do
+    storescu -aet "PAR$i" -aec DICOM_CORE 127.0.0.1 "$P" "$T/p/$i"/*.dcm >"$T/par$i.out" 2>&1 &
+    scus+=($!)
+done
+par_ok=1
+for i in "${!scus[@]}"; do wait "${scus[$i]}" || { par_ok=0; cat "$T/par$((i + 1)).out"; }; done
+[[ $par_ok -eq 1 ]] || fail "a parallel storescu failed"
+wait_stored "$A" $((before + n_par * n_each)) || fail "parallel: $(($(stored_count "$A") - before)) of $((n_par * n_each)) stored"
+for i in $(seq $n_par); do
+    $PY "$T/dscmp.py" compare "$A/store" "PAR$i" "$T/p/$i"/*.dcm || fail "parallel association $i: stored objects differ"
+done
+[[ $rc -eq 0 ]] && ok "$n_par parallel associations x $n_each objects"
+
+# wrong called AE title: A-ASSOCIATE-RJ permanent, service-user, reason 7
+storescu -aet SENDER1 -aec NOT_THE_CORE 127.0.0.1 "$P" "$T/d/sc"/*.dcm >"$T/rj.out" 2>&1
+st=$?
+if [[ $st -eq 1 ]] && grep -q "Association Rejected" "$T/rj.out" &&
+    grep -qi "Called AE Title Not Recognized" "$T/rj.out"; then
+    ok "wrong called AE title rejected (storescu exit 1, Called AE Title Not Recognized)"
+else
+    fail "wrong called AE: storescu exit $st"
+    cat "$T/rj.out"
+fi
+
+# SOP Instance UID in the dataset differs from the command's: a failure status, nothing stored
+before=$(stored_count "$A")
+if $PY "$src/tests/support/pdu_peer.py" 127.0.0.1 "$P" DICOM_CORE store_with_mismatched_instance_uid >"$T/mm.out"; then
+    ok "SOP Instance UID mismatch answered with a failure status"
+else
+    fail "SOP Instance UID mismatch"
+    cat "$T/mm.out"
+fi
+sleep 0.5
+[[ $(stored_count "$A") -eq $before ]] || fail "a mismatched object was stored"
+find "$A/store" -name '1.2.3.4.5.6.7.8.*' | grep -q . && fail "mismatched UID in the store"
+
+# an association killed mid-object: a raw peer sends half a dataset, then resets the connection
+cat >"$T/killpeer.py" <<EOF
+import socket, struct, sys, time
+sys.path.insert(0, "$src/tests/support")
+import pdu_peer as pp
+inst = b"1.2.826.0.1.3680043.9.7433.99.1"
+p, _ = pp.associate("127.0.0.1", $P, "DICOM_CORE")
+p.send(pp.pdata(3, 3, pp.command(0x0001, 5, pp.CT_STORAGE, has_ds=True, sop_inst=inst)))
+ds = (struct.pack("<HH2sH", 8, 0x16, b"UI", 26) + pp.CT_STORAGE + b"\0" +
+      struct.pack("<HH2sH", 8, 0x18, b"UI", 32) + inst + b"\0" +
+      struct.pack("<HH2sH", 0x20, 0x0D, b"UI", 6) + b"1.2.3\0" +
+      struct.pack("<HH2sH", 0x20, 0x0E, b"UI", 6) + b"1.2.4\0" +
+      struct.pack("<HH2sI", 0x7FE0, 0x10, b"OW", 0) + struct.pack("<I", 1 << 20))
+p.send(pp.pdata(3, 0, ds))
+for _ in range(64):
+    p.send(pp.pdata(3, 0, b"\x55" * 8000))
+time.sleep(0.3)
+p.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+p.s.close()
+EOF
+$PY "$T/killpeer.py" || fail "kill peer did not run"
+# storescu SIGKILLed while a large object is on the wire
+kill_mb=300
+[[ -n $sanitized ]] && kill_mb=64
+gen "$T/kill" --modality MR --big-bytes $((kill_mb * 1024 * 1024))
+kill_uid=$($PY "$T/dscmp.py" uids "$T"/kill/*.dcm)
+storescu -aet KILLED -aec DICOM_CORE 127.0.0.1 "$P" "$T"/kill/*.dcm >/dev/null 2>&1 &
+scu=$!
+pids+=("$scu")
+killed=0
+for _ in $(seq 2000); do
+    if find "$A/spool/tmp" -type f -size +1M 2>/dev/null | grep -q .; then
+        kill -KILL "$scu" 2>/dev/null && killed=1
+        break
+    fi
+    kill -0 "$scu" 2>/dev/null || break
+    sleep 0.005
+done
+wait "$scu" 2>/dev/null
+[[ $killed -eq 1 ]] || echo "note: storescu finished before it could be killed mid-object"
+sleep 1
+clean=1
+for _ in $(seq 50); do
+    clean=1
+    ls "$A/spool/ready" | grep -q . && clean=0
+    find "$A/spool/tmp" -type f | grep -q . && clean=0
+    [[ $clean -eq 1 ]] && break
+    sleep 0.1
+done
+if [[ $killed -eq 1 ]]; then
+    find "$A/store" -name "$kill_uid.dcm" | grep -q . && fail "killed object reached the store"
+fi
+find "$A/store" -name '1.2.826.0.1.3680043.9.7433.99.1.dcm' | grep -q . && fail "reset object reached the store"
+if [[ $clean -eq 1 ]]; then
+    ok "associations killed mid-object leave nothing in ready/, tmp/ or the store"
+else
+    fail "leftovers after killed associations: ready: $(ls "$A/spool/ready") tmp: $(ls "$A/spool/tmp")"
+fi
+echoscu -aet AFTERKILL -aec DICOM_CORE 127.0.0.1 "$P" || fail "core not serving after killed associations"
+rm -rf "$T/kill"
+
+# one object over 1 GiB, streamed; the core's peak RSS stays small
+if [[ -z $sanitized ]]; then
+    gen "$T/big" --modality MR --big-bytes $((1100 * 1024 * 1024))
+    before=$(stored_count "$A")
+    if storescu -aet BIG -aec DICOM_CORE 127.0.0.1 "$P" "$T"/big/*.dcm >"$T/big.out" 2>&1; then
+        wait_stored "$A" $((before + 1)) || fail "the 1.1 GiB object did not reach the store"
+        $PY "$T/dscmp.py" compare "$A/store" BIG "$T"/big/*.dcm || fail "1.1 GiB object differs"
+        hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$core/status")
+        if [[ $hwm -lt 96 ]]; then
+            ok "1.1 GiB object stored byte-identical; core peak RSS $hwm MiB"
+        else
+            fail "core peak RSS $hwm MiB after a 1.1 GiB object (memory grows with object size?)"
+        fi
+    else
+        fail "storescu of the 1.1 GiB object"
+        cat "$T/big.out"
+    fi
+    rm -rf "$T/big"
+    find "$A/store" -name '*.dcm' -size +1000M -delete
+fi
+
+# SIGHUP during a live association: the association goes on, the reload is logged
+gen "$T/hup" --count 60 --modality CT --ts explicit --seed 9
+storescu -v -aet HUP -aec DICOM_CORE 127.0.0.1 "$P" "$T"/hup/*.dcm >"$T/hup.out" 2>&1 &
+scu=$!
+pids+=("$scu")
+for _ in $(seq 200); do grep -q "Received Store Response (Success)" "$T/hup.out" && break; sleep 0.02; done
+kill -HUP "$core"
+if wait "$scu"; then
+    ok "storescu unaffected by SIGHUP"
+else
+    fail "storescu failed across a SIGHUP"
+    cat "$T/hup.out"
+fi
+for _ in $(seq 50); do grep -q '"ev":"reloaded"' "$T/main.log" && break; sleep 0.1; done
+grep -q '"ev":"reloaded"' "$T/main.log" || fail "no reload logged after SIGHUP"
+if ! grep -E '"ev":"reloaded"|"ev":"assoc_end".*"calling_ae":"HUP"' "$T/main.log" | head -1 | grep -q reloaded; then
+    echo "note: the HUP association ended before the reload (not a live-association reload)"
+fi
+kill -0 "$core" || fail "core died on SIGHUP"
+wait_drained "$A" || fail "ready/ not drained"
+$PY "$T/dscmp.py" compare "$A/store" HUP "$T"/hup/*.dcm || fail "objects sent across SIGHUP differ"
+rm -rf "$T/hup"
+
+# SIGTERM while storescu is busy: exits 0; every acknowledged object is durable and intact
+gen "$T/term" --count 40 --modality CT --ts explicit --seed 11
+storescu -v -aet TERM -aec DICOM_CORE 127.0.0.1 "$P" "$T"/term/*.dcm >"$T/term.out" 2>&1 &
+scu=$!
+pids+=("$scu")
+for _ in $(seq 200); do grep -q "Received Store Response (Success)" "$T/term.out" && break; sleep 0.02; done
+kill -TERM "$core"
+wait "$core"
+st=$?
+wait "$scu" 2>/dev/null
+[[ $st -eq 0 ]] || fail "core exited $st after SIGTERM during stores"
+acked=$(grep -c "Received Store Response (Success)" "$T/term.out")
+# the acknowledged ones are the first $acked files storescu sent (it sends in argument order)
+mapfile -t acked_files < <(ls "$T"/term/*.dcm | head -n "$acked")
+in_spool=0
+for f in "${acked_files[@]}"; do
+    u=$($PY "$T/dscmp.py" uids "$f")
+    if find "$A/store" "$A/spool/ready" -name "$u.dcm" | grep -q .; then
+        in_spool=$((in_spool + 1))
+    else
+        fail "acknowledged object $u lost over SIGTERM"
+    fi
+done
+ls "$A/spool/tmp" 2>/dev/null | grep -q . && fail "partial objects left in tmp/ after drain"
+ok "SIGTERM during stores: exit $st, $acked acknowledged, $in_spool of them durable"
+# the rest of the acknowledged objects reach the store on the next start
+start_core main
+if ((acked > 0)); then
+    wait_drained "$A" || fail "ready/ not drained after restart"
+    $PY "$T/dscmp.py" compare "$A/store" TERM "${acked_files[@]}" || fail "acknowledged objects not in the store after restart"
+fi
+stop_core
+
+# ---------------------------------------------------------------- disk under min_free_bytes
+# (larger than any disk's free space: 2^62 bytes)
+MIN_FREE=4611686018427387904 start_core full '"ack": "spool",'
+storescu -v -aet FULL -aec DICOM_CORE 127.0.0.1 "$P" "$T"/d/sc/*.dcm >"$T/full.out" 2>&1
+if grep -Eqi "OutOfResources|Out of Resources|0xa7" "$T/full.out" && ! grep -q "Store Response (Success)" "$T/full.out"; then
+    ok "free disk under min_free_bytes: 0xA700 (out of resources)"
+else
+    fail "min_free_bytes: no 0xA700"
+    cat "$T/full.out"
+fi
+sleep 0.5
+[[ $(stored_count "$T/full") -eq 0 ]] || fail "objects stored while under min_free_bytes"
+ls "$T/full/spool/ready" 2>/dev/null | grep -q . && fail "objects in ready/ while under min_free_bytes"
+stop_core
+
+if [[ $rc -ne 0 ]]; then
+    for l in "$T"/*.log; do
+        echo "--- $l (tail)"
+        tail -30 "$l"
+    done
+fi
+exit $rc

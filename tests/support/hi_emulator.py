@@ -1,0 +1,1272 @@
+#!/usr/bin/env python3
+"""THIS IS AN EMULATOR of AWS HealthImaging, written for this project's tests. It is not AWS and
+not a complete copy of it: it follows the `medical-imaging` service model shipped in the image's
+botocore (operation paths, member names, required members, patterns, status codes, error shapes)
+and what AWS documents about import job output. Interpreter: pyenv `python3` (needs boto3).
+
+One HTTP/1.1 port on 127.0.0.1 serves:
+  control plane (rest-json, SigV4 signing name "medical-imaging"):
+    POST /startDICOMImportJob/datastore/{datastoreId}          StartDICOMImportJob
+    GET  /getDICOMImportJob/datastore/{datastoreId}/job/{jobId} GetDICOMImportJob
+    GET  /listDICOMImportJobs/datastore/{datastoreId}          ListDICOMImportJobs (jobStatus,
+                                                               maxResults, nextToken)
+    GET  /datastore/{datastoreId}                               GetDatastore
+  data plane (DICOMweb STOW-RS, as dicom-medical-imaging.{region}.amazonaws.com):
+    POST /datastore/{datastoreId}/studies[/{StudyInstanceUID}]  StoreDICOM (IAM action
+         medical-imaging:StoreDICOM, or StoreDICOMStudy with a study UID); body
+         multipart/related; type="application/dicom"; answer application/dicom+json PS3.18
+         Store Instances Response (RetrieveURL, ReferencedSOPSequence, FailedSOPSequence with
+         FailureReason); HTTP 200 all stored, 202 some failed, 409 none stored, 400 bad body,
+         415 wrong media type, 413 over 1 GB.
+  test control (no SigV4; JSON bodies; answer 200 {"ok": true, ...}):
+    POST /_emulator/fail     {"sop_uids": [..], "keys": [..], "exception_type":
+                              "ValidationException", "message": "..", "jobs": N,
+                              "job_message": ".."}
+        files whose SOP Instance UID is listed, or whose S3 key ends with one of "keys", fail
+        (failure.ndjson in imports, FailedSOPSequence reason 0x0110 in STOW); "jobs": the next N
+        import jobs end FAILED with job_message. Repeated calls add to the set.
+    POST /_emulator/throttle {"count": N, "seconds": S, "operations": ["StartDICOMImportJob",..]}
+        the next N matching requests, and every matching request for S seconds, get 429
+        ThrottlingException (operations omitted = all, including StoreDICOM).
+    POST /_emulator/down     {"seconds": S, "mode": "503" | "refuse"}
+        for S seconds every request gets 503 ServiceUnavailableException, or ("refuse") the
+        listening socket is closed (connection refused) and open connections are dropped; the
+        port is bound again afterwards.
+    POST /_emulator/reset    {} clears every fault; {"state": true} also forgets jobs, client
+                             tokens, image sets and stored instances.
+    POST /_emulator/config   {"job_delay": seconds, "hold": null | "SUBMITTED" | "IN_PROGRESS"}
+        hold: jobs stay at that status until hold changes (deterministic tests, crash tests)
+    GET  /_emulator/jobs     {"jobs": [jobProperties + clientToken, ...]} (every job)
+    GET  /_emulator/instances {"instances": {SOPInstanceUID: {"datastoreId", "imageSetId",
+                             "isPrimary", "imports": times imported by jobs and STOW}}}
+    GET  /_emulator/state    counters: requests per operation, throttled, down_rejected,
+                             auth_failures, jobs by status, stow instances, image sets.
+Authentication: the Authorization header is verified (sigv4_check.py) against the secret of its
+access key: keys given with --cred AKID:SECRET[:TOKEN] (then every action is allowed), keys in
+--creds-file (JSON {"keys": [{"AccessKeyId", "SecretAccessKey", "SessionToken"?, "UserName"? |
+"RoleName"?}]}, reread when it changes), or any key moto's IAM/STS knows (looked up through
+moto's /moto-api/data.json). Failures answer 403 MissingAuthenticationTokenException,
+UnrecognizedClientException or InvalidSignatureException like AWS.
+Authorization: for keys of a moto IAM user or assumed role, the identity policies are read from
+moto's IAM (with --service-cred, an IAM user the harness creates; cached for
+--policy-cache-seconds, default 1) and evaluated here: actions
+medical-imaging:<Operation> on arn:aws:medical-imaging:{region}:{account}:datastore/{id}, and for
+StartDICOMImportJob iam:PassRole on dataAccessRoleArn with iam:PassedToService =
+medical-imaging.amazonaws.com (403 AccessDeniedException otherwise). The role must exist in moto.
+Import jobs: clientToken idempotency (same token and parameters -> same jobId; other parameters
+-> 409 ConflictException); SUBMITTED -> IN_PROGRESS -> COMPLETED | FAILED, each step --job-delay
+seconds; input and output buckets must be one of --bucket; the job assumes dataAccessRoleArn
+through moto's STS and with those credentials lists inputS3Uri, reads every object, validates it
+as DICOM Part-10 (128-byte preamble, "DICM", group 0002 with Transfer Syntax; SOP Instance, Study
+and Series UIDs in the data set; gzip content-encoding refused), and writes under
+{outputS3Uri}{datastoreId}-DicomImport-{jobId}/:
+    job-output-manifest.json  {"jobSummary": {jobId, datastoreId, inputS3Uri, outputS3Uri,
+                               successOutputS3Uri, failureOutputS3Uri, numberOfScannedFiles,
+                               numberOfImportedFiles, numberOfFilesWithCustomerError,
+                               numberOfFilesWithServerError, numberOfGeneratedImageSets,
+                               imageSetsSummary: [{imageSetId, numberOfMatchedSOPInstances,
+                               isPrimary}]}}
+    SUCCESS/success.ndjson    one line per imported file: {"inputFile": "<key>",
+                               "importResponse": {"imageSetId": "..", "isPrimary": true}}
+    FAILURE/failure.ndjson    one line per failed file: {"inputFile": "<key>", "exception":
+                               {"exceptionType": "ValidationException", "message": ".."}}
+  Each ndjson file is written only when it has lines (clients must treat a missing one as empty).
+  inputFile is the object key within the bucket. Instances are grouped into one image set per
+  series; an instance whose patient/study attributes conflict with the series' primary image set
+  lands in a non-primary set (isPrimary false), as AWS documents. Quotas: 5,000 files and 10 GB
+  per job, 4 GB per file (job FAILED beyond), --max-concurrent-jobs (402 beyond).
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+import urllib.request
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_harness_watchdog  # noqa: E402
+import sigv4_check  # noqa: E402
+
+SERVICE = "medical-imaging"
+ERR_SUFFIX = ":http://internal.amazon.com/coral/com.amazonaws.medicalimaging/"
+MAX_FILES_PER_JOB = 5000
+MAX_BYTES_PER_JOB = 10 * 1024 ** 3
+MAX_BYTES_PER_FILE = 4 * 1024 ** 3
+MAX_STOW_BODY = 1024 ** 3
+
+
+def now_ts():
+    return time.time()
+
+
+def new_id():
+    return secrets.token_hex(16)  # 32 chars of [0-9a-f]
+
+
+class ApiError(Exception):
+    def __init__(self, status, etype, message):
+        super().__init__(message)
+        self.status, self.etype, self.message = status, etype, message
+
+
+# ---------------------------------------------------------------- DICOM Part-10 (bounded parser)
+
+TS_IMPLICIT = "1.2.840.10008.1.2"
+TS_EXPLICIT_BE = "1.2.840.10008.1.2.2"
+TS_DEFLATED = "1.2.840.10008.1.2.1.99"
+LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
+            b"UV"}
+WANTED = {
+    (0x0008, 0x0016): "sop_class_uid", (0x0008, 0x0018): "sop_uid",
+    (0x0008, 0x0050): "accession", (0x0010, 0x0010): "patient_name",
+    (0x0010, 0x0020): "patient_id", (0x0010, 0x0030): "patient_birth_date",
+    (0x0020, 0x000D): "study_uid", (0x0020, 0x000E): "series_uid",
+}
+LAST_WANTED = (0x0020, 0x000E)
+
+
+class P10Error(Exception):
+    pass
+
+
+class _Reader:
+    def __init__(self, buf, little=True, explicit=True):
+        self.b, self.pos, self.little, self.explicit = buf, 0, little, explicit
+
+    def left(self):
+        return len(self.b) - self.pos
+
+    def take(self, n):
+        if n < 0 or n > self.left():
+            raise P10Error("truncated data element")
+        v = self.b[self.pos:self.pos + n]
+        self.pos += n
+        return v
+
+    def u16(self):
+        return int.from_bytes(self.take(2), "little" if self.little else "big")
+
+    def u32(self):
+        return int.from_bytes(self.take(4), "little" if self.little else "big")
+
+    def header(self):
+        """-> (group, element, vr or None, length)."""
+        g, e = self.u16(), self.u16()
+        if g == 0xFFFE:  # item / delimiters never carry a VR
+            return g, e, None, self.u32()
+        if self.explicit:
+            vr = self.take(2)
+            if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+                raise P10Error("invalid VR")
+            if vr in LONG_VRS:
+                self.take(2)
+                return g, e, vr, self.u32()
+            return g, e, vr, self.u16()
+        return g, e, None, self.u32()
+
+
+def _skip_undefined(r, depth):
+    """Skips the items of an undefined-length sequence (or encapsulated pixel data)."""
+    if depth > 16:
+        raise P10Error("sequence nesting too deep")
+    while True:
+        g, e, _vr, ln = r.header()
+        if (g, e) == (0xFFFE, 0xE0DD):
+            return
+        if (g, e) != (0xFFFE, 0xE000):
+            raise P10Error("expected sequence item")
+        if ln == 0xFFFFFFFF:
+            _skip_dataset(r, depth + 1, until_item_end=True)
+        else:
+            r.take(ln)
+
+
+def _skip_dataset(r, depth, until_item_end):
+    while r.left() > 0:
+        g, e, _vr, ln = r.header()
+        if (g, e) == (0xFFFE, 0xE00D):
+            return
+        if ln == 0xFFFFFFFF:
+            _skip_undefined(r, depth + 1)
+        else:
+            r.take(ln)
+    if until_item_end:
+        raise P10Error("unterminated item")
+
+
+def parse_part10(data):
+    """Validates a DICOM Part-10 file; returns dict of WANTED attributes plus transfer_syntax.
+    Raises P10Error with an AWS-like message."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise P10Error("Invalid DICOM P10 file: no 'DICM' prefix after the 128-byte preamble")
+    r = _Reader(data)
+    r.pos = 132
+    meta = {}
+    while r.left() >= 6:
+        save = r.pos
+        if int.from_bytes(data[save:save + 2], "little") != 0x0002:
+            break
+        g, e, _vr, ln = r.header()
+        if ln == 0xFFFFFFFF:
+            raise P10Error("Invalid DICOM P10 file: undefined length in file meta information")
+        meta[e] = r.take(ln)
+    ts = meta.get(0x0010, b"").rstrip(b"\0 ").decode("ascii", "replace")
+    if not ts:
+        raise P10Error("DICOM attribute TransferSyntaxUID does not exist")
+    for e, name in ((0x0002, "MediaStorageSOPClassUID"), (0x0003, "MediaStorageSOPInstanceUID")):
+        if e not in meta:
+            raise P10Error(f"DICOM attribute {name} does not exist")
+    body = data[r.pos:]
+    if ts == TS_DEFLATED:
+        try:
+            d = zlib.decompressobj(-15)
+            body = d.decompress(body, 256 * 1024 * 1024)
+        except zlib.error:
+            raise P10Error("Invalid deflated data set")
+    dr = _Reader(body, little=(ts != TS_EXPLICIT_BE), explicit=(ts != TS_IMPLICIT))
+    out = {"transfer_syntax": ts}
+    while dr.left() > 0:
+        g, e, _vr, ln = dr.header()
+        if (g, e) > LAST_WANTED:
+            break
+        if ln == 0xFFFFFFFF:
+            _skip_undefined(dr, 1)
+            continue
+        v = dr.take(ln)
+        if (g, e) in WANTED:
+            out[WANTED[(g, e)]] = v.rstrip(b"\0 ").decode("ascii", "replace")
+    for key, name in (("sop_uid", "SOPInstanceUID"), ("study_uid", "StudyInstanceUID"),
+                      ("series_uid", "SeriesInstanceUID"), ("sop_class_uid", "SOPClassUID")):
+        if not out.get(key):
+            raise P10Error(f"DICOM attribute {name} does not exist")
+    media_sop = meta[0x0003].rstrip(b"\0 ").decode("ascii", "replace")
+    if media_sop != out["sop_uid"]:
+        raise P10Error("MediaStorageSOPInstanceUID does not match SOPInstanceUID")
+    return out
+
+
+# ---------------------------------------------------------------- IAM policy evaluation
+
+def _as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def _wild(pattern, value, ci=False):
+    """IAM wildcards: '*' any run, '?' one character."""
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, value, re.IGNORECASE | re.DOTALL if ci else re.DOTALL) is not None
+
+
+def _cond_ok(cond, ctx):
+    for op, kv in cond.items():
+        base = op[:-len("IfExists")] if op.endswith("IfExists") else op
+        for key, want in kv.items():
+            have = ctx.get(key) if key in ctx else next(
+                (v for k, v in ctx.items() if k.lower() == key.lower()), None)
+            if have is None:
+                if op.endswith("IfExists"):
+                    continue
+                return False
+            wants = [str(w) for w in _as_list(want)]
+            if base in ("StringEquals", "ArnEquals"):
+                ok = have in wants
+            elif base == "StringEqualsIgnoreCase":
+                ok = have.lower() in [w.lower() for w in wants]
+            elif base in ("StringLike", "ArnLike"):
+                ok = any(_wild(w, have) for w in wants)
+            elif base == "StringNotEquals":
+                ok = have not in wants
+            elif base == "Bool":
+                ok = str(have).lower() in [w.lower() for w in wants]
+            else:
+                return False  # unknown operator: never matches
+            if not ok:
+                return False
+    return True
+
+
+def evaluate(policies, action, resource, ctx):
+    """AWS identity-policy logic: explicit Deny > Allow > implicit deny. -> 'allow'|'deny'."""
+    allowed = False
+    for doc in policies:
+        if isinstance(doc, str):
+            doc = json.loads(doc)
+        for st in _as_list(doc.get("Statement", [])):
+            if "Action" in st:
+                hit = any(_wild(a, action, ci=True) for a in _as_list(st["Action"]))
+            else:
+                hit = not any(_wild(a, action, ci=True) for a in _as_list(st.get("NotAction", [])))
+            if not hit:
+                continue
+            if "Resource" in st:
+                hit = any(_wild(r, resource) for r in _as_list(st["Resource"]))
+            elif "NotResource" in st:
+                hit = not any(_wild(r, resource) for r in _as_list(st["NotResource"]))
+            if not hit or not _cond_ok(st.get("Condition", {}), ctx):
+                continue
+            if st.get("Effect") == "Deny":
+                return "deny"
+            if st.get("Effect") == "Allow":
+                allowed = True
+    return "allow" if allowed else "deny"
+
+
+# ---------------------------------------------------------------- identities
+
+class Identities:
+    def __init__(self, args):
+        self.args = args
+        self.static = {}
+        for c in args.cred or []:
+            parts = c.split(":")
+            self.static[parts[0]] = {"secret": parts[1],
+                                     "token": parts[2] if len(parts) > 2 else None}
+        self.file_keys, self.file_mtime = {}, None
+        self.moto_keys = {}
+        self.lock = threading.Lock()
+        self._iam = None
+        self.policy_cache = {}
+
+    def _reload_file(self):
+        f = self.args.creds_file
+        if not f:
+            return
+        try:
+            mt = os.stat(f).st_mtime_ns
+        except OSError:
+            return
+        if mt == self.file_mtime:
+            return
+        with open(f) as fh:
+            doc = json.load(fh)
+        keys = {}
+        for k in doc.get("keys", []):
+            keys[k["AccessKeyId"]] = {
+                "secret": k["SecretAccessKey"], "token": k.get("SessionToken"),
+                "user": k.get("UserName"), "role": k.get("RoleName")}
+        self.file_keys, self.file_mtime = keys, mt
+
+    def _from_moto(self, akid):
+        if not self.args.moto_endpoint:
+            return None
+        try:
+            with urllib.request.urlopen(self.args.moto_endpoint + "/moto-api/data.json",
+                                        timeout=10) as resp:
+                data = json.load(resp)
+        except Exception:
+            return None
+        for ar in data.get("sts", {}).get("AssumedRole", []):
+            if ar.get("access_key_id") == akid:
+                return {"secret": ar["secret_access_key"], "token": ar["session_token"],
+                        "role": ar["role_arn"].split("/")[-1], "user": None}
+        for ak in data.get("iam", {}).get("AccessKey", []):
+            if ak.get("access_key_id") == akid and ak.get("status") == "Active" \
+                    and ak.get("user_name"):
+                return {"secret": ak["secret_access_key"], "token": None,
+                        "user": ak["user_name"], "role": None}
+        return None
+
+    def find(self, akid):
+        with self.lock:
+            if akid in self.static:
+                return self.static[akid]
+            self._reload_file()
+            if akid in self.file_keys:
+                return self.file_keys[akid]
+            if akid not in self.moto_keys:
+                found = self._from_moto(akid)
+                if found is None:
+                    return None
+                self.moto_keys[akid] = found
+            return self.moto_keys[akid]
+
+    def lookup_secret(self, akid):
+        k = self.find(akid)
+        return None if k is None else (k["secret"], k["token"])
+
+    def iam(self):
+        with self.lock:
+            if self._iam is None:
+                import boto3
+                akid, secret = self.args.service_cred.split(":", 1)
+                # a Session of its own: boto3's default session is not thread-safe
+                self._iam = boto3.session.Session().client(
+                    "iam", endpoint_url=self.args.moto_endpoint, region_name=self.args.region,
+                    aws_access_key_id=akid, aws_secret_access_key=secret)
+            return self._iam
+
+    def _managed(self, iam, arn):
+        pol = iam.get_policy(PolicyArn=arn)["Policy"]
+        return iam.get_policy_version(PolicyArn=arn, VersionId=pol["DefaultVersionId"])[
+            "PolicyVersion"]["Document"]
+
+    def policies(self, k):
+        """Identity policies of a key's principal, or None when every action is allowed.
+        Cached for --policy-cache-seconds (reading them costs several moto IAM calls)."""
+        if not (k.get("user") or k.get("role")) or not self.args.service_cred:
+            return None
+        ck = ("user", k["user"]) if k.get("user") else ("role", k["role"])
+        with self.lock:
+            hit = self.policy_cache.get(ck)
+        if hit and time.monotonic() - hit[0] < self.args.policy_cache_seconds:
+            return hit[1]
+        docs = self._read_policies(k)
+        with self.lock:
+            self.policy_cache[ck] = (time.monotonic(), docs)
+        return docs
+
+    def _read_policies(self, k):
+        iam = self.iam()
+        docs = []
+        if k.get("user"):
+            u = k["user"]
+            for n in iam.list_user_policies(UserName=u)["PolicyNames"]:
+                docs.append(iam.get_user_policy(UserName=u, PolicyName=n)["PolicyDocument"])
+            for p in iam.list_attached_user_policies(UserName=u)["AttachedPolicies"]:
+                docs.append(self._managed(iam, p["PolicyArn"]))
+            for g in iam.list_groups_for_user(UserName=u)["Groups"]:
+                gn = g["GroupName"]
+                for n in iam.list_group_policies(GroupName=gn)["PolicyNames"]:
+                    docs.append(iam.get_group_policy(GroupName=gn, PolicyName=n)["PolicyDocument"])
+                for p in iam.list_attached_group_policies(GroupName=gn)["AttachedPolicies"]:
+                    docs.append(self._managed(iam, p["PolicyArn"]))
+        else:
+            r = k["role"]
+            for n in iam.list_role_policies(RoleName=r)["PolicyNames"]:
+                docs.append(iam.get_role_policy(RoleName=r, PolicyName=n)["PolicyDocument"])
+            for p in iam.list_attached_role_policies(RoleName=r)["AttachedPolicies"]:
+                docs.append(self._managed(iam, p["PolicyArn"]))
+        return docs
+
+    def principal_arn(self, k):
+        acct = self.args.account
+        if k.get("user"):
+            return f"arn:aws:iam::{acct}:user/{k['user']}"
+        if k.get("role"):
+            return f"arn:aws:sts::{acct}:assumed-role/{k['role']}/session"
+        return f"arn:aws:iam::{acct}:root"
+
+    def role_exists(self, arn):
+        if not self.args.service_cred:
+            return True
+        try:
+            self.iam().get_role(RoleName=arn.split("/")[-1])
+            return True
+        except Exception:
+            return False
+
+
+# ---------------------------------------------------------------- service model validation
+
+def load_model():
+    import botocore.session
+    return botocore.session.get_session().get_service_model(SERVICE)
+
+
+def validate_input(model, op_name, params):
+    """Checks required members and string/integer constraints of the operation's input shape,
+    like AWS's front end; raises ApiError(400, ValidationException)."""
+    shape = model.operation_model(op_name).input_shape
+    errors = []
+    for req in shape.required_members:
+        if params.get(req) in (None, ""):
+            errors.append(f"Value null at '{req}' failed to satisfy constraint: Member must "
+                          "not be null")
+    for name, member in shape.members.items():
+        v = params.get(name)
+        if v is None:
+            continue
+        md = member.metadata
+        if member.type_name == "string":
+            if not isinstance(v, str):
+                errors.append(f"Value at '{name}' must be a string")
+                continue
+            if "min" in md and len(v) < md["min"] or "max" in md and len(v) > md["max"]:
+                errors.append(f"Value '{v}' at '{name}' failed to satisfy constraint: Member "
+                              f"must have length between {md.get('min', 0)} and "
+                              f"{md.get('max', 'inf')}")
+            elif "pattern" in md and not re.fullmatch(md["pattern"], v):
+                errors.append(f"Value '{v}' at '{name}' failed to satisfy constraint: Member "
+                              f"must satisfy regular expression pattern: {md['pattern']}")
+            elif member.enum and v not in member.enum:
+                errors.append(f"Value '{v}' at '{name}' failed to satisfy constraint: Member "
+                              f"must satisfy enum value set: [{', '.join(member.enum)}]")
+        elif member.type_name == "integer":
+            try:
+                iv = int(v)
+            except (TypeError, ValueError):
+                errors.append(f"Value '{v}' at '{name}' must be an integer")
+                continue
+            if "min" in md and iv < md["min"] or "max" in md and iv > md["max"]:
+                errors.append(f"Value '{v}' at '{name}' failed to satisfy constraint: Member "
+                              f"must have value between {md.get('min')} and {md.get('max')}")
+    if errors:
+        raise ApiError(400, "ValidationException",
+                       f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} "
+                       f"detected: " + "; ".join(errors))
+
+
+# ---------------------------------------------------------------- emulator state
+
+class Job:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def props(self):
+        d = {"jobId": self.job_id, "jobName": self.job_name, "jobStatus": self.status,
+             "datastoreId": self.datastore_id, "dataAccessRoleArn": self.role_arn,
+             "submittedAt": self.submitted_at, "inputS3Uri": self.input_uri,
+             "outputS3Uri": self.output_uri}
+        if self.ended_at is not None:
+            d["endedAt"] = self.ended_at
+        if self.message:
+            d["message"] = self.message
+        return d
+
+
+class Emulator:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.RLock()
+        self.hold = None
+        self.hold_cv = threading.Condition(self.lock)
+        self.model = load_model()
+        self.ids = Identities(args)
+        self.job_delay = args.job_delay
+        self.datastores = {}
+        for ds in args.datastore_id:
+            self.datastores[ds] = {
+                "datastoreId": ds, "datastoreName": f"emulated-{ds[:8]}",
+                "datastoreStatus": "ACTIVE",
+                "datastoreArn": self.datastore_arn(ds), "createdAt": now_ts(),
+                "updatedAt": now_ts()}
+        self.tps_tokens, self.tps_last = args.start_burst, now_ts()
+        self.server = None
+        self.port = None
+        self.reset(state=True)
+
+    def datastore_arn(self, ds):
+        return f"arn:aws:medical-imaging:{self.args.region}:{self.args.account}:datastore/{ds}"
+
+    def reset(self, state=False):
+        with self.lock:
+            self.hold = None
+            self.hold_cv.notify_all()
+            self.fail_sops, self.fail_keys = set(), []
+            self.fail_type, self.fail_msg = "ValidationException", "Injected failure"
+            self.fail_jobs, self.fail_job_msg = 0, "Injected job failure"
+            self.throttle_count, self.throttle_until, self.throttle_ops = 0, 0.0, None
+            self.down_until, self.down_mode = 0.0, None
+            if state:
+                self.jobs, self.tokens = {}, {}
+                self.series = {}      # (ds, series_uid) -> {"primary": id, "attrs": tuple}
+                self.instances = {}   # (ds, sop_uid) -> image set id
+                self.import_counts = {}  # (ds, sop_uid) -> times imported (jobs and STOW)
+                self.image_sets = {}  # id -> {"series": .., "primary": bool, "count": n}
+                self.counters = {"requests": {}, "throttled": 0, "down_rejected": 0,
+                                 "auth_failures": 0, "access_denied": 0,
+                                 "stow_instances": 0, "stow_failed": 0}
+
+    def count(self, op):
+        with self.lock:
+            self.counters["requests"][op] = self.counters["requests"].get(op, 0) + 1
+
+    # -- faults
+    def check_throttle(self, op):
+        with self.lock:
+            if self.throttle_ops is not None and op not in self.throttle_ops:
+                return
+            hit = False
+            if self.throttle_count > 0:
+                self.throttle_count -= 1
+                hit = True
+            elif now_ts() < self.throttle_until:
+                hit = True
+            if hit:
+                self.counters["throttled"] += 1
+                raise ApiError(429, "ThrottlingException", "Rate exceeded")
+
+    def check_start_tps(self):
+        if self.args.start_tps <= 0:
+            return
+        with self.lock:
+            t = now_ts()
+            self.tps_tokens = min(self.args.start_burst,
+                                  self.tps_tokens + (t - self.tps_last) * self.args.start_tps)
+            self.tps_last = t
+            if self.tps_tokens < 1.0:
+                self.counters["throttled"] += 1
+                raise ApiError(429, "ThrottlingException", "Rate exceeded")
+            self.tps_tokens -= 1.0
+
+    def should_fail(self, key, sop_uid):
+        with self.lock:
+            if sop_uid and sop_uid in self.fail_sops:
+                return self.fail_type, self.fail_msg
+            if key and any(key.endswith(k) for k in self.fail_keys):
+                return self.fail_type, self.fail_msg
+        return None
+
+    # -- image sets (caller holds the lock)
+    def place_instance(self, ds, info):
+        attrs = (info.get("patient_id", ""), info.get("patient_name", ""),
+                 info.get("patient_birth_date", ""), info.get("accession", ""),
+                 info["study_uid"])
+        skey = (ds, info["series_uid"])
+        s = self.series.get(skey)
+        if s is None:
+            sid = new_id()
+            self.series[skey] = {"primary": sid, "attrs": attrs, "others": {}}
+            self.image_sets[sid] = {"series": info["series_uid"], "primary": True, "count": 0}
+            s = self.series[skey]
+        if s["attrs"] == attrs:
+            sid, primary = s["primary"], True
+        else:
+            sid = s["others"].get(attrs)
+            if sid is None:
+                sid = new_id()
+                s["others"][attrs] = sid
+                self.image_sets[sid] = {"series": info["series_uid"], "primary": False,
+                                        "count": 0}
+            primary = False
+        if self.instances.get((ds, info["sop_uid"])) != sid:
+            self.image_sets[sid]["count"] += 1
+        self.instances[(ds, info["sop_uid"])] = sid
+        self.import_counts[(ds, info["sop_uid"])] = self.import_counts.get(
+            (ds, info["sop_uid"]), 0) + 1
+        return sid, primary
+
+    # -- S3 through the data access role
+    def role_s3(self, role_arn):
+        import boto3
+        akid, secret = self.args.service_cred.split(":", 1)
+        session = boto3.session.Session()  # per job thread: the default one is not thread-safe
+        sts = session.client("sts", endpoint_url=self.args.moto_endpoint,
+                             region_name=self.args.region, aws_access_key_id=akid,
+                             aws_secret_access_key=secret)
+        c = sts.assume_role(RoleArn=role_arn, RoleSessionName="HealthImagingImport")[
+            "Credentials"]
+        return session.client("s3", endpoint_url=self.args.moto_endpoint,
+                              region_name=self.args.region, aws_access_key_id=c["AccessKeyId"],
+                              aws_secret_access_key=c["SecretAccessKey"],
+                              aws_session_token=c["SessionToken"])
+
+    def wait_hold(self, status):
+        """Blocks while the test holds jobs at this status (POST /_emulator/config hold)."""
+        with self.hold_cv:
+            while self.hold == status:
+                self.hold_cv.wait()
+
+    def run_job(self, job):
+        try:
+            time.sleep(self.job_delay)
+            self.wait_hold("SUBMITTED")
+            with self.lock:
+                job.status = "IN_PROGRESS"
+            time.sleep(self.job_delay)
+            self.wait_hold("IN_PROGRESS")
+            with self.lock:
+                if self.fail_jobs > 0:
+                    self.fail_jobs -= 1
+                    raise ApiError(0, "", self.fail_job_msg)
+            self.import_files(job)
+            with self.lock:
+                job.status, job.ended_at = "COMPLETED", now_ts()
+        except Exception as e:  # the job ends FAILED with a message, as AWS reports it
+            msg = e.message if isinstance(e, ApiError) else f"{type(e).__name__}: {e}"
+            msg = re.sub(r"[^\w \-:`]", " ", msg)[:2048] or "Job failed"
+            with self.lock:
+                job.status, job.ended_at, job.message = "FAILED", now_ts(), msg
+
+    def import_files(self, job):
+        from botocore.exceptions import ClientError
+        try:
+            s3 = self.role_s3(job.role_arn)
+        except ClientError as e:
+            raise ApiError(0, "", f"Failed to assume dataAccessRoleArn: {e}")
+        bucket, prefix = split_s3(job.input_uri)
+        keys, total = [], 0
+        try:
+            pag = s3.get_paginator("list_objects_v2")
+            for page in pag.paginate(Bucket=bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    if o["Key"].endswith("/"):
+                        continue
+                    keys.append((o["Key"], o["Size"]))
+                    total += o["Size"]
+        except ClientError as e:
+            raise ApiError(0, "", f"Unable to list inputS3Uri with dataAccessRoleArn: {e}")
+        if not keys:
+            raise ApiError(0, "", "No files found under inputS3Uri")
+        if len(keys) > MAX_FILES_PER_JOB or total > MAX_BYTES_PER_JOB:
+            raise ApiError(0, "", "Import job exceeds the quota of 5000 files or 10 GB")
+        ok, failed = [], []
+        for key, size in keys:
+            err = None
+            info = None
+            if size > MAX_BYTES_PER_FILE:
+                err = ("ValidationException", "File exceeds the 4 GB limit")
+            else:
+                try:
+                    obj = s3.get_object(Bucket=bucket, Key=key)
+                    enc = (obj.get("ContentEncoding") or "").lower()
+                    data = obj["Body"].read()
+                    if "gzip" in enc:
+                        err = ("ValidationException",
+                               "Content-Encoding gzip is not supported for DICOM P10 files")
+                    else:
+                        info = parse_part10(data)
+                except ClientError as e:
+                    err = ("AccessDeniedException" if "AccessDenied" in str(e)
+                           else "InternalServerException", f"Unable to read object: {e}")
+                except P10Error as e:
+                    err = ("ValidationException", str(e))
+            if err is None:
+                err = self.should_fail(key, info["sop_uid"])
+            if err:
+                failed.append({"inputFile": key, "exception": {
+                    "exceptionType": err[0], "message": err[1]}})
+                continue
+            with self.lock:
+                sid, primary = self.place_instance(job.datastore_id, info)
+            ok.append({"inputFile": key, "importResponse": {"imageSetId": sid,
+                                                              "isPrimary": primary}})
+        base = job.output_uri + f"{job.datastore_id}-DicomImport-{job.job_id}/"
+        obucket, oprefix = split_s3(base)
+        sets = {}
+        for rec in ok:
+            r = rec["importResponse"]
+            s = sets.setdefault(r["imageSetId"], {"imageSetId": r["imageSetId"],
+                                                  "numberOfMatchedSOPInstances": 0,
+                                                  "isPrimary": r["isPrimary"]})
+            s["numberOfMatchedSOPInstances"] += 1
+        manifest = {"jobSummary": {
+            "jobId": job.job_id, "datastoreId": job.datastore_id,
+            "inputS3Uri": job.input_uri, "outputS3Uri": base,
+            "successOutputS3Uri": base + "SUCCESS/", "failureOutputS3Uri": base + "FAILURE/",
+            "numberOfScannedFiles": len(keys), "numberOfImportedFiles": len(ok),
+            "numberOfFilesWithCustomerError": sum(
+                1 for f in failed if f["exception"]["exceptionType"] != "InternalServerException"),
+            "numberOfFilesWithServerError": sum(
+                1 for f in failed if f["exception"]["exceptionType"] == "InternalServerException"),
+            "numberOfGeneratedImageSets": len(sets),
+            "imageSetsSummary": list(sets.values())}}
+        try:
+            if ok:
+                s3.put_object(Bucket=obucket, Key=oprefix + "SUCCESS/success.ndjson",
+                              Body="".join(json.dumps(r) + "\n" for r in ok).encode())
+            if failed:
+                s3.put_object(Bucket=obucket, Key=oprefix + "FAILURE/failure.ndjson",
+                              Body="".join(json.dumps(r) + "\n" for r in failed).encode())
+            s3.put_object(Bucket=obucket, Key=oprefix + "job-output-manifest.json",
+                          Body=json.dumps(manifest, indent=1).encode())
+        except ClientError as e:
+            raise ApiError(0, "", f"Unable to write to outputS3Uri with dataAccessRoleArn: {e}")
+
+    # -- operations
+    def authorize(self, key, action, resource, ctx=None):
+        pols = self.ids.policies(key)
+        if pols is None:
+            return
+        if evaluate(pols, action, resource, ctx or {}) != "allow":
+            with self.lock:
+                self.counters["access_denied"] += 1
+            raise ApiError(403, "AccessDeniedException",
+                           f"User: {self.ids.principal_arn(key)} is not authorized to perform: "
+                           f"{action} on resource: {resource} because no identity-based policy "
+                           f"allows the {action} action")
+
+    def datastore(self, ds):
+        if ds not in self.datastores:
+            raise ApiError(404, "ResourceNotFoundException", f"Datastore {ds} not found")
+        return self.datastores[ds]
+
+    def replay(self, ds, token, sig):
+        """The answer for a clientToken already used, or None (idempotency)."""
+        with self.lock:
+            prev = self.tokens.get((ds, token))
+            if prev is None:
+                return None
+            job = self.jobs[prev]
+            if job.sig != sig:
+                raise ApiError(409, "ConflictException",
+                               "clientToken was already used with other parameters")
+            return {"datastoreId": ds, "jobId": job.job_id, "jobStatus": job.status,
+                    "submittedAt": job.submitted_at}
+
+    def op_start(self, key, ds, body):
+        try:
+            params = json.loads(body or b"{}")
+            if not isinstance(params, dict):
+                raise ValueError
+        except ValueError:
+            raise ApiError(400, "ValidationException", "Request body is not a JSON object")
+        params["datastoreId"] = ds
+        validate_input(self.model, "StartDICOMImportJob", params)
+        self.datastore(ds)
+        self.authorize(key, "medical-imaging:StartDICOMImportJob", self.datastore_arn(ds))
+        role = params["dataAccessRoleArn"]
+        self.authorize(key, "iam:PassRole", role,
+                       {"iam:PassedToService": "medical-imaging.amazonaws.com"})
+        for uri in (params["inputS3Uri"], params["outputS3Uri"]):
+            b, _ = split_s3(uri)
+            if b not in self.args.bucket:
+                raise ApiError(400, "ValidationException",
+                               f"S3 bucket {b} is not accessible to this data store")
+        out = params["outputS3Uri"]
+        if not out.endswith("/"):
+            out += "/"
+        sig = (params.get("jobName"), role, params["inputS3Uri"], out)
+        replay = self.replay(ds, params["clientToken"], sig)
+        if replay:
+            return replay
+        if not self.ids.role_exists(role):
+            raise ApiError(400, "ValidationException",
+                           f"dataAccessRoleArn {role} does not exist or cannot be assumed")
+        with self.lock:
+            replay = self.replay(ds, params["clientToken"], sig)  # a concurrent twin won
+            if replay:
+                return replay
+            active = sum(1 for j in self.jobs.values()
+                         if j.datastore_id == ds and j.status in ("SUBMITTED", "IN_PROGRESS"))
+            if active >= self.args.max_concurrent_jobs:
+                raise ApiError(402, "ServiceQuotaExceededException",
+                               "Too many concurrent import jobs for this data store")
+            self.check_start_tps()
+            jid = new_id()
+            job = Job(job_id=jid, job_name=params.get("jobName") or f"import-{jid[:12]}",
+                      status="SUBMITTED", datastore_id=ds, role_arn=role,
+                      input_uri=params["inputS3Uri"], output_uri=out,
+                      submitted_at=now_ts(), ended_at=None, message=None, sig=sig,
+                      client_token=params["clientToken"])
+            self.jobs[jid] = job
+            self.tokens[(ds, params["clientToken"])] = jid
+        threading.Thread(target=self.run_job, args=(job,), daemon=True).start()
+        return {"datastoreId": ds, "jobId": jid, "jobStatus": "SUBMITTED",
+                "submittedAt": job.submitted_at}
+
+    def op_get_job(self, key, ds, jid):
+        validate_input(self.model, "GetDICOMImportJob", {"datastoreId": ds, "jobId": jid})
+        self.datastore(ds)
+        self.authorize(key, "medical-imaging:GetDICOMImportJob", self.datastore_arn(ds))
+        with self.lock:
+            job = self.jobs.get(jid)
+            if job is None or job.datastore_id != ds:
+                raise ApiError(404, "ResourceNotFoundException", f"Import job {jid} not found")
+            return {"jobProperties": job.props()}
+
+    def op_list_jobs(self, key, ds, query):
+        q = dict(parse_qsl(query, keep_blank_values=True))
+        params = {"datastoreId": ds}
+        params.update({k: v for k, v in q.items() if k in ("jobStatus", "nextToken",
+                                                            "maxResults")})
+        validate_input(self.model, "ListDICOMImportJobs", params)
+        self.datastore(ds)
+        self.authorize(key, "medical-imaging:ListDICOMImportJobs", self.datastore_arn(ds))
+        start = 0
+        if "nextToken" in params:
+            try:
+                start = int(base64.urlsafe_b64decode(params["nextToken"].encode()).decode())
+            except Exception:
+                raise ApiError(400, "ValidationException", "Invalid nextToken")
+        limit = int(params.get("maxResults", 50))
+        with self.lock:
+            jobs = sorted((j for j in self.jobs.values() if j.datastore_id == ds and (
+                "jobStatus" not in params or j.status == params["jobStatus"])),
+                key=lambda j: -j.submitted_at)
+            page = jobs[start:start + limit]
+            out = {"jobSummaries": [
+                {k: v for k, v in j.props().items() if k not in ("inputS3Uri", "outputS3Uri")}
+                for j in page]}
+        if start + limit < len(jobs):
+            out["nextToken"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+        return out
+
+    def op_get_datastore(self, key, ds):
+        validate_input(self.model, "GetDatastore", {"datastoreId": ds})
+        d = self.datastore(ds)
+        self.authorize(key, "medical-imaging:GetDatastore", self.datastore_arn(ds))
+        return {"datastoreProperties": d}
+
+    def op_stow(self, key, ds, study, headers, body):
+        self.datastore(ds)
+        action = "medical-imaging:StoreDICOMStudy" if study else "medical-imaging:StoreDICOM"
+        self.authorize(key, action, self.datastore_arn(ds))
+        ctype = headers.get("content-type", "")
+        parts = parse_multipart(ctype, body)
+        base = f"http://127.0.0.1:{self.port}/datastore/{ds}/studies"
+        refs, fails, study_seen = [], [], study
+        for part_headers, data in parts:
+            info, reason = None, None
+            try:
+                info = parse_part10(data)
+            except P10Error:
+                reason = 0xC000  # PS3.18 I.2.2: cannot understand
+            if info is not None:
+                if study and info["study_uid"] != study:
+                    reason = 0xA900  # PS3.18: does not match the study in the URL
+                elif self.should_fail(None, info["sop_uid"]):
+                    reason = 0x0110  # processing failure
+            if reason is not None:
+                item = {"00081197": {"vr": "US", "Value": [reason]}}
+                if info is not None:
+                    item["00081150"] = {"vr": "UI", "Value": [info["sop_class_uid"]]}
+                    item["00081155"] = {"vr": "UI", "Value": [info["sop_uid"]]}
+                fails.append(item)
+                continue
+            with self.lock:
+                self.place_instance(ds, info)
+            study_seen = study_seen or info["study_uid"]
+            refs.append({
+                "00081150": {"vr": "UI", "Value": [info["sop_class_uid"]]},
+                "00081155": {"vr": "UI", "Value": [info["sop_uid"]]},
+                "00081190": {"vr": "UR", "Value": [
+                    f"{base}/{info['study_uid']}/series/{info['series_uid']}/instances/"
+                    f"{info['sop_uid']}"]}})
+        with self.lock:
+            self.counters["stow_instances"] += len(refs)
+            self.counters["stow_failed"] += len(fails)
+        resp = {}
+        if study_seen:
+            resp["00081190"] = {"vr": "UR", "Value": [f"{base}/{study_seen}"]}
+        if fails:
+            resp["00081198"] = {"vr": "SQ", "Value": fails}
+        if refs:
+            resp["00081199"] = {"vr": "SQ", "Value": refs}
+        status = 200 if not fails else (202 if refs else 409)
+        return status, resp
+
+    def state(self):
+        with self.lock:
+            by_status = {}
+            for j in self.jobs.values():
+                by_status[j.status] = by_status.get(j.status, 0) + 1
+            return {"port": self.port, "job_delay": self.job_delay, "counters": self.counters,
+                    "jobs": by_status, "image_sets": len(self.image_sets),
+                    "instances": len(self.instances),
+                    "faults": {"fail_sops": len(self.fail_sops),
+                               "fail_keys": len(self.fail_keys), "fail_jobs": self.fail_jobs,
+                               "throttle_count": self.throttle_count,
+                               "throttle_until": self.throttle_until,
+                               "down_until": self.down_until, "down_mode": self.down_mode}}
+
+    def control(self, path, body):
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            raise ApiError(400, "ValidationException", "control body must be JSON")
+        with self.lock:
+            if path == "/_emulator/fail":
+                self.fail_sops.update(req.get("sop_uids", []))
+                self.fail_keys.extend(req.get("keys", []))
+                self.fail_type = req.get("exception_type", self.fail_type)
+                self.fail_msg = req.get("message", self.fail_msg)
+                self.fail_jobs += int(req.get("jobs", 0))
+                self.fail_job_msg = req.get("job_message", self.fail_job_msg)
+            elif path == "/_emulator/throttle":
+                self.throttle_count += int(req.get("count", 0))
+                if req.get("seconds"):
+                    self.throttle_until = now_ts() + float(req["seconds"])
+                ops = req.get("operations")
+                self.throttle_ops = set(ops) if ops else None
+            elif path == "/_emulator/down":
+                self.down_until = now_ts() + float(req.get("seconds", 5))
+                self.down_mode = str(req.get("mode", "503"))
+                if self.down_mode == "refuse":
+                    threading.Thread(target=self.server.shutdown, daemon=True).start()
+            elif path == "/_emulator/reset":
+                self.reset(state=bool(req.get("state")))
+            elif path == "/_emulator/config":
+                if "job_delay" in req:
+                    self.job_delay = float(req["job_delay"])
+                if "hold" in req:
+                    if req["hold"] not in (None, "SUBMITTED", "IN_PROGRESS"):
+                        raise ApiError(400, "ValidationException",
+                                       "hold must be null, SUBMITTED or IN_PROGRESS")
+                    with self.hold_cv:
+                        self.hold = req["hold"]
+                        self.hold_cv.notify_all()
+            else:
+                raise ApiError(404, "ResourceNotFoundException", "unknown control path")
+        return {"ok": True, "state": self.state()}
+
+
+def split_s3(uri):
+    m = re.fullmatch(r"s3://([^/]+)/?(.*)", uri)
+    if not m:
+        raise ApiError(400, "ValidationException", f"Invalid S3 URI {uri}")
+    return m.group(1), m.group(2)
+
+
+def parse_multipart(ctype, body):
+    """multipart/related; type="application/dicom"; boundary=... -> [(headers, bytes)]."""
+    m = re.match(r"\s*multipart/related\s*;(.*)$", ctype, re.IGNORECASE | re.DOTALL)
+    if not m:
+        raise ApiError(415, "UnsupportedMediaTypeException",
+                       "Content-Type must be multipart/related; type=\"application/dicom\"")
+    params = {}
+    for p in re.finditer(r';?\s*([A-Za-z_-]+)\s*=\s*("([^"]*)"|[^;\s]+)', ";" + m.group(1)):
+        params[p.group(1).lower()] = p.group(3) if p.group(3) is not None else p.group(2)
+    if params.get("type", "").lower() != "application/dicom":
+        raise ApiError(415, "UnsupportedMediaTypeException",
+                       "Only type=\"application/dicom\" is supported")
+    boundary = params.get("boundary")
+    if not boundary:
+        raise ApiError(400, "ValidationException", "multipart boundary missing")
+    # RFC 2046 5.1.1: a delimiter is CRLF "--" boundary; the CRLF belongs to the delimiter
+    chunks = (b"\r\n" + body).split(b"\r\n--" + boundary.encode())
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise ApiError(400, "ValidationException", "malformed multipart body")
+    parts = []
+    for chunk in chunks[1:-1]:
+        chunk = chunk.lstrip(b" \t")  # transport padding
+        if not chunk.startswith(b"\r\n"):
+            raise ApiError(400, "ValidationException", "malformed multipart delimiter")
+        chunk = chunk[2:]
+        if chunk.startswith(b"\r\n"):  # a part without header fields
+            head, data = b"", chunk[2:]
+        else:
+            head, sep, data = chunk.partition(b"\r\n\r\n")
+            if not sep:
+                raise ApiError(400, "ValidationException", "multipart part without headers end")
+        hdrs = {}
+        for line in head.split(b"\r\n"):
+            if b":" in line:
+                k, v = line.split(b":", 1)
+                hdrs[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
+        pt = hdrs.get("content-type", "application/dicom").split(";")[0].strip().lower()
+        if pt != "application/dicom":
+            raise ApiError(415, "UnsupportedMediaTypeException",
+                           f"part Content-Type {pt} is not application/dicom")
+        parts.append((hdrs, data))
+    if not parts:
+        raise ApiError(400, "ValidationException", "no parts in multipart body")
+    return parts
+
+
+ROUTES = [
+    ("POST", re.compile(r"^/startDICOMImportJob/datastore/([^/]+)$"), "StartDICOMImportJob"),
+    ("GET", re.compile(r"^/getDICOMImportJob/datastore/([^/]+)/job/([^/]+)$"),
+     "GetDICOMImportJob"),
+    ("GET", re.compile(r"^/listDICOMImportJobs/datastore/([^/]+)$"), "ListDICOMImportJobs"),
+    ("POST", re.compile(r"^/datastore/([^/]+)/studies(?:/([^/]+))?$"), "StoreDICOM"),
+    ("GET", re.compile(r"^/datastore/([^/]+)$"), "GetDatastore"),
+]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "hi-emulator"
+    emu = None  # set in main
+
+    def log_message(self, fmt, *a):
+        if self.emu.args.verbose:
+            sys.stderr.write("hi-emulator: " + (fmt % a) + "\n")
+
+    def read_body(self):
+        te = self.headers.get("Transfer-Encoding", "").lower()
+        if "chunked" in te:
+            out = bytearray()
+            while True:
+                line = self.rfile.readline(1024)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                if len(out) + size > MAX_STOW_BODY:
+                    raise ApiError(413, "PayloadTooLargeException", "Request body over 1 GB")
+                out += self.rfile.read(size)
+                self.rfile.readline(1024)
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_STOW_BODY:
+            raise ApiError(413, "PayloadTooLargeException", "Request body over 1 GB")
+        return self.rfile.read(n) if n else b""
+
+    def send_json(self, status, obj, ctype="application/json", extra=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", secrets.token_hex(16))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_error_shape(self, e):
+        self.send_json(e.status, {"message": e.message},
+                       extra={"x-amzn-ErrorType": e.etype + ERR_SUFFIX})
+
+    def do_GET(self):
+        self.dispatch()
+
+    def do_POST(self):
+        self.dispatch()
+
+    def do_PUT(self):
+        self.dispatch()
+
+    def do_DELETE(self):
+        self.dispatch()
+
+    def dispatch(self):
+        emu = self.emu
+        split = urlsplit(self.path)
+        path, query = split.path, split.query
+        try:
+            body = self.read_body()
+        except ApiError as e:
+            self.close_connection = True
+            return self.send_error_shape(e)
+        try:
+            if path.startswith("/_emulator/"):
+                if self.command == "GET" and path == "/_emulator/state":
+                    return self.send_json(200, emu.state())
+                if self.command == "GET" and path == "/_emulator/instances":
+                    with emu.lock:
+                        inst = {sop: {"datastoreId": ds, "imageSetId": sid,
+                                      "isPrimary": emu.image_sets[sid]["primary"],
+                                      "imports": emu.import_counts.get((ds, sop), 0)}
+                                for (ds, sop), sid in emu.instances.items()}
+                    return self.send_json(200, {"instances": inst})
+                if self.command == "GET" and path == "/_emulator/jobs":
+                    with emu.lock:
+                        jobs = [dict(j.props(), clientToken=j.client_token)
+                                for j in emu.jobs.values()]
+                    return self.send_json(200, {"jobs": jobs})
+                return self.send_json(200, emu.control(path, body))
+            with emu.lock:
+                down = now_ts() < emu.down_until
+                mode = emu.down_mode
+                if down:
+                    emu.counters["down_rejected"] += 1
+            if down and mode == "refuse":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return None
+            if down:
+                raise ApiError(503, "ServiceUnavailableException", "Service Unavailable")
+            op, m = None, None
+            for method, rx, name in ROUTES:
+                m = rx.match(path)
+                if m and method == self.command:
+                    op = name
+                    break
+            if op is None:
+                raise ApiError(404, "UnknownOperationException", "Unknown operation")
+            emu.count(op)
+            try:
+                auth = sigv4_check.verify(self.command, path, query, list(self.headers.items()),
+                                          body, emu.ids.lookup_secret, emu.args.region, SERVICE)
+            except sigv4_check.SigV4Error as e:
+                with emu.lock:
+                    emu.counters["auth_failures"] += 1
+                etype = {"missing": "MissingAuthenticationTokenException",
+                         "unknown_key": "UnrecognizedClientException",
+                         "bad_token": "UnrecognizedClientException",
+                         "malformed": "IncompleteSignatureException"}.get(
+                             e.kind, "InvalidSignatureException")
+                raise ApiError(403, etype, e.message)
+            key = emu.ids.find(auth["akid"])
+            emu.check_throttle(op)
+            groups = [unquote(g) if g else g for g in m.groups()]
+            if op == "StartDICOMImportJob":
+                return self.send_json(200, emu.op_start(key, groups[0], body))
+            if op == "GetDICOMImportJob":
+                return self.send_json(200, emu.op_get_job(key, groups[0], groups[1]))
+            if op == "ListDICOMImportJobs":
+                return self.send_json(200, emu.op_list_jobs(key, groups[0], query))
+            if op == "GetDatastore":
+                return self.send_json(200, emu.op_get_datastore(key, groups[0]))
+            status, resp = emu.op_stow(key, groups[0], groups[1],
+                                       {k.lower(): v for k, v in self.headers.items()}, body)
+            return self.send_json(status, resp, ctype="application/dicom+json")
+        except ApiError as e:
+            return self.send_error_shape(e)
+        except Exception as e:  # a bug here must show as a 500, never as a hang
+            import traceback
+            traceback.print_exc()
+            return self.send_error_shape(ApiError(500, "InternalServerException", str(e)))
+
+
+def serve(emu, port_file):
+    port = emu.args.port
+    first = True
+    while True:
+        srv = None
+        for _ in range(100):
+            try:
+                srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+                break
+            except OSError:
+                if first:
+                    raise
+                time.sleep(0.1)  # rebinding after "refuse": the port may linger briefly
+        srv.daemon_threads = True
+        emu.server = srv
+        emu.port = srv.server_address[1]
+        port = emu.port
+        if first and port_file:
+            tmp = port_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{port}\n")
+            os.rename(tmp, port_file)
+        first = False
+        srv.serve_forever(poll_interval=0.2)
+        srv.server_close()
+        with emu.lock:
+            wait = emu.down_until - now_ts() if emu.down_mode == "refuse" else 0
+        if wait > 0:
+            time.sleep(wait)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="HealthImaging EMULATOR for tests (not AWS)")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", help="write the bound port here once listening")
+    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--account", default="123456789012")
+    ap.add_argument("--datastore-id", action="append", required=True)
+    ap.add_argument("--bucket", action="append", default=[],
+                    help="bucket(s) import jobs may read and write")
+    ap.add_argument("--moto-endpoint", help="http://127.0.0.1:PORT of moto_server")
+    ap.add_argument("--service-cred", help="AKID:SECRET of the emulator's own moto IAM user "
+                    "(reads policies, assumes the data access role)")
+    ap.add_argument("--cred", action="append", help="AKID:SECRET[:TOKEN], allowed everything")
+    ap.add_argument("--creds-file")
+    ap.add_argument("--job-delay", type=float, default=0.5)
+    ap.add_argument("--max-concurrent-jobs", type=int, default=100)
+    ap.add_argument("--start-tps", type=float, default=0.0,
+                    help="StartDICOMImportJob rate limit (0 = off)")
+    ap.add_argument("--start-burst", type=float, default=5.0)
+    ap.add_argument("--policy-cache-seconds", type=float, default=1.0)
+    ap.add_argument("--watch-dir", help="exit once this directory is gone")
+    ap.add_argument("--max-lifetime", type=float, default=0, help="exit after this many s")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    for ds in args.datastore_id:
+        if not re.fullmatch(r"[0-9a-z]{32}", ds):
+            ap.error(f"datastore id {ds} must match [0-9a-z]{{32}}")
+    aws_harness_watchdog.start(args.watch_dir, args.max_lifetime)
+    emu = Emulator(args)
+    Handler.emu = emu
+    serve(emu, args.port_file)
+
+
+if __name__ == "__main__":
+    main()
