@@ -215,6 +215,7 @@ static void on_closed(void *arg)
 
 static void fx_start(struct fixture *f, const struct canned *script, size_t n, unsigned attempts)
 {
+    memset(f, 0, sizeof(*f));
     cr_assert_eq(uv_loop_init(&f->loop), 0);
     server_start(&f->loop, &f->srv, script, n);
     struct http_opts o;
