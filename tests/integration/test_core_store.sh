@@ -549,6 +549,26 @@ $PY "$T/proxy.py" untrusted "$P" && ok "PROXY header from an untrusted source: a
 echoscu -aet PLAIN -aec DICOM_CORE 127.0.0.1 "$P" || fail "untrusted source without header refused"
 stop_core
 
+# SIGHUP applies a changed configuration to new associations and refuses an invalid one
+start_core reload
+sed -i 's/"ae_title": "DICOM_CORE"/"ae_title": "NEW_CORE"/' "$T/reload.json"
+kill -HUP "$core"
+for _ in $(seq 50); do grep -q '"ev":"reloaded"' "$T/reload.log" && break; sleep 0.1; done
+if echoscu -aet R -aec NEW_CORE 127.0.0.1 "$P" && ! echoscu -aet R -aec DICOM_CORE 127.0.0.1 "$P" 2>/dev/null; then
+    ok "SIGHUP: the new AE title applies to new associations"
+else
+    fail "SIGHUP did not apply the new AE title"
+fi
+echo '{ "ae_title": ' >"$T/reload.json"
+kill -HUP "$core"
+for _ in $(seq 50); do grep -q '"ev":"reload_refused"' "$T/reload.log" && break; sleep 0.1; done
+if grep -q '"ev":"reload_refused"' "$T/reload.log" && echoscu -aet R -aec NEW_CORE 127.0.0.1 "$P"; then
+    ok "SIGHUP with an invalid file: refused, the running configuration stays"
+else
+    fail "invalid configuration on SIGHUP not refused cleanly"
+fi
+stop_core
+
 # every log line is one JSON object, even with AE titles full of JSON metacharacters
 start_core logs
 $PY - "$P" <<EOF2 || fail "association with a quoting AE title"
