@@ -137,6 +137,9 @@ struct pipeline {
     size_t done_next;
 
     unsigned uploads, ddb, jobs_inflight;
+    /* an outage of a service holds every new request to it until then (monotonic ms): one
+     * backoff for the service instead of one per object */
+    uint64_t hold_s3, hold_ddb;
     struct batch_pacer pacer;
     uint64_t last_scan_ms, last_status_ms;
     bool scan_wanted;
@@ -522,6 +525,12 @@ static void ack_fail_waiters(struct pipeline *p, struct ent *e, int rc)
     }
 }
 
+static bool is_outage(const struct http_result *res)
+{
+    return res && (res->err == HTTP_ERR_NETWORK || res->err == HTTP_ERR_THROTTLED ||
+                   res->status >= 500);
+}
+
 static void ent_retry(struct pipeline *p, struct ent *e, const char *step,
                       const struct http_result *res, int rc)
 {
@@ -530,6 +539,11 @@ static void ent_retry(struct pipeline *p, struct ent *e, const char *step,
         ack_fail_waiters(p, e, res ? res->err : rc);
     e->next_ms = now_ms() + retry_delay(p, e->attempts);
     e->attempts++;
+    if (is_outage(res)) {
+        uint64_t *hold = e->step == E_UPLOAD || e->step == E_STOW ? &p->hold_s3 : &p->hold_ddb;
+        if (e->next_ms > *hold)
+            *hold = e->next_ms;
+    }
 }
 
 static void append_failed(struct pipeline *p, const struct state_obj *o, const char *job,
@@ -668,6 +682,8 @@ static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *
     struct ent *e = o->e;
     free(o);
     e->busy = false;
+    if (res->err == 0 || res->err == HTTP_ERR_CONDITION)
+        p->hold_ddb = 0;
     switch (e->step) {
     case E_RECEIVE:
         if (res->err == 0) {
@@ -780,6 +796,7 @@ static void on_upload(void *arg, const struct http_result *res)
     free(o);
     e->busy = false;
     if (res->err == 0) {
+        p->hold_s3 = 0;
         p->st.uploaded++;
         p->st.uploaded_bytes += e->o.bytes;
         metric_inc(p->m.uploaded);
@@ -845,6 +862,9 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
 
 static void run_entry(struct pipeline *p, struct ent *e)
 {
+    uint64_t t = now_ms();
+    if (t < ((e->step == E_UPLOAD || e->step == E_STOW) ? p->hold_s3 : p->hold_ddb))
+        return;
     char now[40];
     state_now_iso(now);
     struct op *o;
