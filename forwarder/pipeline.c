@@ -96,6 +96,7 @@ struct ent {
     struct pbatch *b;
     enum ent_step step;
     bool busy, ack_reached, dup;
+    bool journaled; /* its assign record is durable: only then may requests go out */
     int ack_result;
     unsigned attempts;
     uint64_t next_ms;
@@ -141,7 +142,8 @@ struct pipeline {
      * backoff for the service instead of one per object */
     uint64_t hold_s3, hold_ddb;
     struct batch_pacer pacer;
-    uint64_t last_scan_ms, last_status_ms;
+    uint64_t last_scan_ms, last_status_ms, last_flush_ms;
+    unsigned releases; /* entries waiting for the flush */
     bool scan_wanted;
     uint32_t rnd;
     time_t started;
@@ -638,7 +640,7 @@ static int ddb_send(struct pipeline *p, cJSON *req, const char *op, struct op *o
 
 static void release_entry(struct pipeline *p, struct ent *e)
 {
-    (void)p; /* the flush (one journal sync per loop iteration) finishes the release */
+    p->releases++; /* the flush (one journal sync for many) finishes the release */
     e->step = E_RELEASE;
     e->busy = false;
 }
@@ -653,6 +655,13 @@ static void on_dup_get(struct pipeline *p, struct ent *e, const cJSON *out)
     if (!item || !st || !other) {
         /* gone meanwhile (or malformed): try the normal way again */
         e->step = E_RECEIVE;
+        return;
+    }
+    if (strcmp(other, e->o.batch) == 0) {
+        /* our own item, already past RECEIVED: a replay after a crash. The upload is redone
+         * (same key, same bytes) and the conditional STORED write is then a no-op. */
+        e->step = E_UPLOAD;
+        e->attempts = 0;
         return;
     }
     bool durable = strcmp(st, "RECEIVED") != 0;
@@ -875,7 +884,7 @@ static void run_entry(struct pipeline *p, struct ent *e)
             return;
         o = op_new(p, e, NULL, 0, 0);
         rc = ddb_send(p, state_req_received(p->cfg->ddb.table, &e->o, e->redrive, now),
-                      "UpdateItem", o);
+                      "PutItem", o);
         break;
     case E_DUPCHECK:
         if (p->ddb >= PL_MAX_DDB)
@@ -1520,6 +1529,8 @@ static int assign(struct pipeline *p, struct ent *e)
     return 0;
 }
 
+static void flush(struct pipeline *p);
+
 static void scan(struct pipeline *p)
 {
     p->scan_wanted = false;
@@ -1588,6 +1599,7 @@ static void scan(struct pipeline *p)
         }
         if (m) {
             e->b = owner;
+            e->journaled = true; /* its assign was replayed from the journal */
         } else if (assign(p, e) < 0) {
             note_error(p, "journal", id, NULL, ERR_IO);
             free(e);
@@ -1601,6 +1613,7 @@ static void scan(struct pipeline *p)
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
+    flush(p); /* the new assign records durable before any request for them */
 }
 
 /* ---- re-drive requests (dicom-core redrive writes them into <spool>/forwarder/redrive/) -- */
@@ -1717,6 +1730,7 @@ static void flush(struct pipeline *p)
             any = true;
         }
     }
+    p->last_flush_ms = now_ms();
     if (p->journal_dirty) {
         int rc = pipeline_journal_sync(p->journal);
         if (rc < 0) {
@@ -1725,6 +1739,9 @@ static void flush(struct pipeline *p)
         }
         p->journal_dirty = false;
     }
+    for (struct ent *e = p->ents; e; e = e->next)
+        e->journaled = true;
+    p->releases = 0;
     if (!any)
         return;
     for (struct ent *e = p->ents, *next; e; e = next) {
@@ -1765,7 +1782,7 @@ static void pump(struct pipeline *p)
         return;
     uint64_t now = now_ms();
     for (struct ent *e = p->ents; e; e = e->next) {
-        if (!e->busy && e->step != E_RELEASE && now >= e->next_ms)
+        if (!e->busy && e->journaled && e->step != E_RELEASE && now >= e->next_ms)
             run_entry(p, e);
     }
     for (struct pbatch *b = p->batches, *next; b; b = next) {
@@ -1802,6 +1819,8 @@ static void on_tick(uv_timer_t *t)
         if (now - p->last_scan_ms >= PL_SCAN_MS)
             take_redrives(p);
         scan(p);
+    } else {
+        flush(p);
     }
     pump(p);
     if (now - p->last_status_ms >= 1000) {
@@ -1810,12 +1829,17 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* After each loop pass: flush when enough releases gathered or a little time went by (the
+ * tick flushes too), so that one fdatasync covers many objects. */
 static void on_check(uv_check_t *c)
 {
     struct pipeline *p = c->data;
     if (p->stopping)
         return;
-    flush(p);
+    if (p->releases >= 32 || (p->releases > 0 && now_ms() - p->last_flush_ms >= 20)) {
+        flush(p);
+        pump(p);
+    }
 }
 
 /* ---- journal replay ----------------------------------------------------------------------- */
