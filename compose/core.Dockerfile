@@ -32,7 +32,10 @@ COPY compose/gw-entrypoint.sh /usr/local/bin/gw-entrypoint
 COPY compose/gw-healthcheck.sh /usr/local/bin/gw-healthcheck
 USER 10001:10001
 WORKDIR /var/lib/dicom-core
-VOLUME ["/var/lib/dicom-core"]
+# Declared volumes: ECS (Fargate) copies these directories, with their owner (10001), into the
+# task's bind mounts of the same path, so the non-root process can write there while the root
+# file system is read-only.
+VOLUME ["/var/lib/dicom-core", "/run/gw"]
 # 11112 DICOM (plain or TLS, see core.json "tls"); 9112 /healthz and /metrics
 EXPOSE 11112 9112
 STOPSIGNAL SIGTERM

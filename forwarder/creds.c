@@ -613,6 +613,7 @@ int creds_provider_new(struct http_client *http, struct creds_provider **out)
     }
     uv_timer_init(p->loop, &p->refresh);
     uv_timer_init(p->loop, &p->kick);
+    uv_unref((uv_handle_t *)&p->refresh); /* a pending refresh alone does not keep a loop alive */
     p->refresh.data = p;
     p->kick.data = p;
     p->live_handles = 2;

@@ -438,8 +438,31 @@ notok = boto3.client("medical-imaging", endpoint_url=HI, config=cfg,
                      aws_session_token="wrong-token")
 expect("wrong session token", lambda: notok.get_dicom_import_job(datastoreId=DS, jobId=job),
        "UnrecognizedClientException", 403)
-ok("emulator SigV4: bad signature, unknown key, missing auth and wrong token refused; "
-   "temporary credentials of the task role accepted")
+# a correct signature made 20 minutes ago: refused as expired
+old_t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
+amz = old_t.strftime("%Y%m%dT%H%M%SZ")
+path = f"/getDICOMImportJob/datastore/{DS}/job/{job}"
+host = f"127.0.0.1:{E['HI_PORT']}"
+creq = "\n".join(["GET", path, "", f"host:{host}\nx-amz-date:{amz}\n", "host;x-amz-date",
+                  sigv4_check.hashlib.sha256(b"").hexdigest()])
+scope = f"{amz[:8]}/{E['REGION']}/medical-imaging/aws4_request"
+sts_ = "\n".join(["AWS4-HMAC-SHA256", amz, scope,
+                  sigv4_check.hashlib.sha256(creq.encode()).hexdigest()])
+sig = sigv4_check.hmac.new(sigv4_check.signing_key(E["AWS_SECRET_ACCESS_KEY"], amz[:8],
+                                                   E["REGION"], "medical-imaging"),
+                           sts_.encode(), sigv4_check.hashlib.sha256).hexdigest()
+try:
+    urllib.request.urlopen(urllib.request.Request(HI + path, headers={
+        "X-Amz-Date": amz, "Authorization": f"AWS4-HMAC-SHA256 Credential="
+        f"{E['AWS_ACCESS_KEY_ID']}/{scope}, SignedHeaders=host;x-amz-date, Signature={sig}"}),
+        timeout=5)
+    fail("a 20-minute-old signature was accepted")
+except urllib.error.HTTPError as e:
+    body = json.loads(e.read())
+    if e.code != 403 or "expired" not in body["message"]:
+        fail(f"old signature: {e.code} {body}")
+ok("emulator SigV4: bad signature, unknown key, missing auth, wrong token and an expired "
+   "signature refused; temporary credentials of the task role accepted")
 
 # --- throttling and outages
 control("/_emulator/throttle", {"count": 2, "operations": ["GetDICOMImportJob"]})
@@ -584,9 +607,20 @@ if cred["AccessKeyId"] == c.access_key:
 boto3.client("s3", endpoint_url=MOTO, config=cfg, region_name=E["REGION"],
              aws_access_key_id=cred["AccessKeyId"], aws_secret_access_key=cred["SecretAccessKey"],
              aws_session_token=cred["Token"]).put_object(Bucket=B, Key="dicom/imds/ok.bin", Body=b"x")
+urllib.request.urlopen(urllib.request.Request(md + "/_fail", data=b'{"count": 1, "status": 500}',
+                                              method="POST"), timeout=5).read()
+ecs_req = urllib.request.Request(md + rel, headers={"Authorization": E["ECS_AUTHORIZATION_TOKEN"]})
+try:
+    urllib.request.urlopen(ecs_req, timeout=5)
+    fail("the injected credential failure was not served")
+except urllib.error.HTTPError as e:
+    if e.code != 500:
+        fail(f"injected failure: {e.code}")
+if "AccessKeyId" not in json.load(urllib.request.urlopen(ecs_req, timeout=5)):
+    fail("ECS credentials after the injected failure")
 counts = json.load(urllib.request.urlopen(md + "/_count", timeout=5))
-if counts["ecs"] < 1 or counts["imds_token"] != 1 or counts["imds_creds"] != 1 or \
-        counts["rejected"] < 2:
+if counts["ecs"] < 2 or counts["imds_token"] != 1 or counts["imds_creds"] != 1 or \
+        counts["rejected"] < 3:
     fail(f"metadata counts {counts}")
 ok(f"metadata server: ECS (token checked) and IMDSv2 credentials work in moto; counts {counts}")
 PYEOF

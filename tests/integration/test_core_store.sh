@@ -199,6 +199,78 @@ else
     fail "stored objects differ from those sent"
 fi
 
+# the sidecar (as the file backend journals it): UIDs, AE titles, peer, size and SHA-256 of the
+# stored file; no patient data in the journal or the log; /metrics and /healthz agree
+cat >"$T/journal.py" <<'EOF2'
+import glob, hashlib, json, os, sys, time
+import pydicom
+store, calling, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+want_uids = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
+for _ in range(100):  # the journal line may follow the file's rename by a moment
+    recs = {}
+    for line in open(os.path.join(store, "journal.jsonl")):
+        if line.endswith("\n"):
+            j = json.loads(line)
+            if j.get("ev") == "stored":
+                recs[j["sop_instance_uid"]] = j
+    if want_uids <= recs.keys():
+        break
+    time.sleep(0.1)
+bad = 0
+for f in files:
+    d = pydicom.dcmread(f, stop_before_pixels=True)
+    r = recs.get(d.SOPInstanceUID)
+    if r is None:
+        print(f"{f}: no 'stored' journal record"); bad += 1; continue
+    stored = glob.glob(f"{store}/*/*/{d.SOPInstanceUID}.dcm")[0]
+    want = {"sop_class_uid": d.SOPClassUID, "study_instance_uid": d.StudyInstanceUID,
+            "series_instance_uid": d.SeriesInstanceUID,
+            "transfer_syntax_uid": d.file_meta.TransferSyntaxUID, "calling_ae": calling,
+            "called_ae": "DICOM_CORE", "bytes": os.path.getsize(stored),
+            "sha256": hashlib.sha256(open(stored, "rb").read()).hexdigest()}
+    for k, v in want.items():
+        if r.get(k) != v:
+            print(f"{f}: journal {k} = {r.get(k)!r}, want {v!r}"); bad += 1
+    if not str(r.get("peer", "")).startswith("127.0.0.1:"):
+        print(f"{f}: journal peer {r.get('peer')!r}"); bad += 1
+sys.exit(1 if bad else 0)
+EOF2
+if $PY "$T/journal.py" "$A/store" SENDER1 "$T"/d/*/*.dcm; then
+    ok "journal records carry the sidecar: UIDs, transfer syntax, AE titles, peer, size, SHA-256"
+else
+    fail "journal/sidecar records wrong"
+fi
+if grep -lE 'SYNTHETIC\^TEST|SYN-0000' "$A/store/journal.jsonl" "$T/main.log" 2>/dev/null; then
+    fail "patient name or ID in the journal or the log"
+else
+    ok "no patient name or ID in the journal or the log"
+fi
+metrics=$(curl -sf "http://127.0.0.1:$H/metrics") || fail "GET /metrics"
+n_metric=$(awk '/^dicom_core_objects_stored_total / {print $2}' <<<"$metrics")
+[[ "$n_metric" == "$sent" ]] && ok "/metrics: dicom_core_objects_stored_total $n_metric" ||
+    fail "/metrics says $n_metric objects stored, $sent were sent"
+curl -sf "http://127.0.0.1:$H/healthz" | grep -q '"ok"' && ok "/healthz ok" || fail "/healthz not ok"
+# the operator's HTTP listener stays bounded: GET/HEAD only, 8 KiB head, 5 s to send it
+http_codes="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$H/healthz") \
+$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$H/nope") \
+$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" "http://127.0.0.1:$H/healthz") \
+$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$H/metrics")"
+[[ $http_codes == "405 404 431 200" ]] && ok "HTTP listener: POST 405, unknown 404, 9 KiB head 431, HEAD 200" ||
+    fail "HTTP listener answered $http_codes, want 405 404 431 200"
+$PY - "$H" <<'EOF2' && ok "HTTP listener closes a client that never finishes its request head" || fail "slow HTTP client kept open"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /healthz HTTP/1.1\r\n")
+s.settimeout(30)
+try:
+    s.recv(100)  # EOF (or a 408 before it) ends the wait; only a 30 s silence fails
+    sys.exit(0)
+except socket.timeout:
+    sys.exit(1)
+except ConnectionResetError:
+    sys.exit(0)
+EOF2
+
 # parallel associations
 n_par=4
 n_each=8
@@ -390,9 +462,91 @@ else
     fail "min_free_bytes: no 0xA700"
     cat "$T/full.out"
 fi
+code=$(curl -s -o "$T/hz.out" -w '%{http_code}' "http://127.0.0.1:$H/healthz")
+if [[ $code == 503 ]] && grep -q spool_full "$T/hz.out"; then
+    ok "/healthz 503 spool_full under min_free_bytes"
+else
+    fail "/healthz under min_free_bytes: $code $(cat "$T/hz.out")"
+fi
 sleep 0.5
 [[ $(stored_count "$T/full") -eq 0 ]] || fail "objects stored while under min_free_bytes"
 ls "$T/full/spool/ready" 2>/dev/null | grep -q . && fail "objects in ready/ while under min_free_bytes"
+stop_core
+
+# ---------------------------------------------------------------- calling AE allow-list
+start_core allow '"calling_ae_allow": ["GOOD_AE"],'
+storescu -aet BAD_AE -aec DICOM_CORE 127.0.0.1 "$P" "$T"/d/sc/*.dcm >"$T/cal.out" 2>&1
+st=$?
+if [[ $st -eq 1 ]] && grep -qi "Calling AE Title Not Recognized" "$T/cal.out"; then
+    ok "calling AE title not on the allow-list rejected (Calling AE Title Not Recognized)"
+else
+    fail "calling AE allow-list: storescu exit $st"
+    cat "$T/cal.out"
+fi
+storescu -aet GOOD_AE -aec DICOM_CORE 127.0.0.1 "$P" "$T"/d/sc/*.dcm >"$T/cal.out" 2>&1 ||
+    fail "allowed calling AE refused: $(cat "$T/cal.out")"
+stop_core
+
+# ---------------------------------------------------------------- PROXY protocol v2
+# trusted source (127.0.0.1): the header's address and certificate identity reach the sidecar;
+# a connection from a trusted source without a header is closed
+cat >"$T/proxy.py" <<EOF2
+import socket, struct, sys
+sys.path.insert(0, "$src/tests/support")
+import pdu_peer as pp
+mode, port = sys.argv[1], int(sys.argv[2])
+SIG = b"\r\n\r\n\0\r\nQUIT\n"
+def tlv(t, v): return bytes([t]) + struct.pack(">H", len(v)) + v
+body = bytes([10, 1, 2, 3, 10, 9, 8, 7]) + struct.pack(">HH", 40000, 11112)
+body += tlv(0x20, bytes([0x03]) + b"\0\0\0\0" + tlv(0x22, b"modality-ct1.example"))
+body += tlv(0xE0, bytes(range(32))) + tlv(0xE1, b"ct-room-1")
+hdr = SIG + bytes([0x21, 0x11]) + struct.pack(">H", len(body)) + body
+p = pp.Peer("127.0.0.1", port)
+if mode == "noheader":
+    p.send(pp.assoc_rq("DICOM_CORE"))
+    r = p.recv_pdu()
+    sys.exit(0 if (r is None or r[0] == 0x07) and p.expect_closed() else f"answered {r!r}")
+p.send(hdr + pp.assoc_rq("DICOM_CORE"))
+r = p.recv_pdu()
+if mode == "untrusted":  # the header is not a PDU: A-ABORT, closed
+    sys.exit(0 if r is not None and r[0] == 0x07 and p.expect_closed() else f"answered {r!r}")
+if r is None or r[0] != 0x02:
+    sys.exit(f"association through PROXY v2 not accepted: {r!r}")
+inst = b"1.2.826.0.1.3680043.9.7433.77.1"
+ui = lambda g, e, v: struct.pack("<HH2sH", g, e, b"UI", len(v)) + v
+ds = (ui(8, 0x16, pp.CT_STORAGE + b"\0") + ui(8, 0x18, inst + b"\0") + ui(0x20, 0x0D, b"1.2.3.4\0") +
+      ui(0x20, 0x0E, b"1.2.3.5\0"))
+p.send(pp.pdata(3, 3, pp.command(0x0001, 1, pp.CT_STORAGE, has_ds=True, sop_inst=inst)))
+p.send(pp.pdata(3, 2, ds))
+r = p.recv_pdu()
+st = pp.dimse_status(r[1]) if r and r[0] == 0x04 else None
+p.send(pp.pdu(0x05, b"\0" * 4))
+p.recv_pdu()
+sys.exit(0 if st == 0 else f"C-STORE through PROXY v2: status {st}")
+EOF2
+start_core proxy '"proxy_protocol": { "trusted": ["127.0.0.1/32"] },'
+if $PY "$T/proxy.py" store "$P"; then
+    proxy_rec() {
+        grep '"ev":"stored"' "$T/proxy/store/journal.jsonl" 2>/dev/null | grep '"peer":"10.1.2.3:40000"' |
+            grep '"subject_cn":"modality-ct1.example"' | grep '"client_id":"ct-room-1"' |
+            grep -q '"fingerprint_sha256":"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"'
+    }
+    for _ in $(seq 100); do proxy_rec && break; sleep 0.1; done
+    if proxy_rec; then
+        ok "PROXY v2 from a trusted source: original peer and certificate identity recorded"
+    else
+        fail "PROXY v2 identity not in the sidecar: $(grep stored "$T/proxy/store/journal.jsonl")"
+    fi
+else
+    fail "C-STORE through a PROXY v2 header"
+fi
+$PY "$T/proxy.py" noheader "$P" && ok "trusted source without a PROXY header: closed" ||
+    fail "trusted source without a PROXY header was served"
+stop_core
+start_core untrusted '"proxy_protocol": { "trusted": ["10.0.0.0/8"] },'
+$PY "$T/proxy.py" untrusted "$P" && ok "PROXY header from an untrusted source: aborted" ||
+    fail "PROXY header from an untrusted source accepted"
+echoscu -aet PLAIN -aec DICOM_CORE 127.0.0.1 "$P" || fail "untrusted source without header refused"
 stop_core
 
 if [[ $rc -ne 0 ]]; then

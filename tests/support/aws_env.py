@@ -11,16 +11,19 @@ start:
      off while this script creates the resources, then POST /moto-api/reset-auth sets
      INITIAL_NO_AUTH_ACTION_COUNT to N (default 0): after N more requests (from anyone, the
      emulator included) every request must carry a valid SigV4 signature of a known key and be
-     allowed by that key's IAM policies. One fidelity patch is applied inside the moto process:
-     DynamoDB requests are authorized against the table (or table/index) ARN named in the
-     request, as AWS does, instead of moto's "*" (which no least-privilege policy can allow).
+     allowed by that key's IAM policies. Three fidelity patches are applied inside the moto
+     process (run_moto below; docs/testing-aws.md): DynamoDB requests are authorized against
+     the table (or table/index) ARN they name, as AWS does, instead of moto's "*" (which no
+     least-privilege policy can allow); query strings are canonicalised as AWS does when the
+     signature is checked; DynamoDB auth failures answer 400 JSON as DynamoDB does.
   2. IAM: user "dicom-core" with the task policy inline and an access key (the test's
      credentials); user "test-admin" allowed everything (ADMIN_ACCESS_KEY_ID, for a test's own
-     checks such as listing the bucket or scanning the table, never for the code under test); role "dicom-core-task" with the same policy, assumed once for temporary
-     credentials (served by metadata_server.py as ECS/IMDS credentials); the HealthImaging data
-     access role ROLE_ARN; user "hi-emulator" for the emulator itself (reads IAM, assumes
-     ROLE_ARN). The task policy: --policy FILE if given; else tests/support/task_policy.py's
-     render(role="task") when that file exists (deploy's renderer of the CloudFormation task
+     checks such as listing the bucket or scanning the table, never for the code under
+     test); role "dicom-core-task" with the same policy, assumed twice for temporary
+     credentials (served in turn by metadata_server.py as ECS/IMDS credentials); the
+     HealthImaging data access role ROLE_ARN; user "hi-emulator" for the emulator itself
+     (reads IAM, assumes ROLE_ARN). The task policy: --policy FILE if given; else
+     tests/support/task_policy.py's render(role="task") when that file exists (deploy's renderer of the CloudFormation task
      role policy); else the built-in policy below, written from CONTRACTS.md. --drop-action
      removes an action from it (to show a test fails without it). The data access role's
      policy: task_policy.py's render(role="data-access"), else s3:GetObject + s3:ListBucket on
@@ -84,8 +87,8 @@ def builtin_policy(bucket, table, datastore_id, role_arn, region, account, kms_k
          "Condition": {"StringEquals": {"iam:PassedToService": "medical-imaging.amazonaws.com"}}},
     ]
     if kms_key_arn:
-        st.append({"Sid": "Kms", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                   "Resource": kms_key_arn})
+        st.append({"Sid": "Kms", "Effect": "Allow",
+                   "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": kms_key_arn})
     return {"Version": "2012-10-17", "Statement": st}
 
 
@@ -280,10 +283,11 @@ def start(a):
                 {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         akey = iam.create_access_key(UserName="test-admin")["AccessKey"]
         iam.create_user(UserName="hi-emulator")
-        iam.put_user_policy(UserName="hi-emulator", PolicyName="emulator", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": ["iam:Get*", "iam:List*", "sts:AssumeRole"],
-                 "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName="hi-emulator", PolicyName="emulator", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": ["iam:Get*", "iam:List*", "sts:AssumeRole"],
+                     "Resource": "*"}]}))
         hkey = iam.create_access_key(UserName="hi-emulator")["AccessKey"]
         trust = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sts:AssumeRole",

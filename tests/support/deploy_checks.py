@@ -86,7 +86,8 @@ def final_stage_facts(src, dockerfile):
     stages = parse_dockerfile(os.path.join(src, dockerfile))
     final = stages[-1]
     facts = {"from": final["from"], "user": None, "entrypoint": None, "cmd": None,
-             "healthcheck": None, "expose": set(), "copies": {}, "apt": apt_packages(final)}
+             "healthcheck": None, "expose": set(), "copies": {}, "apt": apt_packages(final),
+             "volumes": set()}
     for instr, args in final["ins"]:
         if instr == "USER":
             facts["user"] = args
@@ -99,6 +100,9 @@ def final_stage_facts(src, dockerfile):
             facts["healthcheck"] = exec_form(m.group(1)) if m else None
         elif instr == "EXPOSE":
             facts["expose"] |= {int(p.split("/")[0]) for p in args.split()}
+        elif instr == "VOLUME":
+            vols = json.loads(args) if args.startswith("[") else args.split()
+            facts["volumes"] |= set(vols)
         elif instr == "COPY":
             words = shlex.split(args)
             from_stage = None
@@ -468,6 +472,10 @@ def check_cfn(src):
     mounts = {m["ContainerPath"] for m in c["MountPoints"]}
     if not {"/var/lib/dicom-core", "/run/gw"} <= mounts:
         problem("task mounts %s lack the spool or /run/gw (read-only root)" % mounts)
+    if not mounts <= facts["volumes"]:
+        # Fargate bind mounts are root-owned unless the image declares the path a VOLUME
+        problem("task mounts %s are not VOLUMEs of the image %s: user 10001 could not write them"
+                % (sorted(mounts - facts["volumes"]), sorted(facts["volumes"])))
     envs = {e["Name"] for e in c.get("Environment", [])}
     if "GW_CONFIG_JSON" not in envs:
         problem("task definition passes no GW_CONFIG_JSON")

@@ -79,8 +79,6 @@ and Series UIDs in the data set; gzip content-encoding refused), and writes unde
 
 import argparse
 import base64
-import datetime
-import hashlib
 import json
 import os
 import re
@@ -396,13 +394,15 @@ class Identities:
         return None if k is None else (k["secret"], k["token"])
 
     def iam(self):
-        if self._iam is None:
-            import boto3
-            akid, secret = self.args.service_cred.split(":", 1)
-            self._iam = boto3.client(
-                "iam", endpoint_url=self.args.moto_endpoint, region_name=self.args.region,
-                aws_access_key_id=akid, aws_secret_access_key=secret)
-        return self._iam
+        with self.lock:
+            if self._iam is None:
+                import boto3
+                akid, secret = self.args.service_cred.split(":", 1)
+                # a Session of its own: boto3's default session is not thread-safe
+                self._iam = boto3.session.Session().client(
+                    "iam", endpoint_url=self.args.moto_endpoint, region_name=self.args.region,
+                    aws_access_key_id=akid, aws_secret_access_key=secret)
+            return self._iam
 
     def _managed(self, iam, arn):
         pol = iam.get_policy(PolicyArn=arn)["Policy"]
@@ -649,15 +649,16 @@ class Emulator:
     def role_s3(self, role_arn):
         import boto3
         akid, secret = self.args.service_cred.split(":", 1)
-        sts = boto3.client("sts", endpoint_url=self.args.moto_endpoint,
-                           region_name=self.args.region, aws_access_key_id=akid,
-                           aws_secret_access_key=secret)
+        session = boto3.session.Session()  # per job thread: the default one is not thread-safe
+        sts = session.client("sts", endpoint_url=self.args.moto_endpoint,
+                             region_name=self.args.region, aws_access_key_id=akid,
+                             aws_secret_access_key=secret)
         c = sts.assume_role(RoleArn=role_arn, RoleSessionName="HealthImagingImport")[
             "Credentials"]
-        return boto3.client("s3", endpoint_url=self.args.moto_endpoint,
-                            region_name=self.args.region, aws_access_key_id=c["AccessKeyId"],
-                            aws_secret_access_key=c["SecretAccessKey"],
-                            aws_session_token=c["SessionToken"])
+        return session.client("s3", endpoint_url=self.args.moto_endpoint,
+                              region_name=self.args.region, aws_access_key_id=c["AccessKeyId"],
+                              aws_secret_access_key=c["SecretAccessKey"],
+                              aws_session_token=c["SessionToken"])
 
     def wait_hold(self, status):
         """Blocks while the test holds jobs at this status (POST /_emulator/config hold)."""
