@@ -96,6 +96,7 @@ struct ent {
     struct pbatch *b;
     enum ent_step step;
     bool busy, ack_reached, dup;
+    bool journaled; /* its assign record is durable: only then may requests go out */
     int ack_result;
     unsigned attempts;
     uint64_t next_ms;
@@ -137,8 +138,12 @@ struct pipeline {
     size_t done_next;
 
     unsigned uploads, ddb, jobs_inflight;
+    /* an outage of a service holds every new request to it until then (monotonic ms): one
+     * backoff for the service instead of one per object */
+    uint64_t hold_s3, hold_ddb;
     struct batch_pacer pacer;
-    uint64_t last_scan_ms, last_status_ms;
+    uint64_t last_scan_ms, last_status_ms, last_flush_ms;
+    unsigned releases; /* entries waiting for the flush */
     bool scan_wanted;
     uint32_t rnd;
     time_t started;
@@ -522,6 +527,12 @@ static void ack_fail_waiters(struct pipeline *p, struct ent *e, int rc)
     }
 }
 
+static bool is_outage(const struct http_result *res)
+{
+    return res && (res->err == HTTP_ERR_NETWORK || res->err == HTTP_ERR_THROTTLED ||
+                   res->status >= 500);
+}
+
 static void ent_retry(struct pipeline *p, struct ent *e, const char *step,
                       const struct http_result *res, int rc)
 {
@@ -530,6 +541,11 @@ static void ent_retry(struct pipeline *p, struct ent *e, const char *step,
         ack_fail_waiters(p, e, res ? res->err : rc);
     e->next_ms = now_ms() + retry_delay(p, e->attempts);
     e->attempts++;
+    if (is_outage(res)) {
+        uint64_t *hold = e->step == E_UPLOAD || e->step == E_STOW ? &p->hold_s3 : &p->hold_ddb;
+        if (e->next_ms > *hold)
+            *hold = e->next_ms;
+    }
 }
 
 static void append_failed(struct pipeline *p, const struct state_obj *o, const char *job,
@@ -624,7 +640,7 @@ static int ddb_send(struct pipeline *p, cJSON *req, const char *op, struct op *o
 
 static void release_entry(struct pipeline *p, struct ent *e)
 {
-    (void)p; /* the flush (one journal sync per loop iteration) finishes the release */
+    p->releases++; /* the flush (one journal sync for many) finishes the release */
     e->step = E_RELEASE;
     e->busy = false;
 }
@@ -639,6 +655,13 @@ static void on_dup_get(struct pipeline *p, struct ent *e, const cJSON *out)
     if (!item || !st || !other) {
         /* gone meanwhile (or malformed): try the normal way again */
         e->step = E_RECEIVE;
+        return;
+    }
+    if (strcmp(other, e->o.batch) == 0) {
+        /* our own item, already past RECEIVED: a replay after a crash. The upload is redone
+         * (same key, same bytes) and the conditional STORED write is then a no-op. */
+        e->step = E_UPLOAD;
+        e->attempts = 0;
         return;
     }
     bool durable = strcmp(st, "RECEIVED") != 0;
@@ -668,6 +691,8 @@ static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *
     struct ent *e = o->e;
     free(o);
     e->busy = false;
+    if (res->err == 0 || res->err == HTTP_ERR_CONDITION)
+        p->hold_ddb = 0;
     switch (e->step) {
     case E_RECEIVE:
         if (res->err == 0) {
@@ -780,6 +805,7 @@ static void on_upload(void *arg, const struct http_result *res)
     free(o);
     e->busy = false;
     if (res->err == 0) {
+        p->hold_s3 = 0;
         p->st.uploaded++;
         p->st.uploaded_bytes += e->o.bytes;
         metric_inc(p->m.uploaded);
@@ -845,6 +871,9 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
 
 static void run_entry(struct pipeline *p, struct ent *e)
 {
+    uint64_t t = now_ms();
+    if (t < ((e->step == E_UPLOAD || e->step == E_STOW) ? p->hold_s3 : p->hold_ddb))
+        return;
     char now[40];
     state_now_iso(now);
     struct op *o;
@@ -855,7 +884,7 @@ static void run_entry(struct pipeline *p, struct ent *e)
             return;
         o = op_new(p, e, NULL, 0, 0);
         rc = ddb_send(p, state_req_received(p->cfg->ddb.table, &e->o, e->redrive, now),
-                      "UpdateItem", o);
+                      "PutItem", o);
         break;
     case E_DUPCHECK:
         if (p->ddb >= PL_MAX_DDB)
@@ -1500,6 +1529,8 @@ static int assign(struct pipeline *p, struct ent *e)
     return 0;
 }
 
+static void flush(struct pipeline *p);
+
 static void scan(struct pipeline *p)
 {
     p->scan_wanted = false;
@@ -1568,6 +1599,7 @@ static void scan(struct pipeline *p)
         }
         if (m) {
             e->b = owner;
+            e->journaled = true; /* its assign was replayed from the journal */
         } else if (assign(p, e) < 0) {
             note_error(p, "journal", id, NULL, ERR_IO);
             free(e);
@@ -1581,6 +1613,7 @@ static void scan(struct pipeline *p)
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
+    flush(p); /* the new assign records durable before any request for them */
 }
 
 /* ---- re-drive requests (dicom-core redrive writes them into <spool>/forwarder/redrive/) -- */
@@ -1697,6 +1730,7 @@ static void flush(struct pipeline *p)
             any = true;
         }
     }
+    p->last_flush_ms = now_ms();
     if (p->journal_dirty) {
         int rc = pipeline_journal_sync(p->journal);
         if (rc < 0) {
@@ -1705,6 +1739,9 @@ static void flush(struct pipeline *p)
         }
         p->journal_dirty = false;
     }
+    for (struct ent *e = p->ents; e; e = e->next)
+        e->journaled = true;
+    p->releases = 0;
     if (!any)
         return;
     for (struct ent *e = p->ents, *next; e; e = next) {
@@ -1745,7 +1782,7 @@ static void pump(struct pipeline *p)
         return;
     uint64_t now = now_ms();
     for (struct ent *e = p->ents; e; e = e->next) {
-        if (!e->busy && e->step != E_RELEASE && now >= e->next_ms)
+        if (!e->busy && e->journaled && e->step != E_RELEASE && now >= e->next_ms)
             run_entry(p, e);
     }
     for (struct pbatch *b = p->batches, *next; b; b = next) {
@@ -1782,6 +1819,8 @@ static void on_tick(uv_timer_t *t)
         if (now - p->last_scan_ms >= PL_SCAN_MS)
             take_redrives(p);
         scan(p);
+    } else {
+        flush(p);
     }
     pump(p);
     if (now - p->last_status_ms >= 1000) {
@@ -1790,12 +1829,17 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* After each loop pass: flush when enough releases gathered or a little time went by (the
+ * tick flushes too), so that one fdatasync covers many objects. */
 static void on_check(uv_check_t *c)
 {
     struct pipeline *p = c->data;
     if (p->stopping)
         return;
-    flush(p);
+    if (p->releases >= 32 || (p->releases > 0 && now_ms() - p->last_flush_ms >= 20)) {
+        flush(p);
+        pump(p);
+    }
 }
 
 /* ---- journal replay ----------------------------------------------------------------------- */

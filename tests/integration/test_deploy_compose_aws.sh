@@ -91,7 +91,7 @@ sys.exit(1)'
 
 # the core-aws configuration end to end, when this build has the aws backend
 core=$build/core/dicom-core
-if [[ -x $core ]] && ldd "$core" | grep -q libcurl && [[ -x /usr/bin/python3 ]] && command -v storescu >/dev/null; then
+if [[ -x $core ]] && [[ $(ldd "$core" 2>/dev/null) == *libcurl* ]] && [[ -x /usr/bin/python3 ]] && command -v storescu >/dev/null; then
     p1=$(free_port)
     p2=$(free_port)
     jq --arg l "127.0.0.1:$p1" --arg h "127.0.0.1:$p2" --arg m "http://127.0.0.1:$moto_port" \

@@ -7,6 +7,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 
 APP_CTX = b"1.2.840.10008.3.1.1.1"
 VERIFICATION = b"1.2.840.10008.1.1"
@@ -653,6 +654,131 @@ def association_limit_gets_transient_rejection(h, port, called):
         if r is not None and r[0] == 0x02:
             return
     raise AssertionError("no association accepted after the held ones closed")
+
+
+@case
+def responses_respect_peer_max_pdu_length(h, port, called):
+    """PS3.8 D.1: our P-DATA-TF bodies never exceed the maximum length the peer announced; the
+    response command arrives fragmented in order and whole."""
+    for max_len in (64, 32, 13):
+        p, _ = associate(h, port, called, max_len=max_len)
+        p.send(pdata(1, 3, command(0x0030, 40, VERIFICATION)))
+        cmd, last = b"", False
+        while not last:
+            r = p.recv_pdu()
+            if r is None or r[0] != 0x04:
+                raise AssertionError(f"max {max_len}: expected P-DATA-TF, got {r!r}")
+            if len(r[1]) > max_len:
+                raise AssertionError(f"max {max_len}: a P-DATA-TF body of {len(r[1])} bytes")
+            body, i = r[1], 0
+            while i < len(body):
+                n = struct.unpack(">I", body[i:i + 4])[0]
+                if body[i + 4] != 1 or not body[i + 5] & 1:
+                    raise AssertionError(f"max {max_len}: PDV {body[i:i + 6]!r} not a command")
+                cmd += body[i + 6:i + 4 + n]
+                last = bool(body[i + 5] & 2)
+                i += 4 + n
+        if dimse_status(b"\0" * 6 + cmd) != 0:
+            raise AssertionError(f"max {max_len}: reassembled response {cmd!r}")
+
+
+# ---- DIMSE-level cases (PS3.7 9.1.1 / C.4): each answered with a status, the association goes on
+
+MR_STORAGE = b"1.2.840.10008.5.1.4.1.1.4"
+DEFLATED = b"1.2.840.10008.1.2.1.99"
+
+
+def _ui(g, e, v):
+    if len(v) % 2:
+        v += b"\0"
+    return struct.pack("<HH2sH", g, e, b"UI", len(v)) + v
+
+
+def _dataset(cls, inst):
+    """The top-level UIDs of a minimal explicit VR LE dataset."""
+    return (_ui(8, 0x16, cls) + _ui(8, 0x18, inst) + _ui(0x20, 0x0D, b"1.2.3") +
+            _ui(0x20, 0x0E, b"1.2.4"))
+
+
+def _store(h, port, called, cmd_cls, ds, inst, contexts=None, has_ds=True, ds_ctx=3):
+    p, _ = associate(h, port, called, contexts=contexts)
+    p.send(pdata(3, 3, command(0x0001, 31, cmd_cls, has_ds=has_ds, sop_inst=inst)))
+    if ds is not None:
+        p.send(pdata(ds_ctx, 2, ds))
+    r = p.recv_pdu()
+    return p, r, (dimse_status(r[1]) if r and r[0] == 0x04 else None)
+
+
+def _uid(n):
+    return b"1.2.826.0.1.3680043.9.7433.6.%d.%d" % (int(time.time() * 1000) % 10**9, n)
+
+
+@case
+def store_sop_class_other_than_the_context(h, port, called):
+    inst = _uid(1)
+    _, r, st = _store(h, port, called, MR_STORAGE, _dataset(MR_STORAGE, inst), inst)
+    if st != 0x0122:
+        raise AssertionError(f"MR command on the CT context: status {st!r} ({r!r}), want 0122H")
+
+
+@case
+def store_dataset_sop_class_differs_from_command(h, port, called):
+    inst = _uid(2)
+    _, r, st = _store(h, port, called, CT_STORAGE, _dataset(MR_STORAGE, inst), inst)
+    if st is None or st == 0 or (st & 0xF000) not in (0xA000, 0xC000):
+        raise AssertionError(f"dataset SOP class differs: status {st!r} ({r!r})")
+
+
+@case
+def store_without_dataset(h, port, called):
+    p, r, st = _store(h, port, called, CT_STORAGE, None, _uid(3), has_ds=False)
+    if st is None or st == 0:
+        raise AssertionError(f"C-STORE-RQ without a dataset: status {st!r} ({r!r})")
+    p.send(pdata(1, 3, command(0x0030, 32, VERIFICATION)))
+    r = p.recv_pdu()
+    if r is None or dimse_status(r[1]) != 0:
+        raise AssertionError("association unusable after a C-STORE without dataset")
+
+
+@case
+def echo_with_dataset(h, port, called):
+    p, _ = associate(h, port, called)
+    p.send(pdata(1, 3, command(0x0030, 33, VERIFICATION, has_ds=True)))
+    p.send(pdata(1, 2, _ui(8, 0x18, b"1.2.3")))
+    r = p.recv_pdu()
+    st = dimse_status(r[1]) if r and r[0] == 0x04 else None
+    if st is None or st == 0:
+        raise AssertionError(f"C-ECHO-RQ with a dataset: status {st!r} ({r!r})")
+
+
+@case
+def dataset_on_another_context(h, port, called):
+    p, _ = associate(h, port, called)
+    inst = _uid(4)
+    p.send(pdata(3, 3, command(0x0001, 34, CT_STORAGE, has_ds=True, sop_inst=inst)))
+    p.send(pdata(1, 2, _dataset(CT_STORAGE, inst)))
+    expect_abort(p, 2, None, "dataset PDV on another presentation context than its command")
+
+
+def _deflate(b):
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(b) + c.flush()
+
+
+@case
+def store_deflated_uids_are_read(h, port, called):
+    ctx = [(1, VERIFICATION, [IMPLICIT]), (3, CT_STORAGE, [DEFLATED])]
+    inst = _uid(5)
+    _, r, st = _store(h, port, called, CT_STORAGE, _deflate(_dataset(CT_STORAGE, inst)), inst, ctx)
+    if st != 0:
+        raise AssertionError(f"deflated C-STORE: status {st!r} ({r!r})")
+    _, r, st = _store(h, port, called, CT_STORAGE, _deflate(_dataset(CT_STORAGE, _uid(6))),
+                      _uid(7), ctx)
+    if st is None or st == 0:
+        raise AssertionError(f"deflated dataset with another SOP Instance UID: status {st!r}")
+    _, r, st = _store(h, port, called, CT_STORAGE, b"\xff" * 100, _uid(8), ctx)
+    if st is None or st == 0:
+        raise AssertionError(f"undecodable deflated dataset: status {st!r}")
 
 
 # Known deviations of the core from PS3.8, not run by default (name them to run them).

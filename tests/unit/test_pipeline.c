@@ -115,7 +115,7 @@ static char *text(cJSON *j)
     return s;
 }
 
-Test(state, received_is_conditional_and_keeps_a_later_state)
+Test(state, received_is_a_conditional_put_that_lets_in_only_new_or_own_replays)
 {
     struct state_obj o;
     cr_assert_eq(state_obj_from_sidecar(sidecar, strlen(sidecar), &o), 0);
@@ -124,8 +124,10 @@ Test(state, received_is_conditional_and_keeps_a_later_state)
     char *s = text(state_req_received("t", &o, false, "2026-11-24T03:00:01.000Z"));
     cr_assert(strstr(s, "\"pk\":{\"S\":\"INSTANCE#1.2.3.4\"}"), "%s", s);
     cr_assert(strstr(s, "SHA256#0123456789abcdef"), "%s", s);
-    cr_assert(strstr(s, "attribute_not_exists(pk) OR #a"), "%s", s);
-    cr_assert(strstr(s, "if_not_exists("), "%s", s);
+    cr_assert(strstr(s, "\"ConditionExpression\":\"attribute_not_exists(pk) OR (#b = :b AND #r = "
+                        ":one)\""), "%s", s);
+    cr_assert(strstr(s, "\"state_rank\":{\"N\":\"1\"}"), "%s", s);
+    cr_assert(strstr(s, "\"cert_cn\":{\"S\":\"ct1\"}"), "%s", s);
     cr_assert_null(strstr(s, "Patient"), "%s", s);
     free(s);
     s = text(state_req_received("t", &o, true, "2026-11-24T03:00:01.000Z"));
