@@ -11,6 +11,8 @@
 #include "common/ul.h"
 #include "dimse.h"
 #include "net/proxy2.h"
+#include "net/tls_conn.h"
+#include "net/tls_ctx.h"
 #include "sop_registry.h"
 #include "store.h"
 
@@ -50,6 +52,7 @@ struct assoc {
     bool in_process; /* process() is on the stack: callbacks must not re-enter it */
     bool awaiting_proxy;
     unsigned glitches;
+    struct tls_conn *tls; /* NULL on a plain TCP listener */
 
     char peer[64];
     char cert_cn[257], cert_fp[65], client_id[129];
@@ -95,6 +98,41 @@ static void on_written(uv_write_t *w, int status)
         assoc_close(a, "write failed");
 }
 
+/* TLS: ciphertext from tls_conn (takes buf). */
+struct tls_out_req {
+    uv_write_t req;
+    uint8_t *buf;
+};
+
+static void on_tls_written(uv_write_t *w, int status)
+{
+    struct tls_out_req *o = (struct tls_out_req *)w;
+    struct assoc *a = w->data;
+    free(o->buf);
+    free(o);
+    if (status < 0 && a && !a->closing)
+        assoc_close(a, "write failed");
+}
+
+static int tls_out(void *arg, uint8_t *buf, size_t n)
+{
+    struct assoc *a = arg;
+    struct tls_out_req *o = malloc(sizeof *o);
+    if (!o) {
+        free(buf);
+        return ERR_NOMEM;
+    }
+    o->buf = buf;
+    o->req.data = a;
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+    int rc = uv_write(&o->req, (uv_stream_t *)&a->tcp, &b, 1, on_tls_written);
+    if (rc < 0) {
+        free(buf);
+        free(o);
+    }
+    return rc;
+}
+
 static int send_bytes(struct assoc *a, const uint8_t *p, size_t n)
 {
     if (a->closing)
@@ -102,6 +140,15 @@ static int send_bytes(struct assoc *a, const uint8_t *p, size_t n)
     if (uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) > (1u << 20)) {
         assoc_close(a, "peer does not read");
         return ERR_LIMIT;
+    }
+    if (a->tls) {
+        int rc = tls_conn_write(a->tls, p, n);
+        if (rc < 0) {
+            assoc_close(a, "TLS write failed");
+            return rc;
+        }
+        a->bytes_out += n;
+        return 0;
     }
     struct out_req *o = malloc(sizeof *o + n);
     if (!o) {
@@ -808,10 +855,26 @@ static bool handle_proxy(struct assoc *a)
 
 static void process_buffer(struct assoc *a);
 
+/* TLS: take plaintext that waited inside OpenSSL for room in rbuf. Bytes added, or < 0. */
+static int tls_pull(struct assoc *a)
+{
+    if (!tls_conn_has_pending(a->tls) || a->rlen >= a->rcap)
+        return 0;
+    size_t before = a->rlen;
+    int rc = tls_conn_resume(a->tls);
+    if (rc != 0) {
+        assoc_close(a, rc == TLS_CONN_EOF ? "closed by peer" : "TLS error");
+        return rc < 0 ? rc : ERR_IO;
+    }
+    return a->rlen > before ? 1 : 0;
+}
+
 static void process(struct assoc *a)
 {
     a->in_process = true;
     process_buffer(a);
+    while (a->tls && !a->closing && !a->paused && tls_pull(a) > 0)
+        process_buffer(a);
     if (!a->closing)
         a->in_process = false;
 }
@@ -867,15 +930,92 @@ done:
 
 /* ---- transport ------------------------------------------------------------------------------- */
 
+static uint8_t g_cipher_buf[64 * 1024]; /* one loop: consumed before the next read */
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct assoc *a = h->data;
     (void)hint;
+    if (a->tls && !a->awaiting_proxy) {
+        *buf = uv_buf_init((char *)g_cipher_buf, sizeof g_cipher_buf);
+        return;
+    }
     if (a->rlen >= a->rcap) {
         *buf = uv_buf_init(NULL, 0);
         return;
     }
     *buf = uv_buf_init((char *)a->rbuf + a->rlen, (unsigned)(a->rcap - a->rlen));
+}
+
+/* TLS: plaintext goes where a plain read would have put it (rbuf), within its room. */
+static size_t tls_room(void *arg)
+{
+    struct assoc *a = arg;
+    return a->closing ? 0 : a->rcap - a->rlen;
+}
+
+static int tls_plain(void *arg, const uint8_t *p, size_t n)
+{
+    struct assoc *a = arg;
+    memcpy(a->rbuf + a->rlen, p, n); /* n <= tls_room() */
+    a->rlen += n;
+    a->bytes_in += n;
+    return 0;
+}
+
+/* The client's certificate names the association unless a PROXY v2 header already did. */
+static int tls_ready(void *arg)
+{
+    struct assoc *a = arg;
+    struct tls_peer_id *id = calloc(1, sizeof *id);
+    if (id && tls_peer_id_get(tls_conn_ssl(a->tls), id) == 0 && !a->cert_cn[0]) {
+        snprintf(a->cert_cn, sizeof a->cert_cn, "%s", id->cn);
+        memcpy(a->cert_fp, id->fp_hex, sizeof a->cert_fp);
+    }
+    free(id);
+    return 0;
+}
+
+static void on_tls_read(struct assoc *a, const uint8_t *p, size_t n)
+{
+    uint8_t *rest = NULL;
+    if (a->awaiting_proxy) { /* PROXY v2 comes in clear before the TLS records (read into rbuf) */
+        a->rlen += n;
+        if (!handle_proxy(a))
+            return; /* need more, or closed */
+        rest = malloc(a->rlen ? a->rlen : 1);
+        if (!rest) {
+            assoc_close(a, "out of memory");
+            return;
+        }
+        memcpy(rest, a->rbuf, a->rlen);
+        n = a->rlen;
+        p = rest;
+        a->rlen = 0;
+    }
+    bool was_ready = tls_conn_is_ready(a->tls);
+    int rc = tls_conn_feed(a->tls, p, n);
+    free(rest);
+    if (rc < 0 && !was_ready && !tls_conn_is_ready(a->tls)) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_WARN, "tls_refused")) {
+            log_u64(&lb, "assoc", a->id);
+            log_str(&lb, "peer", a->peer);
+            log_str(&lb, "reason", tls_conn_reason(a->tls));
+            log_str(&lb, "detail", tls_conn_detail(a->tls));
+            log_end(&lb);
+        }
+        assoc_close(a, "TLS handshake refused");
+        return;
+    }
+    if (rc != 0) {
+        if (a->st != STA13 && !a->end_reason)
+            a->end_reason = "connection lost";
+        assoc_close(a, rc == TLS_CONN_EOF ? "closed by peer" : "TLS error");
+        return;
+    }
+    if (!a->in_process)
+        process(a);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -893,6 +1033,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (a->st != STA13 && !a->end_reason)
             a->end_reason = "connection lost";
         assoc_close(a, a->st == STA13 ? "closed by peer" : "connection lost");
+        return;
+    }
+    if (a->tls) {
+        on_tls_read(a, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
     a->rlen += (size_t)nread;
@@ -932,6 +1076,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--a->live_handles > 0)
         return;
     wbuf_cleanup(&a->cmd);
+    tls_conn_free(a->tls);
     free(a->rbuf);
     free(a);
 }
@@ -1040,7 +1185,16 @@ int assoc_accept(struct core_ctx *ctx, uv_stream_t *server)
         assoc_close(a, "out of memory");
         return 0;
     }
-    arm(a, a->cfg->artim_ms); /* AE-5: ARTIM runs until the A-ASSOCIATE-RQ arrives */
+    if (ctx->tls) {
+        struct tls_conn_cbs cbs = {.out = tls_out, .plain = tls_plain, .ready = tls_ready,
+                                   .room = tls_room, .arg = a};
+        a->tls = tls_conn_new(ctx->tls, false, NULL, &cbs);
+        if (!a->tls) {
+            assoc_close(a, "out of memory");
+            return 0;
+        }
+    }
+    arm(a, a->cfg->artim_ms); /* AE-5: ARTIM (the TLS handshake included) until the RQ */
     rc = uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
     if (rc < 0) {
         assoc_close(a, "read failed");

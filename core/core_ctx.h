@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <openssl/types.h>
 #include <uv.h>
 
 #include "commit.h"
@@ -26,6 +27,7 @@ struct core_ctx {
     struct spool spool;
     struct committer *committer;
     struct backend *backend;
+    SSL_CTX *tls; /* the DICOM listener's TLS context (cfg "tls"), NULL for plain TCP */
     struct metrics *metrics;
     struct core_metrics m;
     uint32_t active;     /* associations (connections) alive */

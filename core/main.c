@@ -175,6 +175,12 @@ static void on_hup(uv_signal_t *s, int signum)
         cfg->backend = old->backend;
         cfg->file = old->file;
     }
+    if (server_tls_load(&app->ctx, cfg) < 0) { /* certificates, CA bundle and CRL anew */
+        log_msg(LOG_ERROR, "reload_refused", "TLS material invalid; keeping the old set");
+        core_config_cleanup(cfg);
+        free(cfg);
+        return;
+    }
     app->cfgs[app->n_cfgs++] = cfg;
     app->ctx.cfg = cfg; /* new associations only; live ones keep theirs */
     log_set_level((enum log_level)log_level_parse(cfg->log_level));

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "common/log.h"
 #include "net/addr.h"
+#include "net/tls_ctx.h"
 
 void core_count_failure(struct core_ctx *ctx, uint16_t status)
 {
@@ -93,10 +94,35 @@ static void http_metrics(void *arg, struct wbuf *body, int *status, const char *
     *status = metrics_render(ctx->metrics, body) == 0 ? 200 : 500;
 }
 
+int server_tls_load(struct core_ctx *ctx, const struct core_config *cfg)
+{
+    SSL_CTX *tls = NULL;
+    if (cfg->tls.enabled) {
+        struct tls_server_opts o = {
+            .cert = cfg->tls.cert,
+            .key = cfg->tls.key,
+            .client_ca = cfg->tls.client_ca,
+            .crl = cfg->tls.crl,
+            .crl_mode = TLS_CRL_LEAF,
+            .profile = TLS_PROFILE_BCP195_ND,
+        };
+        char err[512];
+        int rc = tls_ctx_server_new(&o, &tls, err, sizeof err);
+        if (rc < 0) {
+            log_msg(LOG_ERROR, "tls_config_invalid", err);
+            return rc;
+        }
+    }
+    SSL_CTX_free(ctx->tls); /* live associations hold their own reference */
+    ctx->tls = tls;
+    return 0;
+}
+
 int server_start(struct server *s, struct core_ctx *ctx)
 {
     memset(s, 0, sizeof *s);
     s->ctx = ctx;
+    TRY(server_tls_load(ctx, ctx->cfg));
     struct sockaddr_storage ss;
     int rc = addr_parse(ctx->cfg->listen, &ss);
     if (rc < 0) {
@@ -139,6 +165,7 @@ int server_start(struct server *s, struct core_ctx *ctx)
         log_str(&lb, "addr", ctx->cfg->listen);
         log_str(&lb, "http", ctx->cfg->http_listen);
         log_str(&lb, "ae_title", ctx->cfg->ae_title);
+        log_bool(&lb, "tls", ctx->tls != NULL);
         log_end(&lb);
     }
     return 0;
@@ -155,6 +182,8 @@ void server_stop_accepting(struct server *s)
 void server_close(struct server *s)
 {
     server_stop_accepting(s);
+    SSL_CTX_free(s->ctx->tls);
+    s->ctx->tls = NULL;
     if (s->http) {
         http_listener_close(s->http, NULL, NULL);
         s->http = NULL;

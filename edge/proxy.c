@@ -236,8 +236,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     struct edge_conn *c = req->data;
     (void)status;
-    if (--c->shutdowns == 0 && !c->closing)
-        conn_close(c);
+    c->shutdowns--; /* the close waits for the client's EOF (or the linger timer) */
 }
 
 static void on_linger(uv_timer_t *t)
@@ -245,7 +244,11 @@ static void on_linger(uv_timer_t *t)
     conn_close(t->data);
 }
 
-/* Let what is queued go out (close_notify included), then close; bounded by LINGER_MS. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Let what is queued go out (close_notify included), then close when the client closes;
+ * bounded by LINGER_MS. */
 static void conn_finish(struct edge_conn *c, const char *end)
 {
     if (c->closing || c->st == ST_FINISH)
@@ -253,33 +256,39 @@ static void conn_finish(struct edge_conn *c, const char *end)
     if (!c->end)
         c->end = end;
     c->st = ST_FINISH;
+    /* Keep reading (and dropping) what the client still sends until it closes: closing a
+     * socket with unread data makes the kernel send a reset, which can destroy our last PDU
+     * (A-ABORT, A-ASSOCIATE-RJ) before the client has read it. */
     uv_read_stop((uv_stream_t *)&c->down);
+    if (uv_read_start((uv_stream_t *)&c->down, on_alloc, on_down_read) < 0) {
+        conn_close(c);
+        return;
+    }
     if (c->tls && tls_conn_is_ready(c->tls) && tls_conn_shutdown(c->tls) < 0) {
         conn_close(c);
         return;
     }
     if (c->up_connected) {
-        uv_read_stop((uv_stream_t *)&c->up);
-        /* best effort: the socket closes next anyway */
+        /* upstream bytes are still read (and dropped) for the same reason */
         if (c->up_tls && tls_conn_is_ready(c->up_tls) && tls_conn_shutdown(c->up_tls) < 0)
             log_msg(LOG_DEBUG, "upstream_close_notify_failed", c->peer_s);
-    }
-    uv_timer_start(&c->timer, on_linger, LINGER_MS, 0);
-    c->sd_down.data = c;
-    if (uv_shutdown(&c->sd_down, (uv_stream_t *)&c->down, on_shutdown) == 0)
-        c->shutdowns++;
-    if (c->up_connected) {
         c->sd_up.data = c;
         if (uv_shutdown(&c->sd_up, (uv_stream_t *)&c->up, on_shutdown) == 0)
             c->shutdowns++;
     }
-    if (c->shutdowns == 0)
-        conn_close(c);
+    c->sd_down.data = c;
+    if (uv_shutdown(&c->sd_down, (uv_stream_t *)&c->down, on_shutdown) < 0) {
+        conn_close(c); /* the client side cannot even be shut down: nothing to wait for */
+        return;
+    }
+    c->shutdowns++;
+    uv_timer_start(&c->timer, on_linger, LINGER_MS, 0);
 }
 
 /* ---------------------------------------------------------------- writing */
 
 static void on_write(uv_write_t *req, int status);
+static void upstream_lost(struct edge_conn *c, int status);
 
 /* Send buf[0..n) on s; takes buf when owned (else copies what cannot go out at once). */
 static int send_raw(struct edge_conn *c, uv_tcp_t *s, uint8_t *buf, size_t n, bool owned)
@@ -362,7 +371,9 @@ static void on_write(uv_write_t *req, int status)
     if (c->closing)
         return;
     if (status < 0) {
-        if (c->st != ST_FINISH)
+        if (c->st == ST_SPLICE && h == (uv_stream_t *)&c->up)
+            upstream_lost(c, status);
+        else if (c->st != ST_FINISH)
             conn_finish(c, "write_failed");
         return;
     }
@@ -435,6 +446,20 @@ static void abort_down(struct edge_conn *c, uint8_t reason, const char *why,
 
 /* ---------------------------------------------------------------- splice */
 
+/* The upstream went away (closed, reset, a write failed) in the middle of an association. */
+static void upstream_lost(struct edge_conn *c, int status)
+{
+    struct logb lb;
+    if (log_begin(&lb, LOG_WARN, "upstream_lost")) {
+        log_conn(&lb, c);
+        log_str(&lb, "route", c->route ? c->route->name : "");
+        log_str(&lb, "err", status_str(status));
+        log_end(&lb);
+    }
+    inject_abort(c, true); /* PS3.8: the modality learns of the loss as an A-ABORT */
+    conn_finish(c, "upstream_lost");
+}
+
 static void protocol_violation(struct edge_conn *c, bool from_down, const struct pdu_follow *f)
 {
     struct logb lb;
@@ -492,8 +517,7 @@ static int to_up(struct edge_conn *c, const uint8_t *p, size_t n)
     int rc = c->up_tls ? tls_conn_write(c->up_tls, p, n)
                        : send_raw(c, &c->up, (uint8_t *)(uintptr_t)p, n, false);
     if (rc < 0) {
-        inject_abort(c, true);
-        conn_finish(c, "upstream_write_failed");
+        upstream_lost(c, rc);
         return CONN_STOP;
     }
     pause_if_full(c, true);
@@ -842,15 +866,7 @@ static void up_end(struct edge_conn *c, int status)
         conn_finish(c, end_name(c));
         return;
     }
-    struct logb lb;
-    if (log_begin(&lb, LOG_WARN, "upstream_lost")) {
-        log_conn(&lb, c);
-        log_str(&lb, "route", c->route ? c->route->name : "");
-        log_str(&lb, "err", status_str(status));
-        log_end(&lb);
-    }
-    inject_abort(c, true); /* PS3.8: the modality learns of the loss as an A-ABORT */
-    conn_finish(c, "upstream_lost");
+    upstream_lost(c, status);
 }
 
 static void handshake_failed(struct edge_conn *c, int status)

@@ -89,6 +89,11 @@ bool tls_conn_is_ready(const struct tls_conn *t)
     return t->ready;
 }
 
+bool tls_conn_has_pending(const struct tls_conn *t)
+{
+    return SSL_pending(t->ssl) > 0 || BIO_ctrl_pending(t->rbio) > 0;
+}
+
 SSL *tls_conn_ssl(struct tls_conn *t)
 {
     return t->ssl;
@@ -181,8 +186,16 @@ static int pump(struct tls_conn *t)
     }
     uint8_t buf[16384]; /* one TLS record; on the stack, so idle connections hold none */
     for (;;) {
+        size_t want = sizeof buf;
+        if (t->cbs.room) {
+            size_t room = t->cbs.room(t->cbs.arg);
+            if (room == 0)
+                return 0; /* the rest waits inside OpenSSL for tls_conn_resume */
+            if (room < want)
+                want = room;
+        }
         ERR_clear_error();
-        int r = SSL_read(t->ssl, buf, sizeof buf);
+        int r = SSL_read(t->ssl, buf, (int)want);
         if (r > 0) {
             int rc = t->cbs.plain(t->cbs.arg, buf, (size_t)r);
             if (rc < 0)

@@ -18,10 +18,13 @@
 /* Ciphertext to send; takes buf (malloc'd, n > 0): the callee frees it. Returns 0 or < 0 (the
  * stream is then broken; the error comes back from the call that flushed). */
 typedef int (*tls_out_cb)(void *arg, uint8_t *buf, size_t n);
-/* Plaintext received (borrowed, valid during the call). Return 0 to go on, < 0 to stop: the
- * feed returns that value and undelivered plaintext stays inside OpenSSL until the next feed
- * or tls_conn_resume. */
+/* Plaintext received (borrowed, valid during the call; at most the room the room callback
+ * gave). Return 0 to go on, < 0 to stop: the feed returns that value (these n bytes count as
+ * delivered; later plaintext stays inside OpenSSL until tls_conn_resume). */
 typedef int (*tls_plain_cb)(void *arg, const uint8_t *p, size_t n);
+/* How many plaintext bytes the owner can take now; 0 pauses delivery (the rest waits inside
+ * OpenSSL for tls_conn_resume). NULL: no bound. */
+typedef size_t (*tls_room_cb)(void *arg);
 /* The handshake has completed (peer verified when the context asks for it). Return 0 or < 0. */
 typedef int (*tls_ready_cb)(void *arg);
 
@@ -30,6 +33,7 @@ struct tls_conn_cbs {
     tls_plain_cb plain;
     tls_ready_cb ready; /* may be NULL */
     void *arg;
+    tls_room_cb room;   /* may be NULL */
 };
 
 struct tls_conn;
@@ -57,6 +61,8 @@ MUST_CHECK int tls_conn_write(struct tls_conn *t, const uint8_t *p, size_t n);
 MUST_CHECK int tls_conn_shutdown(struct tls_conn *t);
 
 bool tls_conn_is_ready(const struct tls_conn *t);
+/* Received bytes not yet delivered as plaintext (decrypted or still encrypted). */
+bool tls_conn_has_pending(const struct tls_conn *t);
 SSL *tls_conn_ssl(struct tls_conn *t);
 /* After a failed handshake: a short reason (tls_fail_reason) and OpenSSL's error text. */
 const char *tls_conn_reason(const struct tls_conn *t);

@@ -549,6 +549,42 @@ $PY "$T/proxy.py" untrusted "$P" && ok "PROXY header from an untrusted source: a
 echoscu -aet PLAIN -aec DICOM_CORE 127.0.0.1 "$P" || fail "untrusted source without header refused"
 stop_core
 
+# every log line is one JSON object, even with AE titles full of JSON metacharacters
+start_core logs
+$PY - "$P" <<EOF2 || fail "association with a quoting AE title"
+import sys
+sys.path.insert(0, "$src/tests/support")
+import pdu_peer as pp
+p, _ = pp.associate("127.0.0.1", int(sys.argv[1]), "DICOM_CORE", calling='Q"{}[]:,<x>')
+p.send(pp.pdu(0x05, b"\0" * 4))
+p.recv_pdu()
+q = pp.Peer("127.0.0.1", int(sys.argv[1]))
+q.send(pp.assoc_rq('NOT"CORE}'))
+q.recv_pdu()
+EOF2
+stop_core
+if $PY - "$T"/*.log "$T"/*/store/journal.jsonl <<'EOF2'; then
+import json, sys
+bad, seen = 0, False
+for path in sys.argv[1:]:
+    for n, line in enumerate(open(path, errors="replace"), 1):
+        try:
+            j = json.loads(line)
+            if not isinstance(j, dict):
+                raise ValueError("not an object")
+            seen |= j.get("calling_ae") == 'Q"{}[]:,<x>'
+        except ValueError as e:
+            print(f"{path}:{n}: not a JSON object ({e}): {line[:120]!r}")
+            bad += 1
+if not seen:
+    print("the quoting calling AE title was not logged as itself")
+sys.exit(1 if bad or not seen else 0)
+EOF2
+    ok "every log and journal line is a JSON object (AE titles with quotes escaped)"
+else
+    fail "log or journal lines that are not JSON"
+fi
+
 if [[ $rc -ne 0 ]]; then
     for l in "$T"/*.log; do
         echo "--- $l (tail)"

@@ -146,6 +146,14 @@ static int on_plain(void *arg, const uint8_t *p, size_t n)
     return s->got.err;
 }
 
+static size_t g_room = SIZE_MAX;
+
+static size_t on_room(void *arg)
+{
+    (void)arg;
+    return g_room;
+}
+
 static int on_ready(void *arg)
 {
     ((struct side *)arg)->ready = true;
@@ -165,8 +173,8 @@ static void pair_init(struct pair *p, SSL_CTX *cctx, SSL_CTX *sctx)
     wbuf_init(&p->cs.got, 1u << 24);
     wbuf_init(&p->ss.sent, 1u << 24);
     wbuf_init(&p->ss.got, 1u << 24);
-    struct tls_conn_cbs cc = {on_out, on_plain, on_ready, &p->cs};
-    struct tls_conn_cbs sc = {on_out, on_plain, on_ready, &p->ss};
+    struct tls_conn_cbs cc = {.out = on_out, .plain = on_plain, .ready = on_ready, .arg = &p->cs};
+    struct tls_conn_cbs sc = {.out = on_out, .plain = on_plain, .ready = on_ready, .arg = &p->ss};
     p->c = tls_conn_new(cctx, true, "localhost", &cc);
     p->s = tls_conn_new(sctx, false, NULL, &sc);
     cr_assert(p->c && p->s);
@@ -314,8 +322,8 @@ Test(tls, client_checks_the_server_name)
     wbuf_init(&p.cs.got, 1u << 24);
     wbuf_init(&p.ss.sent, 1u << 24);
     wbuf_init(&p.ss.got, 1u << 24);
-    struct tls_conn_cbs cc = {on_out, on_plain, on_ready, &p.cs};
-    struct tls_conn_cbs sc = {on_out, on_plain, on_ready, &p.ss};
+    struct tls_conn_cbs cc = {.out = on_out, .plain = on_plain, .ready = on_ready, .arg = &p.cs};
+    struct tls_conn_cbs sc = {.out = on_out, .plain = on_plain, .ready = on_ready, .arg = &p.ss};
     p.c = tls_conn_new(cctx, true, "core.example", &cc);
     p.s = tls_conn_new(sctx, false, NULL, &sc);
     cr_assert_eq(tls_conn_start(p.c), 0);
@@ -350,4 +358,38 @@ Test(tls, context_errors_name_the_file)
                  0, "%s", err);
     cr_assert_eq(tls_check_cert_file(path("otherca", "crt"), path("ca", "crt"), err, sizeof err),
                  ERR_TLS);
+}
+
+Test(tls, room_callback_holds_plaintext_back_until_resumed)
+{
+    SSL_CTX *sctx = server_ctx(TLS_PROFILE_BCP195_ND), *cctx = client_ctx("client");
+    struct pair p;
+    pair_init(&p, cctx, sctx);
+    tls_conn_free(p.s); /* the same server side, with a room callback */
+    struct tls_conn_cbs sc = {.out = on_out, .plain = on_plain, .ready = on_ready,
+                              .arg = &p.ss, .room = on_room};
+    p.s = tls_conn_new(sctx, false, NULL, &sc);
+    cr_assert_not_null(p.s);
+    pump(&p);
+    cr_assert(p.ss.ready && p.cs.ready);
+    static uint8_t data[50000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 13);
+    g_room = 0;
+    cr_assert_eq(tls_conn_write(p.c, data, sizeof data), 0);
+    struct wbuf in = p.cs.sent;
+    wbuf_init(&p.cs.sent, 1u << 24);
+    cr_assert_eq(tls_conn_feed(p.s, in.p, in.len), 0);
+    wbuf_cleanup(&in);
+    cr_assert_eq(p.ss.got.len, 0, "no room: nothing delivered");
+    cr_assert(tls_conn_has_pending(p.s));
+    g_room = 777; /* odd sizes: records are split across deliveries */
+    cr_assert_eq(tls_conn_resume(p.s), 0);
+    cr_assert_eq(p.ss.got.len, sizeof data);
+    cr_assert_eq(memcmp(p.ss.got.p, data, sizeof data), 0);
+    cr_assert_not(tls_conn_has_pending(p.s));
+    g_room = SIZE_MAX;
+    pair_cleanup(&p);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
 }
