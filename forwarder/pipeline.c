@@ -1531,6 +1531,15 @@ static int assign(struct pipeline *p, struct ent *e)
 
 static void flush(struct pipeline *p);
 
+static bool awaited(const struct pipeline *p, const char *id)
+{
+    for (const struct awaiter *a = p->awaiters; a; a = a->next) {
+        if (strcmp(a->id, id) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void scan(struct pipeline *p)
 {
     p->scan_wanted = false;
@@ -1549,8 +1558,10 @@ static void scan(struct pipeline *p)
         free(names[i]);
         names[i] = NULL;
         int dummy;
-        if (p->n_ents >= PL_MAX_ENTRIES || ent_find(p, id) || done_lookup(p, id, &dummy))
+        if (ent_find(p, id) || done_lookup(p, id, &dummy))
             continue;
+        if (p->n_ents >= PL_MAX_ENTRIES && !awaited(p, id))
+            continue; /* a backlog waits in ready/; an object a modality waits for goes first */
         char path[1200];
         size_t slen = 0;
         char *side = entry_path(p, id, ".json", path, sizeof path) == 0
