@@ -254,8 +254,11 @@ static void schedule_refresh(struct creds_provider *p)
         if (valid_for(p, 1) && p->cur.expires_at - now_s() < 120)
             delay_ms = 1000; /* nearly expired: keep trying hard */
     } else {
-        int64_t at = p->cur.expires_at - CREDS_REFRESH_BEFORE_S - now_s();
-        delay_ms = at > 0 ? (uint64_t)at * 1000 : 0;
+        int64_t left = p->cur.expires_at - now_s();
+        int64_t at = left - CREDS_REFRESH_BEFORE_S;
+        if (at <= 0) /* short-lived credentials: refresh halfway, never in a tight loop */
+            at = left / 2 > 5 ? left / 2 : 5;
+        delay_ms = (uint64_t)at * 1000;
     }
     uv_timer_start(&p->refresh, on_refresh, delay_ms, 0);
 }
@@ -275,7 +278,7 @@ static void fetch_done(struct creds_provider *p, int err, struct aws_creds *nc)
             log_i64(&b, "expires_in_s", p->cur.expires_at ? p->cur.expires_at - now_s() : -1);
             log_end(&b);
         }
-    } else {
+    } else if (err != HTTP_ERR_CANCELED) {
         p->failures++;
         struct logb b;
         if (log_begin(&b, LOG_WARN, "aws_credentials_failed")) {

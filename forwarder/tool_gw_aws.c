@@ -98,8 +98,8 @@ static void on_job(void *arg, const struct http_result *res, const struct mi_job
     (void)arg;
     report(res);
     if (job)
-        printf("job_id=%s status=%s datastore=%s message=%s\n", job->job_id, job->job_status,
-               job->datastore_id, job->message);
+        printf("job_id=%s status=%s datastore=%s attempts=%u message=%s\n", job->job_id,
+               job->job_status, job->datastore_id, res->attempts, job->message);
 }
 
 static void on_stow(void *arg, const struct http_result *res, const struct mi_stow_result *out)

@@ -656,6 +656,32 @@ def association_limit_gets_transient_rejection(h, port, called):
     raise AssertionError("no association accepted after the held ones closed")
 
 
+@case
+def responses_respect_peer_max_pdu_length(h, port, called):
+    """PS3.8 D.1: our P-DATA-TF bodies never exceed the maximum length the peer announced; the
+    response command arrives fragmented in order and whole."""
+    for max_len in (64, 32, 13):
+        p, _ = associate(h, port, called, max_len=max_len)
+        p.send(pdata(1, 3, command(0x0030, 40, VERIFICATION)))
+        cmd, last = b"", False
+        while not last:
+            r = p.recv_pdu()
+            if r is None or r[0] != 0x04:
+                raise AssertionError(f"max {max_len}: expected P-DATA-TF, got {r!r}")
+            if len(r[1]) > max_len:
+                raise AssertionError(f"max {max_len}: a P-DATA-TF body of {len(r[1])} bytes")
+            body, i = r[1], 0
+            while i < len(body):
+                n = struct.unpack(">I", body[i:i + 4])[0]
+                if body[i + 4] != 1 or not body[i + 5] & 1:
+                    raise AssertionError(f"max {max_len}: PDV {body[i:i + 6]!r} not a command")
+                cmd += body[i + 6:i + 4 + n]
+                last = bool(body[i + 5] & 2)
+                i += 4 + n
+        if dimse_status(b"\0" * 6 + cmd) != 0:
+            raise AssertionError(f"max {max_len}: reassembled response {cmd!r}")
+
+
 # ---- DIMSE-level cases (PS3.7 9.1.1 / C.4): each answered with a status, the association goes on
 
 MR_STORAGE = b"1.2.840.10008.5.1.4.1.1.4"
