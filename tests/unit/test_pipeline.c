@@ -98,8 +98,8 @@ Test(state, sidecar_is_read_and_bad_ones_refused)
     cr_assert_str_eq(o.cert_cn, "ct1");
     cr_assert_eq(o.bytes, 1234);
     const char *bad[] = {"{}", "[", "{\"sop_instance_uid\":\"1.2\"}",
-                         "{\"sop_instance_uid\":\"1.x\",\"study_instance_uid\":\"1\","
-                         "\"series_instance_uid\":\"1\",\"bytes\":1,\"sha256\":\"00\"}"};
+                         ("{\"sop_instance_uid\":\"1.x\",\"study_instance_uid\":\"1\","
+                          "\"series_instance_uid\":\"1\",\"bytes\":1,\"sha256\":\"00\"}")};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(state_obj_from_sidecar(bad[i], strlen(bad[i]), &o), ERR_MALFORMED);
     /* every cut of a valid sidecar is refused, never read past */
