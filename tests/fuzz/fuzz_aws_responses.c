@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!p)
         return 0;
     memcpy(p, data + 1, n);
-    switch (sel % 6) {
+    switch (sel % 7) {
     case 0: {
         char out[64];
         static const char *const tags[] = {"UploadId", "Code", "Message", "ETag"};
@@ -96,6 +96,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         wbuf_init(&w, 1 << 16);
         (void)sigv4_canonical_query(q, &w);
         wbuf_cleanup(&w);
+        int64_t t;
+        (void)http_parse_http_date(q, &t);
+        (void)creds_parse_iso8601(q, &t);
+        free(q);
+        break;
+    }
+    case 6: {
+        /* a header value as the client keeps it: NUL-terminated */
+        char *q = malloc(n + 1);
+        if (!q)
+            break;
+        memcpy(q, p, n);
+        q[n] = '\0';
+        char code[16], msg[16];
+        http_parse_aws_error(q, p, n, code, sizeof(code), msg, sizeof(msg));
+        check_str(code, sizeof(code));
         free(q);
         break;
     }

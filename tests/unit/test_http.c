@@ -771,3 +771,42 @@ Test(creds, a_request_waits_out_a_metadata_endpoint_failure)
     unsetenv("DICOM_CORE_ECS_CREDENTIALS_HOST");
     fx_stop(&f);
 }
+
+Test(http, clock_skew_is_learnt_from_the_date_header_and_the_request_retried_once)
+{
+    static char hdr[128];
+    time_t ahead = time(NULL) + 3600;
+    struct tm tm;
+    gmtime_r(&ahead, &tm);
+    strftime(hdr, sizeof(hdr), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    static const struct hs_canned s[] = {
+        {403, hdr, "<Error><Code>RequestTimeTooSkewed</Code></Error>"}, {200, NULL, "ok"}};
+    struct fixture f;
+    fx_start(&f, s, 2, 1); /* one attempt: the skew retry is extra */
+    struct creds_provider *cp = env_provider(&f);
+    struct http_req *r;
+    cr_assert_eq(http_req_new("GET", f.url, &r), 0);
+    http_req_sign(r, cp, "us-east-1", "s3", true, HTTP_PAYLOAD_SIGNED);
+    struct outcome o = {0};
+    cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, 0, "%s %s", http_err_str(o.res.err), o.res.error_code);
+    char want[32];
+    strftime(want, sizeof(want), "X-Amz-Date: %Y%m%dT%H", &tm);
+    cr_assert(strstr(f.srv.seen_head[1], want), "%s", f.srv.seen_head[1]);
+    cr_assert_null(strstr(f.srv.seen_head[0], want));
+    creds_provider_close(cp);
+    fx_stop(&f);
+}
+
+Test(http, http_dates)
+{
+    int64_t t;
+    cr_assert_eq(http_parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
+    cr_assert_eq(t, 784111777);
+    const char *bad[] = {"Sun, 06 Nov 1994 08:49:37 UTC", "Sunday, 06-Nov-94 08:49:37 GMT",
+                         "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 36 Nov 1994 08:49:37 GMT",
+                         "Sun, 06 Nov 1994 08:49:3x GMT", "", "Sun, 06 Nov 1994 08:49:37 GMTX"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_eq(http_parse_http_date(bad[i], &t), ERR_MALFORMED, "%s", bad[i]);
+}
