@@ -1540,6 +1540,78 @@ static bool awaited(const struct pipeline *p, const char *id)
     return false;
 }
 
+/* Take spool entry id into the pipeline. 0 taken (or finished off), 1 skipped (known, over the
+ * cap, or unusable: left for an operator), < 0 a journal failure: stop for now. */
+static int admit(struct pipeline *p, const char *id)
+{
+    int dummy;
+    if (ent_find(p, id) || done_lookup(p, id, &dummy))
+        return 1;
+    if (p->n_ents >= PL_MAX_ENTRIES && !awaited(p, id))
+        return 1; /* a backlog waits in ready/; an object a modality waits for goes first */
+    char path[1200];
+    size_t slen = 0;
+    char *side = entry_path(p, id, ".json", path, sizeof path) == 0
+                     ? read_small(path, 64u * 1024u, &slen)
+                     : NULL;
+    if (!side && errno == ENOENT)
+        return 1; /* not (yet, or any more) in ready/ */
+    struct ent *e = calloc(1, sizeof *e);
+    if (!e) {
+        free(side);
+        return ERR_NOMEM;
+    }
+    scpy(e->id, sizeof e->id, id);
+    int rc = side ? state_obj_from_sidecar(side, slen, &e->o) : ERR_MALFORMED;
+    if (rc == 0) {
+        cJSON *sj = cJSON_ParseWithLength(side, slen);
+        e->redrive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sj, "redrive"));
+        cJSON_Delete(sj);
+    }
+    free(side);
+    if (rc < 0) {
+        /* left in ready/ for an operator; never deleted unread */
+        note_error(p, "sidecar", id, NULL, rc);
+        done_note(p, id, ERR_MALFORMED);
+        free(e);
+        return 1;
+    }
+    /* assigned before a crash? the journal replay put it in its batch */
+    struct pbatch *owner = NULL;
+    struct member *m = NULL;
+    for (struct pbatch *b = p->batches; b && !m; b = b->next) {
+        m = batch_member(b, id);
+        owner = b;
+    }
+    if (m && (m->stored || m->dropped)) {
+        /* released before the crash but not unlinked: finish that */
+        char d[1200];
+        if (entry_path(p, id, ".dcm", d, sizeof d) == 0)
+            unlink(d);
+        unlink(path);
+        if (p->env.spool_depth)
+            atomic_fetch_sub(p->env.spool_depth, 1);
+        if (p->env.spool_bytes)
+            atomic_fetch_sub(p->env.spool_bytes, (int64_t)e->o.bytes);
+        done_note(p, id, 0);
+        free(e);
+        return 0;
+    }
+    if (m) {
+        e->b = owner;
+        e->journaled = true; /* its assign was replayed from the journal */
+    } else if ((rc = assign(p, e)) < 0) {
+        note_error(p, "journal", id, NULL, rc);
+        free(e);
+        return rc;
+    }
+    scpy(e->o.batch, sizeof e->o.batch, e->b->id);
+    s3_key_of(p, e->b->id, e->o.sop, e->o.s3_key, sizeof e->o.s3_key);
+    e->step = E_RECEIVE;
+    ent_insert(p, e);
+    return 0;
+}
+
 static void scan(struct pipeline *p)
 {
     p->scan_wanted = false;
@@ -1550,76 +1622,13 @@ static void scan(struct pipeline *p)
         note_error(p, "scan", p->ready_dir, NULL, -errno);
         return;
     }
-    for (int i = 0; i < n; i++) {
+    int rc = 0;
+    for (int i = 0; i < n && rc >= 0; i++) {
         char id[SPOOL_ID_LEN];
         size_t len = strlen(names[i]->d_name) - 5;
         memcpy(id, names[i]->d_name, len);
         id[len] = '\0';
-        free(names[i]);
-        names[i] = NULL;
-        int dummy;
-        if (ent_find(p, id) || done_lookup(p, id, &dummy))
-            continue;
-        if (p->n_ents >= PL_MAX_ENTRIES && !awaited(p, id))
-            continue; /* a backlog waits in ready/; an object a modality waits for goes first */
-        char path[1200];
-        size_t slen = 0;
-        char *side = entry_path(p, id, ".json", path, sizeof path) == 0
-                         ? read_small(path, 64u * 1024u, &slen)
-                         : NULL;
-        struct ent *e = calloc(1, sizeof *e);
-        if (!e) {
-            free(side);
-            break;
-        }
-        scpy(e->id, sizeof e->id, id);
-        int rc = side ? state_obj_from_sidecar(side, slen, &e->o) : ERR_MALFORMED;
-        if (rc == 0 && side) {
-            cJSON *sj = cJSON_ParseWithLength(side, slen);
-            e->redrive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sj, "redrive"));
-            cJSON_Delete(sj);
-        }
-        free(side);
-        if (rc < 0) {
-            /* left in ready/ for an operator; never deleted unread */
-            note_error(p, "sidecar", id, NULL, rc);
-            done_note(p, id, ERR_MALFORMED);
-            free(e);
-            continue;
-        }
-        /* assigned before a crash? the journal replay put it in its batch */
-        struct pbatch *owner = NULL;
-        struct member *m = NULL;
-        for (struct pbatch *b = p->batches; b && !m; b = b->next) {
-            m = batch_member(b, id);
-            owner = b;
-        }
-        if (m && (m->stored || m->dropped)) {
-            /* released before the crash but not unlinked: finish that */
-            char d[1200];
-            if (entry_path(p, id, ".dcm", d, sizeof d) == 0)
-                unlink(d);
-            unlink(path);
-            if (p->env.spool_depth)
-                atomic_fetch_sub(p->env.spool_depth, 1);
-            if (p->env.spool_bytes)
-                atomic_fetch_sub(p->env.spool_bytes, (int64_t)e->o.bytes);
-            done_note(p, id, 0);
-            free(e);
-            continue;
-        }
-        if (m) {
-            e->b = owner;
-            e->journaled = true; /* its assign was replayed from the journal */
-        } else if (assign(p, e) < 0) {
-            note_error(p, "journal", id, NULL, ERR_IO);
-            free(e);
-            break;
-        }
-        scpy(e->o.batch, sizeof e->o.batch, e->b->id);
-        s3_key_of(p, e->b->id, e->o.sop, e->o.s3_key, sizeof e->o.s3_key);
-        e->step = E_RECEIVE;
-        ent_insert(p, e);
+        rc = admit(p, id);
     }
     for (int i = 0; i < n; i++)
         free(names[i]);
@@ -2199,11 +2208,8 @@ int pipeline_start(const struct pipeline_env *env, struct pipeline **out)
 
 void pipeline_kick(struct pipeline *p)
 {
-    if (p->stopping)
-        return;
+    /* coalesced: the next tick scans ready/ once for every kick since the last one */
     p->scan_wanted = true;
-    scan(p);
-    pump(p);
 }
 
 void pipeline_await(struct pipeline *p, const char *id, uint64_t token)
@@ -2233,8 +2239,13 @@ void pipeline_await(struct pipeline *p, const char *id, uint64_t token)
     a->deadline_ms = now_ms() + p->cfg->ack_timeout_ms;
     a->next = p->awaiters;
     p->awaiters = a;
-    if (!e)
-        pipeline_kick(p);
+    if (!e) {
+        /* straight in, without a scan of the whole spool: a modality is waiting */
+        if (admit(p, id) != 0)
+            p->scan_wanted = true;
+        flush(p);
+        pump(p);
+    }
 }
 
 static void on_handle_closed(uv_handle_t *h)
