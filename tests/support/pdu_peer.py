@@ -214,6 +214,24 @@ def bad_protocol_version(h, port, called):
 
 
 @case
+def protocol_version_bit_0_is_what_counts(h, port, called):
+    """PS3.8 9.3.2: one bit per version; bit 0 set means version 1 is supported, whatever else."""
+    for v in (0x0003, 0xFFFF):
+        p, _ = associate(h, port, called, version=v)
+        p.close()
+    p = Peer(h, port)
+    p.send(assoc_rq(called, version=0))
+    expect_reject(p, 1, 2, 2, "protocol version field 0")
+
+
+@case
+def called_ae_padding_is_not_significant(h, port, called):
+    """PS3.5 AE: leading and trailing spaces are not significant."""
+    p, _ = associate(h, port, "  " + called)
+    p.close()
+
+
+@case
 def bad_application_context(h, port, called):
     p = Peer(h, port)
     p.send(assoc_rq(called, app=b"1.2.3.4.5"))
