@@ -881,8 +881,11 @@ static void on_retry_timer(uv_timer_t *t)
     struct http_req *r = c->reqs;
     while (r) {
         struct http_req *next = r->next;
-        if (r->state == RQ_WAIT_RETRY && r->due_ms <= now)
-            start_attempt(r); /* may finish (and free) r, never next */
+        if (r->state == RQ_WAIT_RETRY && r->due_ms <= now) {
+            start_attempt(r); /* may finish (and free) r; next dies only by a close */
+            if (c->closing)
+                return;
+        }
         r = next;
     }
     arm_retry_timer(c);

@@ -409,6 +409,23 @@ def store_with_traversal_uid(h, port, called):
 
 
 @case
+def store_with_path_like_uids(h, port, called):
+    """UIDs name files: anything but digits and single dots is refused before it touches disk."""
+    for inst in (b"..", b".", b"1.2/3", b"/1.2.3", b"1.2.3/..", b"1..2", b".1.2", b"1.2.",
+                 b"1.2.3\\4", b"1.2.3 4", b"1.2.3\x00.4"):
+        p, _ = associate(h, port, called)
+        p.send(pdata(3, 3, command(0x0001, 24, CT_STORAGE, has_ds=True, sop_inst=inst)))
+        v = inst + (b"\0" if len(inst) % 2 else b"")
+        p.send(pdata(3, 2, struct.pack("<HH2sH", 8, 0x18, b"UI", len(v)) + v))
+        r = p.recv_pdu()
+        st = dimse_status(r[1]) if r and r[0] == 0x04 else None
+        if r is not None and r[0] == 0x07:
+            continue  # refused at the protocol level: fine too
+        if st is None or st == 0:
+            raise AssertionError(f"SOP Instance UID {inst!r} got {r!r} (status {st})")
+
+
+@case
 def abort_mid_dataset_then_next_peer_served(h, port, called):
     p, _ = associate(h, port, called)
     inst = b"1.2.826.0.1.3680043.9.9999.1"

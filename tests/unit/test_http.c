@@ -2,7 +2,9 @@
 /* http + creds on a real libuv loop against a scripted HTTP server running on the same loop
  * (127.0.0.1, port picked by the kernel): retries with backoff on 5xx / throttling / network
  * errors, no retry on other 4xx, response cap, timeouts, file-range bodies, signing headers,
- * cancellation on close, and the ECS credentials path with refresh before expiry. */
+ * cancellation on close, the ECS credentials path with refresh before expiry; and the S3,
+ * DynamoDB and HealthImaging clients' requests and their handling of odd answers (multipart
+ * abort, 200 with an error body, condition failure, STOW-RS 409 store response). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,172 +16,7 @@
 #include "forwarder/creds.h"
 #include "forwarder/http.h"
 #include "forwarder/sigv4.h"
-
-/* ---- scripted server ---------------------------------------------------------------------- */
-
-struct canned {
-    int status;         /* 0 = hang (never answer), -1 = close the connection at once */
-    const char *headers; /* extra header lines, each ending in \r\n */
-    const char *body;
-};
-
-#define MAX_SEEN 16
-struct server {
-    uv_tcp_t listener;
-    int port;
-    const struct canned *script;
-    size_t n_script;
-    size_t served;
-    char seen_head[MAX_SEEN][4096];
-    char *seen_body[MAX_SEEN];
-    size_t seen_body_len[MAX_SEEN];
-    size_t n_seen;
-    int live;
-};
-
-struct sconn {
-    uv_tcp_t tcp;
-    struct server *s;
-    char *buf;
-    size_t len, cap;
-};
-
-static void sconn_closed(uv_handle_t *h)
-{
-    struct sconn *c = h->data;
-    c->s->live--;
-    free(c->buf);
-    free(c);
-}
-
-static void on_write_done(uv_write_t *w, int status)
-{
-    (void)status;
-    free(w->data);
-    free(w);
-}
-
-static void respond(struct sconn *c, const struct canned *k)
-{
-    if (k->status < 0) {
-        uv_close((uv_handle_t *)&c->tcp, sconn_closed);
-        return;
-    }
-    if (k->status == 0)
-        return; /* hang */
-    const char *body = k->body ? k->body : "";
-    size_t bl = strlen(body);
-    size_t cap = bl + 1024;
-    char *out = malloc(cap);
-    int n = snprintf(out, cap, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", k->status, bl,
-                     k->headers ? k->headers : "");
-    memcpy(out + n, body, bl);
-    uv_write_t *w = malloc(sizeof(*w));
-    w->data = out;
-    uv_buf_t b = uv_buf_init(out, (unsigned)(n + (int)bl));
-    uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_write_done);
-}
-
-static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
-{
-    (void)h;
-    b->base = malloc(sz);
-    b->len = sz;
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
-{
-    struct sconn *c = st->data;
-    if (nread < 0) {
-        free(b->base);
-        if (!uv_is_closing((uv_handle_t *)st))
-            uv_close((uv_handle_t *)st, sconn_closed);
-        return;
-    }
-    if (c->len + (size_t)nread > c->cap) {
-        c->cap = (c->len + (size_t)nread) * 2;
-        c->buf = realloc(c->buf, c->cap + 1);
-    }
-    memcpy(c->buf + c->len, b->base, (size_t)nread);
-    c->len += (size_t)nread;
-    free(b->base);
-    for (;;) {
-        c->buf[c->len] = '\0';
-        char *end = strstr(c->buf, "\r\n\r\n");
-        if (!end)
-            return;
-        size_t head = (size_t)(end - c->buf) + 4;
-        size_t clen = 0;
-        const char *cl = strcasestr(c->buf, "\r\ncontent-length:");
-        if (cl && cl < end)
-            clen = strtoul(cl + 17, NULL, 10);
-        if (c->len < head + clen)
-            return;
-        struct server *s = c->s;
-        if (s->n_seen < MAX_SEEN) {
-            snprintf(s->seen_head[s->n_seen], sizeof(s->seen_head[0]), "%.*s", (int)head, c->buf);
-            s->seen_body[s->n_seen] = malloc(clen + 1);
-            memcpy(s->seen_body[s->n_seen], c->buf + head, clen);
-            s->seen_body_len[s->n_seen] = clen;
-            s->n_seen++;
-        }
-        size_t i = s->served < s->n_script ? s->served : s->n_script - 1;
-        s->served++;
-        memmove(c->buf, c->buf + head + clen, c->len - head - clen);
-        c->len -= head + clen;
-        respond(c, &s->script[i]);
-        if (s->script[i].status < 0)
-            return;
-    }
-}
-
-static void on_conn(uv_stream_t *l, int status)
-{
-    cr_assert_eq(status, 0);
-    struct server *s = l->data;
-    struct sconn *c = calloc(1, sizeof(*c));
-    c->s = s;
-    uv_tcp_init(l->loop, &c->tcp);
-    c->tcp.data = c;
-    s->live++;
-    cr_assert_eq(uv_accept(l, (uv_stream_t *)&c->tcp), 0);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-}
-
-static void server_start(uv_loop_t *loop, struct server *s, const struct canned *script, size_t n)
-{
-    memset(s, 0, sizeof(*s));
-    s->script = script;
-    s->n_script = n;
-    uv_tcp_init(loop, &s->listener);
-    s->listener.data = s;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    cr_assert_eq(uv_tcp_bind(&s->listener, (const struct sockaddr *)&a, 0), 0);
-    cr_assert_eq(uv_listen((uv_stream_t *)&s->listener, 16, on_conn), 0);
-    struct sockaddr_in b;
-    int bl = sizeof(b);
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&b, &bl);
-    s->port = ntohs(b.sin_port);
-    s->live = 1;
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    struct server *s = arg;
-    if (uv_is_closing(h))
-        return;
-    if (h == (uv_handle_t *)&s->listener || h->type != UV_TCP)
-        uv_close(h, NULL);
-    else
-        uv_close(h, sconn_closed);
-}
-
-static void server_free(struct server *s)
-{
-    for (size_t i = 0; i < s->n_seen; i++)
-        free(s->seen_body[i]);
-}
+#include "http_script.h"
 
 /* ---- client side ------------------------------------------------------------------------- */
 
@@ -202,7 +39,7 @@ static void on_done(void *arg, const struct http_resp *resp)
 
 struct fixture {
     uv_loop_t loop;
-    struct server srv;
+    struct hs_server srv;
     struct http_client *http;
     char url[128];
     bool closed;
@@ -213,11 +50,11 @@ static void on_closed(void *arg)
     *(bool *)arg = true;
 }
 
-static void fx_start(struct fixture *f, const struct canned *script, size_t n, unsigned attempts)
+static void fx_start(struct fixture *f, const struct hs_canned *script, size_t n, unsigned attempts)
 {
     memset(f, 0, sizeof(*f));
     cr_assert_eq(uv_loop_init(&f->loop), 0);
-    server_start(&f->loop, &f->srv, script, n);
+    hs_start(&f->loop, &f->srv, script, n);
     struct http_opts o;
     http_opts_default(&o);
     o.base_delay_ms = 5;
@@ -241,10 +78,10 @@ static void fx_stop(struct fixture *f)
     if (f->http)
         http_client_close(f->http, on_closed, &f->closed);
     run_until(f, &f->closed);
-    uv_walk(&f->loop, close_walk, &f->srv);
+    hs_close_all(&f->loop, &f->srv);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&f->loop), 0, "handles left on the loop");
-    server_free(&f->srv);
+    hs_free(&f->srv);
 }
 
 static void send_get(struct fixture *f, struct outcome *o)
@@ -258,7 +95,7 @@ static void send_get(struct fixture *f, struct outcome *o)
 
 Test(http, retries_5xx_then_succeeds)
 {
-    static const struct canned s[] = {{503, NULL, "busy"}, {500, NULL, NULL}, {200, NULL, "ok"}};
+    static const struct hs_canned s[] = {{503, NULL, "busy"}, {500, NULL, NULL}, {200, NULL, "ok"}};
     struct fixture f;
     fx_start(&f, s, 3, 5);
     struct outcome o = {0};
@@ -271,7 +108,7 @@ Test(http, retries_5xx_then_succeeds)
 
 Test(http, gives_up_after_the_attempts_on_5xx)
 {
-    static const struct canned s[] = {{503, NULL, "<Error><Code>SlowDown</Code></Error>"}};
+    static const struct hs_canned s[] = {{503, NULL, "<Error><Code>SlowDown</Code></Error>"}};
     struct fixture f;
     fx_start(&f, s, 1, 3);
     struct outcome o = {0};
@@ -285,7 +122,7 @@ Test(http, gives_up_after_the_attempts_on_5xx)
 
 Test(http, throttling_400_is_retried_by_error_type)
 {
-    static const struct canned s[] = {
+    static const struct hs_canned s[] = {
         {400, "x-amzn-ErrorType: ThrottlingException:http://internal/\r\n", "{}"},
         {400, NULL, "{\"__type\":\"com.amazonaws#ProvisionedThroughputExceededException\"}"},
         {200, NULL, "{}"}};
@@ -300,7 +137,7 @@ Test(http, throttling_400_is_retried_by_error_type)
 
 Test(http, other_4xx_fail_at_once_with_the_aws_code)
 {
-    static const struct canned s[] = {
+    static const struct hs_canned s[] = {
         {400, "x-amzn-ErrorType: ValidationException:http://internal/\r\nx-amzn-RequestId: r-1\r\n",
          "{\"message\":\"bad input\"}"}};
     struct fixture f;
@@ -318,7 +155,7 @@ Test(http, other_4xx_fail_at_once_with_the_aws_code)
 
 Test(http, conditional_check_failed_is_distinct)
 {
-    static const struct canned s[] = {
+    static const struct hs_canned s[] = {
         {400, NULL,
          "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException\"}"}};
     struct fixture f;
@@ -334,7 +171,7 @@ Test(http, response_over_the_cap_fails_without_retry)
 {
     static char big[5000];
     memset(big, 'a', sizeof(big) - 1);
-    static const struct canned s[] = {{200, NULL, big}};
+    static const struct hs_canned s[] = {{200, NULL, big}};
     struct fixture f;
     fx_start(&f, s, 1, 5);
     struct outcome o = {0};
@@ -350,7 +187,7 @@ Test(http, response_over_the_cap_fails_without_retry)
 
 Test(http, a_silent_server_times_out_and_is_retried)
 {
-    static const struct canned s[] = {{0, NULL, NULL}, {-1, NULL, NULL}, {200, NULL, "late"}};
+    static const struct hs_canned s[] = {{0, NULL, NULL}, {-1, NULL, NULL}, {200, NULL, "late"}};
     struct fixture f;
     fx_start(&f, s, 3, 3);
     struct outcome o = {0};
@@ -367,7 +204,7 @@ Test(http, a_silent_server_times_out_and_is_retried)
 
 Test(http, connection_refused_is_a_network_error_after_retries)
 {
-    static const struct canned s[] = {{200, NULL, NULL}};
+    static const struct hs_canned s[] = {{200, NULL, NULL}};
     struct fixture f;
     fx_start(&f, s, 1, 2);
     uv_close((uv_handle_t *)&f.srv.listener, NULL);
@@ -391,7 +228,7 @@ static char *temp_file(const char *content, size_t n)
 
 Test(http, signed_put_streams_a_file_range_between_memory_segments)
 {
-    static const struct canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
+    static const struct hs_canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
     struct fixture f;
     fx_start(&f, s, 1, 1);
     char *path = temp_file("0123456789abcdef", 16);
@@ -437,7 +274,7 @@ Test(http, signed_put_streams_a_file_range_between_memory_segments)
 
 Test(http, a_body_file_shorter_than_declared_fails_without_retry)
 {
-    static const struct canned s[] = {{200, NULL, NULL}};
+    static const struct hs_canned s[] = {{200, NULL, NULL}};
     struct fixture f;
     fx_start(&f, s, 1, 4);
     char *path = temp_file("abc", 3);
@@ -456,7 +293,7 @@ Test(http, a_body_file_shorter_than_declared_fails_without_retry)
 
 Test(http, close_cancels_requests_in_flight_and_leaves_the_loop_empty)
 {
-    static const struct canned s[] = {{0, NULL, NULL}};
+    static const struct hs_canned s[] = {{0, NULL, NULL}};
     struct fixture f;
     fx_start(&f, s, 1, 3);
     struct outcome o1 = {0}, o2 = {0};
@@ -523,7 +360,7 @@ Test(creds, ecs_endpoint_with_token_and_refresh_before_expiry)
              "{\"AccessKeyId\":\"ASIAECS\",\"SecretAccessKey\":\"s\",\"Token\":\"t\","
              "\"Expiration\":\"%s\"}",
              iso);
-    static const struct canned s[] = {{500, NULL, NULL}, {200, NULL, body}};
+    static const struct hs_canned s[] = {{500, NULL, NULL}, {200, NULL, body}};
     struct fixture f;
     fx_start(&f, s, 2, 3);
     char host[64];
@@ -578,4 +415,306 @@ Test(creds, nothing_in_the_chain_is_a_config_error)
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert(closed);
     cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- S3, DynamoDB and HealthImaging clients over the scripted server ---------------------- */
+
+#include "forwarder/ddb.h"
+#include "forwarder/mi.h"
+#include "forwarder/s3.h"
+
+struct env_creds {
+    struct creds_provider *cp;
+};
+
+static struct creds_provider *env_provider(struct fixture *f)
+{
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    struct creds_provider *cp;
+    cr_assert_eq(creds_provider_new(f->http, &cp), 0);
+    return cp;
+}
+
+struct s3_outcome {
+    bool done;
+    struct http_result res;
+};
+
+static void on_s3(void *arg, const struct http_result *res)
+{
+    struct s3_outcome *o = arg;
+    o->done = true;
+    o->res = *res;
+}
+
+static struct s3_client *s3_for(struct fixture *f, struct creds_provider *cp, enum s3_sse sse,
+                                const char *kms)
+{
+    char ep[64];
+    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d/", f->srv.port);
+    struct s3_opts o = {.region = "us-east-1", .endpoint = ep, .sse = sse, .kms_key_id = kms};
+    struct s3_client *s;
+    cr_assert_eq(s3_client_new(f->http, cp, &o, &s), 0);
+    return s;
+}
+
+static char *zero_file(size_t n)
+{
+    char *path = strdup("/tmp/gw-s3-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)n), 0);
+    close(fd);
+    return path;
+}
+
+Test(s3, put_object_sends_checksum_sse_kms_and_a_path_style_encoded_key)
+{
+    static const struct hs_canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
+    struct fixture f;
+    fx_start(&f, s, 1, 1);
+    struct creds_provider *cp = env_provider(&f);
+    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_KMS, "key-1");
+    char *path = temp_file("hello", 5);
+    char hex[65];
+    sigv4_sha256_hex("hello", 5, hex);
+    struct s3_outcome o = {0};
+    cr_assert_eq(s3_put_object_file(s3, "bkt", "dicom/b 1/1.2.dcm", path, 0, 5, hex, on_s3, &o),
+                 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, 0);
+    const char *h = f.srv.seen_head[0];
+    cr_assert(strstr(h, "PUT /bkt/dicom/b%201/1.2.dcm HTTP/1.1"), "%s", h);
+    cr_assert(strstr(h, "x-amz-checksum-sha256: LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="), "%s",
+              h);
+    cr_assert(strstr(h, "x-amz-server-side-encryption: aws:kms"), "%s", h);
+    cr_assert(strstr(h, "x-amz-server-side-encryption-aws-kms-key-id: key-1"), "%s", h);
+    cr_assert_null(strcasestr(h, "Content-Encoding"), "%s", h);
+    cr_assert_eq(f.srv.seen_body_len[0], 5);
+    creds_provider_close(cp);
+    s3_client_free(s3);
+    unlink(path);
+    free(path);
+    fx_stop(&f);
+}
+
+Test(s3, a_failed_part_aborts_the_multipart_upload)
+{
+    static const struct hs_canned s[] = {
+        {200, NULL, "<InitiateMultipartUploadResult><UploadId>u/1+</UploadId>"
+                    "</InitiateMultipartUploadResult>"},
+        {200, "ETag: \"p\"\r\n", NULL},
+        {403, NULL, "<Error><Code>AccessDenied</Code><Message>no</Message></Error>"},
+        {200, "ETag: \"p\"\r\n", NULL},
+        {204, NULL, NULL}};
+    struct fixture f;
+    fx_start(&f, s, 5, 1);
+    struct creds_provider *cp = env_provider(&f);
+    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
+    char *path = zero_file(11u << 20); /* three parts of 5 MiB */
+    struct s3_outcome o = {0};
+    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 11u << 20, SIGV4_EMPTY_SHA256,
+                                5u << 20, 5u << 20, on_s3, &o),
+                 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, HTTP_ERR_STATUS);
+    cr_assert_str_eq(o.res.error_code, "AccessDenied");
+    cr_assert_eq(f.srv.n_seen, 5);
+    cr_assert(strstr(f.srv.seen_head[0], "POST /bkt/k.dcm?uploads= "), "%s", f.srv.seen_head[0]);
+    cr_assert(strstr(f.srv.seen_head[4], "DELETE /bkt/k.dcm?uploadId=u%2F1%2B "), "%s",
+              f.srv.seen_head[4]);
+    creds_provider_close(cp);
+    s3_client_free(s3);
+    unlink(path);
+    free(path);
+    fx_stop(&f);
+}
+
+Test(s3, complete_answering_200_with_an_error_body_is_a_failure)
+{
+    static const struct hs_canned s[] = {
+        {200, NULL, "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
+                    "</InitiateMultipartUploadResult>"},
+        {200, "ETag: \"p\"\r\n", NULL},
+        {200, NULL, "<Error><Code>InternalError</Code><Message>retry</Message></Error>"},
+        {204, NULL, NULL}};
+    struct fixture f;
+    fx_start(&f, s, 4, 1);
+    struct creds_provider *cp = env_provider(&f);
+    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
+    char *path = zero_file(6u << 20);
+    struct s3_outcome o = {0};
+    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 6u << 20, SIGV4_EMPTY_SHA256,
+                                5u << 20, 8u << 20, on_s3, &o),
+                 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, HTTP_ERR_STATUS);
+    cr_assert_str_eq(o.res.error_code, "InternalError");
+    cr_assert(strstr(f.srv.seen_body[2], "<PartNumber>1</PartNumber>"));
+    cr_assert(strstr(f.srv.seen_body[2], "<ChecksumSHA256>"));
+    cr_assert(strstr(f.srv.seen_head[3], "DELETE "));
+    creds_provider_close(cp);
+    s3_client_free(s3);
+    unlink(path);
+    free(path);
+    fx_stop(&f);
+}
+
+struct create_outcome {
+    bool done;
+    int err;
+};
+
+static void on_create(void *arg, const struct http_result *res, const char *id)
+{
+    struct create_outcome *o = arg;
+    o->done = true;
+    o->err = res->err;
+    cr_assert(id == NULL);
+}
+
+Test(s3, create_without_an_upload_id_is_a_parse_error)
+{
+    static const struct hs_canned s[] = {{200, NULL, "<InitiateMultipartUploadResult/>"}};
+    struct fixture f;
+    fx_start(&f, s, 1, 1);
+    struct creds_provider *cp = env_provider(&f);
+    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
+    struct create_outcome o = {0};
+    cr_assert_eq(s3_create_multipart(s3, "bkt", "k", on_create, &o), 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.err, HTTP_ERR_PARSE);
+    creds_provider_close(cp);
+    s3_client_free(s3);
+    fx_stop(&f);
+}
+
+Test(s3, abort_of_a_gone_upload_is_success)
+{
+    static const struct hs_canned s[] = {
+        {404, NULL, "<Error><Code>NoSuchUpload</Code></Error>"}};
+    struct fixture f;
+    fx_start(&f, s, 1, 1);
+    struct creds_provider *cp = env_provider(&f);
+    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
+    struct s3_outcome o = {0};
+    cr_assert_eq(s3_abort_multipart(s3, "bkt", "k", "u1", on_s3, &o), 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, 0);
+    creds_provider_close(cp);
+    s3_client_free(s3);
+    fx_stop(&f);
+}
+
+struct ddb_outcome {
+    bool done;
+    int err;
+    char state[32];
+};
+
+static void on_ddb(void *arg, const struct http_result *res, const cJSON *out)
+{
+    struct ddb_outcome *o = arg;
+    o->done = true;
+    o->err = res->err;
+    const char *st = ddb_get_s(out, "state");
+    snprintf(o->state, sizeof(o->state), "%s", st ? st : "");
+}
+
+Test(ddb, condition_failure_is_distinct_and_carries_the_old_item)
+{
+    static const struct hs_canned s[] = {
+        {400, NULL,
+         "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException\","
+         "\"message\":\"The conditional request failed\",\"Item\":{\"state\":{\"S\":\"IMPORTED\"}}}"}};
+    struct fixture f;
+    fx_start(&f, s, 1, 3);
+    struct creds_provider *cp = env_provider(&f);
+    char ep[64];
+    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.srv.port);
+    struct ddb_opts o = {.region = "us-east-1", .endpoint = ep};
+    struct ddb_client *d;
+    cr_assert_eq(ddb_client_new(f.http, cp, &o, &d), 0);
+    cJSON *item = cJSON_CreateObject();
+    cr_assert_eq(ddb_add_s(item, "pk", "INSTANCE#1"), 0);
+    struct ddb_outcome out = {0};
+    cr_assert_eq(ddb_put_item(d, "t", item, "attribute_not_exists(pk)", NULL, NULL, on_ddb, &out),
+                 0);
+    cJSON_Delete(item);
+    run_until(&f, &out.done);
+    cr_assert_eq(out.err, HTTP_ERR_CONDITION);
+    cr_assert_str_eq(out.state, "IMPORTED");
+    cr_assert_eq(f.srv.served, 1, "a failed condition must not be retried");
+    const char *h = f.srv.seen_head[0];
+    cr_assert(strstr(h, "X-Amz-Target: DynamoDB_20120810.PutItem"), "%s", h);
+    cr_assert(strstr(h, "Content-Type: application/x-amz-json-1.0"), "%s", h);
+    cr_assert(strstr(f.srv.seen_body[0], "\"ConditionExpression\":\"attribute_not_exists(pk)\""));
+    creds_provider_close(cp);
+    ddb_client_free(d);
+    fx_stop(&f);
+}
+
+struct stow_outcome {
+    bool done;
+    int err;
+    size_t n;
+    bool stored0;
+};
+
+static void on_stow(void *arg, const struct http_result *res, const struct mi_stow_result *r)
+{
+    struct stow_outcome *o = arg;
+    o->done = true;
+    o->err = res->err;
+    o->n = r ? r->n : 0;
+    o->stored0 = r && r->n && r->inst[0].stored;
+}
+
+Test(mi, stow_streams_a_multipart_related_body_and_reads_a_409_store_response)
+{
+    static const struct hs_canned s[] = {
+        {409, "Content-Type: application/dicom+json\r\n",
+         "{\"00081198\":{\"vr\":\"SQ\",\"Value\":[{\"00081155\":{\"vr\":\"UI\",\"Value\":[\"1.2.3\"]},"
+         "\"00081197\":{\"vr\":\"US\",\"Value\":[272]}}]}}"}};
+    struct fixture f;
+    fx_start(&f, s, 1, 3);
+    struct creds_provider *cp = env_provider(&f);
+    char ep[64];
+    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.srv.port);
+    struct mi_opts o = {.region = "us-east-1", .endpoint = ep, .dicom_endpoint = ep};
+    struct mi_client *m;
+    cr_assert_eq(mi_client_new(f.http, cp, &o, &m), 0);
+    char *path = temp_file("PREAMBLE+DICM", 13);
+    struct stow_outcome out = {0};
+    cr_assert_eq(mi_store_dicom(m, "ds1", NULL, path, 0, 13, on_stow, &out), 0);
+    run_until(&f, &out.done);
+    cr_assert_eq(out.err, HTTP_ERR_STATUS);
+    cr_assert_eq(out.n, 1);
+    cr_assert(!out.stored0);
+    cr_assert_eq(f.srv.served, 1);
+    const char *h = f.srv.seen_head[0];
+    cr_assert(strstr(h, "POST /datastore/ds1/studies HTTP/1.1"), "%s", h);
+    const char *ct = strstr(h, "Content-Type: multipart/related; type=\"application/dicom\"; "
+                               "boundary=");
+    cr_assert(ct, "%s", h);
+    char boundary[64];
+    cr_assert_eq(sscanf(ct, "Content-Type: multipart/related; type=\"application/dicom\"; "
+                            "boundary=%63[^\r]",
+                        boundary),
+                 1);
+    char want[256];
+    int n = snprintf(want, sizeof(want),
+                     "--%s\r\nContent-Type: application/dicom\r\n\r\nPREAMBLE+DICM\r\n--%s--\r\n",
+                     boundary, boundary);
+    cr_assert_eq(f.srv.seen_body_len[0], (size_t)n);
+    cr_assert_eq(memcmp(f.srv.seen_body[0], want, (size_t)n), 0);
+    cr_assert(strstr(h, "Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/"), "%s", h);
+    cr_assert(strstr(h, "/medical-imaging/aws4_request"), "%s", h);
+    creds_provider_close(cp);
+    mi_client_free(m);
+    unlink(path);
+    free(path);
+    fx_stop(&f);
 }
