@@ -664,7 +664,9 @@ static void on_dup_get(struct pipeline *p, struct ent *e, const cJSON *out)
         e->attempts = 0;
         return;
     }
-    bool durable = strcmp(st, "RECEIVED") != 0;
+    /* the copy already there stands for this one at the ack point only if it reached it */
+    bool durable = p->env.ack == PIPELINE_ACK_HI ? strcmp(st, "IMPORTED") == 0
+                                                 : strcmp(st, "RECEIVED") != 0;
     struct logb lb;
     if (log_begin(&lb, LOG_INFO, "duplicate_dropped")) {
         log_str(&lb, "id", e->id);
