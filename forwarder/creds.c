@@ -541,6 +541,41 @@ uint64_t creds_fetch_count(const struct creds_provider *p)
     return p->fetches;
 }
 
+/* As the AWS SDKs: https anywhere; plain http only to loopback or the container endpoints, so the
+ * authorization token never crosses a network in clear. */
+static bool full_uri_allowed(const char *u)
+{
+    if (strncmp(u, "https://", 8) == 0)
+        return true;
+    if (strncmp(u, "http://", 7) != 0)
+        return false;
+    const char *h = u + 7;
+    size_t n = strcspn(h, "/");
+    const char *colon = NULL;
+    if (h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        if (!rb)
+            return false;
+        n = (size_t)(rb - h) + 1;
+    } else if ((colon = memchr(h, ':', n)) != NULL) {
+        n = (size_t)(colon - h);
+    }
+    static const char *const ok[] = {"localhost", "169.254.170.2", "169.254.170.23", "[::1]",
+                                     "[fd00:ec2::23]"};
+    for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+        if (strlen(ok[i]) == n && strncasecmp(h, ok[i], n) == 0)
+            return true;
+    }
+    if (n >= 4 && strncmp(h, "127.", 4) == 0) { /* 127.0.0.0/8, digits and dots only */
+        for (size_t i = 4; i < n; i++) {
+            if (!((h[i] >= '0' && h[i] <= '9') || h[i] == '.'))
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
 int creds_provider_new(struct http_client *http, struct creds_provider **out)
 {
     *out = NULL;
@@ -578,7 +613,7 @@ int creds_provider_new(struct http_client *http, struct creds_provider **out)
             n = snprintf(url, sizeof(url), "http://%s%s%s", host ? host : "169.254.170.2",
                          rel[0] == '/' ? "" : "/", rel);
         } else {
-            if (strncmp(full, "http://", 7) != 0 && strncmp(full, "https://", 8) != 0) {
+            if (!full_uri_allowed(full)) {
                 rc = ERR_CONFIG;
                 goto fail;
             }

@@ -1102,7 +1102,12 @@ static int launch(struct http_req *r, const struct aws_creds *cr)
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms ? r->connect_ms
                                                                  : c->o.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->total_ms ? r->total_ms : c->o.request_timeout_ms);
+    long total = r->total_ms;
+    if (!total) { /* big bodies get time for at least 256 KiB/s; stalls still end by low-speed */
+        uint64_t extra = r->body_len / 262144u * 1000u;
+        total = c->o.request_timeout_ms + (extra > 86400000u ? 86400000L : (long)extra);
+    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total);
     if (c->o.low_speed_bytes > 0 && c->o.low_speed_time_s > 0) {
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_bytes);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->o.low_speed_time_s);

@@ -41,7 +41,8 @@ const char *http_err_str(int code);
 
 struct http_opts {
     long connect_timeout_ms;  /* default 5000 */
-    long request_timeout_ms;  /* per attempt, default 300000; 0 keeps the default */
+    long request_timeout_ms;  /* per attempt, default 300000, plus 1 s per 256 KiB of body;
+                                 0 keeps the default */
     long low_speed_bytes;     /* abort an attempt below this many bytes/s ... (default 1024) */
     long low_speed_time_s;    /* ... for this long (default 30) */
     unsigned max_attempts;    /* default 8 (1 = never retry) */

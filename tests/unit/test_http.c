@@ -406,8 +406,21 @@ Test(creds, nothing_in_the_chain_is_a_config_error)
     setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
     struct creds_provider *cp;
     cr_assert_eq(creds_provider_new(h, &cp), ERR_CONFIG);
-    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "file:///etc/passwd", 1);
-    cr_assert_eq(creds_provider_new(h, &cp), ERR_CONFIG);
+    const char *bad_full[] = {"file:///etc/passwd", "http://10.0.0.1/creds",
+                              "http://127.0.0.1.evil.example/creds", "http://[::2]/c"};
+    for (size_t i = 0; i < sizeof(bad_full) / sizeof(bad_full[0]); i++) {
+        setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", bad_full[i], 1);
+        cr_expect_eq(creds_provider_new(h, &cp), ERR_CONFIG, "%s", bad_full[i]);
+    }
+    const char *good_full[] = {"https://creds.example/x", "http://127.0.0.1:8080/c",
+                               "http://169.254.170.23/v1/credentials", "http://[::1]:9/c",
+                               "http://localhost/c"};
+    for (size_t i = 0; i < sizeof(good_full) / sizeof(good_full[0]); i++) {
+        setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", good_full[i], 1);
+        cr_expect_eq(creds_provider_new(h, &cp), 0, "%s", good_full[i]);
+        cr_assert_eq(creds_provider_source(cp), CREDS_ECS);
+        creds_provider_close(cp);
+    }
     unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     unsetenv("AWS_EC2_METADATA_DISABLED");
     bool closed = false;
