@@ -69,6 +69,7 @@ struct http_req {
     struct curl_slist *slist;
     char errbuf[CURL_ERROR_SIZE];
     unsigned attempts;
+    unsigned creds_failures;
     uint64_t due_ms; /* WAIT_RETRY: loop time to start the next attempt */
     /* body reader */
     size_t rseg;
@@ -911,8 +912,8 @@ static void arm_retry_timer(struct http_client *c)
 static void schedule_retry(struct http_req *r)
 {
     struct http_client *c = r->c;
-    uint64_t delay = http_backoff_ms(r->attempts, c->o.base_delay_ms, c->o.max_delay_ms,
-                                     rnd01(c));
+    unsigned n = r->attempts > r->creds_failures ? r->attempts : r->creds_failures;
+    uint64_t delay = http_backoff_ms(n, c->o.base_delay_ms, c->o.max_delay_ms, rnd01(c));
     r->state = RQ_WAIT_RETRY;
     r->due_ms = uv_now(c->loop) + delay;
     arm_retry_timer(c);
@@ -1100,6 +1101,10 @@ static int launch(struct http_req *r, const struct aws_creds *cr)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* an HTTPS_PROXY from the environment applies to AWS, never to the metadata endpoints */
+    curl_easy_setopt(e, CURLOPT_NOPROXY,
+                     "169.254.169.254,169.254.170.2,169.254.170.23,localhost,127.0.0.1,::1");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L); /* pooled connections idle between bursts */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms ? r->connect_ms
                                                                  : c->o.connect_timeout_ms);
     long total = r->total_ms;
@@ -1160,6 +1165,11 @@ static void on_creds(void *arg, int err, const struct aws_creds *cr)
     }
     if (err < 0 || !cr) {
         copy_str(r->res.message, sizeof(r->res.message), "no AWS credentials", 18);
+        /* a metadata endpoint hiccup: back off like any transient failure */
+        if (++r->creds_failures < r->max_attempts) {
+            schedule_retry(r);
+            return;
+        }
         finish(r, HTTP_ERR_CREDS);
         return;
     }

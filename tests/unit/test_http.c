@@ -731,3 +731,43 @@ Test(mi, stow_streams_a_multipart_related_body_and_reads_a_409_store_response)
     free(path);
     fx_stop(&f);
 }
+
+Test(creds, a_request_waits_out_a_metadata_endpoint_failure)
+{
+    static char cbody[512];
+    time_t exp = time(NULL) + 3600;
+    struct tm tm;
+    gmtime_r(&exp, &tm);
+    char iso[32];
+    strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(cbody, sizeof(cbody),
+             "{\"AccessKeyId\":\"ASIAX\",\"SecretAccessKey\":\"s\",\"Token\":\"t\","
+             "\"Expiration\":\"%s\"}",
+             iso);
+    /* the credentials fetch (2 attempts) fails twice, the request backs off, fetches again */
+    static const struct hs_canned s[] = {
+        {500, NULL, NULL}, {500, NULL, NULL}, {200, NULL, cbody}, {200, NULL, "ok"}};
+    struct fixture f;
+    fx_start(&f, s, 4, 4);
+    char host[64];
+    snprintf(host, sizeof(host), "127.0.0.1:%d", f.srv.port);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/c", 1);
+    setenv("DICOM_CORE_ECS_CREDENTIALS_HOST", host, 1);
+    struct creds_provider *cp;
+    cr_assert_eq(creds_provider_new(f.http, &cp), 0);
+    struct http_req *r;
+    cr_assert_eq(http_req_new("GET", f.url, &r), 0);
+    http_req_sign(r, cp, "us-east-1", "execute-api", false, HTTP_PAYLOAD_SIGNED);
+    struct outcome o = {0};
+    cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, 0, "%s", http_err_str(o.res.err));
+    cr_assert_str_eq(o.body, "ok");
+    cr_assert(strstr(f.srv.seen_head[3], "X-Amz-Security-Token: t"), "%s", f.srv.seen_head[3]);
+    creds_provider_close(cp);
+    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    unsetenv("DICOM_CORE_ECS_CREDENTIALS_HOST");
+    fx_stop(&f);
+}
