@@ -862,7 +862,8 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
                res->status != 429 && res->status != 403 && res->status != 408) {
         /* refused as a whole (not throttling, not auth): the object itself is at fault */
         e->stow_ok = false;
-        scpy(e->err_type, sizeof e->err_type, res->error_code[0] ? res->error_code : "StowRejected");
+        scpy(e->err_type, sizeof e->err_type,
+             res->error_code[0] ? res->error_code : "StowRejected");
         scpy(e->err_msg, sizeof e->err_msg, res->message);
         e->step = E_FINAL;
     } else {
@@ -967,7 +968,7 @@ static void run_entry(struct pipeline *p, struct ent *e)
     e->busy = true;
 }
 
-/* ---- batch steps ------------------------------------------------------------------------------ */
+/* ---- batch steps --------------------------------------------------------------------------- */
 
 static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *out);
 
@@ -1796,7 +1797,7 @@ static void flush(struct pipeline *p)
     p->scan_wanted = true; /* room for more */
 }
 
-/* ---- scheduling ------------------------------------------------------------------------------- */
+/* ---- scheduling ---------------------------------------------------------------------------- */
 
 static void pump(struct pipeline *p)
 {

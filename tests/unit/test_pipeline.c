@@ -82,7 +82,8 @@ Test(pipeline_config, kms_needs_a_key_and_ack_healthimaging_needs_stow)
 }
 
 static const char sidecar[] =
-    "{\"id\":\"x\",\"sop_class_uid\":\"1.2.840.10008.5.1.4.1.1.2\",\"sop_instance_uid\":\"1.2.3.4\","
+    "{\"id\":\"x\",\"sop_class_uid\":\"1.2.840.10008.5.1.4.1.1.2\","
+    "\"sop_instance_uid\":\"1.2.3.4\","
     "\"study_instance_uid\":\"1.2.3\",\"series_instance_uid\":\"1.2.3.5\","
     "\"transfer_syntax_uid\":\"1.2.840.10008.1.2.1\",\"calling_ae\":\"CT1\",\"called_ae\":\"CORE\","
     "\"peer\":\"10.0.0.7:5000\",\"cert\":{\"subject_cn\":\"ct1\",\"fingerprint_sha256\":\"ab\","
