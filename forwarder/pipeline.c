@@ -664,7 +664,9 @@ static void on_dup_get(struct pipeline *p, struct ent *e, const cJSON *out)
         e->attempts = 0;
         return;
     }
-    bool durable = strcmp(st, "RECEIVED") != 0;
+    /* the copy already there stands for this one at the ack point only if it reached it */
+    bool durable = p->env.ack == PIPELINE_ACK_HI ? strcmp(st, "IMPORTED") == 0
+                                                 : strcmp(st, "RECEIVED") != 0;
     struct logb lb;
     if (log_begin(&lb, LOG_INFO, "duplicate_dropped")) {
         log_str(&lb, "id", e->id);
@@ -860,7 +862,8 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
                res->status != 429 && res->status != 403 && res->status != 408) {
         /* refused as a whole (not throttling, not auth): the object itself is at fault */
         e->stow_ok = false;
-        scpy(e->err_type, sizeof e->err_type, res->error_code[0] ? res->error_code : "StowRejected");
+        scpy(e->err_type, sizeof e->err_type,
+             res->error_code[0] ? res->error_code : "StowRejected");
         scpy(e->err_msg, sizeof e->err_msg, res->message);
         e->step = E_FINAL;
     } else {
@@ -965,7 +968,7 @@ static void run_entry(struct pipeline *p, struct ent *e)
     e->busy = true;
 }
 
-/* ---- batch steps ------------------------------------------------------------------------------ */
+/* ---- batch steps --------------------------------------------------------------------------- */
 
 static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *out);
 
@@ -1794,7 +1797,7 @@ static void flush(struct pipeline *p)
     p->scan_wanted = true; /* room for more */
 }
 
-/* ---- scheduling ------------------------------------------------------------------------------- */
+/* ---- scheduling ---------------------------------------------------------------------------- */
 
 static void pump(struct pipeline *p)
 {

@@ -199,6 +199,39 @@ def oversized_assoc_rq(h, port, called):
     expect_abort(p, 0, 0, "A-ASSOCIATE-RQ over 64 KiB")
 
 
+def _rq_of_body_len(called, n):
+    """An A-ASSOCIATE-RQ whose body is exactly n bytes, padded with an unknown user-information
+    sub-item (ignored, PS3.7 D.3.3)."""
+    base = assoc_rq(called)
+    ui_at = base.index(b"\x50\x00", 6 + 68)
+    ui_len = struct.unpack(">H", base[ui_at + 2:ui_at + 4])[0]
+    ui = base[ui_at + 4:ui_at + 4 + ui_len]
+    pad = n - (len(base) - 6) - 4
+    ui += item(0x5F, b"P" * pad)
+    return pdu(0x01, base[6:ui_at] + item(0x50, ui))
+
+
+@case
+def assoc_rq_of_exactly_64k_is_taken_one_more_byte_is_not(h, port, called):
+    raw = _rq_of_body_len(called, 65536)
+    if len(raw) != 65536 + 6:
+        raise AssertionError(f"test bug: built {len(raw)} bytes")
+    p, _ = associate_raw(h, port, raw)
+    p.close()
+    p = Peer(h, port)
+    p.send(_rq_of_body_len(called, 65537))
+    expect_abort(p, 0, None, "A-ASSOCIATE-RQ of 64 KiB + 1")
+
+
+def associate_raw(h, port, raw):
+    p = Peer(h, port)
+    p.send(raw)
+    r = p.recv_pdu()
+    if r is None or r[0] != 0x02:
+        raise AssertionError(f"association not accepted: {r!r}")
+    return p, r[1]
+
+
 @case
 def huge_declared_length(h, port, called):
     p = Peer(h, port)
@@ -211,6 +244,24 @@ def bad_protocol_version(h, port, called):
     p = Peer(h, port)
     p.send(assoc_rq(called, version=2))
     expect_reject(p, 1, 2, 2, "protocol version 2")
+
+
+@case
+def protocol_version_bit_0_is_what_counts(h, port, called):
+    """PS3.8 9.3.2: one bit per version; bit 0 set means version 1 is supported, whatever else."""
+    for v in (0x0003, 0xFFFF):
+        p, _ = associate(h, port, called, version=v)
+        p.close()
+    p = Peer(h, port)
+    p.send(assoc_rq(called, version=0))
+    expect_reject(p, 1, 2, 2, "protocol version field 0")
+
+
+@case
+def called_ae_padding_is_not_significant(h, port, called):
+    """PS3.5 AE: leading and trailing spaces are not significant."""
+    p, _ = associate(h, port, "  " + called)
+    p.close()
 
 
 @case

@@ -82,7 +82,8 @@ Test(pipeline_config, kms_needs_a_key_and_ack_healthimaging_needs_stow)
 }
 
 static const char sidecar[] =
-    "{\"id\":\"x\",\"sop_class_uid\":\"1.2.840.10008.5.1.4.1.1.2\",\"sop_instance_uid\":\"1.2.3.4\","
+    "{\"id\":\"x\",\"sop_class_uid\":\"1.2.840.10008.5.1.4.1.1.2\","
+    "\"sop_instance_uid\":\"1.2.3.4\","
     "\"study_instance_uid\":\"1.2.3\",\"series_instance_uid\":\"1.2.3.5\","
     "\"transfer_syntax_uid\":\"1.2.840.10008.1.2.1\",\"calling_ae\":\"CT1\",\"called_ae\":\"CORE\","
     "\"peer\":\"10.0.0.7:5000\",\"cert\":{\"subject_cn\":\"ct1\",\"fingerprint_sha256\":\"ab\","
@@ -144,6 +145,32 @@ Test(state, advance_never_goes_back)
     cr_assert(strstr(s, "attribute_exists(pk) AND #a1 < :v1"), "%s", s);
     cr_assert(strstr(s, "\":v1\":{\"N\":\"4\"}"), "%s", s);
     cr_assert(strstr(s, "{\"BOOL\":false}"), "%s", s);
+    free(s);
+}
+
+Test(state, redrive_takes_only_a_failed_item_back_and_clears_its_error)
+{
+    char *s = text(state_req_redrive("t", "1.2", "ab", "now"));
+    cr_assert(strstr(s, " REMOVE #a"), "%s", s);
+    cr_assert(strstr(s, "\"error_type\""), "%s", s);
+    cr_assert(strstr(s, "\"S\":\"FAILED\""), "%s", s);
+    cr_assert(strstr(s, "\"ConditionExpression\":\"#a0 = :v"), "%s", s);
+    free(s);
+}
+
+Test(state, job_item_moves_forward_only_and_final_states_stay)
+{
+    struct state_job_rec j = {.batch = "b-20261124T030000Z-0123abcd", .job_id = "j1",
+                              .datastore_id = "d", .objects = 3, .imported = 2, .failed = 1};
+    char *s = text(state_req_job("t", &j, STATE_JOB_SUBMITTED, "now"));
+    cr_assert(strstr(s, "\"pk\":{\"S\":\"JOB#b-20261124T030000Z-0123abcd\"}"), "%s", s);
+    cr_assert(strstr(s, "\"sk\":{\"S\":\"JOB\"}"), "%s", s);
+    cr_assert(strstr(s, "<= :v1"), "%s", s);
+    cr_assert_null(strstr(s, "imported"), "%s", s);
+    free(s);
+    s = text(state_req_job("t", &j, STATE_JOB_COMPLETED, "now"));
+    cr_assert(strstr(s, "< :v1"), "%s", s);
+    cr_assert(strstr(s, "imported"), "%s", s);
     free(s);
 }
 

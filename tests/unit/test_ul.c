@@ -1073,7 +1073,8 @@ Test(ul, encode_short_pdus_exactly_as_ps3_8_9_3_4_to_9_3_8)
     cr_assert_eq(ul_encode_assoc_rj(&w, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLED_AE), 0);
     assert_wbuf_eq(&w, (const uint8_t[]){3, 0, 0, 0, 0, 4, 0, 1, 1, 7}, 10);
     wbuf_reset(&w);
-    cr_assert_eq(ul_encode_assoc_rj(&w, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT), 0);
+    cr_assert_eq(ul_encode_assoc_rj(&w, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT),
+                 0);
     assert_wbuf_eq(&w, (const uint8_t[]){3, 0, 0, 0, 0, 4, 0, 2, 3, 2}, 10);
     wbuf_reset(&w);
     /* 9.3.6 / 9.3.7 A-RELEASE-RQ / RP: 4 reserved bytes */
