@@ -1167,6 +1167,7 @@ static int launch(struct http_req *r, const struct aws_creds *cr)
     curl_easy_setopt(e, CURLOPT_NOPROXY,
                      "169.254.169.254,169.254.170.2,169.254.170.23,localhost,127.0.0.1,::1");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L); /* pooled connections idle between bursts */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* an S3 key "a/./b" is signed and sent as is */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms ? r->connect_ms
                                                                  : c->o.connect_timeout_ms);
     long total = r->total_ms;

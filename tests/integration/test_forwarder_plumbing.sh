@@ -80,6 +80,14 @@ echo "== S3 multipart (5 MiB parts) + GET, key with a space"
 "$TOOL" $S3 s3-get gw-plumbing "dicom/b-x/big one.dcm" "$work/big.out" || fail "multipart get"
 cmp "$work/big.dcm" "$work/big.out" || fail "multipart object differs"
 
+# (keys with '+', '=' or '&' are signed exactly as botocore signs them, see the unit vectors,
+# but moto 5.2.1 decodes the path before checking and refuses boto3's signature for them too)
+echo "== S3 keys with dot segments are signed and stored as named, not normalised"
+ODDKEY="dicom/./odd/../k.dcm"
+"$TOOL" $S3 s3-put gw-plumbing "$ODDKEY" "$work/small.dcm" >/dev/null || fail "odd key put"
+"$TOOL" $S3 s3-get gw-plumbing "$ODDKEY" "$work/odd.out" >/dev/null || fail "odd key get"
+cmp "$work/small.dcm" "$work/odd.out" || fail "odd key object differs"
+
 echo "== S3 object metadata as boto3 sees it"
 $PY - "$EP" "$work/small.dcm" <<'PYEOF' || fail "object metadata"
 import base64, hashlib, sys
