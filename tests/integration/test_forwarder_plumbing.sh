@@ -103,6 +103,19 @@ assert "ContentEncoding" not in h, h.get("ContentEncoding")
 print("checksum, SSE and no Content-Encoding: ok")
 PYEOF
 
+echo "== SSE-KMS with a key id"
+KMS=arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-0000-4000-8000-000000000000
+"$TOOL" $S3 --sse aws:kms --kms-key-id "$KMS" s3-put gw-plumbing "dicom/kms/1.dcm" "$work/small.dcm" >/dev/null || fail "kms put"
+$PY - "$EP" "$KMS" <<'PYEOF' || fail "kms metadata"
+import sys
+import boto3
+ep, kms = sys.argv[1:3]
+h = boto3.client("s3", endpoint_url=ep, region_name="us-east-1").head_object(
+    Bucket="gw-plumbing", Key="dicom/kms/1.dcm")
+assert h.get("ServerSideEncryption") == "aws:kms", h.get("ServerSideEncryption")
+assert h.get("SSEKMSKeyId") == kms, h.get("SSEKMSKeyId")
+PYEOF
+
 echo "== GetObject cap"
 if "$TOOL" $S3 --max 1000 s3-get gw-plumbing "dicom/b-x/big one.dcm" "$work/capped.out" 2>"$work/err"; then
     fail "a body over the cap was accepted"
