@@ -858,7 +858,7 @@ def known_bug(fn):
     return fn
 
 
-@known_bug
+@case
 def pdata_with_no_pdv(h, port, called):
     """PS3.8 9.3.5: a P-DATA-TF "shall contain one or more" PDV items; an empty one is an invalid
     PDU (AA-8: A-ABORT, service-provider, invalid PDU parameter)."""
