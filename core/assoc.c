@@ -17,6 +17,7 @@
 #include "store.h"
 
 #define STORE_BUF (1024u * 1024u)
+#define GLITCH_MAX 256 /* odd-but-legal items tolerated on one connection */
 
 /* PS3.8 Table 9-10 states an acceptor can be in. */
 enum sta {
@@ -351,6 +352,10 @@ static void handle_assoc_rq(struct assoc *a, struct rd *body)
         goto out;
     }
     a->glitches += rq->glitches;
+    if (a->glitches > GLITCH_MAX) { /* STYLE §6: legal but hostile-looking input, in bulk */
+        violation(a, UL_ABORT_NOT_SPECIFIED, "too many odd items in A-ASSOCIATE-RQ");
+        goto out;
+    }
     snprintf(a->calling, sizeof a->calling, "%s", rq->calling);
     snprintf(a->called, sizeof a->called, "%s", rq->called);
     if (!(rq->protocol_version & 1)) {
@@ -654,6 +659,10 @@ static bool handle_pdata(struct assoc *a, struct rd *body)
     if (a->obj && a->in_dataset && !store_can_accept(a->obj, rd_left(body))) {
         a->paused = true;
         store_on_room(a->obj, on_room, a);
+        return false;
+    }
+    if (rd_left(body) == 0) { /* PS3.8 9.3.5: one or more PDV items */
+        violation(a, UL_ABORT_INVALID_PARAM, "P-DATA-TF without PDV items");
         return false;
     }
     struct ul_pdv pdv;

@@ -169,8 +169,10 @@ static void on_async(uv_async_t *a)
     while (r) {
         struct commit_req *next = r->next;
         r->next = NULL;
-        if (r->result == 0)
+        if (r->result == 0) {
             atomic_fetch_add(&c->spool->depth, 1);
+            atomic_fetch_add(&c->spool->depth_bytes, (int64_t)r->bytes);
+        }
         r->cb(r, r->result, r->arg);
         r = next;
     }

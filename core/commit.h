@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "spool.h"
@@ -20,6 +21,7 @@ struct commit_req {
     char id[SPOOL_ID_MAX];
     char *sidecar;          /* JSON text, owned by the request's creator */
     size_t sidecar_len;
+    uint64_t bytes;         /* size of the data file, for the spool's byte gauge */
     commit_done_cb cb;      /* runs on the loop thread */
     void *arg;
     int result;

@@ -52,6 +52,7 @@ struct app {
     size_t n_cfgs;
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t drain_timer;
+    uv_timer_t stats_timer; /* the periodic "stats" line CloudWatch turns into metrics */
     bool stopping;
 };
 
@@ -61,14 +62,30 @@ static void finish_shutdown(struct app *app)
         return;
     app->stopping = true;
     uv_timer_stop(&app->drain_timer);
+    uv_timer_stop(&app->stats_timer);
     server_close(&app->srv);
     uv_close((uv_handle_t *)&app->drain_timer, NULL);
+    uv_close((uv_handle_t *)&app->stats_timer, NULL);
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
     committer_stop(app->ctx.committer); /* waits for queued commits, then closes its handle */
     app->ctx.committer = NULL;
     log_msg(LOG_INFO, "stopped", "drained");
+}
+
+/* Once a minute: spool depth and live associations, for log-based metrics and alarms
+ * (cloudformation/: SpoolDepthAlarm). */
+static void on_stats(uv_timer_t *t)
+{
+    struct app *app = t->data;
+    struct logb lb;
+    if (log_begin(&lb, LOG_INFO, "stats")) {
+        log_i64(&lb, "spool_depth", atomic_load(&app->ctx.spool.depth));
+        log_i64(&lb, "spool_bytes", atomic_load(&app->ctx.spool.depth_bytes));
+        log_u64(&lb, "associations", app->ctx.active);
+        log_end(&lb);
+    }
 }
 
 static void on_last_assoc(struct core_ctx *ctx)
@@ -364,6 +381,8 @@ int main(int argc, char **argv)
         return 1;
     uv_timer_init(ctx->loop, &app.drain_timer);
     app.drain_timer.data = &app;
+    uv_timer_init(ctx->loop, &app.stats_timer);
+    app.stats_timer.data = &app;
     uv_signal_init(ctx->loop, &app.sig_hup);
     uv_signal_init(ctx->loop, &app.sig_term);
     uv_signal_init(ctx->loop, &app.sig_int);
@@ -381,6 +400,8 @@ int main(int argc, char **argv)
         log_i64(&lb, "spool_depth", atomic_load(&ctx->spool.depth));
         log_end(&lb);
     }
+    uv_timer_start(&app.stats_timer, on_stats, 60000, 60000);
+    uv_unref((uv_handle_t *)&app.stats_timer); /* never what keeps the loop alive */
     uv_run(ctx->loop, UV_RUN_DEFAULT);
 
     backend_stop(ctx->backend);

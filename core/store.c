@@ -456,6 +456,7 @@ static void finish(struct store_obj *o)
     }
     o->creq.sidecar_len = strlen(o->creq.sidecar);
     o->creq.fd = o->fd;
+    o->creq.bytes = o->file_bytes;
     o->fd = -1; /* the committer closes it */
     snprintf(o->creq.id, sizeof o->creq.id, "%s", o->id);
     o->creq.cb = on_committed;

@@ -64,9 +64,8 @@ int aws_backend_check_config(const struct core_config *cfg, struct wbuf *errs)
 {
     struct pipeline_config pc;
     int rc = pipeline_config_parse(cfg->aws_json, &pc, errs);
-    if (rc == 0)
-        rc = pipeline_config_check_ack(&pc, (int)cfg->ack, errs);
-    return rc;
+    int rc2 = pipeline_config_check_ack(&pc, (int)cfg->ack, errs); /* mode is read regardless */
+    return rc < 0 ? rc : rc2;
 }
 
 /* ---- forwarder thread -------------------------------------------------------------------- */
@@ -258,8 +257,8 @@ int aws_backend_start(const struct core_config *cfg, struct spool *spool, uv_loo
     struct wbuf errs;
     wbuf_init(&errs, 64u * 1024u);
     int rc = pipeline_config_parse(cfg->aws_json, &b->cfg, &errs);
-    if (rc == 0)
-        rc = pipeline_config_check_ack(&b->cfg, (int)cfg->ack, &errs);
+    int rc2 = pipeline_config_check_ack(&b->cfg, (int)cfg->ack, &errs);
+    rc = rc < 0 ? rc : rc2;
     if (rc < 0) {
         wbuf_u8(&errs, 0);
         const char *line = errs.p ? (const char *)errs.p : "";

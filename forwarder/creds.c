@@ -254,8 +254,11 @@ static void schedule_refresh(struct creds_provider *p)
         if (valid_for(p, 1) && p->cur.expires_at - now_s() < 120)
             delay_ms = 1000; /* nearly expired: keep trying hard */
     } else {
-        int64_t at = p->cur.expires_at - CREDS_REFRESH_BEFORE_S - now_s();
-        delay_ms = at > 0 ? (uint64_t)at * 1000 : 0;
+        int64_t left = p->cur.expires_at - now_s();
+        int64_t at = left - CREDS_REFRESH_BEFORE_S;
+        if (at <= 0) /* short-lived credentials: refresh halfway, never in a tight loop */
+            at = left / 2 > 5 ? left / 2 : 5;
+        delay_ms = (uint64_t)at * 1000;
     }
     uv_timer_start(&p->refresh, on_refresh, delay_ms, 0);
 }
@@ -275,7 +278,7 @@ static void fetch_done(struct creds_provider *p, int err, struct aws_creds *nc)
             log_i64(&b, "expires_in_s", p->cur.expires_at ? p->cur.expires_at - now_s() : -1);
             log_end(&b);
         }
-    } else {
+    } else if (err != HTTP_ERR_CANCELED) {
         p->failures++;
         struct logb b;
         if (log_begin(&b, LOG_WARN, "aws_credentials_failed")) {
@@ -538,6 +541,41 @@ uint64_t creds_fetch_count(const struct creds_provider *p)
     return p->fetches;
 }
 
+/* As the AWS SDKs: https anywhere; plain http only to loopback or the container endpoints, so the
+ * authorization token never crosses a network in clear. */
+static bool full_uri_allowed(const char *u)
+{
+    if (strncmp(u, "https://", 8) == 0)
+        return true;
+    if (strncmp(u, "http://", 7) != 0)
+        return false;
+    const char *h = u + 7;
+    size_t n = strcspn(h, "/");
+    const char *colon = NULL;
+    if (h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        if (!rb)
+            return false;
+        n = (size_t)(rb - h) + 1;
+    } else if ((colon = memchr(h, ':', n)) != NULL) {
+        n = (size_t)(colon - h);
+    }
+    static const char *const ok[] = {"localhost", "169.254.170.2", "169.254.170.23", "[::1]",
+                                     "[fd00:ec2::23]"};
+    for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+        if (strlen(ok[i]) == n && strncasecmp(h, ok[i], n) == 0)
+            return true;
+    }
+    if (n >= 4 && strncmp(h, "127.", 4) == 0) { /* 127.0.0.0/8, digits and dots only */
+        for (size_t i = 4; i < n; i++) {
+            if (!((h[i] >= '0' && h[i] <= '9') || h[i] == '.'))
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
 int creds_provider_new(struct http_client *http, struct creds_provider **out)
 {
     *out = NULL;
@@ -575,7 +613,7 @@ int creds_provider_new(struct http_client *http, struct creds_provider **out)
             n = snprintf(url, sizeof(url), "http://%s%s%s", host ? host : "169.254.170.2",
                          rel[0] == '/' ? "" : "/", rel);
         } else {
-            if (strncmp(full, "http://", 7) != 0 && strncmp(full, "https://", 8) != 0) {
+            if (!full_uri_allowed(full)) {
                 rc = ERR_CONFIG;
                 goto fail;
             }
@@ -613,6 +651,7 @@ int creds_provider_new(struct http_client *http, struct creds_provider **out)
     }
     uv_timer_init(p->loop, &p->refresh);
     uv_timer_init(p->loop, &p->kick);
+    uv_unref((uv_handle_t *)&p->refresh); /* a pending refresh alone does not keep a loop alive */
     p->refresh.data = p;
     p->kick.data = p;
     p->live_handles = 2;

@@ -30,7 +30,8 @@ enum creds_source { CREDS_NONE = 0, CREDS_ENV, CREDS_ECS, CREDS_IMDS };
 /* A provider that fetches through http (its loop is the provider's loop). The chain is chosen
  * now from the environment: env keys if both are set, else ECS if either URI variable is set,
  * else IMDS unless disabled. 0, ERR_NOMEM, ERR_CONFIG (nothing in the chain applies, or the FULL
- * URI is not http(s)://). */
+ * URI is neither https:// nor http:// to loopback / 169.254.170.2 / 169.254.170.23, as the
+ * SDKs require). */
 MUST_CHECK int creds_provider_new(struct http_client *http, struct creds_provider **out);
 
 /* Callback: err 0 and c (borrowed: copy what you keep) or err < 0 (HTTP_ERR_CREDS,

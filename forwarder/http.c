@@ -69,6 +69,8 @@ struct http_req {
     struct curl_slist *slist;
     char errbuf[CURL_ERROR_SIZE];
     unsigned attempts;
+    unsigned creds_failures;
+    bool skew_retried;
     uint64_t due_ms; /* WAIT_RETRY: loop time to start the next attempt */
     /* body reader */
     size_t rseg;
@@ -108,6 +110,7 @@ struct http_client {
     void (*closed)(void *);
     void *closed_arg;
     uint64_t rng;
+    int64_t skew_s; /* server clock minus ours, learnt from a skew error's Date header */
 };
 
 /* ---- errors ---------------------------------------------------------------------------- */
@@ -246,6 +249,40 @@ uint64_t http_backoff_ms(unsigned n, unsigned base_ms, unsigned max_ms, double r
     if (rnd < 0 || rnd >= 1)
         rnd = 0;
     return (uint64_t)(rnd * (double)cap);
+}
+
+int http_parse_http_date(const char *s, int64_t *out)
+{
+    /* IMF-fixdate (RFC 9110 5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT" */
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (strnlen(s, 30) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+        s[16] != ' ' || s[19] != ':' || s[22] != ':' || strcmp(s + 25, " GMT") != 0)
+        return ERR_MALFORMED;
+    int v[5];
+    static const int at[5][2] = {{5, 2}, {12, 4}, {17, 2}, {20, 2}, {23, 2}};
+    for (int k = 0; k < 5; k++) {
+        v[k] = 0;
+        for (int i = 0; i < at[k][1]; i++) {
+            char ch = s[at[k][0] + i];
+            if (ch < '0' || ch > '9')
+                return ERR_MALFORMED;
+            v[k] = v[k] * 10 + (ch - '0');
+        }
+    }
+    int mon = -1;
+    for (int m = 0; m < 12; m++) {
+        if (memcmp(s + 8, months + 3 * m, 3) == 0)
+            mon = m;
+    }
+    if (mon < 0 || v[0] < 1 || v[0] > 31 || v[1] < 1970 || v[2] > 23 || v[3] > 59 || v[4] > 60)
+        return ERR_MALFORMED;
+    struct tm tm = {.tm_year = v[1] - 1900, .tm_mon = mon, .tm_mday = v[0], .tm_hour = v[2],
+                    .tm_min = v[3], .tm_sec = v[4]};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return ERR_MALFORMED;
+    *out = (int64_t)t;
+    return 0;
 }
 
 /* ---- options --------------------------------------------------------------------------- */
@@ -881,8 +918,11 @@ static void on_retry_timer(uv_timer_t *t)
     struct http_req *r = c->reqs;
     while (r) {
         struct http_req *next = r->next;
-        if (r->state == RQ_WAIT_RETRY && r->due_ms <= now)
-            start_attempt(r); /* may finish (and free) r, never next */
+        if (r->state == RQ_WAIT_RETRY && r->due_ms <= now) {
+            start_attempt(r); /* may finish (and free) r; next dies only by a close */
+            if (c->closing)
+                return;
+        }
         r = next;
     }
     arm_retry_timer(c);
@@ -908,8 +948,8 @@ static void arm_retry_timer(struct http_client *c)
 static void schedule_retry(struct http_req *r)
 {
     struct http_client *c = r->c;
-    uint64_t delay = http_backoff_ms(r->attempts, c->o.base_delay_ms, c->o.max_delay_ms,
-                                     rnd01(c));
+    unsigned n = r->attempts > r->creds_failures ? r->attempts : r->creds_failures;
+    uint64_t delay = http_backoff_ms(n, c->o.base_delay_ms, c->o.max_delay_ms, rnd01(c));
     r->state = RQ_WAIT_RETRY;
     r->due_ms = uv_now(c->loop) + delay;
     arm_retry_timer(c);
@@ -924,6 +964,26 @@ static bool accepted(const struct http_req *r, long status)
             return true;
     }
     return false;
+}
+
+/* A signature refused because of our clock (RequestTimeTooSkewed, Signature expired): AWS's
+ * Date header says how far off we are. True when the stored skew changed by over a minute. */
+static bool fix_skew(struct http_client *c, const char *date)
+{
+    int64_t server;
+    if (!date || http_parse_http_date(date, &server) < 0)
+        return false;
+    int64_t skew = server - (int64_t)time(NULL);
+    int64_t d = skew - c->skew_s;
+    if (d > -240 && d < 240) /* SigV4 allows 5 minutes: within 4 it is not our clock */
+        return false;
+    c->skew_s = skew;
+    struct logb b;
+    if (log_begin(&b, LOG_WARN, "aws_clock_skew")) {
+        log_i64(&b, "skew_s", skew);
+        log_end(&b);
+    }
+    return true;
 }
 
 static void finish_attempt(struct http_req *r, CURLcode cc)
@@ -975,6 +1035,12 @@ static void finish_attempt(struct http_req *r, CURLcode cc)
     http_parse_aws_error(req_header(r, "x-amzn-ErrorType"), r->resp.p, r->resp.len,
                          r->res.error_code, sizeof(r->res.error_code), r->res.message,
                          sizeof(r->res.message));
+    if (r->creds && !r->skew_retried && (status == 403 || status == 400) &&
+        fix_skew(r->c, req_header(r, "Date"))) {
+        r->skew_retried = true; /* once per request: the next attempt signs with server time */
+        schedule_retry(r);
+        return;
+    }
     if (code_in(r->res.error_code, g_expired_codes, ARRAY_LEN(g_expired_codes)) && r->creds)
         creds_invalidate(r->creds);
     if (http_is_retryable(0, status, r->res.error_code)) {
@@ -1026,7 +1092,7 @@ static int launch(struct http_req *r, const struct aws_creds *cr)
     if (cr) {
         struct sigv4_header sh[HTTP_MAX_HEADERS + 4];
         size_t n = 0;
-        time_t now = time(NULL);
+        time_t now = time(NULL) + (time_t)c->skew_s;
         sigv4_amz_date(now, amz_date); /* the header and the signature use the same second */
         sh[n++] = (struct sigv4_header){"host", r->host};
         for (size_t i = 0; i < r->nh; i++)
@@ -1097,9 +1163,19 @@ static int launch(struct http_req *r, const struct aws_creds *cr)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* an HTTPS_PROXY from the environment applies to AWS, never to the metadata endpoints */
+    curl_easy_setopt(e, CURLOPT_NOPROXY,
+                     "169.254.169.254,169.254.170.2,169.254.170.23,localhost,127.0.0.1,::1");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L); /* pooled connections idle between bursts */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* an S3 key "a/./b" is signed and sent as is */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms ? r->connect_ms
                                                                  : c->o.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->total_ms ? r->total_ms : c->o.request_timeout_ms);
+    long total = r->total_ms;
+    if (!total) { /* big bodies get time for at least 256 KiB/s; stalls still end by low-speed */
+        uint64_t extra = r->body_len / 262144u * 1000u;
+        total = c->o.request_timeout_ms + (extra > 86400000u ? 86400000L : (long)extra);
+    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total);
     if (c->o.low_speed_bytes > 0 && c->o.low_speed_time_s > 0) {
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_bytes);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->o.low_speed_time_s);
@@ -1152,6 +1228,11 @@ static void on_creds(void *arg, int err, const struct aws_creds *cr)
     }
     if (err < 0 || !cr) {
         copy_str(r->res.message, sizeof(r->res.message), "no AWS credentials", 18);
+        /* a metadata endpoint hiccup: back off like any transient failure */
+        if (++r->creds_failures < r->max_attempts) {
+            schedule_retry(r);
+            return;
+        }
         finish(r, HTTP_ERR_CREDS);
         return;
     }

@@ -41,7 +41,8 @@ const char *http_err_str(int code);
 
 struct http_opts {
     long connect_timeout_ms;  /* default 5000 */
-    long request_timeout_ms;  /* per attempt, default 300000; 0 keeps the default */
+    long request_timeout_ms;  /* per attempt, default 300000, plus 1 s per 256 KiB of body;
+                                 0 keeps the default */
     long low_speed_bytes;     /* abort an attempt below this many bytes/s ... (default 1024) */
     long low_speed_time_s;    /* ... for this long (default 30) */
     unsigned max_attempts;    /* default 8 (1 = never retry) */
@@ -158,6 +159,11 @@ void http_parse_aws_error(const char *errtype_header, const uint8_t *body, size_
                           char *code, size_t code_sz, char *msg, size_t msg_sz);
 /* Whether an attempt that ended with (curl_code, status, error_code) should be retried. */
 bool http_is_retryable(int curl_code, long status, const char *error_code);
+/* An HTTP Date (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT") to unix seconds. 0/ERR_MALFORMED.
+ * When AWS refuses a signature with 400/403 and its Date header is 4+ minutes from our clock,
+ * the client keeps that offset for all later signatures and retries the request once (clock
+ * skew correction, as the SDKs do). */
+MUST_CHECK int http_parse_http_date(const char *s, int64_t *out);
 /* The full-jitter delay before attempt n (n >= 1 is the first retry) for rnd in [0, 1). */
 uint64_t http_backoff_ms(unsigned n, unsigned base_ms, unsigned max_ms, double rnd);
 

@@ -84,7 +84,8 @@ static int copy_field(const cJSON *o, const char *key, char *dst, size_t sz, boo
     dst[0] = '\0';
     if (!v)
         return required ? ERR_MALFORMED : 0;
-    if (cJSON_IsNumber(v)) { /* rest-json timestamps: epoch seconds */
+    bool is_time = strcmp(key, "submittedAt") == 0 || strcmp(key, "endedAt") == 0;
+    if (is_time && cJSON_IsNumber(v)) { /* rest-json timestamps: epoch seconds */
         if (!isfinite(v->valuedouble))
             return ERR_MALFORMED;
         int n = snprintf(dst, sz, "%.3f", v->valuedouble);

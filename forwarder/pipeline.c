@@ -96,6 +96,7 @@ struct ent {
     struct pbatch *b;
     enum ent_step step;
     bool busy, ack_reached, dup;
+    bool journaled; /* its assign record is durable: only then may requests go out */
     int ack_result;
     unsigned attempts;
     uint64_t next_ms;
@@ -137,8 +138,12 @@ struct pipeline {
     size_t done_next;
 
     unsigned uploads, ddb, jobs_inflight;
+    /* an outage of a service holds every new request to it until then (monotonic ms): one
+     * backoff for the service instead of one per object */
+    uint64_t hold_s3, hold_ddb;
     struct batch_pacer pacer;
-    uint64_t last_scan_ms, last_status_ms;
+    uint64_t last_scan_ms, last_status_ms, last_flush_ms;
+    unsigned releases; /* entries waiting for the flush */
     bool scan_wanted;
     uint32_t rnd;
     time_t started;
@@ -522,6 +527,12 @@ static void ack_fail_waiters(struct pipeline *p, struct ent *e, int rc)
     }
 }
 
+static bool is_outage(const struct http_result *res)
+{
+    return res && (res->err == HTTP_ERR_NETWORK || res->err == HTTP_ERR_THROTTLED ||
+                   res->status >= 500);
+}
+
 static void ent_retry(struct pipeline *p, struct ent *e, const char *step,
                       const struct http_result *res, int rc)
 {
@@ -530,6 +541,11 @@ static void ent_retry(struct pipeline *p, struct ent *e, const char *step,
         ack_fail_waiters(p, e, res ? res->err : rc);
     e->next_ms = now_ms() + retry_delay(p, e->attempts);
     e->attempts++;
+    if (is_outage(res)) {
+        uint64_t *hold = e->step == E_UPLOAD || e->step == E_STOW ? &p->hold_s3 : &p->hold_ddb;
+        if (e->next_ms > *hold)
+            *hold = e->next_ms;
+    }
 }
 
 static void append_failed(struct pipeline *p, const struct state_obj *o, const char *job,
@@ -624,7 +640,7 @@ static int ddb_send(struct pipeline *p, cJSON *req, const char *op, struct op *o
 
 static void release_entry(struct pipeline *p, struct ent *e)
 {
-    (void)p; /* the flush (one journal sync per loop iteration) finishes the release */
+    p->releases++; /* the flush (one journal sync for many) finishes the release */
     e->step = E_RELEASE;
     e->busy = false;
 }
@@ -641,7 +657,16 @@ static void on_dup_get(struct pipeline *p, struct ent *e, const cJSON *out)
         e->step = E_RECEIVE;
         return;
     }
-    bool durable = strcmp(st, "RECEIVED") != 0;
+    if (strcmp(other, e->o.batch) == 0) {
+        /* our own item, already past RECEIVED: a replay after a crash. The upload is redone
+         * (same key, same bytes) and the conditional STORED write is then a no-op. */
+        e->step = E_UPLOAD;
+        e->attempts = 0;
+        return;
+    }
+    /* the copy already there stands for this one at the ack point only if it reached it */
+    bool durable = p->env.ack == PIPELINE_ACK_HI ? strcmp(st, "IMPORTED") == 0
+                                                 : strcmp(st, "RECEIVED") != 0;
     struct logb lb;
     if (log_begin(&lb, LOG_INFO, "duplicate_dropped")) {
         log_str(&lb, "id", e->id);
@@ -668,6 +693,8 @@ static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *
     struct ent *e = o->e;
     free(o);
     e->busy = false;
+    if (res->err == 0 || res->err == HTTP_ERR_CONDITION)
+        p->hold_ddb = 0;
     switch (e->step) {
     case E_RECEIVE:
         if (res->err == 0) {
@@ -780,6 +807,7 @@ static void on_upload(void *arg, const struct http_result *res)
     free(o);
     e->busy = false;
     if (res->err == 0) {
+        p->hold_s3 = 0;
         p->st.uploaded++;
         p->st.uploaded_bytes += e->o.bytes;
         metric_inc(p->m.uploaded);
@@ -834,7 +862,8 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
                res->status != 429 && res->status != 403 && res->status != 408) {
         /* refused as a whole (not throttling, not auth): the object itself is at fault */
         e->stow_ok = false;
-        scpy(e->err_type, sizeof e->err_type, res->error_code[0] ? res->error_code : "StowRejected");
+        scpy(e->err_type, sizeof e->err_type,
+             res->error_code[0] ? res->error_code : "StowRejected");
         scpy(e->err_msg, sizeof e->err_msg, res->message);
         e->step = E_FINAL;
     } else {
@@ -845,6 +874,9 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
 
 static void run_entry(struct pipeline *p, struct ent *e)
 {
+    uint64_t t = now_ms();
+    if (t < ((e->step == E_UPLOAD || e->step == E_STOW) ? p->hold_s3 : p->hold_ddb))
+        return;
     char now[40];
     state_now_iso(now);
     struct op *o;
@@ -855,7 +887,7 @@ static void run_entry(struct pipeline *p, struct ent *e)
             return;
         o = op_new(p, e, NULL, 0, 0);
         rc = ddb_send(p, state_req_received(p->cfg->ddb.table, &e->o, e->redrive, now),
-                      "UpdateItem", o);
+                      "PutItem", o);
         break;
     case E_DUPCHECK:
         if (p->ddb >= PL_MAX_DDB)
@@ -936,7 +968,7 @@ static void run_entry(struct pipeline *p, struct ent *e)
     e->busy = true;
 }
 
-/* ---- batch steps ------------------------------------------------------------------------------ */
+/* ---- batch steps --------------------------------------------------------------------------- */
 
 static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *out);
 
@@ -1500,6 +1532,89 @@ static int assign(struct pipeline *p, struct ent *e)
     return 0;
 }
 
+static void flush(struct pipeline *p);
+
+static bool awaited(const struct pipeline *p, const char *id)
+{
+    for (const struct awaiter *a = p->awaiters; a; a = a->next) {
+        if (strcmp(a->id, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Take spool entry id into the pipeline. 0 taken (or finished off), 1 skipped (known, over the
+ * cap, or unusable: left for an operator), < 0 a journal failure: stop for now. */
+static int admit(struct pipeline *p, const char *id)
+{
+    int dummy;
+    if (ent_find(p, id) || done_lookup(p, id, &dummy))
+        return 1;
+    if (p->n_ents >= PL_MAX_ENTRIES && !awaited(p, id))
+        return 1; /* a backlog waits in ready/; an object a modality waits for goes first */
+    char path[1200];
+    size_t slen = 0;
+    char *side = entry_path(p, id, ".json", path, sizeof path) == 0
+                     ? read_small(path, 64u * 1024u, &slen)
+                     : NULL;
+    if (!side && errno == ENOENT)
+        return 1; /* not (yet, or any more) in ready/ */
+    struct ent *e = calloc(1, sizeof *e);
+    if (!e) {
+        free(side);
+        return ERR_NOMEM;
+    }
+    scpy(e->id, sizeof e->id, id);
+    int rc = side ? state_obj_from_sidecar(side, slen, &e->o) : ERR_MALFORMED;
+    if (rc == 0) {
+        cJSON *sj = cJSON_ParseWithLength(side, slen);
+        e->redrive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sj, "redrive"));
+        cJSON_Delete(sj);
+    }
+    free(side);
+    if (rc < 0) {
+        /* left in ready/ for an operator; never deleted unread */
+        note_error(p, "sidecar", id, NULL, rc);
+        done_note(p, id, ERR_MALFORMED);
+        free(e);
+        return 1;
+    }
+    /* assigned before a crash? the journal replay put it in its batch */
+    struct pbatch *owner = NULL;
+    struct member *m = NULL;
+    for (struct pbatch *b = p->batches; b && !m; b = b->next) {
+        m = batch_member(b, id);
+        owner = b;
+    }
+    if (m && (m->stored || m->dropped)) {
+        /* released before the crash but not unlinked: finish that */
+        char d[1200];
+        if (entry_path(p, id, ".dcm", d, sizeof d) == 0)
+            unlink(d);
+        unlink(path);
+        if (p->env.spool_depth)
+            atomic_fetch_sub(p->env.spool_depth, 1);
+        if (p->env.spool_bytes)
+            atomic_fetch_sub(p->env.spool_bytes, (int64_t)e->o.bytes);
+        done_note(p, id, 0);
+        free(e);
+        return 0;
+    }
+    if (m) {
+        e->b = owner;
+        e->journaled = true; /* its assign was replayed from the journal */
+    } else if ((rc = assign(p, e)) < 0) {
+        note_error(p, "journal", id, NULL, rc);
+        free(e);
+        return rc;
+    }
+    scpy(e->o.batch, sizeof e->o.batch, e->b->id);
+    s3_key_of(p, e->b->id, e->o.sop, e->o.s3_key, sizeof e->o.s3_key);
+    e->step = E_RECEIVE;
+    ent_insert(p, e);
+    return 0;
+}
+
 static void scan(struct pipeline *p)
 {
     p->scan_wanted = false;
@@ -1510,77 +1625,18 @@ static void scan(struct pipeline *p)
         note_error(p, "scan", p->ready_dir, NULL, -errno);
         return;
     }
-    for (int i = 0; i < n; i++) {
+    int rc = 0;
+    for (int i = 0; i < n && rc >= 0; i++) {
         char id[SPOOL_ID_LEN];
         size_t len = strlen(names[i]->d_name) - 5;
         memcpy(id, names[i]->d_name, len);
         id[len] = '\0';
-        free(names[i]);
-        names[i] = NULL;
-        int dummy;
-        if (p->n_ents >= PL_MAX_ENTRIES || ent_find(p, id) || done_lookup(p, id, &dummy))
-            continue;
-        char path[1200];
-        size_t slen = 0;
-        char *side = entry_path(p, id, ".json", path, sizeof path) == 0
-                         ? read_small(path, 64u * 1024u, &slen)
-                         : NULL;
-        struct ent *e = calloc(1, sizeof *e);
-        if (!e) {
-            free(side);
-            break;
-        }
-        scpy(e->id, sizeof e->id, id);
-        int rc = side ? state_obj_from_sidecar(side, slen, &e->o) : ERR_MALFORMED;
-        if (rc == 0 && side) {
-            cJSON *sj = cJSON_ParseWithLength(side, slen);
-            e->redrive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sj, "redrive"));
-            cJSON_Delete(sj);
-        }
-        free(side);
-        if (rc < 0) {
-            /* left in ready/ for an operator; never deleted unread */
-            note_error(p, "sidecar", id, NULL, rc);
-            done_note(p, id, ERR_MALFORMED);
-            free(e);
-            continue;
-        }
-        /* assigned before a crash? the journal replay put it in its batch */
-        struct pbatch *owner = NULL;
-        struct member *m = NULL;
-        for (struct pbatch *b = p->batches; b && !m; b = b->next) {
-            m = batch_member(b, id);
-            owner = b;
-        }
-        if (m && (m->stored || m->dropped)) {
-            /* released before the crash but not unlinked: finish that */
-            char d[1200];
-            if (entry_path(p, id, ".dcm", d, sizeof d) == 0)
-                unlink(d);
-            unlink(path);
-            if (p->env.spool_depth)
-                atomic_fetch_sub(p->env.spool_depth, 1);
-            if (p->env.spool_bytes)
-                atomic_fetch_sub(p->env.spool_bytes, (int64_t)e->o.bytes);
-            done_note(p, id, 0);
-            free(e);
-            continue;
-        }
-        if (m) {
-            e->b = owner;
-        } else if (assign(p, e) < 0) {
-            note_error(p, "journal", id, NULL, ERR_IO);
-            free(e);
-            break;
-        }
-        scpy(e->o.batch, sizeof e->o.batch, e->b->id);
-        s3_key_of(p, e->b->id, e->o.sop, e->o.s3_key, sizeof e->o.s3_key);
-        e->step = E_RECEIVE;
-        ent_insert(p, e);
+        rc = admit(p, id);
     }
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
+    flush(p); /* the new assign records durable before any request for them */
 }
 
 /* ---- re-drive requests (dicom-core redrive writes them into <spool>/forwarder/redrive/) -- */
@@ -1697,6 +1753,7 @@ static void flush(struct pipeline *p)
             any = true;
         }
     }
+    p->last_flush_ms = now_ms();
     if (p->journal_dirty) {
         int rc = pipeline_journal_sync(p->journal);
         if (rc < 0) {
@@ -1705,6 +1762,9 @@ static void flush(struct pipeline *p)
         }
         p->journal_dirty = false;
     }
+    for (struct ent *e = p->ents; e; e = e->next)
+        e->journaled = true;
+    p->releases = 0;
     if (!any)
         return;
     for (struct ent *e = p->ents, *next; e; e = next) {
@@ -1737,7 +1797,7 @@ static void flush(struct pipeline *p)
     p->scan_wanted = true; /* room for more */
 }
 
-/* ---- scheduling ------------------------------------------------------------------------------- */
+/* ---- scheduling ---------------------------------------------------------------------------- */
 
 static void pump(struct pipeline *p)
 {
@@ -1745,7 +1805,7 @@ static void pump(struct pipeline *p)
         return;
     uint64_t now = now_ms();
     for (struct ent *e = p->ents; e; e = e->next) {
-        if (!e->busy && e->step != E_RELEASE && now >= e->next_ms)
+        if (!e->busy && e->journaled && e->step != E_RELEASE && now >= e->next_ms)
             run_entry(p, e);
     }
     for (struct pbatch *b = p->batches, *next; b; b = next) {
@@ -1782,6 +1842,8 @@ static void on_tick(uv_timer_t *t)
         if (now - p->last_scan_ms >= PL_SCAN_MS)
             take_redrives(p);
         scan(p);
+    } else {
+        flush(p);
     }
     pump(p);
     if (now - p->last_status_ms >= 1000) {
@@ -1790,12 +1852,17 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* After each loop pass: flush when enough releases gathered or a little time went by (the
+ * tick flushes too), so that one fdatasync covers many objects. */
 static void on_check(uv_check_t *c)
 {
     struct pipeline *p = c->data;
     if (p->stopping)
         return;
-    flush(p);
+    if (p->releases >= 32 || (p->releases > 0 && now_ms() - p->last_flush_ms >= 20)) {
+        flush(p);
+        pump(p);
+    }
 }
 
 /* ---- journal replay ----------------------------------------------------------------------- */
@@ -2144,11 +2211,8 @@ int pipeline_start(const struct pipeline_env *env, struct pipeline **out)
 
 void pipeline_kick(struct pipeline *p)
 {
-    if (p->stopping)
-        return;
+    /* coalesced: the next tick scans ready/ once for every kick since the last one */
     p->scan_wanted = true;
-    scan(p);
-    pump(p);
 }
 
 void pipeline_await(struct pipeline *p, const char *id, uint64_t token)
@@ -2178,8 +2242,13 @@ void pipeline_await(struct pipeline *p, const char *id, uint64_t token)
     a->deadline_ms = now_ms() + p->cfg->ack_timeout_ms;
     a->next = p->awaiters;
     p->awaiters = a;
-    if (!e)
-        pipeline_kick(p);
+    if (!e) {
+        /* straight in, without a scan of the whole spool: a modality is waiting */
+        if (admit(p, id) != 0)
+            p->scan_wanted = true;
+        flush(p);
+        pump(p);
+    }
 }
 
 static void on_handle_closed(uv_handle_t *h)

@@ -482,12 +482,22 @@ int s3_get_object(struct s3_client *s, const char *bucket, const char *key, size
 
 /* ---- whole-file upload ------------------------------------------------------------------ */
 
+#define S3_PARTS_IN_FLIGHT 4 /* overlaps one part's hashing with the others' sending */
+
+struct upl;
+struct upl_part_ctx {
+    struct upl *u;
+    unsigned idx;
+};
+
 struct upl {
     struct s3_client *s;
     char *bucket, *key, *path, *upload_id;
     uint64_t off, len, part_size;
-    unsigned n_parts, next;
+    unsigned n_parts, next, in_flight, done;
+    bool failed;
     struct s3_part *parts;
+    struct upl_part_ctx *ctx;
     struct http_result fail;
     s3_done_cb cb;
     void *arg;
@@ -500,6 +510,7 @@ static void upl_free(struct upl *u)
     free(u->path);
     free(u->upload_id);
     free(u->parts);
+    free(u->ctx);
     free(u);
 }
 
@@ -516,17 +527,23 @@ static void upl_aborted(void *arg, const struct http_result *res)
     upl_end(u, &u->fail);
 }
 
+/* Record the first failure; abort once no part is in flight any more. */
 static void upl_fail(struct upl *u, const struct http_result *res)
 {
-    u->fail = *res;
-    if (u->fail.err == 0)
-        u->fail.err = HTTP_ERR_PARSE;
+    if (!u->failed) {
+        u->failed = true;
+        u->fail = *res;
+        if (u->fail.err == 0)
+            u->fail.err = HTTP_ERR_PARSE;
+    }
+    if (u->in_flight > 0)
+        return;
     if (!u->upload_id || s3_abort_multipart(u->s, u->bucket, u->key, u->upload_id,
                                             upl_aborted, u) < 0)
         upl_end(u, &u->fail);
 }
 
-static void upl_next_part(struct upl *u);
+static void upl_pump(struct upl *u);
 
 static void upl_completed(void *arg, const struct http_result *res)
 {
@@ -541,34 +558,46 @@ static void upl_completed(void *arg, const struct http_result *res)
 static void upl_part_done(void *arg, const struct http_result *res, const char *etag,
                           const char *sum)
 {
-    struct upl *u = arg;
-    if (res->err < 0) {
-        upl_fail(u, res);
+    struct upl_part_ctx *pc = arg;
+    struct upl *u = pc->u;
+    u->in_flight--;
+    if (res->err < 0 || u->failed) {
+        upl_fail(u, res->err < 0 ? res : &u->fail);
         return;
     }
-    struct s3_part *p = &u->parts[u->next];
-    p->part_no = u->next + 1;
+    struct s3_part *p = &u->parts[pc->idx];
+    p->part_no = pc->idx + 1;
     snprintf(p->etag, sizeof(p->etag), "%s", etag);
     snprintf(p->checksum_b64, sizeof(p->checksum_b64), "%s", sum);
-    u->next++;
-    upl_next_part(u);
+    u->done++;
+    upl_pump(u);
 }
 
-static void upl_next_part(struct upl *u)
+static void upl_pump(struct upl *u)
 {
-    int rc;
-    if (u->next == u->n_parts) {
-        rc = s3_complete_multipart(u->s, u->bucket, u->key, u->upload_id, u->parts, u->n_parts,
-                                   upl_completed, u);
-    } else {
-        uint64_t poff = (uint64_t)u->next * u->part_size;
-        uint64_t plen = u->len - poff < u->part_size ? u->len - poff : u->part_size;
-        rc = s3_upload_part(u->s, u->bucket, u->key, u->upload_id, u->next + 1, u->path,
-                            u->off + poff, plen, upl_part_done, u);
+    if (u->done == u->n_parts) {
+        int rc = s3_complete_multipart(u->s, u->bucket, u->key, u->upload_id, u->parts,
+                                       u->n_parts, upl_completed, u);
+        if (rc < 0) {
+            struct http_result res = {.err = rc};
+            upl_fail(u, &res);
+        }
+        return;
     }
-    if (rc < 0) {
-        struct http_result res = {.err = rc};
-        upl_fail(u, &res);
+    while (!u->failed && u->next < u->n_parts && u->in_flight < S3_PARTS_IN_FLIGHT) {
+        unsigned i = u->next++;
+        uint64_t poff = (uint64_t)i * u->part_size;
+        uint64_t plen = u->len - poff < u->part_size ? u->len - poff : u->part_size;
+        u->ctx[i].u = u;
+        u->ctx[i].idx = i;
+        int rc = s3_upload_part(u->s, u->bucket, u->key, u->upload_id, i + 1, u->path,
+                                u->off + poff, plen, upl_part_done, &u->ctx[i]);
+        if (rc < 0) {
+            struct http_result res = {.err = rc};
+            upl_fail(u, &res);
+            return;
+        }
+        u->in_flight++;
     }
 }
 
@@ -585,7 +614,7 @@ static void upl_created(void *arg, const struct http_result *res, const char *up
         upl_end(u, &r2);
         return;
     }
-    upl_next_part(u);
+    upl_pump(u);
 }
 
 int s3_upload_file(struct s3_client *s, const char *bucket, const char *key, const char *path,
@@ -610,9 +639,10 @@ int s3_upload_file(struct s3_client *s, const char *bucket, const char *key, con
     u->part_size = part_size;
     u->n_parts = (unsigned)((len + part_size - 1) / part_size);
     u->parts = calloc(u->n_parts, sizeof(*u->parts));
+    u->ctx = calloc(u->n_parts, sizeof(*u->ctx));
     u->cb = cb;
     u->arg = arg;
-    if (!u->bucket || !u->key || !u->path || !u->parts) {
+    if (!u->bucket || !u->key || !u->path || !u->parts || !u->ctx) {
         upl_free(u);
         return ERR_NOMEM;
     }

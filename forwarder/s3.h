@@ -87,9 +87,9 @@ MUST_CHECK int s3_get_object(struct s3_client *s, const char *bucket, const char
                              size_t max, s3_get_cb cb, void *arg);
 
 /* Upload len bytes of path from off as key: one PutObject when len < threshold, else a
- * multipart upload in parts of part_size (>= 5 MiB, the last smaller), one part in flight at a
- * time, streamed from the file; on any failure the upload is aborted (best effort) before cb
- * runs with the failing step's result. sha256_hex is the whole object's hash (used for the
+ * multipart upload in parts of part_size (>= 5 MiB, the last smaller; doubled while over 10,000
+ * parts), up to 4 parts in flight, each streamed from the file; on any failure the upload is
+ * aborted (best effort, once no part is in flight) before cb runs with the first failure. sha256_hex is the whole object's hash (used for the
  * single PUT; multipart parts carry their own checksums). */
 MUST_CHECK int s3_upload_file(struct s3_client *s, const char *bucket, const char *key,
                               const char *path, uint64_t off, uint64_t len,

@@ -225,53 +225,86 @@ static int inst_keys(const char *sop, const char *sha, char *pk, size_t pcap, ch
     return a < 0 || (size_t)a >= pcap || b < 0 || (size_t)b >= scap ? ERR_LIMIT : 0;
 }
 
+static void put_s(cJSON *item, const char *name, const char *v, bool *err)
+{
+    if (!v || !v[0])
+        return; /* an empty string says nothing: leave the attribute out */
+    cJSON *a = cJSON_AddObjectToObject(item, name);
+    if (!a || !cJSON_AddStringToObject(a, "S", v))
+        *err = true;
+}
+
+static void put_n(cJSON *item, const char *name, uint64_t v, bool *err)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    cJSON *a = cJSON_AddObjectToObject(item, name);
+    if (!a || !cJSON_AddStringToObject(a, "N", buf))
+        *err = true;
+}
+
+/* A PutItem, not an UpdateItem: the whole item is known here, and a put is several times
+ * cheaper to evaluate than an update expression of twenty clauses (measured against moto). */
 cJSON *state_req_received(const char *table, const struct state_obj *o, bool redrive,
-                         const char *now)
+                          const char *now)
 {
     char pk[96], sk[96];
-    if (inst_keys(o->sop, o->sha, pk, sizeof pk, sk, sizeof sk) < 0)
-        return NULL;
-    struct upd u;
-    upd_init(&u, table, pk, sk);
-    /* identity attributes: written as is (a replay writes the same values) */
-    upd_set(&u, "study_uid", "S", o->study, false);
-    upd_set(&u, "series_uid", "S", o->series, false);
-    upd_set(&u, "sop_uid", "S", o->sop, false);
-    upd_set(&u, "sop_class_uid", "S", o->sop_class, false);
-    upd_set(&u, "transfer_syntax", "S", o->ts, false);
-    upd_set(&u, "calling_ae", "S", o->calling, false);
-    upd_set(&u, "called_ae", "S", o->called, false);
-    upd_set(&u, "peer", "S", o->peer, false);
-    upd_set(&u, "cert_cn", "S", o->cert_cn, false);
-    upd_set(&u, "cert_fp", "S", o->cert_fp, false);
-    upd_set(&u, "client_id", "S", o->client_id, false);
-    upd_set_u64(&u, "bytes", o->bytes, false);
-    upd_set(&u, "sha256", "S", o->sha, false);
-    upd_set(&u, "s3_key", "S", o->s3_key, false);
-    int batch_v = upd_set(&u, "batch_id", "S", o->batch, false);
-    upd_set(&u, "received_at", "S", o->received_at[0] ? o->received_at : now, true);
-    upd_set(&u, "updated_at", "S", now, false);
-    char cond[256];
-    if (batch_v < 0) {
-        cJSON_Delete(u.root);
+    if (!o->batch[0] || inst_keys(o->sop, o->sha, pk, sizeof pk, sk, sizeof sk) < 0)
         return NULL; /* an instance always belongs to a batch */
+    bool err = false;
+    cJSON *r = cJSON_CreateObject();
+    cJSON *item = r ? cJSON_AddObjectToObject(r, "Item") : NULL;
+    if (!item || !cJSON_AddStringToObject(r, "TableName", table)) {
+        cJSON_Delete(r);
+        return NULL;
     }
+    put_s(item, "pk", pk, &err);
+    put_s(item, "sk", sk, &err);
+    put_s(item, "state", state_inst_name(STATE_RECEIVED), &err);
+    put_n(item, "state_rank", STATE_RECEIVED, &err);
+    put_s(item, "study_uid", o->study, &err);
+    put_s(item, "series_uid", o->series, &err);
+    put_s(item, "sop_uid", o->sop, &err);
+    put_s(item, "sop_class_uid", o->sop_class, &err);
+    put_s(item, "transfer_syntax", o->ts, &err);
+    put_s(item, "calling_ae", o->calling, &err);
+    put_s(item, "called_ae", o->called, &err);
+    put_s(item, "peer", o->peer, &err);
+    put_s(item, "cert_cn", o->cert_cn, &err);
+    put_s(item, "cert_fp", o->cert_fp, &err);
+    put_s(item, "client_id", o->client_id, &err);
+    put_n(item, "bytes", o->bytes, &err);
+    put_s(item, "sha256", o->sha, &err);
+    put_s(item, "s3_key", o->s3_key, &err);
+    put_s(item, "batch_id", o->batch, &err);
+    put_s(item, "received_at", o->received_at[0] ? o->received_at : now, &err);
+    put_s(item, "updated_at", now, &err);
+    /* new; or this batch's own item still at RECEIVED (a replay writes the same item); a
+     * re-drive may also take a FAILED item over */
+    cJSON *names = cJSON_AddObjectToObject(r, "ExpressionAttributeNames");
+    cJSON *values = cJSON_AddObjectToObject(r, "ExpressionAttributeValues");
+    if (!names || !values || !cJSON_AddStringToObject(names, "#b", "batch_id") ||
+        !cJSON_AddStringToObject(names, "#r", "state_rank"))
+        err = true;
+    if (values) {
+        put_s(values, ":b", o->batch, &err);
+        put_n(values, ":one", STATE_RECEIVED, &err);
+    }
+    const char *cond = "attribute_not_exists(pk) OR (#b = :b AND #r = :one)";
     if (redrive) {
-        /* a re-drive takes a FAILED item back to RECEIVED in the new batch */
-        upd_set(&u, "state", "S", state_inst_name(STATE_RECEIVED), false);
-        upd_set(&u, "state_rank", "N", "1", false);
-        char fn[16], fv[16];
-        upd_name(&u, "state", fn);
-        upd_value(&u, "S", state_inst_name(STATE_FAILED), fv);
-        snprintf(cond, sizeof cond, "attribute_not_exists(pk) OR %s = %s OR #a%d = :v%d", fn, fv,
-                 batch_v, batch_v);
-    } else {
-        /* a replay keeps whatever state the item reached */
-        upd_set(&u, "state", "S", state_inst_name(STATE_RECEIVED), true);
-        upd_set(&u, "state_rank", "N", "1", true);
-        snprintf(cond, sizeof cond, "attribute_not_exists(pk) OR #a%d = :v%d", batch_v, batch_v);
+        if (names && !cJSON_AddStringToObject(names, "#s", "state"))
+            err = true;
+        if (values)
+            put_s(values, ":failed", state_inst_name(STATE_FAILED), &err);
+        cond = "attribute_not_exists(pk) OR (#b = :b AND #r = :one) OR #s = :failed";
     }
-    return upd_finish(&u, cond);
+    if (!cJSON_AddStringToObject(r, "ConditionExpression", cond))
+        err = true;
+    if (err) {
+        cJSON_Delete(r);
+        return NULL;
+    }
+    return r;
 }
 
 cJSON *state_req_advance(const char *table, const char *sop, const char *sha, enum state_inst st,

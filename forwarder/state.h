@@ -58,10 +58,11 @@ void state_now_iso(char out[40]);
  * Study and Series Instance UIDs, sha256, bytes) is missing or invalid. */
 MUST_CHECK int state_obj_from_sidecar(const char *json, size_t len, struct state_obj *o);
 
-/* UpdateItem: create the instance item as RECEIVED, or refresh it when it already belongs to
- * the same batch (a replay), never moving its state back. The condition fails when another
- * batch (a duplicate of an object already forwarded) owns the item. redrive: the item may also
- * be FAILED, and is then taken over by this batch and set back to RECEIVED. NULL: no memory. */
+/* PutItem: the instance item as RECEIVED. The condition lets it in when there is no item yet,
+ * or when this batch's own item is still RECEIVED (a replay after a crash). It fails when
+ * another batch owns the item (a duplicate of an object already forwarded) or when the item
+ * went further (look it up to tell). redrive: a FAILED item may be taken over too. NULL when
+ * out of memory or o->batch is empty. */
 cJSON *state_req_received(const char *table, const struct state_obj *o, bool redrive,
                          const char *now);
 /* UpdateItem: move an instance forward to st (conditional on state_rank < st). */

@@ -8,6 +8,7 @@
  *   gw-aws [options] ddb-put TABLE ITEM_JSON [COND [NAMES_JSON [VALUES_JSON]]]
  *   gw-aws [options] ddb-update TABLE KEY_JSON UPDATE_EXPR COND NAMES_JSON VALUES_JSON
  *   gw-aws [options] ddb-get TABLE KEY_JSON
+ *   gw-aws [options] ddb-call OPERATION REQUEST_JSON
  *   gw-aws [options] ddb-query TABLE INDEX|- KEY_COND NAMES_JSON VALUES_JSON
  *   gw-aws [options] mi-start DATASTORE ROLE_ARN CLIENT_TOKEN INPUT_URI OUTPUT_URI
  *   gw-aws [options] mi-get DATASTORE JOB_ID
@@ -97,8 +98,8 @@ static void on_job(void *arg, const struct http_result *res, const struct mi_job
     (void)arg;
     report(res);
     if (job)
-        printf("job_id=%s status=%s datastore=%s message=%s\n", job->job_id, job->job_status,
-               job->datastore_id, job->message);
+        printf("job_id=%s status=%s datastore=%s attempts=%u message=%s\n", job->job_id,
+               job->job_status, job->datastore_id, res->attempts, job->message);
 }
 
 static void on_stow(void *arg, const struct http_result *res, const struct mi_stow_result *out)
@@ -287,6 +288,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "ddb-get") && nargs == 2) {
         j1 = json_arg(a[1]);
         rc = ddb_get_item(ddb, a[0], j1, true, on_ddb, NULL);
+    } else if (!strcmp(cmd, "ddb-call") && nargs == 2) {
+        j1 = json_arg(a[1]);
+        rc = ddb_call(ddb, a[0], j1, on_ddb, NULL);
     } else if (!strcmp(cmd, "ddb-query") && nargs == 5) {
         j2 = json_arg(a[3]);
         j3 = json_arg(a[4]);

@@ -8,7 +8,8 @@
 #include "common/err.h"
 
 /* Parse "IPv4:port", "[IPv6]:port" (numeric hosts only; names are resolved by the caller with
- * uv_getaddrinfo). Port 0..65535 (0: any free port). Returns 0 or ERR_CONFIG. */
+ * uv_getaddrinfo; "[1.2.3.4]:p" is accepted as IPv4). Port 0..65535, 0 meaning any free port.
+ * Returns 0 or ERR_CONFIG. */
 MUST_CHECK int addr_parse(const char *s, struct sockaddr_storage *out);
 /* Split "host:port" / "[host]:port" into host (any name) and port. 0 or ERR_CONFIG. */
 MUST_CHECK int addr_split(const char *s, char *host, size_t host_len, unsigned *port);

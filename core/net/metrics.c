@@ -91,13 +91,35 @@ static bool name_ok(const char *n)
     return true;
 }
 
+/* `name="value"(,name="value")*` with \\, \" and \n escapes in values (exposition format). */
 static bool labels_ok(const char *l)
 {
     size_t len = strnlen(l, METRIC_LABELS_MAX);
     if (len >= METRIC_LABELS_MAX)
         return false;
-    for (size_t i = 0; i < len; i++) {
-        if (l[i] == '\n' || l[i] == '{' || l[i] == '}')
+    size_t i = 0;
+    while (i < len) {
+        size_t start = i;
+        while (i < len && ((l[i] >= 'a' && l[i] <= 'z') || (l[i] >= 'A' && l[i] <= 'Z') ||
+                           l[i] == '_' || (i > start && l[i] >= '0' && l[i] <= '9')))
+            i++;
+        if (i == start || i + 1 >= len || l[i] != '=' || l[i + 1] != '"')
+            return false;
+        for (i += 2; i < len && l[i] != '"'; i++) {
+            if (l[i] == '\n')
+                return false;
+            if (l[i] == '\\') {
+                if (i + 1 >= len || (l[i + 1] != '\\' && l[i + 1] != '"' && l[i + 1] != 'n'))
+                    return false;
+                i++;
+            }
+        }
+        if (i >= len)
+            return false; /* unterminated value */
+        i++;
+        if (i < len && l[i++] != ',')
+            return false;
+        if (i == len && l[i - 1] == ',')
             return false;
     }
     return true;

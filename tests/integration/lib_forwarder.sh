@@ -116,8 +116,9 @@ write_core_config() {
 EOF
 }
 
+CORE_ENV=()  # e.g. (-u AWS_ACCESS_KEY_ID VAR=value): the core's environment changes
 core_start() {
-    "$CORE" --config "$T/core.json" >>"$T/core.log" 2>&1 &
+    env "${CORE_ENV[@]}" "$CORE" --config "$T/core.json" >>"$T/core.log" 2>&1 &
     CORE_PID=$!
     for _ in $(seq 100); do
         if (echo >"/dev/tcp/127.0.0.1/$CORE_PORT") 2>/dev/null; then return 0; fi

@@ -202,14 +202,20 @@ fi
 # the sidecar (as the file backend journals it): UIDs, AE titles, peer, size and SHA-256 of the
 # stored file; no patient data in the journal or the log; /metrics and /healthz agree
 cat >"$T/journal.py" <<'EOF2'
-import glob, hashlib, json, os, sys
+import glob, hashlib, json, os, sys, time
 import pydicom
 store, calling, files = sys.argv[1], sys.argv[2], sys.argv[3:]
-recs = {}
-for line in open(os.path.join(store, "journal.jsonl")):
-    j = json.loads(line)
-    if j.get("ev") == "stored":
-        recs[j["sop_instance_uid"]] = j
+want_uids = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
+for _ in range(100):  # the journal line may follow the file's rename by a moment
+    recs = {}
+    for line in open(os.path.join(store, "journal.jsonl")):
+        if line.endswith("\n"):
+            j = json.loads(line)
+            if j.get("ev") == "stored":
+                recs[j["sop_instance_uid"]] = j
+    if want_uids <= recs.keys():
+        break
+    time.sleep(0.1)
 bad = 0
 for f in files:
     d = pydicom.dcmread(f, stop_before_pixels=True)
@@ -244,6 +250,26 @@ n_metric=$(awk '/^dicom_core_objects_stored_total / {print $2}' <<<"$metrics")
 [[ "$n_metric" == "$sent" ]] && ok "/metrics: dicom_core_objects_stored_total $n_metric" ||
     fail "/metrics says $n_metric objects stored, $sent were sent"
 curl -sf "http://127.0.0.1:$H/healthz" | grep -q '"ok"' && ok "/healthz ok" || fail "/healthz not ok"
+# the operator's HTTP listener stays bounded: GET/HEAD only, 8 KiB head, 5 s to send it
+http_codes="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$H/healthz") \
+$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$H/nope") \
+$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" "http://127.0.0.1:$H/healthz") \
+$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$H/metrics")"
+[[ $http_codes == "405 404 431 200" ]] && ok "HTTP listener: POST 405, unknown 404, 9 KiB head 431, HEAD 200" ||
+    fail "HTTP listener answered $http_codes, want 405 404 431 200"
+$PY - "$H" <<'EOF2' && ok "HTTP listener closes a client that never finishes its request head" || fail "slow HTTP client kept open"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /healthz HTTP/1.1\r\n")
+s.settimeout(30)
+try:
+    s.recv(100)  # EOF (or a 408 before it) ends the wait; only a 30 s silence fails
+    sys.exit(0)
+except socket.timeout:
+    sys.exit(1)
+except ConnectionResetError:
+    sys.exit(0)
+EOF2
 
 # parallel associations
 n_par=4
@@ -426,6 +452,43 @@ if ((acked > 0)); then
 fi
 stop_core
 
+# ---------------------------------------------------------------- crash: SIGKILL mid-stream
+# Every object storescu saw acknowledged before the core was killed is, after a restart, in the
+# store exactly once and intact; nothing partial survives; sending an object twice stores it once.
+start_core crash
+C=$T/crash
+gen "$T/crashd" --count 40 --modality CT --ts explicit --seed 21
+storescu -v -aet CRASH -aec DICOM_CORE 127.0.0.1 "$P" "$T"/crashd/*.dcm >"$T/crash.out" 2>&1 &
+scu=$!
+pids+=("$scu")
+for _ in $(seq 300); do
+    [[ $(grep -c "Received Store Response (Success)" "$T/crash.out") -ge 5 ]] && break
+    sleep 0.01
+done
+kill -KILL "$core"
+wait "$core" 2>/dev/null
+wait "$scu" 2>/dev/null
+acked=$(grep -c "Received Store Response (Success)" "$T/crash.out")
+mapfile -t acked_files < <(ls "$T"/crashd/*.dcm | head -n "$acked")
+start_core crash
+wait_drained "$C" || fail "crash: ready/ not drained after restart"
+for _ in $(seq 50); do find "$C/spool/tmp" -type f | grep -q . || break; sleep 0.1; done
+find "$C/spool/tmp" -type f | grep -q . && fail "crash: partial objects left in tmp/ after restart"
+if ((acked > 0)) && $PY "$T/dscmp.py" compare "$C/store" CRASH "${acked_files[@]}"; then
+    ok "SIGKILL mid-stream: all $acked acknowledged objects in the store once, intact, after restart"
+else
+    fail "SIGKILL mid-stream: acknowledged objects lost or damaged ($acked acknowledged)"
+fi
+# the same objects again: acknowledged, still one copy each
+storescu -aet CRASH -aec DICOM_CORE 127.0.0.1 "$P" "${acked_files[@]}" >"$T/dup.out" 2>&1 ||
+    fail "resending stored objects: $(cat "$T/dup.out")"
+wait_drained "$C" || true
+sleep 0.3
+$PY "$T/dscmp.py" compare "$C/store" CRASH "${acked_files[@]}" && ok "resent objects: one copy each" ||
+    fail "resent objects stored twice"
+stop_core
+rm -rf "$T/crashd"
+
 # ---------------------------------------------------------------- disk under min_free_bytes
 # (larger than any disk's free space: 2^62 bytes)
 MIN_FREE=4611686018427387904 start_core full '"ack": "spool",'
@@ -500,10 +563,13 @@ sys.exit(0 if st == 0 else f"C-STORE through PROXY v2: status {st}")
 EOF2
 start_core proxy '"proxy_protocol": { "trusted": ["127.0.0.1/32"] },'
 if $PY "$T/proxy.py" store "$P"; then
-    wait_stored "$T/proxy" 1 || true
-    if grep '"ev":"stored"' "$T/proxy/store/journal.jsonl" 2>/dev/null | grep '"peer":"10.1.2.3:40000"' |
-        grep '"subject_cn":"modality-ct1.example"' | grep '"client_id":"ct-room-1"' |
-        grep -q '"fingerprint_sha256":"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"'; then
+    proxy_rec() {
+        grep '"ev":"stored"' "$T/proxy/store/journal.jsonl" 2>/dev/null | grep '"peer":"10.1.2.3:40000"' |
+            grep '"subject_cn":"modality-ct1.example"' | grep '"client_id":"ct-room-1"' |
+            grep -q '"fingerprint_sha256":"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"'
+    }
+    for _ in $(seq 100); do proxy_rec && break; sleep 0.1; done
+    if proxy_rec; then
         ok "PROXY v2 from a trusted source: original peer and certificate identity recorded"
     else
         fail "PROXY v2 identity not in the sidecar: $(grep stored "$T/proxy/store/journal.jsonl")"
@@ -519,6 +585,62 @@ $PY "$T/proxy.py" untrusted "$P" && ok "PROXY header from an untrusted source: a
     fail "PROXY header from an untrusted source accepted"
 echoscu -aet PLAIN -aec DICOM_CORE 127.0.0.1 "$P" || fail "untrusted source without header refused"
 stop_core
+
+# SIGHUP applies a changed configuration to new associations and refuses an invalid one
+start_core reload
+sed -i 's/"ae_title": "DICOM_CORE"/"ae_title": "NEW_CORE"/' "$T/reload.json"
+kill -HUP "$core"
+for _ in $(seq 50); do grep -q '"ev":"reloaded"' "$T/reload.log" && break; sleep 0.1; done
+if echoscu -aet R -aec NEW_CORE 127.0.0.1 "$P" && ! echoscu -aet R -aec DICOM_CORE 127.0.0.1 "$P" 2>/dev/null; then
+    ok "SIGHUP: the new AE title applies to new associations"
+else
+    fail "SIGHUP did not apply the new AE title"
+fi
+echo '{ "ae_title": ' >"$T/reload.json"
+kill -HUP "$core"
+for _ in $(seq 50); do grep -q '"ev":"reload_refused"' "$T/reload.log" && break; sleep 0.1; done
+if grep -q '"ev":"reload_refused"' "$T/reload.log" && echoscu -aet R -aec NEW_CORE 127.0.0.1 "$P"; then
+    ok "SIGHUP with an invalid file: refused, the running configuration stays"
+else
+    fail "invalid configuration on SIGHUP not refused cleanly"
+fi
+stop_core
+
+# every log line is one JSON object, even with AE titles full of JSON metacharacters
+start_core logs
+$PY - "$P" <<EOF2 || fail "association with a quoting AE title"
+import sys
+sys.path.insert(0, "$src/tests/support")
+import pdu_peer as pp
+p, _ = pp.associate("127.0.0.1", int(sys.argv[1]), "DICOM_CORE", calling='Q"{}[]:,<x>')
+p.send(pp.pdu(0x05, b"\0" * 4))
+p.recv_pdu()
+q = pp.Peer("127.0.0.1", int(sys.argv[1]))
+q.send(pp.assoc_rq('NOT"CORE}'))
+q.recv_pdu()
+EOF2
+stop_core
+if $PY - "$T"/*.log "$T"/*/store/journal.jsonl <<'EOF2'; then
+import json, sys
+bad, seen = 0, False
+for path in sys.argv[1:]:
+    for n, line in enumerate(open(path, errors="replace"), 1):
+        try:
+            j = json.loads(line)
+            if not isinstance(j, dict):
+                raise ValueError("not an object")
+            seen |= j.get("calling_ae") == 'Q"{}[]:,<x>'
+        except ValueError as e:
+            print(f"{path}:{n}: not a JSON object ({e}): {line[:120]!r}")
+            bad += 1
+if not seen:
+    print("the quoting calling AE title was not logged as itself")
+sys.exit(1 if bad or not seen else 0)
+EOF2
+    ok "every log and journal line is a JSON object (AE titles with quotes escaped)"
+else
+    fail "log or journal lines that are not JSON"
+fi
 
 if [[ $rc -ne 0 ]]; then
     for l in "$T"/*.log; do

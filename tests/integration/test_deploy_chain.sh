@@ -42,15 +42,21 @@ start() { # name port-to-wait command...
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
     echo "FAIL $name did not become healthy"; tail -5 "$tmp/$name.log"; exit 1
 }
-start core "$cp2" "$core" --config "$tmp/core.json"
-# does this build's core speak TLS on its listener (compose's core.json asks it to)?
-if timeout 5 openssl s_client -connect "127.0.0.1:$cp1" -cert "$pki/data/edge-clients/edge/chain.pem" \
-        -key "$pki/data/edge-clients/edge/key.pem" -CAfile "$pki/data/trust/infra-ca-chain.pem" \
-        </dev/null 2>&1 | grep -q '^Verify return code: 0'; then
-    echo "core speaks TLS on 11112 (compose's core.json as is)"
+# does this build's core terminate TLS on its listener (compose's core.json asks it to)? Probe a
+# copy without PROXY v2 (a bare TLS client sends no PROXY header)
+pp1=$(free_port); pp2=$(free_port)
+jq --arg l "127.0.0.1:$pp1" --arg h "127.0.0.1:$pp2" --arg sp "$tmp/probe" \
+    'del(.proxy_protocol) | .listen = $l | .http_listen = $h | .spool_dir = $sp | .backend.dir = $sp + "/store"' \
+    "$tmp/core.json" >"$tmp/probe.json"
+start probe "$pp2" "$core" --config "$tmp/probe.json"
+hello=$(timeout 5 openssl s_client -connect "127.0.0.1:$pp1" -cert "$pki/data/edge-clients/edge/chain.pem" \
+    -key "$pki/data/edge-clients/edge/key.pem" -CAfile "$pki/data/trust/infra-ca-chain.pem" </dev/null 2>&1 || true)
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset "pids[-1]"
+if [[ $hello =~ New,\ TLSv1\.[23],\ Cipher\ is\ [A-Z] ]]; then
+    echo "core terminates TLS on its listener: compose's core.json and route TLS as they are"
+    start core "$cp2" "$core" --config "$tmp/core.json"
 else
-    echo "note: this core does not terminate TLS yet: its TLS keys are ignored; the edge-to-core hop runs plain here"
-    kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+    echo "note: this core does not terminate TLS yet (its tls keys are ignored): the edge-to-core hop runs plain here"
     jq 'del(.tls)' "$tmp/core.json" >"$tmp/core-plain.json"
     jq 'del(.routes.local.tls)' "$pki/policy.json" >"$tmp/p" && mv "$tmp/p" "$pki/policy.json"
     start core "$cp2" "$core" --config "$tmp/core-plain.json"

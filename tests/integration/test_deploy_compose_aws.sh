@@ -91,7 +91,7 @@ sys.exit(1)'
 
 # the core-aws configuration end to end, when this build has the aws backend
 core=$build/core/dicom-core
-if [[ -x $core ]] && ldd "$core" | grep -q libcurl && [[ -x /usr/bin/python3 ]] && command -v storescu >/dev/null; then
+if [[ -x $core ]] && [[ $(ldd "$core" 2>/dev/null) == *libcurl* ]] && [[ -x /usr/bin/python3 ]] && command -v storescu >/dev/null; then
     p1=$(free_port)
     p2=$(free_port)
     jq --arg l "127.0.0.1:$p1" --arg h "127.0.0.1:$p2" --arg m "http://127.0.0.1:$moto_port" \
@@ -106,7 +106,7 @@ if [[ -x $core ]] && ldd "$core" | grep -q libcurl && [[ -x /usr/bin/python3 ]] 
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p2/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
     /usr/bin/python3 "$src/tests/support/gen_data.py" --out "$tmp/study" --count 3 --modality CT >/dev/null
     check "storescu to the core-aws configuration" storescu -aet MODALITY_AWS -aec DICOM_CORE +sd 127.0.0.1 "$p1" "$tmp/study"
-    check "every object ends IMPORTED in the table" env MOTO="http://127.0.0.1:$moto_port" STUDY="$tmp/study" $py - <<'EOS'
+    check "every object ends IMPORTED in the table, keyed as the template's schema says" env MOTO="http://127.0.0.1:$moto_port" STUDY="$tmp/study" $py - <<'EOS'
 import glob, os, sys, time, boto3
 ddb = boto3.client("dynamodb", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
 n = len(glob.glob(os.path.join(os.environ["STUDY"], "*.dcm")))
@@ -114,6 +114,15 @@ for _ in range(600):
     items = ddb.scan(TableName="dicom-gateway-local")["Items"]
     states = [i["state"]["S"] for i in items if i["pk"]["S"].startswith("INSTANCE#")]
     if len(states) == n and all(s == "IMPORTED" for s in states):
+        # the keys the forwarder writes are the template's key schema and index (CONTRACTS.md)
+        import re
+        for i in items:
+            pk, sk = i["pk"]["S"], i["sk"]["S"]
+            if pk.startswith("INSTANCE#"):
+                assert re.fullmatch(r"SHA256#[0-9a-f]{64}", sk), sk
+                assert i.get("study_uid", {}).get("S"), "instance item without study_uid (study_index)"
+            else:
+                assert re.fullmatch(r"JOB#b-\d{8}T\d{6}Z-[0-9a-f]{8}", pk) and sk == "JOB", (pk, sk)
         print("IMPORTED:", n); sys.exit(0)
     time.sleep(0.1)
 print("states:", states); sys.exit(1)

@@ -29,7 +29,7 @@ deploy_cleanup_core() {
 }
 trap stop_all EXIT
 
-if ! [[ -x $core ]] || ! ldd "$core" | grep -q libcurl; then
+if ! [[ -x $core ]] || ! [[ $(ldd "$core" 2>/dev/null) == *libcurl* ]]; then
     echo "note: $core has no aws backend in this build: nothing to run"
     exit 0
 fi

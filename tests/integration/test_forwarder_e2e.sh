@@ -63,14 +63,23 @@ echo "ok: files refused by the import are FAILED with their exception, and liste
 core_stop
 curl -sf -X POST "$HI_ENDPOINT/_emulator/reset" -d '{}' >/dev/null
 
-# ---- STOW-RS path, ack "healthimaging"
+# ---- STOW-RS path, ack "healthimaging"; credentials from the ECS container endpoint this time
+# (temporary credentials with a session token, served by tests/support/metadata_server.py)
 gen_objects "$T/in3" 8
 rm -rf "$T/spool"
 write_core_config "$T/core.json" healthimaging ', "mode": "stow"'
+CORE_ENV=(-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN
+          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=$ECS_CREDENTIALS_RELATIVE_URI"
+          "DICOM_CORE_ECS_CREDENTIALS_HOST=$ECS_CREDENTIALS_HOST"
+          "AWS_CONTAINER_AUTHORIZATION_TOKEN=$ECS_AUTHORIZATION_TOKEN"
+          AWS_EC2_METADATA_DISABLED=true)
 core_start
+CORE_ENV=()
 storescu -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$T"/in3/*.dcm >>"$T/storescu.log" 2>&1 ||
     die "storescu (stow) failed"
 MODE=stow check_imported "$T/in3" 60 || die "stow path"
 core_stop
-echo "ok: STOW-RS with ack healthimaging"
+fetches=$(curl -sf "http://127.0.0.1:$METADATA_PORT/_count") || die "metadata server count"
+echo "$fetches" | jq -e '.ecs > 0' >/dev/null || die "the core did not take its credentials from ECS: $fetches"
+echo "ok: STOW-RS with ack healthimaging, ECS container credentials"
 echo PASS

@@ -55,7 +55,12 @@ Test(metrics, invalid_names_and_labels_are_refused)
     cr_assert_null(metrics_counter(m, longname, NULL, NULL));
     cr_assert_not_null(metrics_counter(m, "ok:name_2", NULL, NULL));
     cr_assert_null(metrics_counter(m, "ok", NULL, "a=\"b\"\nevil 1"), "newline in labels");
-    cr_assert_null(metrics_counter(m, "ok", NULL, "a=\"}\""), "brace in labels");
+    cr_assert_not_null(metrics_counter(m, "ok", NULL, "a=\"}\""), "a brace inside a value is legal");
+    const char *bad[] = {"k=v", "a=\"b", "a=\"b\",", "=\"b\"", "a=\"b\"c=\"d\"", "a=\"\\x\"",
+                         "1a=\"b\"", "a=\"b\"}{c=\"d\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_null(metrics_counter(m, "ok2", NULL, bad[i]), "labels %s", bad[i]);
+    cr_assert_not_null(metrics_counter(m, "ok2", NULL, "a=\"b\",c_1=\"x\\\"y\""));
     cr_assert_null(metrics_counter(NULL, "ok", NULL, NULL));
     cr_assert_null(metrics_counter(m, NULL, NULL, NULL));
     metrics_free(m);

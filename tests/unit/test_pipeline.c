@@ -82,7 +82,8 @@ Test(pipeline_config, kms_needs_a_key_and_ack_healthimaging_needs_stow)
 }
 
 static const char sidecar[] =
-    "{\"id\":\"x\",\"sop_class_uid\":\"1.2.840.10008.5.1.4.1.1.2\",\"sop_instance_uid\":\"1.2.3.4\","
+    "{\"id\":\"x\",\"sop_class_uid\":\"1.2.840.10008.5.1.4.1.1.2\","
+    "\"sop_instance_uid\":\"1.2.3.4\","
     "\"study_instance_uid\":\"1.2.3\",\"series_instance_uid\":\"1.2.3.5\","
     "\"transfer_syntax_uid\":\"1.2.840.10008.1.2.1\",\"calling_ae\":\"CT1\",\"called_ae\":\"CORE\","
     "\"peer\":\"10.0.0.7:5000\",\"cert\":{\"subject_cn\":\"ct1\",\"fingerprint_sha256\":\"ab\","
@@ -98,8 +99,8 @@ Test(state, sidecar_is_read_and_bad_ones_refused)
     cr_assert_str_eq(o.cert_cn, "ct1");
     cr_assert_eq(o.bytes, 1234);
     const char *bad[] = {"{}", "[", "{\"sop_instance_uid\":\"1.2\"}",
-                         "{\"sop_instance_uid\":\"1.x\",\"study_instance_uid\":\"1\","
-                         "\"series_instance_uid\":\"1\",\"bytes\":1,\"sha256\":\"00\"}"};
+                         ("{\"sop_instance_uid\":\"1.x\",\"study_instance_uid\":\"1\","
+                          "\"series_instance_uid\":\"1\",\"bytes\":1,\"sha256\":\"00\"}")};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(state_obj_from_sidecar(bad[i], strlen(bad[i]), &o), ERR_MALFORMED);
     /* every cut of a valid sidecar is refused, never read past */
@@ -115,7 +116,7 @@ static char *text(cJSON *j)
     return s;
 }
 
-Test(state, received_is_conditional_and_keeps_a_later_state)
+Test(state, received_is_a_conditional_put_that_lets_in_only_new_or_own_replays)
 {
     struct state_obj o;
     cr_assert_eq(state_obj_from_sidecar(sidecar, strlen(sidecar), &o), 0);
@@ -124,8 +125,10 @@ Test(state, received_is_conditional_and_keeps_a_later_state)
     char *s = text(state_req_received("t", &o, false, "2026-11-24T03:00:01.000Z"));
     cr_assert(strstr(s, "\"pk\":{\"S\":\"INSTANCE#1.2.3.4\"}"), "%s", s);
     cr_assert(strstr(s, "SHA256#0123456789abcdef"), "%s", s);
-    cr_assert(strstr(s, "attribute_not_exists(pk) OR #a"), "%s", s);
-    cr_assert(strstr(s, "if_not_exists("), "%s", s);
+    cr_assert(strstr(s, "\"ConditionExpression\":\"attribute_not_exists(pk) OR (#b = :b AND #r = "
+                        ":one)\""), "%s", s);
+    cr_assert(strstr(s, "\"state_rank\":{\"N\":\"1\"}"), "%s", s);
+    cr_assert(strstr(s, "\"cert_cn\":{\"S\":\"ct1\"}"), "%s", s);
     cr_assert_null(strstr(s, "Patient"), "%s", s);
     free(s);
     s = text(state_req_received("t", &o, true, "2026-11-24T03:00:01.000Z"));
@@ -142,6 +145,32 @@ Test(state, advance_never_goes_back)
     cr_assert(strstr(s, "attribute_exists(pk) AND #a1 < :v1"), "%s", s);
     cr_assert(strstr(s, "\":v1\":{\"N\":\"4\"}"), "%s", s);
     cr_assert(strstr(s, "{\"BOOL\":false}"), "%s", s);
+    free(s);
+}
+
+Test(state, redrive_takes_only_a_failed_item_back_and_clears_its_error)
+{
+    char *s = text(state_req_redrive("t", "1.2", "ab", "now"));
+    cr_assert(strstr(s, " REMOVE #a"), "%s", s);
+    cr_assert(strstr(s, "\"error_type\""), "%s", s);
+    cr_assert(strstr(s, "\"S\":\"FAILED\""), "%s", s);
+    cr_assert(strstr(s, "\"ConditionExpression\":\"#a0 = :v"), "%s", s);
+    free(s);
+}
+
+Test(state, job_item_moves_forward_only_and_final_states_stay)
+{
+    struct state_job_rec j = {.batch = "b-20261124T030000Z-0123abcd", .job_id = "j1",
+                              .datastore_id = "d", .objects = 3, .imported = 2, .failed = 1};
+    char *s = text(state_req_job("t", &j, STATE_JOB_SUBMITTED, "now"));
+    cr_assert(strstr(s, "\"pk\":{\"S\":\"JOB#b-20261124T030000Z-0123abcd\"}"), "%s", s);
+    cr_assert(strstr(s, "\"sk\":{\"S\":\"JOB\"}"), "%s", s);
+    cr_assert(strstr(s, "<= :v1"), "%s", s);
+    cr_assert_null(strstr(s, "imported"), "%s", s);
+    free(s);
+    s = text(state_req_job("t", &j, STATE_JOB_COMPLETED, "now"));
+    cr_assert(strstr(s, "< :v1"), "%s", s);
+    cr_assert(strstr(s, "imported"), "%s", s);
     free(s);
 }
 

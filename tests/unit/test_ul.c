@@ -1073,7 +1073,8 @@ Test(ul, encode_short_pdus_exactly_as_ps3_8_9_3_4_to_9_3_8)
     cr_assert_eq(ul_encode_assoc_rj(&w, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLED_AE), 0);
     assert_wbuf_eq(&w, (const uint8_t[]){3, 0, 0, 0, 0, 4, 0, 1, 1, 7}, 10);
     wbuf_reset(&w);
-    cr_assert_eq(ul_encode_assoc_rj(&w, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT), 0);
+    cr_assert_eq(ul_encode_assoc_rj(&w, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT),
+                 0);
     assert_wbuf_eq(&w, (const uint8_t[]){3, 0, 0, 0, 0, 4, 0, 2, 3, 2}, 10);
     wbuf_reset(&w);
     /* 9.3.6 / 9.3.7 A-RELEASE-RQ / RP: 4 reserved bytes */
@@ -1222,4 +1223,64 @@ Test(ul, encoders_report_a_full_buffer_or_an_item_over_64k)
     wbuf_cleanup(&w);
     free(big);
     free(ac);
+}
+
+Test(ul, encode_assoc_rq_exactly_as_ps3_8_9_3_2)
+{
+    struct ul_assoc_rq *rq = calloc(1, sizeof *rq);
+    rq->protocol_version = 1;
+    memcpy(rq->called, "DICOM_CORE", 11);
+    memcpy(rq->calling, "MODALITY1", 10);
+    rq->n_pctx = 1;
+    rq->pctx[0].id = 1;
+    rq->pctx[0].abstract = (struct slice){(const uint8_t *)CT, strlen(CT)};
+    rq->pctx[0].n_ts = 2;
+    rq->pctx[0].ts[0] = (struct slice){(const uint8_t *)EXPL, strlen(EXPL)};
+    rq->pctx[0].ts[1] = (struct slice){(const uint8_t *)IMPL, strlen(IMPL)};
+    rq->ui.max_len = 16384;
+    rq->ui.impl_uid = (struct slice){(const uint8_t *)"1.2.3.4", 7};
+    rq->ui.has_async = true;
+    rq->ui.ops_invoked = 2;
+    rq->ui.ops_performed = 1;
+    rq->ui.n_roles = 1;
+    rq->ui.roles[0] = (struct ul_role){{(const uint8_t *)CT, strlen(CT)}, 1, 0};
+    rq->ui.impl_version = (struct slice){(const uint8_t *)"V1", 2};
+    struct wbuf w;
+    wbuf_init(&w, 65536);
+    cr_assert_eq(ul_encode_assoc_rq(&w, rq), 0);
+
+    /* by hand: 9.3.2 fixed fields; items 10H, 20H (30H, 40H, 40H), 50H (51H, 52H, 53H, 54H,
+     * 55H per PS3.7 D.3.3) */
+    struct bld *x = bld_new();
+    rq_head(x, "DICOM_CORE", "MODALITY1");
+    item_str(x, 0x10, APP);
+    pctx_rq(x, 1, CT, EXPL, IMPL);
+    size_t ui = open16(x, 0x50);
+    size_t m = open16(x, 0x51);
+    u32(x, 16384);
+    close16(x, m);
+    item_str(x, 0x52, "1.2.3.4");
+    size_t a = open16(x, 0x53);
+    u16(x, 2);
+    u16(x, 1);
+    close16(x, a);
+    size_t r = open16(x, 0x54);
+    size_t rl = open_len16(x);
+    str(x, CT);
+    close16(x, rl);
+    u8(x, 1);
+    u8(x, 0);
+    close16(x, r);
+    item_str(x, 0x55, "V1");
+    close16(x, ui);
+    struct bld *pdu = bld_new();
+    u8(pdu, 0x01);
+    u8(pdu, 0);
+    u32(pdu, (uint32_t)x->n);
+    put(pdu, x->b, x->n);
+    assert_wbuf_eq(&w, pdu->b, pdu->n);
+    wbuf_cleanup(&w);
+    free(pdu);
+    free(x);
+    free(rq);
 }
