@@ -37,27 +37,22 @@ static uint32_t hash16(const uint8_t k[16])
     return h;
 }
 
-bool limits_source_allow(struct limits *l, const struct sockaddr *sa, uint64_t now_ms,
-                         uint32_t per_minute)
+/* The slot of sa's address in tab for this minute (found, or a free/stale/oldest one in the
+ * probe run, reset); a full table recycles, so memory never grows with hostile sources. */
+static struct limits_src *slot(struct limits_src *tab, const struct sockaddr *sa, uint64_t minute)
 {
-    if (per_minute == 0)
-        return true;
     uint8_t key[16];
     key_of(sa, key);
-    uint64_t minute = now_ms / 60000u;
     uint32_t h = hash16(key);
     struct limits_src *victim = NULL;
     for (unsigned probe = 0; probe < 8; probe++) {
-        struct limits_src *s = &l->src[(h + probe) % LIMITS_SRC_SLOTS];
+        struct limits_src *s = &tab[(h + probe) % LIMITS_SRC_SLOTS];
         if (s->used && memcmp(s->addr, key, 16) == 0) {
             if (s->window != minute) {
                 s->window = minute;
                 s->count = 0;
             }
-            if (s->count >= per_minute)
-                return false;
-            s->count++;
-            return true;
+            return s;
         }
         if (!s->used || s->window != minute) {
             if (!victim || (victim->used && !s->used))
@@ -66,11 +61,36 @@ bool limits_source_allow(struct limits *l, const struct sockaddr *sa, uint64_t n
             victim = s;
         }
     }
+    memset(victim, 0, sizeof *victim);
     memcpy(victim->addr, key, 16);
     victim->used = 1;
     victim->window = minute;
-    victim->count = 1;
+    return victim;
+}
+
+bool limits_source_allow(struct limits *l, const struct sockaddr *sa, uint64_t now_ms,
+                         uint32_t per_minute)
+{
+    if (per_minute == 0)
+        return true;
+    struct limits_src *s = slot(l->src, sa, now_ms / 60000u);
+    if (s->count >= per_minute)
+        return false;
+    s->count++;
     return true;
+}
+
+int64_t limits_log_allow(struct limits *l, const struct sockaddr *sa, uint64_t now_ms)
+{
+    struct limits_src *s = slot(l->logs, sa, now_ms / 60000u);
+    if (s->count >= LIMITS_LOG_PER_MINUTE) {
+        s->suppressed++;
+        return -1;
+    }
+    s->count++;
+    int64_t n = s->suppressed;
+    s->suppressed = 0;
+    return n;
 }
 
 static struct limits_client *find(struct limits *l, const char *id)

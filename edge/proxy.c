@@ -923,11 +923,15 @@ static void handshake_failed(struct edge_conn *c, int status)
 {
     bool tls = status == ERR_TLS;
     const char *reason = tls ? tls_conn_reason(c->tls) : "closed_in_handshake";
+    int64_t held = limits_log_allow(&c->e->limits, (const struct sockaddr *)&c->peer,
+                                    uv_now(c->e->loop));
     struct logb lb;
-    if (log_begin(&lb, tls ? LOG_WARN : LOG_INFO, "tls_refused")) {
+    if (held >= 0 && log_begin(&lb, tls ? LOG_WARN : LOG_INFO, "tls_refused")) {
         log_conn(&lb, c);
         log_str(&lb, "reason", reason);
         log_str(&lb, "detail", tls ? tls_conn_detail(c->tls) : status_str(status));
+        if (held > 0)
+            log_u64(&lb, "suppressed", (uint64_t)held); /* lines held back for this source */
         log_end(&lb);
     }
     count_labelled(c->e, "dicom_edge_handshakes_total", "TLS handshakes by outcome and reason",
@@ -1032,14 +1036,18 @@ static void on_bare_closed(uv_handle_t *h)
 static void refuse_conn(struct edge *e, uv_tcp_t *t, const char *why)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
     int len = sizeof ss;
     char peer[64] = "?";
     if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
         addr_format((const struct sockaddr *)&ss, peer, sizeof peer);
+    int64_t held = limits_log_allow(&e->limits, (const struct sockaddr *)&ss, uv_now(e->loop));
     struct logb lb;
-    if (log_begin(&lb, LOG_WARN, "conn_refused")) {
+    if (held >= 0 && log_begin(&lb, LOG_WARN, "conn_refused")) {
         log_str(&lb, "peer", peer);
         log_str(&lb, "reason", why);
+        if (held > 0)
+            log_u64(&lb, "suppressed", (uint64_t)held);
         log_end(&lb);
     }
     metric_inc(strcmp(why, "per_source_rate") == 0 ? e->m.conns_refused_rate :

@@ -312,3 +312,20 @@ Test(limits, bounds_client_associations_and_rate)
     cr_assert_eq(limits_client_take(&l, "rate", 60000, 0, 2, &why), 0);
     limits_cleanup(&l);
 }
+
+Test(limits, holds_back_refusal_lines_per_source_and_reports_them)
+{
+    static struct limits l;
+    limits_init(&l);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000001)};
+    struct sockaddr_in b = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000002)};
+    for (int i = 0; i < LIMITS_LOG_PER_MINUTE; i++)
+        cr_assert_eq(limits_log_allow(&l, (struct sockaddr *)&a, 1000), 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(limits_log_allow(&l, (struct sockaddr *)&a, 2000), -1);
+    cr_assert_eq(limits_log_allow(&l, (struct sockaddr *)&b, 2000), 0, "other source unaffected");
+    cr_assert_eq(limits_log_allow(&l, (struct sockaddr *)&a, 61000), 5,
+                 "the next minute's first line reports what was held back");
+    cr_assert_eq(limits_log_allow(&l, (struct sockaddr *)&a, 61000), 0);
+    limits_cleanup(&l);
+}
