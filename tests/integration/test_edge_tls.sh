@@ -143,8 +143,42 @@ grep -q 'dicom_edge_handshakes_total{result="failed",reason="revoked"} 1' "$T/me
     fail "metrics lack the revoked handshake"
 curl -sf "http://127.0.0.1:$HP/healthz" | grep -q '"status":"ok"' || fail "/healthz"
 
+# 7. --check-config lists each problem and fails
+sed 's/"route": "core"/"route": "nowhere"/' "$T/policy.json" >"$T/bad-policy.json"
+sed "s|$T/policy.json|$T/bad-policy.json|; s|server.key|mr2.key|" "$T/edge.json" >"$T/bad-edge.json"
+if "$build/edge/dicom-edge" --check-config --config "$T/bad-edge.json" >"$T/bad.out" 2>&1; then
+    fail "--check-config accepted a broken configuration"
+fi
+grep -q "names no route" "$T/bad.out" || fail "--check-config did not name the missing route"
+grep -q "tls:" "$T/bad.out" || fail "--check-config did not report the key that does not match"
+
+# 8. privileges dropped after binding: a second edge as "nobody" still serves
+EP2=$(port)
+sed "s|127.0.0.1:$EP|127.0.0.1:$EP2|; s|\"http_listen\": \"127.0.0.1:$HP\"|\"http_listen\": \"\"|" \
+    "$T/edge.json" | sed 's|"policy"|"user": "nobody", "policy"|' >"$T/edge2.json"
+"$build/edge/dicom-edge" --config "$T/edge2.json" 2>"$T/edge2.log" &
+EDGE2=$!
+remember $EDGE2
+wait_port "$EP2" || fail "second edge did not start: $(cat "$T/edge2.log")"
+grep -q '"ev":"privileges_dropped","user":"nobody"' "$T/edge2.log" || fail "no privileges_dropped line"
+[[ $(awk '/^Uid:/ {print $2}' "/proc/$EDGE2/status") != 0 ]] || fail "the edge still runs as root"
+scu echoscu ct1 CT_ROOM1 DICOM_CORE "$EP2" >/dev/null 2>&1 || fail "C-ECHO through the unprivileged edge"
+kill -TERM "$EDGE2"
+wait "$EDGE2" || fail "unprivileged edge exited non-zero"
+
+# 9. SIGTERM drains: no new connection, the live association finishes, then exit 0
+rm -f "$T/release"
+/usr/bin/python3 "$src/tests/support/edge_peer.py" hold "$EP" "$T/pki" mr2 MR_ROOM2 DICOM_CORE \
+    "$T/release" >"$T/hold2.out" 2>&1 &
+holder=$!
+wait_log "$T/hold2.out" held 100 || fail "could not open the association to drain"
 kill -TERM "$EDGE_PID"
-wait "$EDGE_PID" || fail "dicom-edge exited non-zero on SIGTERM"
+wait_log "$T/edge.log" '"ev":"draining"' 50 || fail "no draining line"
+scu echoscu ct1 CT_ROOM1 DICOM_CORE "$EP" >/dev/null 2>&1 && fail "a new association during the drain"
+kill -0 "$EDGE_PID" 2>/dev/null || fail "the edge did not wait for the live association"
+touch "$T/release"
+wait "$holder" || fail "the live association did not finish during the drain: $(cat "$T/hold2.out")"
+wait "$EDGE_PID" || fail "dicom-edge exited non-zero after draining"
 if [[ $rc -ne 0 ]]; then
     echo "--- edge log (tail)"
     tail -40 "$T/edge.log"
