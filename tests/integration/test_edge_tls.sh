@@ -20,6 +20,7 @@ bash "$src/tests/support/test_pki.sh" "$T/pki"
 CP=$(port)
 EP=$(port)
 HP=$(port)
+DEAD=$(port) # nothing listens there
 start_core c1 "$CP"
 cat >"$T/policy.json" <<JSON
 { "clients": [
@@ -35,8 +36,11 @@ cat >"$T/policy.json" <<JSON
     { "id": "revoked", "match": { "subject_cn": "revoked-1" }, "calling_ae": ["*"],
       "called_ae": ["*"], "route": "core" },
     { "id": "wrongeku", "match": { "subject_cn": "wrongeku-1" }, "calling_ae": ["*"],
-      "called_ae": ["*"], "route": "core" } ],
-  "routes": { "core": { "upstream": "127.0.0.1:$CP" } } }
+      "called_ae": ["*"], "route": "core" },
+    { "id": "us-room-3", "match": { "subject_cn": "us-room-3" }, "calling_ae": ["US_ROOM3"],
+      "called_ae": ["*"], "route": "dead" } ],
+  "routes": { "core": { "upstream": "127.0.0.1:$CP" },
+              "dead": { "upstream": "127.0.0.1:$DEAD" } } }
 JSON
 write_edge_config "$EP" "$HP"
 "$build/edge/dicom-edge" --check-config --config "$T/edge.json" >"$T/check.out" 2>&1 ||
@@ -112,6 +116,12 @@ grep -q '"decision":"reject","reason":"max_associations"' "$T/edge.log" ||
 touch "$T/release"
 wait "$holder" || fail "the association holding the slot failed: $(cat "$T/hold.out")"
 scu echoscu mr2 MR_ROOM2 DICOM_CORE "$EP" >/dev/null 2>&1 || fail "slot not given back"
+
+# 4b. upstream unreachable before the association: transient rejection
+scu echoscu us3 US_ROOM3 DICOM_CORE "$EP" >"$T/dead.out" 2>&1 && fail "admitted to a dead upstream"
+grep -q "Rejected Transient" "$T/dead.out" || fail "dead upstream: $(cat "$T/dead.out")"
+grep -q '"ev":"upstream_failed".*"reason":"upstream_unreachable"' "$T/edge.log" ||
+    fail "no upstream_failed line"
 
 # 5. not an A-ASSOCIATE-RQ first: A-ABORT, then close
 /usr/bin/python3 - "$EP" "$T/pki" >"$T/abort.out" 2>&1 <<'PY' || fail "non-RQ first PDU: $(cat "$T/abort.out")"
