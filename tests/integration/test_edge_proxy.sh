@@ -75,6 +75,11 @@ same_objects "$T/data" "$T/scp/out" || fail "storescp copy differs"
 # 3. SIGHUP adds a client while a large transfer runs
 scu storescu ct1 CT_ROOM1 DICOM_CORE "$EP" "$T"/big/*.dcm >"$T/big.out" 2>&1 &
 bigpid=$!
+# an association held open across the reload, whatever the machine's speed
+/usr/bin/python3 "$src/tests/support/edge_peer.py" hold "$EP" "$T/pki" ct1 CT_ROOM1 DICOM_CORE \
+    "$T/release" >"$T/hold.out" 2>&1 &
+holdpid=$!
+wait_log "$T/hold.out" held 100 || fail "could not hold an association: $(cat "$T/hold.out")"
 scu echoscu us3 US_ROOM3 DICOM_CORE "$EP" >/dev/null 2>&1 && fail "us3 admitted before the reload"
 policy ', { "id": "us-room-3", "match": { "subject_cn": "us-room-3" },
             "calling_ae": ["US_ROOM3"], "called_ae": ["DICOM_CORE", "VICTIM"], "route": "core" },
@@ -85,6 +90,8 @@ wait_log "$T/edge.log" '"ev":"reloaded"' 100 || fail "no reloaded line"
 kill -0 "$bigpid" 2>/dev/null || echo "note: the large transfer ended before the reload"
 scu echoscu us3 US_ROOM3 DICOM_CORE "$EP" >"$T/us3.out" 2>&1 || fail "us3 refused after reload: $(cat "$T/us3.out")"
 wait "$bigpid" || fail "the large transfer across the reload failed: $(tail -3 "$T/big.out")"
+touch "$T/release"
+wait "$holdpid" || fail "the association held across the reload did not release: $(cat "$T/hold.out")"
 
 # 4. revoke + reload refuses the next connection
 bash "$src/tests/support/test_pki.sh" revoke mr2 "$T/pki"
