@@ -125,6 +125,15 @@ static void discard_tmp(struct store_obj *o)
 
 static void on_written(uv_work_t *w, int status);
 
+/* Hand a buffer to the disk thread once this much has gathered (while none is in flight), so that
+ * hashing and writing overlap with receiving: the response to a C-STORE then waits only for the
+ * last small piece. Bigger pieces while one is in flight (up to cap) keep the hops few. */
+#define STORE_SUBMIT_MIN (128u * 1024u)
+static size_t submit_at(const struct store_obj *o)
+{
+    return o->cap / 2 < STORE_SUBMIT_MIN ? o->cap / 2 : STORE_SUBMIT_MIN;
+}
+
 static void write_work(uv_work_t *w)
 {
     struct store_obj *o = w->data;
@@ -201,7 +210,7 @@ static void on_written(uv_work_t *w, int status)
             finish(o);
         return;
     }
-    if (o->len[o->cur] >= o->cap / 2)
+    if (o->len[o->cur] >= submit_at(o))
         submit(o);
     if (o->room_cb) {
         void (*cb)(void *) = o->room_cb;
@@ -312,7 +321,7 @@ void store_write(struct store_obj *o, const uint8_t *p, size_t n)
         p += k;
         n -= k;
     }
-    if (!o->inflight && o->len[o->cur] >= o->cap / 2)
+    if (!o->inflight && o->len[o->cur] >= submit_at(o))
         submit(o);
 }
 
