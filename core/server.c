@@ -105,6 +105,7 @@ int server_tls_load(struct core_ctx *ctx, const struct core_config *cfg)
             .crl = cfg->tls.crl,
             .crl_mode = TLS_CRL_LEAF,
             .profile = TLS_PROFILE_BCP195_ND,
+            .partial_chain = true, /* client_ca names the edges' issuing CA itself */
         };
         char err[512];
         int rc = tls_ctx_server_new(&o, &tls, err, sizeof err);

@@ -118,6 +118,8 @@ int tls_ctx_server_new(const struct tls_server_opts *o, SSL_CTX **out, char *err
             SSL_CTX_set_verify_depth(ctx, 8);
             if (!SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT))
                 rc = fail(err, n, "purpose", NULL);
+            if (rc == 0 && o->partial_chain)
+                X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_PARTIAL_CHAIN);
         }
     }
     if (rc == 0 && o->crl && o->crl[0]) {

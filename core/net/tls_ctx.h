@@ -34,6 +34,10 @@ struct tls_server_opts {
     const char *crl;       /* PEM file with one or more CRLs; NULL or "": no revocation check */
     enum tls_crl_mode crl_mode;
     enum tls_profile profile;
+    /* Every CA in client_ca is a trust anchor even when it is not self-signed (partial chain):
+     * the core trusts the edges' issuing CA alone, so that certificates from sibling CAs under
+     * the same root (the modalities') cannot reach it around the edge's policy. */
+    bool partial_chain;
 };
 
 /* Build a server context: TLS 1.2-1.3, the profile's ciphers, no renegotiation, no session

@@ -216,6 +216,39 @@ else
     bad "mr-2 with its own AE titles: $(tail -3 "$T/s7.out")"
 fi
 
+# ---------------------------------------------------------------------------- the core's own TLS listener
+# The core trusts trust/infra-ca.pem alone (partial chain): the edge's client certificate gets in,
+# a modality's (a sibling CA under the same root) never does, not even with its CA chain sent.
+TP=$(port)
+cat >"$T/core-tls.json" <<JSON
+{ "ae_title": "DICOM_CORE", "listen": "127.0.0.1:$TP", "http_listen": "",
+  "spool_dir": "$T/spool-tls", "min_free_bytes": 0, "fsync": false,
+  "tls": { "cert": "$K/servers/core/chain.pem", "key": "$K/servers/core/key.pem",
+           "client_ca": "$K/trust/infra-ca.pem", "crl": "$K/crl/infra.crl.pem" },
+  "backend": { "type": "file", "dir": "$T/store-tls", "batch_max_age_ms": 200 } }
+JSON
+"$build/core/dicom-core" --config "$T/core-tls.json" 2>"$T/core-tls.log" &
+pids+=("$!")
+if wait_port "$TP"; then
+    if echoscu +tls "$K/edge-clients/edge/key.pem" "$K/edge-clients/edge/chain.pem" +cf "$K/trust/infra-ca-chain.pem" \
+        -aet EDGE -aec DICOM_CORE 127.0.0.1 "$TP" >"$T/ct1.out" 2>&1; then
+        ok "the core's TLS listener admits the edge's client certificate (infra CA anchor)"
+    else
+        bad "the core's TLS listener refused the edge's certificate: $(tail -2 "$T/ct1.out"); $(tail -2 "$T/core-tls.log")"
+    fi
+    cat "$M2/cert.pem" "$K/trust/modality-ca-chain.pem" >"$T/m2-fullchain.pem"
+    if echoscu +tls "$T/dev3/key.pem" "$T/m2-fullchain.pem" +cf "$K/trust/infra-ca-chain.pem" \
+        -aet MR_2 -aec DICOM_CORE 127.0.0.1 "$TP" >"$T/ct2.out" 2>&1; then
+        bad "a modality certificate (sent with its CA chain) reached the core directly, around the edge"
+    else
+        grep -q '"ev":"tls_refused"' "$T/core-tls.log" &&
+            ok "a modality certificate cannot reach the core directly: refused in the TLS handshake" ||
+            bad "modality certificate at the core: refused, but no tls_refused line in the core log"
+    fi
+else
+    bad "dicom-core with TLS did not start: $(tail -3 "$T/core-tls.log")"
+fi
+
 # ---------------------------------------------------------------------------- edge -> core over TLS
 device_key "$T/dev4"
 onboard us-3 US_3 tlscore "$T/dev4/req.csr"

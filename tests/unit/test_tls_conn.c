@@ -218,7 +218,7 @@ static void pair_cleanup(struct pair *p)
 static SSL_CTX *server_ctx(enum tls_profile prof)
 {
     struct tls_server_opts o = {path("server", "crt"), path("server", "key"), path("ca", "crt"),
-                                NULL, TLS_CRL_LEAF, prof};
+                                NULL, TLS_CRL_LEAF, prof, false};
     SSL_CTX *ctx = NULL;
     char err[256];
     cr_assert_eq(tls_ctx_server_new(&o, &ctx, err, sizeof err), 0, "%s", err);
@@ -339,7 +339,7 @@ Test(tls, client_checks_the_server_name)
 Test(tls, context_errors_name_the_file)
 {
     struct tls_server_opts o = {"/nonexistent.crt", path("server", "key"), NULL, NULL,
-                                TLS_CRL_LEAF, TLS_PROFILE_BCP195_ND};
+                                TLS_CRL_LEAF, TLS_PROFILE_BCP195_ND, false};
     SSL_CTX *ctx = NULL;
     char err[256];
     cr_assert_lt(tls_ctx_server_new(&o, &ctx, err, sizeof err), 0);
