@@ -182,10 +182,16 @@ static void on_hup(uv_signal_t *s, int signum)
         return;
     }
     const struct core_config *old = app->ctx.cfg;
+    /* the backend runs on its own thread with the settings it started with */
+    bool backend_changed = old->backend != cfg->backend ||
+                           memcmp(&old->file, &cfg->file, sizeof old->file) != 0 ||
+                           (old->aws_json && cfg->aws_json &&
+                            strcmp(old->aws_json, cfg->aws_json) != 0);
     if (strcmp(old->listen, cfg->listen) != 0 || strcmp(old->spool_dir, cfg->spool_dir) != 0 ||
-        old->backend != cfg->backend || strcmp(old->http_listen, cfg->http_listen) != 0) {
+        backend_changed || strcmp(old->http_listen, cfg->http_listen) != 0) {
         log_msg(LOG_WARN, "reload_partial",
-                "listen, http_listen, spool_dir and backend need a restart; other keys applied");
+                "listen, http_listen, spool_dir and backend settings need a restart; other keys "
+                "applied");
         snprintf(cfg->listen, sizeof cfg->listen, "%s", old->listen);
         snprintf(cfg->http_listen, sizeof cfg->http_listen, "%s", old->http_listen);
         snprintf(cfg->spool_dir, sizeof cfg->spool_dir, "%s", old->spool_dir);
