@@ -393,8 +393,18 @@ static void on_write(uv_write_t *req, int status)
 static void inject_abort(struct edge_conn *c, bool to_down)
 {
     struct pdu_follow *f = to_down ? &c->f_down : &c->f_up;
-    if (!c->followers || !pdu_follow_at_boundary(f))
+    if (!c->followers || !pdu_follow_at_boundary(f)) {
+        /* a PDU of that direction is half relayed: an A-ABORT now would be read as its rest,
+         * so the peer learns of the loss from the transport closing instead */
+        struct logb lb;
+        if (log_begin(&lb, LOG_INFO, "abort_not_injected")) {
+            log_conn(&lb, c);
+            log_str(&lb, "to", to_down ? "client" : "upstream");
+            log_str(&lb, "why", "mid_pdu");
+            log_end(&lb);
+        }
         return;
+    }
     struct wbuf b;
     wbuf_init(&b, 16);
     int rc = ul_encode_abort(&b, UL_ABORT_SRC_PROVIDER, UL_ABORT_NOT_SPECIFIED);
