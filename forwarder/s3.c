@@ -130,14 +130,16 @@ static int add_checksum(struct http_req *r, const char *b64)
 
 enum op_kind { OP_DONE, OP_CREATE, OP_PART, OP_GET, OP_COMPLETE, OP_ABORT };
 
+union s3_cb {
+    s3_done_cb done;
+    s3_create_cb create;
+    s3_part_cb part;
+    s3_get_cb get;
+};
+
 struct s3_op {
     enum op_kind kind;
-    union {
-        s3_done_cb done;
-        s3_create_cb create;
-        s3_part_cb part;
-        s3_get_cb get;
-    } cb;
+    union s3_cb cb;
     void *arg;
     char checksum_b64[45];
     /* for the part path: hashing first */
@@ -223,6 +225,41 @@ static struct s3_op *op_new(enum op_kind kind, void *arg)
     return op;
 }
 
+#define CAP_DEFAULT SIZE_MAX /* dispatch(): keep the client's default response cap */
+
+/* The common tail of a call: r was built with result rc. On success an op of kind carries cb
+ * to the answer; takes r (freed on failure). */
+static int dispatch(struct s3_client *s, struct http_req *r, int rc, enum op_kind kind,
+                    union s3_cb cb, void *arg, size_t cap, enum http_payload mode)
+{
+    struct s3_op *op = rc == 0 ? op_new(kind, arg) : NULL;
+    if (rc == 0 && !op)
+        rc = ERR_NOMEM;
+    if (rc < 0) {
+        http_req_free(r);
+        return rc;
+    }
+    op->cb = cb;
+    if (cap != CAP_DEFAULT)
+        http_req_set_response_cap(r, cap);
+    http_req_sign(r, s->creds, s->region, "s3", true, mode);
+    return send_op(s, r, op);
+}
+
+/* PutObject's headers: type, x-amz-checksum-sha256 from sha256_hex, SSE, the payload hash. */
+static int put_headers(struct s3_client *s, struct http_req *r, const char *content_type,
+                       const char *sha256_hex)
+{
+    uint8_t bin[32];
+    TRY(sigv4_hex_to_bin32(sha256_hex, bin));
+    char b64[45];
+    sigv4_base64_32(bin, b64);
+    TRY(http_req_add_header(r, "Content-Type", content_type));
+    TRY(add_checksum(r, b64));
+    TRY(add_sse(s, r));
+    return http_req_payload_sha256(r, sha256_hex);
+}
+
 /* ---- calls ------------------------------------------------------------------------------- */
 
 int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
@@ -230,30 +267,14 @@ int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
                        s3_done_cb cb, void *arg)
 {
     uint8_t bin[32];
-    TRY(sigv4_hex_to_bin32(sha256_hex, bin));
-    char b64[45];
-    sigv4_base64_32(bin, b64);
+    TRY(sigv4_hex_to_bin32(sha256_hex, bin)); /* refuse a bad hash before building anything */
     struct http_req *r;
     TRY(new_req(s, "PUT", bucket, key, NULL, &r));
-    int rc = http_req_add_header(r, "Content-Type", "application/dicom");
-    if (rc == 0)
-        rc = add_checksum(r, b64);
-    if (rc == 0)
-        rc = add_sse(s, r);
+    int rc = put_headers(s, r, "application/dicom", sha256_hex);
     if (rc == 0)
         rc = http_req_body_file(r, path, off, len);
-    if (rc == 0)
-        rc = http_req_payload_sha256(r, sha256_hex);
-    struct s3_op *op = rc == 0 ? op_new(OP_DONE, arg) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    http_req_sign(r, s->creds, s->region, "s3", true, HTTP_PAYLOAD_KNOWN);
-    op->cb.done = cb;
-    return send_op(s, r, op);
+    return dispatch(s, r, rc, OP_DONE, (union s3_cb){.done = cb}, arg, CAP_DEFAULT,
+                    HTTP_PAYLOAD_KNOWN);
 }
 
 int s3_put_object_mem(struct s3_client *s, const char *bucket, const char *key, const void *p,
@@ -261,32 +282,13 @@ int s3_put_object_mem(struct s3_client *s, const char *bucket, const char *key, 
 {
     char hex[65];
     sigv4_sha256_hex(p, n, hex);
-    uint8_t bin[32];
-    TRY(sigv4_hex_to_bin32(hex, bin));
-    char b64[45];
-    sigv4_base64_32(bin, b64);
     struct http_req *r;
     TRY(new_req(s, "PUT", bucket, key, NULL, &r));
-    int rc = http_req_add_header(r, "Content-Type",
-                                 content_type ? content_type : "application/octet-stream");
-    if (rc == 0)
-        rc = add_checksum(r, b64);
-    if (rc == 0)
-        rc = add_sse(s, r);
+    int rc = put_headers(s, r, content_type ? content_type : "application/octet-stream", hex);
     if (rc == 0)
         rc = http_req_body_mem(r, p, n);
-    if (rc == 0)
-        rc = http_req_payload_sha256(r, hex);
-    struct s3_op *op = rc == 0 ? op_new(OP_DONE, arg) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    http_req_sign(r, s->creds, s->region, "s3", true, HTTP_PAYLOAD_KNOWN);
-    op->cb.done = cb;
-    return send_op(s, r, op);
+    return dispatch(s, r, rc, OP_DONE, (union s3_cb){.done = cb}, arg, CAP_DEFAULT,
+                    HTTP_PAYLOAD_KNOWN);
 }
 
 int s3_create_multipart(struct s3_client *s, const char *bucket, const char *key,
@@ -299,17 +301,8 @@ int s3_create_multipart(struct s3_client *s, const char *bucket, const char *key
         rc = http_req_add_header(r, "x-amz-checksum-algorithm", "SHA256");
     if (rc == 0)
         rc = add_sse(s, r);
-    struct s3_op *op = rc == 0 ? op_new(OP_CREATE, arg) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    http_req_set_response_cap(r, S3_XML_CAP);
-    http_req_sign(r, s->creds, s->region, "s3", true, HTTP_PAYLOAD_SIGNED);
-    op->cb.create = cb;
-    return send_op(s, r, op);
+    return dispatch(s, r, rc, OP_CREATE, (union s3_cb){.create = cb}, arg, S3_XML_CAP,
+                    HTTP_PAYLOAD_SIGNED);
 }
 
 static void part_hashed(void *arg, int err, const uint8_t hash[32])
@@ -425,17 +418,8 @@ int s3_complete_multipart(struct s3_client *s, const char *bucket, const char *k
         rc = http_req_body_mem(r, body.p, body.len);
     wbuf_cleanup(&q);
     wbuf_cleanup(&body);
-    struct s3_op *op = rc == 0 ? op_new(OP_COMPLETE, arg) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    http_req_set_response_cap(r, S3_XML_CAP);
-    http_req_sign(r, s->creds, s->region, "s3", true, HTTP_PAYLOAD_SIGNED);
-    op->cb.done = cb;
-    return send_op(s, r, op);
+    return dispatch(s, r, rc, OP_COMPLETE, (union s3_cb){.done = cb}, arg, S3_XML_CAP,
+                    HTTP_PAYLOAD_SIGNED);
 }
 
 int s3_abort_multipart(struct s3_client *s, const char *bucket, const char *key,
@@ -451,17 +435,8 @@ int s3_abort_multipart(struct s3_client *s, const char *bucket, const char *key,
     if (rc == 0)
         rc = new_req(s, "DELETE", bucket, key, (const char *)q.p, &r);
     wbuf_cleanup(&q);
-    struct s3_op *op = rc == 0 ? op_new(OP_ABORT, arg) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    http_req_set_response_cap(r, S3_XML_CAP);
-    http_req_sign(r, s->creds, s->region, "s3", true, HTTP_PAYLOAD_SIGNED);
-    op->cb.done = cb;
-    return send_op(s, r, op);
+    return dispatch(s, r, rc, OP_ABORT, (union s3_cb){.done = cb}, arg, S3_XML_CAP,
+                    HTTP_PAYLOAD_SIGNED);
 }
 
 int s3_get_object(struct s3_client *s, const char *bucket, const char *key, size_t max,
@@ -469,15 +444,7 @@ int s3_get_object(struct s3_client *s, const char *bucket, const char *key, size
 {
     struct http_req *r;
     TRY(new_req(s, "GET", bucket, key, NULL, &r));
-    struct s3_op *op = op_new(OP_GET, arg);
-    if (!op) {
-        http_req_free(r);
-        return ERR_NOMEM;
-    }
-    http_req_set_response_cap(r, max);
-    http_req_sign(r, s->creds, s->region, "s3", true, HTTP_PAYLOAD_SIGNED);
-    op->cb.get = cb;
-    return send_op(s, r, op);
+    return dispatch(s, r, 0, OP_GET, (union s3_cb){.get = cb}, arg, max, HTTP_PAYLOAD_SIGNED);
 }
 
 /* ---- whole-file upload ------------------------------------------------------------------ */
