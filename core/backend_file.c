@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "dsscan.h"
 
@@ -167,20 +168,7 @@ static int journal_append(struct backend *b, cJSON *obj)
         return ERR_NOMEM;
     size_t n = strlen(s);
     s[n] = '\n'; /* replaces the NUL; cJSON allocated n+1 bytes */
-    const char *p = s;
-    size_t left = n + 1;
-    int rc = 0;
-    while (left > 0) {
-        ssize_t w = write(b->journal_fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = -errno;
-            break;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
+    int rc = fileio_write_all(b->journal_fd, s, n + 1);
     cJSON_free(s);
     return rc;
 }
@@ -288,16 +276,7 @@ static int copy_file(const char *from, const char *to)
             rc = r < 0 ? -errno : 0;
             break;
         }
-        for (ssize_t off = 0; off < r;) {
-            ssize_t w = write(out, buf + off, (size_t)(r - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                rc = -errno;
-                break;
-            }
-            off += w;
-        }
+        rc = fileio_write_all(out, buf, (size_t)r);
         if (rc < 0)
             break;
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 
 struct committer {
@@ -24,20 +25,6 @@ struct committer {
     uv_async_t async;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Write the sidecar into tmp/; returns its fd (still open, for fsync) or a negative errno. */
 static int write_sidecar(struct committer *c, struct commit_req *r)
 {
@@ -47,7 +34,7 @@ static int write_sidecar(struct committer *c, struct commit_req *r)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
-    int rc = write_all(fd, r->sidecar, r->sidecar_len);
+    int rc = fileio_write_all(fd, r->sidecar, r->sidecar_len);
     if (rc < 0) {
         close(fd);
         return rc;

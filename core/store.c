@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/wbuf.h"
 #include "dimse.h"
@@ -145,16 +146,10 @@ static void write_work(uv_work_t *w)
         o->werr = ERR_NOMEM;
         return;
     }
-    while (n > 0) {
-        ssize_t k = write(o->fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            o->werr = -errno;
-            return;
-        }
-        p += k;
-        n -= (size_t)k;
+    int rc = fileio_write_all(o->fd, p, n);
+    if (rc < 0) {
+        o->werr = rc;
+        return;
     }
     /* large objects: start writeback of what is written so far (non-blocking), so that the
      * durability flush at the end does not wait for the whole object to hit the disk */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "ddb.h"
 #include "mi.h"
@@ -2095,7 +2096,7 @@ static void write_status(struct pipeline *p)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd >= 0) {
         size_t n = strlen(text);
-        bool ok = write(fd, text, n) == (ssize_t)n;
+        bool ok = fileio_write_all(fd, text, n) == 0;
         close(fd);
         if (!ok || rename(tmp, p->status_path) < 0)
             unlink(tmp);

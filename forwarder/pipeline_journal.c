@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
+
 #define JOURNAL_LINE_MAX (64u * 1024u)
 
 struct pipeline_journal {
@@ -15,20 +17,6 @@ struct pipeline_journal {
     size_t records;
     char path[1200];
 };
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int replay(const char *path, pipeline_journal_replay_cb cb, void *arg)
 {
@@ -87,7 +75,7 @@ int pipeline_journal_open(const char *path, bool fsync, pipeline_journal_replay_
                 last = '\n';
             close(rfd);
         }
-        if (last != '\n' && write_all(j->fd, "\n", 1) < 0) {
+        if (last != '\n' && fileio_write_all(j->fd, "\n", 1) < 0) {
             rc = -errno;
             close(j->fd);
             free(j);
@@ -105,7 +93,7 @@ int pipeline_journal_append(struct pipeline_journal *j, const cJSON *rec)
         return ERR_NOMEM;
     size_t n = strlen(s);
     s[n] = '\n'; /* replaces the NUL: cJSON allocated n + 1 bytes */
-    int rc = n + 1 > JOURNAL_LINE_MAX ? ERR_LIMIT : write_all(j->fd, s, n + 1);
+    int rc = n + 1 > JOURNAL_LINE_MAX ? ERR_LIMIT : fileio_write_all(j->fd, s, n + 1);
     cJSON_free(s);
     if (rc == 0)
         j->records++;
@@ -151,7 +139,7 @@ int pipeline_journal_compact(struct pipeline_journal *j, cJSON *const *recs, siz
         }
         size_t len = strlen(s);
         s[len] = '\n';
-        rc = write_all(fd, s, len + 1);
+        rc = fileio_write_all(fd, s, len + 1);
         cJSON_free(s);
     }
     if (rc == 0 && j->fsync && fsync(fd) < 0)
