@@ -12,6 +12,7 @@
 #include "core_ctx.h"
 #include "server.h"
 #include "sop_registry.h"
+#include "store.h"
 #ifdef GW_HAVE_AWS
 #include "forwarder/aws_backend.h"
 #include "forwarder/pipeline.h"
@@ -413,6 +414,7 @@ int main(int argc, char **argv)
     backend_stop(ctx->backend);
     spool_close(&ctx->spool);
     metrics_free(ctx->metrics);
+    store_release_buffers();
     rc = uv_loop_close(ctx->loop);
     for (size_t i = 0; i < app.n_cfgs; i++) {
         core_config_cleanup(app.cfgs[i]);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,12 +105,56 @@ static int build_meta(const struct store_obj *o, struct wbuf *b)
     return b->err;
 }
 
+/* Receive buffers are reused across objects: a fresh pair per object costs page faults and
+ * brk/munmap churn on every C-STORE (a sixth of the CPU with 0.5 MB objects). The pool keeps a
+ * few buffers of the usual size; any other size is allocated and freed as before. */
+#define POOL_KEEP 16
+static struct {
+    pthread_mutex_t mu;
+    size_t cap;
+    size_t n;
+    uint8_t *free[POOL_KEEP];
+} g_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static uint8_t *buf_get(size_t cap)
+{
+    uint8_t *b = NULL;
+    pthread_mutex_lock(&g_pool.mu);
+    if (g_pool.cap == cap && g_pool.n > 0)
+        b = g_pool.free[--g_pool.n];
+    pthread_mutex_unlock(&g_pool.mu);
+    return b ? b : malloc(cap);
+}
+
+static void buf_put(uint8_t *b, size_t cap)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&g_pool.mu);
+    if (g_pool.n == 0)
+        g_pool.cap = cap; /* follow the size in use */
+    if (g_pool.cap == cap && g_pool.n < POOL_KEEP) {
+        g_pool.free[g_pool.n++] = b;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&g_pool.mu);
+    free(b);
+}
+
+void store_release_buffers(void)
+{
+    pthread_mutex_lock(&g_pool.mu);
+    while (g_pool.n > 0)
+        free(g_pool.free[--g_pool.n]);
+    pthread_mutex_unlock(&g_pool.mu);
+}
+
 static void free_obj(struct store_obj *o)
 {
     ds_scan_free(o->scan);
     EVP_MD_CTX_free(o->md);
-    free(o->buf[0]);
-    free(o->buf[1]);
+    buf_put(o->buf[0], o->cap);
+    buf_put(o->buf[1], o->cap);
     free(o->creq.sidecar);
     free(o);
 }
@@ -240,8 +285,8 @@ int store_begin(uv_loop_t *loop, struct spool *spool, struct committer *committe
     o->ack_via = p->ack_via;
     o->early_sync = p->early_sync;
     clock_gettime(CLOCK_REALTIME, &o->t_start);
-    o->buf[0] = malloc(o->cap);
-    o->buf[1] = malloc(o->cap);
+    o->buf[0] = buf_get(o->cap);
+    o->buf[1] = buf_get(o->cap);
     o->md = EVP_MD_CTX_new();
     o->scan = ds_scan_new(p->ts->enc);
     if (!o->buf[0] || !o->buf[1] || !o->md || !o->scan ||

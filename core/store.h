@@ -60,6 +60,9 @@ void store_end(struct store_obj *o, store_done_cb cb, void *arg);
  * frees itself when its in-flight work ends. No callback fires after this. */
 void store_abort(struct store_obj *o);
 
+/* Free the idle receive buffers kept for reuse (at shutdown). */
+void store_release_buffers(void);
+
 /* Accessors for logs and metrics. */
 uint64_t store_bytes(const struct store_obj *o);
 const char *store_sha256_hex(const struct store_obj *o);

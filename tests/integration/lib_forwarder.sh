@@ -110,7 +110,7 @@ write_core_config() {
                        "batch_max_age_ms": ${BATCH_AGE_MS:-1000}, "poll_initial_ms": 200,
                        "poll_max_ms": 1000 ${hi_extra} },
     "dynamodb": { "table": "$TABLE" },
-    "ack_timeout_ms": ${ACK_TIMEOUT_MS:-30000},
+    "ack_timeout_ms": ${ACK_TIMEOUT_MS:-30000}, "max_uploads": ${MAX_UPLOADS:-16},
     "endpoints": { "s3": "$MOTO_ENDPOINT", "dynamodb": "$MOTO_ENDPOINT",
                    "medical_imaging": "$HI_ENDPOINT", "medical_imaging_dicom": "$HI_ENDPOINT" } } }
 EOF
