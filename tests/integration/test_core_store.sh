@@ -16,10 +16,11 @@ build=${GW_BUILD:-$src/build}
 core_bin=$build/core/dicom-core
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/gw-store.XXXXXX)
+XDEV=/dev/shm/gw-store-xdev.$$ # a store on another file system than the spool (tmpfs)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$T"
+    rm -rf "$T" "$XDEV"
 }
 trap cleanup EXIT
 export TCP_NODELAY=1
@@ -45,7 +46,7 @@ start_core() {
 { "ae_title": "DICOM_CORE", "listen": "127.0.0.1:$P", "http_listen": "127.0.0.1:$H",
   "spool_dir": "$T/$name/spool", "min_free_bytes": ${MIN_FREE:-0}, "artim_ms": 5000, "idle_ms": 30000,
   "drain_ms": 20000, $extra
-  "backend": { "type": "file", "dir": "$T/$name/store", "batch_max_age_ms": 200 } }
+  "backend": { "type": "file", "dir": "${STORE_DIR:-$T/$name/store}", "batch_max_age_ms": 200 } }
 JSON
     "$core_bin" --config "$T/$name.json" 2>>"$T/$name.log" &
     core=$!
@@ -523,6 +524,28 @@ fi
 storescu -aet GOOD_AE -aec DICOM_CORE 127.0.0.1 "$P" "$T"/d/sc/*.dcm >"$T/cal.out" 2>&1 ||
     fail "allowed calling AE refused: $(cat "$T/cal.out")"
 stop_core
+
+# ---------------------------------------------------------------- store on another file system
+# link(2) fails with EXDEV there: the backend copies (copy_file_range), fsyncs, renames
+if [[ -d /dev/shm && $(stat -c %d /dev/shm) != $(stat -c %d "$T") ]]; then
+    STORE_DIR=$XDEV start_core xdev
+    storescu -aet SENDER1 -aec DICOM_CORE 127.0.0.1 "$P" "$T"/d/ct-explicit/*.dcm >"$T/xdev.out" 2>&1 ||
+        fail "storescu to a core whose store is on another file system: $(cat "$T/xdev.out")"
+    for _ in $(seq 300); do
+        [[ $(find "$XDEV" -name '*.dcm' | wc -l) -ge $n_small ]] && wait_drained "$T/xdev" && break
+        sleep 0.1
+    done
+    if [[ $(find "$XDEV" -name '*.dcm' | wc -l) -eq $n_small ]] && ! find "$XDEV" -name '*.tmp' | grep -q . &&
+        $PY "$T/dscmp.py" compare "$XDEV" SENDER1 "$T"/d/ct-explicit/*.dcm; then
+        ok "store on another file system: $n_small objects copied byte-identical, ready/ emptied"
+    else
+        fail "store on another file system: $(find "$XDEV" -type f | wc -l) files; $(tail -3 "$T/xdev.log")"
+    fi
+    stop_core
+    rm -rf "$XDEV"
+else
+    echo "skip store on another file system: /dev/shm is not a separate file system here"
+fi
 
 # ---------------------------------------------------------------- PROXY protocol v2
 # trusted source (127.0.0.1): the header's address and certificate identity reach the sidecar;
