@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* copy_file_range(2) */
 #include "backend.h"
+#include "common/hex.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -337,14 +338,8 @@ static int sha256_file(const char *path, char hex[65])
         rc = ERR_NOMEM;
     EVP_MD_CTX_free(md);
     close(fd);
-    if (rc == 0) {
-        static const char x[] = "0123456789abcdef";
-        for (unsigned i = 0; i < 32; i++) {
-            hex[2 * i] = x[d[i] >> 4];
-            hex[2 * i + 1] = x[d[i] & 15];
-        }
-        hex[64] = '\0';
-    }
+    if (rc == 0)
+        hex_lower(d, 32, hex);
     return rc;
 }
 

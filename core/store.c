@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* sync_file_range(2) */
 #include "store.h"
+#include "common/hex.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -484,12 +485,7 @@ static void finish(struct store_obj *o)
         if (EVP_DigestFinal_ex(o->md, md, &mdlen) != 1 || mdlen != 32) {
             fail(o, DIMSE_OUT_OF_RESOURCES, "hash failed");
         } else {
-            static const char hex[] = "0123456789abcdef";
-            for (unsigned i = 0; i < 32; i++) {
-                o->sha_hex[2 * i] = hex[md[i] >> 4];
-                o->sha_hex[2 * i + 1] = hex[md[i] & 15];
-            }
-            o->sha_hex[64] = '\0';
+            hex_lower(md, 32, o->sha_hex);
         }
     }
     if (!o->fail_status) {

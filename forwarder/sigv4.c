@@ -1,4 +1,5 @@
 #include "sigv4.h"
+#include "common/hex.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -16,17 +17,7 @@ void aws_creds_wipe(struct aws_creds *c)
     OPENSSL_cleanse(c, sizeof(*c));
 }
 
-static const char g_hex[] = "0123456789abcdef";
 static const char g_hexu[] = "0123456789ABCDEF";
-
-static void hex_of(const uint8_t *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = g_hex[p[i] >> 4];
-        out[2 * i + 1] = g_hex[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 void sigv4_sha256_hex(const void *p, size_t n, char hex[65])
 {
@@ -37,7 +28,7 @@ void sigv4_sha256_hex(const void *p, size_t n, char hex[65])
         hex[64] = '\0';
         return;
     }
-    hex_of(md, 32, hex);
+    hex_lower(md, 32, hex);
 }
 
 static int hexval(int c)
@@ -406,7 +397,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_creds *creds,
     OPENSSL_cleanse(k, sizeof(k));
     if (rc < 0)
         goto out;
-    hex_of(sig, 32, out->signature);
+    hex_lower(sig, 32, out->signature);
 
     wbuf_u8(&sh, 0);
     if (sh.err) {

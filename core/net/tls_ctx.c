@@ -1,4 +1,5 @@
 #include "tls_ctx.h"
+#include "common/hex.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -234,12 +235,7 @@ int tls_cert_id(X509 *x, struct tls_peer_id *id)
     unsigned int fl = 0;
     if (!X509_digest(x, EVP_sha256(), id->fp, &fl) || fl != 32)
         return ERR_TLS;
-    static const char hexd[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        id->fp_hex[2 * i] = hexd[id->fp[i] >> 4];
-        id->fp_hex[2 * i + 1] = hexd[id->fp[i] & 15];
-    }
-    id->fp_hex[64] = '\0';
+    hex_lower(id->fp, 32, id->fp_hex);
     GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
