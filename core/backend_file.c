@@ -422,6 +422,16 @@ static int step(struct backend *b)
             e->side = NULL;
             continue; /* left in ready/ for an operator; never deleted unread */
         }
+        char k[200];
+        snprintf(k, sizeof k, "%s|%s", sop, sha);
+        if (strmap_get(&b->stored, k)) {
+            /* this object is in the store already: a duplicate, or an entry whose release a
+             * crash cut between unlinking its data and its sidecar. Either way it is released
+             * as a duplicate (its data, if any, is not needed), not reported as torn. */
+            e->dup = 1;
+            count++;
+            continue;
+        }
         struct stat sst;
         if (stat(path, &sst) == 0 && sst.st_mtime < b->started && !strmap_get(&b->assigned, e->id)) {
             /* left by a previous run: a crash inside the group commit can leave an entry that
@@ -444,13 +454,6 @@ static int step(struct backend *b)
                 e->side = NULL;
                 continue;
             }
-        }
-        char k[200];
-        snprintf(k, sizeof k, "%s|%s", sop, sha);
-        if (strmap_get(&b->stored, k)) {
-            e->dup = 1;
-            count++;
-            continue;
         }
         const char *prev = strmap_get(&b->assigned, e->id);
         if (prev) {

@@ -488,6 +488,32 @@ sleep 0.3
 $PY "$T/dscmp.py" compare "$C/store" CRASH "${acked_files[@]}" && ok "resent objects: one copy each" ||
     fail "resent objects stored twice"
 stop_core
+# entries a crash left in ready/ with a sidecar and no data: one whose object is in the store
+# (its release was cut between the two unlinks) is released quietly as a duplicate; one whose
+# object is not (never acknowledged: its data never reached the disk) is dropped as torn
+$PY - "$C/store/journal.jsonl" "$C/spool/ready" <<'EOF2' || fail "crash: could not plant entries"
+import json, os, sys, time
+rec = [json.loads(l) for l in open(sys.argv[1]) if '"ev":"stored"' in l][-1]
+for k in ("ev", "key"):
+    rec.pop(k, None)
+old = time.time() - 3600
+for ident, sha in (("00000000000000aa-1", rec["sha256"]), ("00000000000000bb-1", "0" * 64)):
+    side = dict(rec, id=ident, sha256=sha)
+    path = os.path.join(sys.argv[2], ident + ".json")
+    with open(path, "w") as f:
+        json.dump(side, f)
+    os.utime(path, (old, old))
+EOF2
+start_core crash
+wait_drained "$C" || fail "crash: planted entries not released"
+if ! grep '"spool_torn_entry_dropped"' "$T/crash.log" | grep -q 00000000000000aa-1 &&
+    grep '"spool_torn_entry_dropped"' "$T/crash.log" | grep -q 00000000000000bb-1 &&
+    grep '"ev":"duplicate"' "$C/store/journal.jsonl" | grep -q 00000000000000aa-1; then
+    ok "restart: a half-released entry of a stored object released as a duplicate, a torn one dropped"
+else
+    fail "restart: half-released/torn entries: $(grep -c spool_torn_entry_dropped "$T/crash.log") torn lines"
+fi
+stop_core
 rm -rf "$T/crashd"
 
 # ---------------------------------------------------------------- disk under min_free_bytes
