@@ -209,9 +209,10 @@ static void send_abort(struct assoc *a, uint8_t source, uint8_t reason, const ch
         a->obj = NULL;
     }
     a->end_reason = "aborted";
-    a->st = STA13;
     a->paused = false;
-    arm(a, a->cfg->artim_ms);
+    if (a->st != STA13) /* AA-7 in Sta13 only sends the PDU: ARTIM keeps running */
+        arm(a, a->cfg->artim_ms);
+    a->st = STA13;
 }
 
 /* A protocol violation in state a->st, by the table: AA-1 in Sta2, AA-8 elsewhere. */
@@ -552,6 +553,8 @@ static void on_store_done(void *arg, uint16_t status, const char *comment,
 /* A command set is complete: act on it. */
 static void handle_command(struct assoc *a)
 {
+    if (a->closing)
+        return;
     struct rd r = rd_make(a->cmd.p, a->cmd.len);
     int rc = dimse_parse_cmd(&r, &a->req);
     wbuf_reset(&a->cmd);
@@ -572,7 +575,14 @@ static void handle_command(struct assoc *a)
             a->pending_comment = "C-ECHO carries no dataset";
             break;
         }
+        if (strcmp(a->pctx[a->cmd_pctx].abstract, SOP_VERIFICATION) != 0 ||
+            strcmp(a->req.affected_sop_class, SOP_VERIFICATION) != 0) {
+            a->pending_status = DIMSE_SOP_CLASS_NOT_SUPPORTED;
+            a->pending_comment = "C-ECHO outside the Verification SOP class";
+            break;
+        }
         send_rsp(a, DIMSE_SUCCESS, NULL);
+        after_response(a);
         return;
     case DIMSE_C_CANCEL_RQ:
         return; /* nothing to cancel: operations are synchronous */
@@ -586,6 +596,11 @@ static void handle_command(struct assoc *a)
         if (strcmp(a->req.affected_sop_class, e->abstract) != 0) {
             a->pending_status = DIMSE_SOP_CLASS_NOT_SUPPORTED;
             a->pending_comment = "SOP class differs from the presentation context";
+            break;
+        }
+        if (strcmp(e->abstract, SOP_VERIFICATION) == 0) {
+            a->pending_status = DIMSE_SOP_CLASS_NOT_SUPPORTED;
+            a->pending_comment = "Verification is not a storage SOP class";
             break;
         }
         if (!ds_uid_valid(a->req.affected_sop_instance)) {
@@ -641,6 +656,7 @@ static void handle_command(struct assoc *a)
     a->failures++;
     core_count_failure(a->ctx, a->pending_status);
     send_rsp(a, a->pending_status, a->pending_comment);
+    after_response(a);
 }
 
 static void on_room(void *arg)
@@ -712,7 +728,12 @@ static bool handle_pdata(struct assoc *a, struct rd *body)
                 a->failures++;
                 core_count_failure(a->ctx, a->pending_status);
                 send_rsp(a, a->pending_status, a->pending_comment);
+                after_response(a);
             }
+            /* a response may have closed the association (a peer that does not read): then
+             * nothing more of this PDU is taken, or a new object would have no owner */
+            if (a->closing || a->st == STA13)
+                return false;
         }
     }
     if (rc < 0) {
@@ -809,6 +830,9 @@ static bool handle_pdu(struct assoc *a, uint8_t type, struct rd *body)
         if (type == UL_ASSOC_RQ) /* AA-7 */
             send_abort(a, UL_ABORT_SRC_PROVIDER, UL_ABORT_UNEXPECTED_PDU,
                        "A-ASSOCIATE-RQ while closing");
+        else if (!known_type(type)) /* AA-7 */
+            send_abort(a, UL_ABORT_SRC_PROVIDER, UL_ABORT_UNRECOGNIZED_PDU,
+                       "unrecognized PDU type while closing");
         return true; /* AA-6: ignore */
     }
     return false;

@@ -869,6 +869,90 @@ def pdata_with_no_pdv(h, port, called):
         raise AssertionError(f"empty P-DATA-TF answered with {r!r} within 2 s, want A-ABORT")
 
 
+@case
+def store_on_the_verification_context(h, port, called):
+    """Verification is no storage SOP class: nothing may reach the spool through it."""
+    p, _ = associate(h, port, called)
+    inst = _uid(5)
+    p.send(pdata(1, 3, command(0x0001, 35, VERIFICATION, has_ds=True, sop_inst=inst)))
+    p.send(pdata(1, 2, _dataset(VERIFICATION, inst)))
+    r = p.recv_pdu()
+    st = dimse_status(r[1]) if r and r[0] == 0x04 else None
+    if st != 0x0122:
+        raise AssertionError(f"C-STORE on the Verification context: status {st!r}, want 0122H")
+
+
+@case
+def echo_on_a_storage_context(h, port, called):
+    p, _ = associate(h, port, called)
+    p.send(pdata(3, 3, command(0x0030, 36, CT_STORAGE)))
+    r = p.recv_pdu()
+    st = dimse_status(r[1]) if r and r[0] == 0x04 else None
+    if st != 0x0122:
+        raise AssertionError(f"C-ECHO on the CT storage context: status {st!r}, want 0122H")
+
+
+@case
+def assoc_rq_in_sta13_does_not_restart_artim(h, port, called):
+    """AA-7 only sends an A-ABORT: a peer that keeps sending A-ASSOCIATE-RQs after an abort
+    must not hold the connection (and its association slot) past ARTIM (1 s in the test)."""
+    p, _ = associate(h, port, called)
+    p.send(pdu(0x02, b"\0" * 68))  # A-ASSOCIATE-AC in Sta6: AA-8, Sta13, ARTIM starts
+    r = p.recv_pdu()
+    if r is None or r[0] != 0x07:
+        raise AssertionError(f"A-ASSOCIATE-AC in Sta6 answered with {r!r}")
+    t0 = time.time()
+    rq = assoc_rq(called)
+    while time.time() - t0 < 6:
+        try:
+            p.send(rq)
+        except OSError:
+            break
+        p.s.settimeout(0.4)
+        try:
+            if not p.s.recv(65536):
+                break
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            break
+    if time.time() - t0 >= 6:
+        raise AssertionError("A-ASSOCIATE-RQs in Sta13 kept the connection open past ARTIM")
+
+
+@case
+def peer_that_never_reads_its_responses(h, port, called):
+    """Many C-STOREs packed in each PDU, each failing at once (a bad VR), from a peer that
+    never reads: the core closes the association once its responses pile up, and takes nothing
+    more from the PDU in hand (a new object then would have had no owner: a leaked file and
+    buffers, which the sanitizer run reports at exit)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((h, port))
+    s.sendall(assoc_rq(called, max_len=0))
+    p = Peer.__new__(Peer)
+    p.s = s
+    r = p.recv_pdu()
+    if r is None or r[0] != 0x02:
+        raise AssertionError(f"association not accepted: {r!r}")
+
+    def pdv(cid, mch, data):
+        return struct.pack(">IBB", len(data) + 2, cid, mch) + data
+    cmd = command(0x0001, 8, CT_STORAGE, has_ds=True, sop_inst=b"1.2.3.4.6")
+    unit = pdv(3, 3, cmd) + pdv(3, 2, struct.pack("<HH2sH", 8, 0, b"ZZ", 0))
+    raw = pdu(0x04, unit * 400)
+    s.settimeout(20)
+    t0 = time.time()
+    try:
+        while time.time() - t0 < 20:
+            s.sendall(raw)
+    except (BrokenPipeError, ConnectionResetError):
+        return
+    except socket.timeout:
+        pass
+    raise AssertionError("a peer that never reads was not disconnected within 20 s")
+
+
 def still_serving(h, port, called):
     p, _ = associate(h, port, called, calling="CHECK")
     p.send(pdata(1, 3, command(0x0030, 99, VERIFICATION)))
