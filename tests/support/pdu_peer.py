@@ -869,27 +869,30 @@ def pdata_with_no_pdv(h, port, called):
         raise AssertionError(f"empty P-DATA-TF answered with {r!r} within 2 s, want A-ABORT")
 
 
+def _expect_status(h, port, called, pdus, want, what):
+    p, _ = associate(h, port, called)
+    for b in pdus:
+        p.send(b)
+    r = p.recv_pdu()
+    st = dimse_status(r[1]) if r and r[0] == 0x04 else None
+    if st != want:
+        raise AssertionError(f"{what}: status {st!r}, want {want:04X}H")
+
+
 @case
 def store_on_the_verification_context(h, port, called):
     """Verification is no storage SOP class: nothing may reach the spool through it."""
-    p, _ = associate(h, port, called)
     inst = _uid(5)
-    p.send(pdata(1, 3, command(0x0001, 35, VERIFICATION, has_ds=True, sop_inst=inst)))
-    p.send(pdata(1, 2, _dataset(VERIFICATION, inst)))
-    r = p.recv_pdu()
-    st = dimse_status(r[1]) if r and r[0] == 0x04 else None
-    if st != 0x0122:
-        raise AssertionError(f"C-STORE on the Verification context: status {st!r}, want 0122H")
+    _expect_status(h, port, called,
+                   [pdata(1, 3, command(0x0001, 35, VERIFICATION, has_ds=True, sop_inst=inst)),
+                    pdata(1, 2, _dataset(VERIFICATION, inst))],
+                   0x0122, "C-STORE on the Verification context")
 
 
 @case
 def echo_on_a_storage_context(h, port, called):
-    p, _ = associate(h, port, called)
-    p.send(pdata(3, 3, command(0x0030, 36, CT_STORAGE)))
-    r = p.recv_pdu()
-    st = dimse_status(r[1]) if r and r[0] == 0x04 else None
-    if st != 0x0122:
-        raise AssertionError(f"C-ECHO on the CT storage context: status {st!r}, want 0122H")
+    _expect_status(h, port, called, [pdata(3, 3, command(0x0030, 36, CT_STORAGE))], 0x0122,
+                   "C-ECHO on the CT storage context")
 
 
 @case
