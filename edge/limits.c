@@ -26,6 +26,9 @@ static void key_of(const struct sockaddr *sa, uint8_t key[16])
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
         memcpy(key, &in6->sin6_addr, 16);
+        /* one IPv6 host holds a whole /64 (privacy addresses): count the /64 */
+        if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            memset(key + 8, 0, 8);
     }
 }
 

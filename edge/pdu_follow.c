@@ -4,10 +4,12 @@
 
 #include "common/ul.h"
 
-void pdu_follow_init(struct pdu_follow *f, uint32_t max_body, bool keep_first)
+void pdu_follow_init(struct pdu_follow *f, uint32_t max_body, enum pdu_side side,
+                     bool keep_first)
 {
     memset(f, 0, sizeof *f);
     f->max_body = max_body;
+    f->side = side;
     f->keep_first = keep_first;
     wbuf_init(&f->first, UL_PRE_ASSOC_MAX + UL_HDR_LEN);
 }
@@ -30,7 +32,12 @@ static int on_header(struct pdu_follow *f)
     f->pdus++;
     if (f->type < UL_ASSOC_RQ || f->type > UL_ABORT)
         return ERR_MALFORMED;
-    if (len > f->max_body)
+    bool from_rq = f->side == PDU_FROM_REQUESTOR;
+    if ((f->type == UL_ASSOC_RQ && (!from_rq || f->pdus > 1)) ||
+        ((f->type == UL_ASSOC_AC || f->type == UL_ASSOC_RJ) && from_rq))
+        return ERR_MALFORMED;
+    /* PS3.8 D.1: the negotiated maximum bounds P-DATA-TF PDUs only */
+    if (len > (f->type == UL_P_DATA_TF ? f->max_body : UL_PRE_ASSOC_MAX))
         return ERR_LIMIT;
     switch (f->type) {
     case UL_RELEASE_RP: f->saw_release_rp = true; break;

@@ -11,8 +11,12 @@
 #include "common/err.h"
 #include "common/wbuf.h"
 
+/* Which side of the association writes the stream being followed (the PDUs it may send). */
+enum pdu_side { PDU_FROM_REQUESTOR, PDU_FROM_ACCEPTOR };
+
 struct pdu_follow {
-    uint32_t max_body;  /* PDU body cap (header not included) */
+    uint32_t max_body;  /* P-DATA-TF body cap, the negotiated maximum (PS3.8 D.1) */
+    enum pdu_side side;
     uint8_t hdr[6];
     uint8_t hdr_have;
     uint64_t body_left;
@@ -23,11 +27,15 @@ struct pdu_follow {
     struct wbuf first;
 };
 
-/* max_body: cap on PDU bodies; keep_first: collect the first PDU (capped at 64 KiB). */
-void pdu_follow_init(struct pdu_follow *f, uint32_t max_body, bool keep_first);
+/* max_body: cap on P-DATA-TF bodies (every other PDU is capped at UL_PRE_ASSOC_MAX); side:
+ * who writes the stream; keep_first: collect the first PDU (capped at 64 KiB). */
+void pdu_follow_init(struct pdu_follow *f, uint32_t max_body, enum pdu_side side,
+                     bool keep_first);
 void pdu_follow_cleanup(struct pdu_follow *f);
-/* Walk p[0..n). 0, or ERR_LIMIT when a header declares a body over max_body (*f then tells
- * the type), or ERR_MALFORMED for an unknown PDU type. */
+/* Walk p[0..n). 0, or ERR_LIMIT when a header declares a body over its cap (*f then tells
+ * the type), or ERR_MALFORMED for an unknown PDU type or one its side may not send here: an
+ * A-ASSOCIATE-RQ other than the requestor's first PDU, an A-ASSOCIATE-AC or -RJ from the
+ * requestor, an A-ASSOCIATE-RQ from the acceptor. */
 MUST_CHECK int pdu_follow_feed(struct pdu_follow *f, const uint8_t *p, size_t n);
 /* Between two PDUs (an injected A-ABORT would not cut one in half). */
 static inline bool pdu_follow_at_boundary(const struct pdu_follow *f)

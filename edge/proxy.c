@@ -469,13 +469,16 @@ static void upstream_lost(struct edge_conn *c, int status)
     conn_finish(c, "upstream_lost");
 }
 
-static void protocol_violation(struct edge_conn *c, bool from_down, const struct pdu_follow *f)
+static void protocol_violation(struct edge_conn *c, bool from_down, const struct pdu_follow *f,
+                               int rc)
 {
     struct logb lb;
     if (log_begin(&lb, LOG_WARN, "pdu_refused")) {
         log_conn(&lb, c);
         log_str(&lb, "from", from_down ? "client" : "upstream");
         log_u64(&lb, "pdu_type", f->type);
+        log_str(&lb, "why", rc == ERR_LIMIT ? "over the maximum length"
+                                            : "PDU type not allowed here");
         log_u64(&lb, "max_body", f->max_body);
         log_end(&lb);
     }
@@ -539,8 +542,9 @@ static int flush_up(void)
 /* Plaintext from the modality, during the splice. */
 static int to_up(struct edge_conn *c, const uint8_t *p, size_t n)
 {
-    if (pdu_follow_feed(&c->f_up, p, n) < 0) {
-        protocol_violation(c, true, &c->f_up);
+    int frc = pdu_follow_feed(&c->f_up, p, n);
+    if (frc < 0) {
+        protocol_violation(c, true, &c->f_up, frc);
         return CONN_STOP;
     }
     c->bytes_up += n;
@@ -571,8 +575,9 @@ static int to_up(struct edge_conn *c, const uint8_t *p, size_t n)
 /* Plaintext from upstream. */
 static int to_down(struct edge_conn *c, const uint8_t *p, size_t n)
 {
-    if (pdu_follow_feed(&c->f_down, p, n) < 0) {
-        protocol_violation(c, false, &c->f_down);
+    int frc = pdu_follow_feed(&c->f_down, p, n);
+    if (frc < 0) {
+        protocol_violation(c, false, &c->f_down, frc);
         return CONN_STOP;
     }
     if (c->f_down.keep_first && pdu_follow_first_done(&c->f_down))
@@ -598,8 +603,8 @@ static void begin_splice(struct edge_conn *c)
                    e->cfg->idle_ms < TRIM_AFTER_MS ? e->cfg->idle_ms : TRIM_AFTER_MS, 0);
     uint32_t down_max = c->rq_max_len == 0 || c->rq_max_len > e->cfg->max_pdu ?
                             e->cfg->max_pdu : c->rq_max_len;
-    pdu_follow_init(&c->f_up, UL_PRE_ASSOC_MAX, false);
-    pdu_follow_init(&c->f_down, down_max, true);
+    pdu_follow_init(&c->f_up, UL_PRE_ASSOC_MAX, PDU_FROM_REQUESTOR, false);
+    pdu_follow_init(&c->f_down, down_max, PDU_FROM_ACCEPTOR, true);
     c->followers = true;
     if (c->route->called_rewrite[0] && c->rq.len >= UL_HDR_LEN + 4 + UL_AE_LEN) {
         uint8_t *called = c->rq.p + UL_HDR_LEN + 4; /* PS3.8 9.3.2: after version, reserved */
@@ -830,6 +835,19 @@ static int decide(struct edge_conn *c)
         abort_down(c, UL_ABORT_NOT_SPECIFIED, "out_of_memory", NULL);
         return CONN_STOP;
     }
+    if (c->gen != c->e->gen) {
+        /* reloaded since this connection was accepted: it is admitted by the new set (its
+         * policy, CA bundle and CRLs), not the one it shook hands under */
+        long vr;
+        if (tls_peer_reverify(tls_conn_ssl(c->tls), c->e->gen->server, &vr) < 0) {
+            free(pid);
+            abort_down(c, UL_ABORT_NOT_SPECIFIED, tls_fail_reason(vr, 0), NULL);
+            return CONN_STOP;
+        }
+        c->e->gen->refs++;
+        edge_gen_unref(c->gen);
+        c->gen = c->e->gen;
+    }
     enum adm_verdict v = admission_decide(c->gen->policy, pid, c->rq.p, c->rq.len, &d);
     free(pid);
     if (v == ADM_NEED_MORE)
@@ -989,8 +1007,23 @@ static void on_down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->last_io = uv_now(c->e->loop);
     int rc = tls_conn_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread);
     int frc = flush_up(); /* before any end: a last PDU (release, abort) goes out first */
-    if (rc == 0 || rc == CONN_STOP || frc == CONN_STOP)
+    if (rc == CONN_STOP || frc == CONN_STOP)
         return;
+    if (rc == 0) {
+        /* What goes to the client is bounded by pausing upstream reads at high_water, except
+         * what OpenSSL answers by itself (KeyUpdate, alerts): a client that provokes those and
+         * never reads would grow this queue without end. */
+        if (c->closing || c->st == ST_FINISH ||
+            queued(&c->down) <= (size_t)c->e->cfg->high_water * 2u + sizeof g_readbuf)
+            return;
+        struct logb lb;
+        if (log_begin(&lb, LOG_WARN, "client_not_reading")) {
+            log_conn(&lb, c);
+            log_u64(&lb, "queued", queued(&c->down));
+            log_end(&lb);
+        }
+        rc = UV_ENOBUFS;
+    }
     down_end(c, rc == TLS_CONN_EOF ? UV_EOF : rc);
 }
 

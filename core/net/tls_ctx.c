@@ -300,6 +300,22 @@ const char *tls_fail_reason(long vr, unsigned long lib_err)
     return "handshake_failed";
 }
 
+int tls_peer_reverify(SSL *ssl, SSL_CTX *ctx, long *verify_result)
+{
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    X509_STORE_CTX *sc = X509_STORE_CTX_new();
+    *verify_result = X509_V_ERR_UNSPECIFIED;
+    int rc = ERR_TLS;
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    if (leaf && sc && X509_STORE_CTX_init(sc, st, leaf, SSL_get_peer_cert_chain(ssl)) == 1 &&
+        X509_STORE_CTX_set_purpose(sc, X509_PURPOSE_SSL_CLIENT) == 1) {
+        rc = X509_verify_cert(sc) == 1 ? 0 : ERR_TLS;
+        *verify_result = X509_STORE_CTX_get_error(sc);
+    }
+    X509_STORE_CTX_free(sc);
+    return rc;
+}
+
 int tls_check_cert_file(const char *path, const char *ca, char *err, size_t n)
 {
     ERR_clear_error();

@@ -86,6 +86,11 @@ MUST_CHECK int tls_cert_id(X509 *x, struct tls_peer_id *id);
  * SSL_get_verify_result(); lib_err the first error on OpenSSL's queue. */
 const char *tls_fail_reason(long verify_result, unsigned long lib_err);
 
+/* Verify the peer's certificate chain of a finished handshake again, against ctx's trust store
+ * (CA bundle, CRLs and their flags) for client authentication: for a connection accepted
+ * before a reload and judged after it. 0, or ERR_TLS with *verify_result the X509_V_ERR. */
+MUST_CHECK int tls_peer_reverify(SSL *ssl, SSL_CTX *ctx, long *verify_result);
+
 /* Checks for --check-config: the certificate at path is readable, not expired and not yet
  * valid, and (when ca is not NULL) verifies against ca. 0 or ERR_TLS with err. */
 MUST_CHECK int tls_check_cert_file(const char *path, const char *ca, char *err, size_t err_len);

@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     struct pdu_follow f;
-    pdu_follow_init(&f, 65536, true);
+    pdu_follow_init(&f, 65536, (sel & 4) ? PDU_FROM_REQUESTOR : PDU_FROM_ACCEPTOR, true);
     for (size_t at = 0; at < n; at += step) {
         size_t k = n - at < step ? n - at : step;
         if (pdu_follow_feed(&f, p + at, k) < 0)

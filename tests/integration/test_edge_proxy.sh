@@ -8,7 +8,8 @@
 #    certificate and reloading refuses its next connection; a broken policy is refused and the
 #    old one kept;
 #  - many idle TLS connections are closed by their timeout while a C-ECHO still passes;
-#  - the upstream killed mid-transfer: the modality gets an abort and the edge goes on serving.
+#  - the upstream killed mid-transfer: the modality gets an abort and the edge goes on serving;
+#  - a client that floods KeyUpdates and never reads is closed, the edge's memory bounded.
 set -uo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${GW_BUILD:-$src/build}
@@ -93,11 +94,20 @@ wait "$bigpid" || fail "the large transfer across the reload failed: $(tail -3 "
 touch "$T/release"
 wait "$holdpid" || fail "the association held across the reload did not release: $(cat "$T/hold.out")"
 
-# 4. revoke + reload refuses the next connection
+# 4. revoke + reload refuses the next connection, and one that shook hands before the reload
+# but asks for its association after it (judged by the new CRL: an A-ABORT)
 bash "$src/tests/support/test_pki.sh" revoke mr2 "$T/pki"
+/usr/bin/python3 "$src/tests/support/edge_peer.py" late "$EP" "$T/pki" mr2 MR_ROOM2 ARCHIVE \
+    "$T/late.flag" >"$T/late.out" 2>&1 &
+latepid=$!
+wait_log "$T/late.out" connected 100 || fail "late peer did not connect: $(cat "$T/late.out")"
 kill -HUP "$EDGE_PID"
 wait_log "$T/edge.log" '"ev":"reloaded".*"ev":"reloaded"' 1 # (single line log: count below)
 for _ in $(seq 100); do [[ $(grep -c '"ev":"reloaded"' "$T/edge.log") -ge 2 ]] && break; sleep 0.1; done
+touch "$T/late.flag"
+wait "$latepid"
+late_rc=$?
+[[ $late_rc == 3 ]] || fail "a connection made before the reload was not refused after it: $(cat "$T/late.out")"
 scu echoscu mr2 MR_ROOM2 ARCHIVE "$EP" >/dev/null 2>&1 && fail "revoked mr2 still admitted"
 wait_log "$T/edge.log" '"reason":"revoked"' 50 || fail "no revoked refusal after the reload"
 
@@ -137,6 +147,16 @@ if ! grep -qiE "abort|Peer" "$T/victim.out"; then
 fi
 scu echoscu ct1 CT_ROOM1 DICOM_CORE "$EP" >/dev/null 2>&1 || fail "edge not serving after upstream loss"
 kill -0 "$EDGE_PID" 2>/dev/null || fail "dicom-edge died"
+
+# 8. a client that makes OpenSSL answer (KeyUpdate after KeyUpdate) and never reads: the edge
+# closes it once its queue to that client passes twice high_water, instead of growing with it
+hwm0=$(awk '/VmHWM/ {print $2}' "/proc/$EDGE_PID/status")
+"$build/tests/tls_keyupdate_flood" "$EP" "$T/pki/ct1.crt" "$T/pki/ct1.key" 30 >"$T/flood.out" 2>&1 ||
+    fail "KeyUpdate flood: $(cat "$T/flood.out")"
+wait_log "$T/edge.log" '"ev":"client_not_reading"' 50 || fail "no client_not_reading line"
+hwm1=$(awk '/VmHWM/ {print $2}' "/proc/$EDGE_PID/status")
+((hwm1 - hwm0 < 16384)) || fail "edge peak RSS grew by $(((hwm1 - hwm0) / 1024)) MiB under a KeyUpdate flood"
+scu echoscu ct1 CT_ROOM1 DICOM_CORE "$EP" >/dev/null 2>&1 || fail "edge not serving after the flood"
 
 kill -TERM "$EDGE_PID"
 wait "$EDGE_PID" || fail "dicom-edge exited non-zero on SIGTERM"

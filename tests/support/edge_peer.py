@@ -7,6 +7,10 @@
   edge_peer.py idle PORT PKI CERT COUNT SECONDS
       open COUNT TLS connections that complete the handshake and then say nothing; print how
       many the server closed within SECONDS.
+  edge_peer.py late PORT PKI CERT CALLING CALLED FLAGFILE
+      complete the TLS handshake, print "connected", wait until FLAGFILE exists, then send the
+      A-ASSOCIATE-RQ; print and exit with what came back: 0 A-ASSOCIATE-AC, 3 A-ABORT,
+      4 A-ASSOCIATE-RJ, 5 closed without a PDU.
   edge_peer.py rq CALLING CALLED
       write one A-ASSOCIATE-RQ PDU to stdout (fuzz corpus seeds).
 """
@@ -78,6 +82,20 @@ def hold(port, pki, cert, calling, called, flag):
     return 0
 
 
+def late(port, pki, cert, calling, called, flag):
+    s = tls_connect(port, pki, cert)
+    print("connected", flush=True)
+    while not os.path.exists(flag):
+        time.sleep(0.05)
+    s.sendall(assoc_rq(calling, called))
+    try:
+        t, _ = read_pdu(s)
+    except (ssl.SSLError, OSError):
+        t = None
+    print("answer", t, flush=True)
+    return {2: 0, 7: 3, 3: 4}.get(t, 5)
+
+
 def idle(port, pki, cert, count, seconds):
     ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
     ctx.load_cert_chain(os.path.join(pki, cert + ".crt"), os.path.join(pki, cert + ".key"))
@@ -104,6 +122,8 @@ def idle(port, pki, cert, count, seconds):
 def main(a):
     if a[0] == "hold":
         return hold(int(a[1]), a[2], a[3], a[4], a[5], a[6])
+    if a[0] == "late":
+        return late(int(a[1]), a[2], a[3], a[4], a[5], a[6])
     if a[0] == "idle":
         return idle(int(a[1]), a[2], a[3], int(a[4]), float(a[5]))
     if a[0] == "rq":

@@ -1,5 +1,6 @@
 /* The edge's first-PDU decision (edge/admission), its PDU follower (edge/pdu_follow) and its
  * limit counters (edge/limits). */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -223,7 +224,7 @@ Test(pdu_follow, follows_headers_split_anywhere_and_counts)
                                 7, 0, 0, 0, 0, 4, 0, 0, 2, 0};
     for (size_t step = 1; step <= sizeof s; step++) {
         struct pdu_follow f;
-        pdu_follow_init(&f, 1000, false);
+        pdu_follow_init(&f, 1000, PDU_FROM_ACCEPTOR, false);
         for (size_t at = 0; at < sizeof s; at += step) {
             size_t n = sizeof s - at < step ? sizeof s - at : step;
             cr_assert_eq(pdu_follow_feed(&f, s + at, n), 0);
@@ -238,7 +239,7 @@ Test(pdu_follow, follows_headers_split_anywhere_and_counts)
 Test(pdu_follow, refuses_a_pdu_over_the_limit_and_unknown_types)
 {
     struct pdu_follow f;
-    pdu_follow_init(&f, 16, false);
+    pdu_follow_init(&f, 16, PDU_FROM_ACCEPTOR, false);
     static const uint8_t ok[] = {4, 0, 0, 0, 0, 16};
     static const uint8_t big[] = {4, 0, 0, 0, 0, 17};
     cr_assert_eq(pdu_follow_feed(&f, ok, sizeof ok), 0);
@@ -247,16 +248,53 @@ Test(pdu_follow, refuses_a_pdu_over_the_limit_and_unknown_types)
     cr_assert_eq(pdu_follow_feed(&f, body, sizeof body), 0);
     cr_assert_eq(pdu_follow_feed(&f, big, sizeof big), ERR_LIMIT);
     pdu_follow_cleanup(&f);
-    pdu_follow_init(&f, 16, false);
+    pdu_follow_init(&f, 16, PDU_FROM_ACCEPTOR, false);
     static const uint8_t bad[] = {9, 0, 0, 0, 0, 0};
     cr_assert_eq(pdu_follow_feed(&f, bad, sizeof bad), ERR_MALFORMED);
+    pdu_follow_cleanup(&f);
+}
+
+Test(pdu_follow, the_limit_bounds_p_data_only)
+{
+    /* PS3.8 D.1: an A-ASSOCIATE-AC longer than the requestor's maximum is fine */
+    struct pdu_follow f;
+    pdu_follow_init(&f, 16, PDU_FROM_ACCEPTOR, false);
+    static const uint8_t ac[] = {2, 0, 0, 0, 0, 200};
+    cr_assert_eq(pdu_follow_feed(&f, ac, sizeof ac), 0);
+    uint8_t body[200] = {0};
+    cr_assert_eq(pdu_follow_feed(&f, body, sizeof body), 0);
+    static const uint8_t huge_ac[] = {2, 0, 0, 1, 0, 1}; /* 64 KiB + 1 */
+    cr_assert_eq(pdu_follow_feed(&f, huge_ac, sizeof huge_ac), ERR_LIMIT);
+    pdu_follow_cleanup(&f);
+}
+
+Test(pdu_follow, each_side_sends_only_its_own_pdus)
+{
+    static const uint8_t rq[] = {1, 0, 0, 0, 0, 0};
+    static const uint8_t ac[] = {2, 0, 0, 0, 0, 0};
+    static const uint8_t rj[] = {3, 0, 0, 0, 0, 0};
+    struct pdu_follow f;
+    /* the requestor: one A-ASSOCIATE-RQ, first; never an AC or RJ */
+    pdu_follow_init(&f, 16, PDU_FROM_REQUESTOR, false);
+    cr_assert_eq(pdu_follow_feed(&f, rq, sizeof rq), 0);
+    cr_assert_eq(pdu_follow_feed(&f, rq, sizeof rq), ERR_MALFORMED);
+    pdu_follow_cleanup(&f);
+    pdu_follow_init(&f, 16, PDU_FROM_REQUESTOR, false);
+    cr_assert_eq(pdu_follow_feed(&f, ac, sizeof ac), ERR_MALFORMED);
+    pdu_follow_cleanup(&f);
+    pdu_follow_init(&f, 16, PDU_FROM_REQUESTOR, false);
+    cr_assert_eq(pdu_follow_feed(&f, rj, sizeof rj), ERR_MALFORMED);
+    pdu_follow_cleanup(&f);
+    /* the acceptor: never an A-ASSOCIATE-RQ */
+    pdu_follow_init(&f, 16, PDU_FROM_ACCEPTOR, false);
+    cr_assert_eq(pdu_follow_feed(&f, rq, sizeof rq), ERR_MALFORMED);
     pdu_follow_cleanup(&f);
 }
 
 Test(pdu_follow, keeps_the_first_pdu_whole)
 {
     struct pdu_follow f;
-    pdu_follow_init(&f, 1000, true);
+    pdu_follow_init(&f, 1000, PDU_FROM_ACCEPTOR, true);
     static const uint8_t s[] = {2, 0, 0, 0, 0, 3, 'a', 'b', 'c', 4, 0, 0, 0, 0, 1, 'x'};
     for (size_t i = 0; i < sizeof s; i++) {
         cr_assert_eq(pdu_follow_feed(&f, s + i, 1), 0);
@@ -269,6 +307,27 @@ Test(pdu_follow, keeps_the_first_pdu_whole)
     cr_assert_eq(memcmp(f.first.p, s, 9), 0);
     cr_assert(f.saw_ac);
     pdu_follow_cleanup(&f);
+}
+
+Test(limits, an_ipv6_source_counts_by_its_64)
+{
+    static struct limits l;
+    limits_init(&l);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET6, "2001:db8:1:2::1", &a.sin6_addr);
+    for (int i = 0; i < 3; i++) {
+        a.sin6_addr.s6_addr[15] = (uint8_t)(i + 1); /* other addresses, same /64 */
+        cr_assert(limits_source_allow(&l, (struct sockaddr *)&a, 1000, 3));
+    }
+    a.sin6_addr.s6_addr[8] = 0x77;
+    cr_assert_not(limits_source_allow(&l, (struct sockaddr *)&a, 1000, 3), "same /64");
+    inet_pton(AF_INET6, "2001:db8:1:3::1", &a.sin6_addr);
+    cr_assert(limits_source_allow(&l, (struct sockaddr *)&a, 1000, 3), "another /64");
+    inet_pton(AF_INET6, "::ffff:10.0.0.1", &a.sin6_addr);
+    cr_assert(limits_source_allow(&l, (struct sockaddr *)&a, 1000, 1), "v4-mapped: per host");
+    inet_pton(AF_INET6, "::ffff:10.0.0.2", &a.sin6_addr);
+    cr_assert(limits_source_allow(&l, (struct sockaddr *)&a, 1000, 1), "v4-mapped: per host");
+    limits_cleanup(&l);
 }
 
 Test(limits, counts_per_source_per_minute)
