@@ -36,6 +36,7 @@ enum ent_step {
     E_DUPCHECK, /* the item belongs to another batch: look at it */
     E_UPLOAD,   /* S3 */
     E_STORED,   /* DynamoDB: STORED */
+    E_TORN,     /* DynamoDB: a torn copy gives up its RECEIVED item (batch_id TORN) */
     E_STOW,     /* mode stow: StoreDICOM */
     E_FINAL,    /* mode stow: IMPORTED / FAILED */
     E_RELEASE,  /* journal + unlink, at the next flush */
@@ -103,6 +104,7 @@ struct ent {
     uint64_t next_ms;
     bool stow_ok;
     char err_type[65], err_msg[256];
+    bool sha_checked; /* the spool file's SHA-256 matched its sidecar (multipart uploads) */
 };
 
 struct awaiter {
@@ -665,6 +667,14 @@ static void on_dup_get(struct pipeline *p, struct ent *e, const cJSON *out)
         e->attempts = 0;
         return;
     }
+    if (strcmp(st, "RECEIVED") == 0 || strcmp(other, STATE_TORN_BATCH) == 0) {
+        /* the copy that owns the item has not reached S3 (it may yet be dropped as torn, and
+         * then give the item up, E_TORN), or it just gave it up: this one is not dropped on
+         * its account, but tries again until that copy is stored or the item is free */
+        e->step = E_RECEIVE;
+        ent_retry(p, e, "duplicate_not_yet_stored", NULL, ERR_WRONG_STATE);
+        return;
+    }
     /* the copy already there stands for this one at the ack point only if it reached it */
     bool durable = p->env.ack == PIPELINE_ACK_HI ? strcmp(st, "IMPORTED") == 0
                                                  : strcmp(st, "RECEIVED") != 0;
@@ -683,6 +693,8 @@ static void on_dup_get(struct pipeline *p, struct ent *e, const cJSON *out)
     e->dup = true;
     release_entry(p, e);
 }
+
+static void torn_release(struct pipeline *p, struct ent *e);
 
 static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *out)
 {
@@ -712,6 +724,12 @@ static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *
             on_dup_get(p, e, out);
         else
             ent_retry(p, e, "ddb_get", res, 0);
+        break;
+    case E_TORN:
+        if (res->err == 0 || res->err == HTTP_ERR_CONDITION)
+            torn_release(p, e); /* given up, or it was never this copy's */
+        else
+            ent_retry(p, e, "ddb_torn", res, 0);
         break;
     case E_STORED:
         if (res->err == 0 || res->err == HTTP_ERR_CONDITION) {
@@ -782,7 +800,15 @@ static int verify_sha(const char *path, const char *want)
 
 /* A spool entry whose bytes do not match its sidecar: a crash inside the core's group commit
  * left it, and it was never acknowledged (the core acknowledges only after the flush). */
-static void drop_torn(struct pipeline *p, struct ent *e)
+static void drop_torn(struct ent *e)
+{
+    /* its RECEIVED item (if this copy wrote one) is given up first, so that the modality's
+     * resend, which may land in another batch, can take it over; then the entry goes */
+    e->step = E_TORN;
+    e->attempts = 0;
+}
+
+static void torn_release(struct pipeline *p, struct ent *e)
 {
     struct logb lb;
     if (log_begin(&lb, LOG_WARN, "spool_torn_entry_dropped")) {
@@ -825,7 +851,7 @@ static void on_upload(void *arg, const struct http_result *res)
         if (v == 0)
             v = verify_sha(path, e->o.sha);
         if (v == ERR_MISMATCH || v == -ENOENT)
-            drop_torn(p, e);
+            drop_torn(e);
         else
             ent_retry(p, e, "s3_put", res, 0);
     } else {
@@ -904,8 +930,22 @@ static void run_entry(struct pipeline *p, struct ent *e)
         if (entry_path(p, e->id, ".dcm", path, sizeof path) < 0)
             return;
         if (stat(path, &st) < 0 || (uint64_t)st.st_size != e->o.bytes) {
-            drop_torn(p, e);
+            drop_torn(e);
             return;
+        }
+        if (!e->sha_checked && e->o.bytes >= p->cfg->s3.multipart_threshold) {
+            /* a multipart upload's checksum is built from the parts as read, so S3 cannot
+             * hold it against the sidecar's SHA-256: check the file here, once */
+            int v = verify_sha(path, e->o.sha);
+            if (v == ERR_MISMATCH || v == -ENOENT) {
+                drop_torn(e);
+                return;
+            }
+            if (v < 0) {
+                ent_retry(p, e, "verify", NULL, v);
+                return;
+            }
+            e->sha_checked = true;
         }
         o = op_new(p, e, NULL, 0, 0);
         rc = o ? s3_upload_file(p->env.s3, p->cfg->s3.bucket, e->o.s3_key, path, 0, e->o.bytes,
@@ -918,6 +958,12 @@ static void run_entry(struct pipeline *p, struct ent *e)
             free(o);
         break;
     }
+    case E_TORN:
+        if (p->ddb >= PL_MAX_DDB)
+            return;
+        o = op_new(p, e, NULL, 0, 0);
+        rc = ddb_send(p, state_req_torn(p->cfg->ddb.table, &e->o, now), "UpdateItem", o);
+        break;
     case E_STORED: {
         if (p->ddb >= PL_MAX_DDB)
             return;
@@ -1075,6 +1121,19 @@ static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *
         return;
     }
     b->attempts = 0;
+    if (b->st == B_REDRIVE && res->err == HTTP_ERR_CONDITION) {
+        /* not FAILED any more, and not by this re-drive: another re-drive of the same object
+         * (asked twice), or it was imported meanwhile. No second job. */
+        struct logb lb;
+        if (log_begin(&lb, LOG_INFO, "redrive_skipped")) {
+            log_str(&lb, "batch", b->id);
+            log_str(&lb, "sop_instance_uid", b->m[0].sop);
+            log_end(&lb);
+        }
+        batch_finish(p, b);
+        pump(p);
+        return;
+    }
     switch (b->st) {
     case B_JOB_OPEN:
         b->st = B_START;
@@ -1373,7 +1432,9 @@ static void run_batch(struct pipeline *p, struct pbatch *b)
         size_t stored = 0;
         for (size_t i = 0; i < b->n; i++)
             stored += b->m[i].stored;
-        if (stored == 0 || p->cfg->hi.mode == PIPELINE_MODE_STOW) {
+        /* stow mode sends each object itself; a re-drive (one object, already in S3) is
+         * imported by a job in either mode */
+        if (stored == 0 || (p->cfg->hi.mode == PIPELINE_MODE_STOW && !b->input_key[0])) {
             batch_finish(p, b);
             return;
         }
@@ -1479,7 +1540,8 @@ static void run_batch(struct pipeline *p, struct pbatch *b)
     case B_REDRIVE:
         if (p->ddb >= PL_MAX_DDB)
             return;
-        rc = ddb_send_b(p, state_req_redrive(p->cfg->ddb.table, b->m[0].sop, b->m[0].sha, now_iso),
+        rc = ddb_send_b(p, state_req_redrive(p->cfg->ddb.table, b->m[0].sop, b->m[0].sha, b->id,
+                                             now_iso),
                         op_new(p, NULL, b, 0, 0));
         break;
     }
@@ -1525,10 +1587,19 @@ static int assign(struct pipeline *p, struct ent *e)
         TRY(batch_close(p, p->open));
     if (!p->open)
         TRY(batch_open_new(p));
-    struct member *m = batch_member_add(p->open, e->id, e->o.sop, e->o.sha, e->o.bytes);
+    struct pbatch *b = p->open;
+    struct member *m = batch_member_add(b, e->id, e->o.sop, e->o.sha, e->o.bytes);
     if (!m)
         return ERR_NOMEM;
-    TRY(journal_put(p, rec_assign(m, p->open->id, e->redrive)));
+    int rc = journal_put(p, rec_assign(m, b->id, e->redrive));
+    if (rc < 0) {
+        /* not journaled, so not a member: a phantom would hold its batch back for ever */
+        b->n--;
+        b->pending--;
+        b->fill.objects--;
+        b->fill.bytes -= e->o.bytes;
+        return rc;
+    }
     e->b = p->open;
     return 0;
 }
@@ -1616,6 +1687,37 @@ static int admit(struct pipeline *p, const char *id)
     return 0;
 }
 
+/* A member still pending whose spool entry is gone (removed by hand, or a release whose journal
+ * record was lost) would hold its batch, and every stored member with it, back for ever: it is
+ * dropped, journaled like a duplicate. Runs after a scan has admitted what ready/ holds. */
+static void reconcile_missing(struct pipeline *p)
+{
+    for (struct pbatch *b = p->batches; b; b = b->next) {
+        if (b->pending == 0 || b->st == B_DONE)
+            continue;
+        for (size_t i = 0; i < b->n; i++) {
+            struct member *m = &b->m[i];
+            char path[1200];
+            struct stat st;
+            if (m->stored || m->dropped || ent_find(p, m->id) ||
+                entry_path(p, m->id, ".json", path, sizeof path) < 0 ||
+                stat(path, &st) == 0 || errno != ENOENT)
+                continue;
+            if (journal_put(p, rec_id("dup", "id", m->id)) < 0)
+                return;
+            struct logb lb;
+            if (log_begin(&lb, LOG_WARN, "spool_entry_missing")) {
+                log_str(&lb, "id", m->id);
+                log_str(&lb, "sop_instance_uid", m->sop);
+                log_str(&lb, "batch", b->id);
+                log_end(&lb);
+            }
+            m->dropped = true;
+            b->pending--;
+        }
+    }
+}
+
 static void scan(struct pipeline *p)
 {
     p->scan_wanted = false;
@@ -1637,6 +1739,8 @@ static void scan(struct pipeline *p)
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
+    if (rc >= 0)
+        reconcile_missing(p);
     flush(p); /* the new assign records durable before any request for them */
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -93,10 +94,18 @@ int pipeline_journal_append(struct pipeline_journal *j, const cJSON *rec)
         return ERR_NOMEM;
     size_t n = strlen(s);
     s[n] = '\n'; /* replaces the NUL: cJSON allocated n + 1 bytes */
+    struct stat st;
+    off_t before = fstat(j->fd, &st) == 0 ? st.st_size : -1;
     int rc = n + 1 > JOURNAL_LINE_MAX ? ERR_LIMIT : fileio_write_all(j->fd, s, n + 1);
     cJSON_free(s);
-    if (rc == 0)
+    if (rc == 0) {
         j->records++;
+    } else if (rc != ERR_LIMIT) {
+        /* a short write (disk full) must not leave a fragment that the next record would be
+         * glued to (replay would skip both): cut it off, or at least end its line */
+        if ((before < 0 || ftruncate(j->fd, before) < 0) && fileio_write_all(j->fd, "\n", 1) < 0)
+            return rc; /* nothing more to do: the record failed, the caller retries */
+    }
     return rc;
 }
 

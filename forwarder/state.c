@@ -288,15 +288,17 @@ cJSON *state_req_received(const char *table, const struct state_obj *o, bool red
         err = true;
     if (values) {
         put_s(values, ":b", o->batch, &err);
+        put_s(values, ":torn", STATE_TORN_BATCH, &err);
         put_n(values, ":one", STATE_RECEIVED, &err);
     }
-    const char *cond = "attribute_not_exists(pk) OR (#b = :b AND #r = :one)";
+    char cond[160] = "attribute_not_exists(pk) OR ((#b = :b OR #b = :torn) AND #r = :one)";
     if (redrive) {
         if (names && !cJSON_AddStringToObject(names, "#s", "state"))
             err = true;
         if (values)
             put_s(values, ":failed", state_inst_name(STATE_FAILED), &err);
-        cond = "attribute_not_exists(pk) OR (#b = :b AND #r = :one) OR #s = :failed";
+        size_t l = strlen(cond);
+        snprintf(cond + l, sizeof cond - l, " OR #s = :failed");
     }
     if (!cJSON_AddStringToObject(r, "ConditionExpression", cond))
         err = true;
@@ -305,6 +307,24 @@ cJSON *state_req_received(const char *table, const struct state_obj *o, bool red
         return NULL;
     }
     return r;
+}
+
+cJSON *state_req_torn(const char *table, const struct state_obj *o, const char *now)
+{
+    char pk[96], sk[96];
+    if (!o->batch[0] || inst_keys(o->sop, o->sha, pk, sizeof pk, sk, sizeof sk) < 0)
+        return NULL;
+    struct upd u;
+    upd_init(&u, table, pk, sk);
+    int b_v = upd_set(&u, "batch_id", "S", STATE_TORN_BATCH, false);
+    upd_set(&u, "updated_at", "S", now, false);
+    char ov[16], rv[16], rn[16], cond[128];
+    upd_value(&u, "S", o->batch, ov);
+    upd_name(&u, "state_rank", rn);
+    u.n++;
+    upd_value(&u, "N", "1", rv);
+    snprintf(cond, sizeof cond, "#a%d = %s AND %s = %s", b_v, ov, rn, rv);
+    return upd_finish(&u, cond);
 }
 
 cJSON *state_req_advance(const char *table, const char *sop, const char *sha, enum state_inst st,
@@ -330,10 +350,19 @@ cJSON *state_req_advance(const char *table, const char *sop, const char *sha, en
     }
     char cond[128];
     snprintf(cond, sizeof cond, "attribute_exists(pk) AND #a%d < :v%d", rank_v, rank_v);
+    if (st == STATE_FAILED) {
+        /* FAILED outranks IMPORTED, but an imported object never fails afterwards (a replayed
+         * mark whose job outputs are gone would say "not in the manifest") */
+        char iv[16], r[8];
+        snprintf(r, sizeof r, "%d", (int)STATE_IMPORTED);
+        upd_value(&u, "N", r, iv);
+        snprintf(cond, sizeof cond, "attribute_exists(pk) AND #a%d < %s", rank_v, iv);
+    }
     return upd_finish(&u, cond);
 }
 
-cJSON *state_req_redrive(const char *table, const char *sop, const char *sha, const char *now)
+cJSON *state_req_redrive(const char *table, const char *sop, const char *sha,
+                         const char *redrive_batch, const char *now)
 {
     char pk[96], sk[96];
     if (inst_keys(sop, sha, pk, sizeof pk, sk, sizeof sk) < 0)
@@ -343,6 +372,7 @@ cJSON *state_req_redrive(const char *table, const char *sop, const char *sha, co
     int st_v = upd_set(&u, "state", "S", state_inst_name(STATE_STORED), false);
     upd_set(&u, "state_rank", "N", "2", false);
     upd_set(&u, "updated_at", "S", now, false);
+    int rb_v = upd_set(&u, "redrive_batch", "S", redrive_batch, false);
     char et[16], em[16], fv[16], buf[128];
     upd_name(&u, "error_type", et);
     u.n++;
@@ -351,8 +381,14 @@ cJSON *state_req_redrive(const char *table, const char *sop, const char *sha, co
     snprintf(buf, sizeof buf, " REMOVE %s, %s", et, em);
     upd_raw(&u, buf);
     upd_value(&u, "S", state_inst_name(STATE_FAILED), fv);
-    char cond[64];
-    snprintf(cond, sizeof cond, "#a%d = %s", st_v, fv);
+    /* FAILED; or this same re-drive's own update replayed after a crash (an item another
+     * re-drive took, or one that went on, is left alone: no second job for one object) */
+    char sv[16], cond[128];
+    upd_value(&u, "S", state_inst_name(STATE_STORED), sv);
+    if (rb_v < 0)
+        u.err = true; /* a re-drive always has its batch */
+    snprintf(cond, sizeof cond, "#a%d = %s OR (#a%d = %s AND #a%d = :v%d)", st_v, fv, st_v, sv,
+             rb_v, rb_v);
     return upd_finish(&u, cond);
 }
 

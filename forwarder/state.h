@@ -61,16 +61,24 @@ MUST_CHECK int state_obj_from_sidecar(const char *json, size_t len, struct state
 /* PutItem: the instance item as RECEIVED. The condition lets it in when there is no item yet,
  * or when this batch's own item is still RECEIVED (a replay after a crash). It fails when
  * another batch owns the item (a duplicate of an object already forwarded) or when the item
- * went further (look it up to tell). redrive: a FAILED item may be taken over too. NULL when
- * out of memory or o->batch is empty. */
+ * went further (look it up to tell). An item left RECEIVED by a copy dropped as torn (batch_id
+ * STATE_TORN_BATCH, see state_req_torn) is taken over too. redrive: a FAILED item may be taken
+ * over too. NULL when out of memory or o->batch is empty. */
 cJSON *state_req_received(const char *table, const struct state_obj *o, bool redrive,
-                         const char *now);
+                          const char *now);
+/* The batch_id of an item whose copy was dropped as torn before it reached S3. */
+#define STATE_TORN_BATCH "TORN"
+/* UpdateItem: this batch's RECEIVED item gives up its object (batch_id STATE_TORN_BATCH), so
+ * that the modality's resend can take it over; conditional on batch and RECEIVED. */
+cJSON *state_req_torn(const char *table, const struct state_obj *o, const char *now);
 /* UpdateItem: move an instance forward to st (conditional on state_rank < st). */
 cJSON *state_req_advance(const char *table, const char *sop, const char *sha, enum state_inst st,
                         const struct state_extra *x, const char *now);
 /* UpdateItem for a re-drive: a FAILED instance back to STORED (its object is still in S3),
- * error attributes removed; conditional on state FAILED. */
-cJSON *state_req_redrive(const char *table, const char *sop, const char *sha, const char *now);
+ * error attributes removed, redrive_batch set; conditional on state FAILED, or on STORED by
+ * this same re-drive (its replay). A failed condition: another re-drive has the object. */
+cJSON *state_req_redrive(const char *table, const char *sop, const char *sha,
+                         const char *redrive_batch, const char *now);
 /* GetItem of an instance (consistent read). */
 cJSON *state_req_get(const char *table, const char *sop, const char *sha);
 /* UpdateItem: the job item of a batch, moved forward to st with its counters. */

@@ -150,12 +150,15 @@ kill -0 "$EDGE_PID" 2>/dev/null || fail "dicom-edge died"
 
 # 8. a client that makes OpenSSL answer (KeyUpdate after KeyUpdate) and never reads: the edge
 # closes it once its queue to that client passes twice high_water, instead of growing with it
+# (an admitted client: no admission timeout ends it first)
 hwm0=$(awk '/VmHWM/ {print $2}' "/proc/$EDGE_PID/status")
-"$build/tests/tls_keyupdate_flood" "$EP" "$T/pki/ct1.crt" "$T/pki/ct1.key" 30 >"$T/flood.out" 2>&1 ||
-    fail "KeyUpdate flood: $(cat "$T/flood.out")"
+"$build/tests/tls_keyupdate_flood" "$EP" "$T/pki/ct1.crt" "$T/pki/ct1.key" 60 CT_ROOM1 DICOM_CORE \
+    >"$T/flood.out" 2>&1 || fail "KeyUpdate flood: $(cat "$T/flood.out")"
 wait_log "$T/edge.log" '"ev":"client_not_reading"' 50 || fail "no client_not_reading line"
 hwm1=$(awk '/VmHWM/ {print $2}' "/proc/$EDGE_PID/status")
-((hwm1 - hwm0 < 16384)) || fail "edge peak RSS grew by $(((hwm1 - hwm0) / 1024)) MiB under a KeyUpdate flood"
+# (not under ASan: its quarantine of freed memory grows RSS by itself)
+[[ -n "${GW_SANITIZED:-}" ]] || ((hwm1 - hwm0 < 16384)) ||
+    fail "edge peak RSS grew by $(((hwm1 - hwm0) / 1024)) MiB under a KeyUpdate flood"
 scu echoscu ct1 CT_ROOM1 DICOM_CORE "$EP" >/dev/null 2>&1 || fail "edge not serving after the flood"
 
 kill -TERM "$EDGE_PID"

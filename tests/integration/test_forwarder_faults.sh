@@ -4,7 +4,8 @@
 # once, with no duplicate job; (2) S3 down with ack "s3": the modality gets 0xA700, never
 # success, and after S3 returns everything drains; (3) HealthImaging throttling and a 503
 # outage are ridden out; a job that FAILED as a whole marks its objects FAILED, and a re-drive
-# imports them. Peers: moto (signatures and IAM checked) and THE HealthImaging EMULATOR.
+# imports them; (4) the resend of a copy torn in the spool lands. Peers: moto (signatures and
+# IAM checked) and THE HealthImaging EMULATOR.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib_forwarder.sh
 source "$here/lib_forwarder.sh"
@@ -160,5 +161,37 @@ echo "ok: a failed job marks its objects FAILED with its message, listed by dico
 JOB_STATE=FAILED check_imported "$T/jf" 120 || die "re-driven objects not IMPORTED"
 "$CORE" failed --config "$T/core.json" | grep -q "^0 FAILED" || die "re-driven objects still listed"
 echo "ok: a re-drive imports them (one job per object, its key as input), without a new S3 object"
+core_stop
+
+# ---- (4) a copy torn in the spool (its bytes never reached the disk, so it was never
+# acknowledged: a power loss) whose RECEIVED item was written, then the modality's resend, in
+# another batch (after a restart): the torn copy gave its item up, the resend takes it over and
+# lands, instead of being dropped as the torn copy's duplicate
+write_core_config "$T/core.json" spool
+python3 - "$T/core.json" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["backend"]["endpoints"]["s3"] = "http://127.0.0.1:9"
+json.dump(c, open(sys.argv[1], "w"))
+PYEOF
+core_start
+gen_objects "$T/torn" 1
+storescu -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$T"/torn/*.dcm >>"$T/storescu.log" 2>&1 ||
+    die "storescu (torn)"
+core_stop
+torn=$(ls "$T"/spool/ready/*.dcm)
+[[ $(echo "$torn" | wc -l) == 1 ]] || die "expected one spool entry, found: $torn"
+truncate -s 1000 "$torn"
+write_core_config "$T/core.json" spool
+core_start
+for _ in $(seq 100); do grep -q '"spool_torn_entry_dropped"' "$T/core.log" && break; sleep 0.2; done
+grep -q '"spool_torn_entry_dropped"' "$T/core.log" || die "the torn entry was not dropped"
+core_stop
+core_start
+storescu -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$T"/torn/*.dcm >>"$T/storescu.log" 2>&1 ||
+    die "storescu (resend of the torn object)"
+check_imported "$T/torn" 60 || die "the resend of a torn copy did not land"
+grep -q '"duplicate_dropped"' "$T/core.log" && die "the resend was dropped as a duplicate"
+echo "ok: the resend of a torn copy takes over its item, lands in S3 and is imported"
 core_stop
 echo PASS

@@ -125,8 +125,10 @@ Test(state, received_is_a_conditional_put_that_lets_in_only_new_or_own_replays)
     char *s = text(state_req_received("t", &o, false, "2026-11-24T03:00:01.000Z"));
     cr_assert(strstr(s, "\"pk\":{\"S\":\"INSTANCE#1.2.3.4\"}"), "%s", s);
     cr_assert(strstr(s, "SHA256#0123456789abcdef"), "%s", s);
-    cr_assert(strstr(s, "\"ConditionExpression\":\"attribute_not_exists(pk) OR (#b = :b AND #r = "
-                        ":one)\""), "%s", s);
+    /* new; or this batch's own item (a replay); or one a torn copy gave up */
+    cr_assert(strstr(s, "\"ConditionExpression\":\"attribute_not_exists(pk) OR ((#b = :b OR #b = "
+                        ":torn) AND #r = :one)\""), "%s", s);
+    cr_assert(strstr(s, "\":torn\":{\"S\":\"TORN\"}"), "%s", s);
     cr_assert(strstr(s, "\"state_rank\":{\"N\":\"1\"}"), "%s", s);
     cr_assert(strstr(s, "\"cert_cn\":{\"S\":\"ct1\"}"), "%s", s);
     cr_assert_null(strstr(s, "Patient"), "%s", s);
@@ -138,6 +140,24 @@ Test(state, received_is_a_conditional_put_that_lets_in_only_new_or_own_replays)
     cr_assert_null(state_req_received("t", &o, false, "now"));
 }
 
+Test(state, a_torn_copy_gives_up_only_its_own_received_item)
+{
+    struct state_obj o;
+    cr_assert_eq(state_obj_from_sidecar(sidecar, strlen(sidecar), &o), 0);
+    snprintf(o.batch, sizeof o.batch, "b-1");
+    char *s = text(state_req_torn("t", &o, "now"));
+    cr_assert(strstr(s, "\"batch_id\""), "%s", s);
+    cr_assert(strstr(s, "{\"S\":\"TORN\"}"), "%s", s);
+    cr_assert(strstr(s, "{\"S\":\"b-1\"}"), "%s", s);
+    cr_assert(strstr(s, "\"ConditionExpression\":\"#a0 = :v2 AND #a3 = :v4\""), "%s", s);
+    cr_assert(strstr(s, "\":v2\":{\"S\":\"b-1\"}"), "%s", s);
+    cr_assert(strstr(s, "\":v4\":{\"N\":\"1\"}"), "%s", s);
+    cr_assert(strstr(s, "\"#a3\":\"state_rank\""), "%s", s);
+    free(s);
+    o.batch[0] = '\0';
+    cr_assert_null(state_req_torn("t", &o, "now"));
+}
+
 Test(state, advance_never_goes_back)
 {
     struct state_extra x = {.job_id = "j1", .image_set_id = "is1", .is_primary = 0};
@@ -146,16 +166,34 @@ Test(state, advance_never_goes_back)
     cr_assert(strstr(s, "\":v1\":{\"N\":\"4\"}"), "%s", s);
     cr_assert(strstr(s, "{\"BOOL\":false}"), "%s", s);
     free(s);
+    /* FAILED: only from below IMPORTED (an imported object never fails afterwards) */
+    struct state_extra f = {.is_primary = -1, .error_type = "E", .error_message = "m"};
+    s = text(state_req_advance("t", "1.2", "ab", STATE_FAILED, &f, "now"));
+    cr_assert(strstr(s, "\":v1\":{\"N\":\"5\"}"), "%s", s);
+    const char *c = strstr(s, "\"ConditionExpression\":\"attribute_exists(pk) AND #a1 < :v");
+    cr_assert(c, "%s", s);
+    char ph[16];
+    cr_assert_eq(sscanf(c + strlen("\"ConditionExpression\":\"attribute_exists(pk) AND #a1 < "),
+                        "%15[^\"]", ph), 1);
+    char want[40];
+    snprintf(want, sizeof want, "\"%s\":{\"N\":\"4\"}", ph);
+    cr_assert(strstr(s, want), "%s (%s)", s, want);
+    free(s);
 }
 
 Test(state, redrive_takes_only_a_failed_item_back_and_clears_its_error)
 {
-    char *s = text(state_req_redrive("t", "1.2", "ab", "now"));
+    char *s = text(state_req_redrive("t", "1.2", "ab", "b-1", "now"));
     cr_assert(strstr(s, " REMOVE #a"), "%s", s);
     cr_assert(strstr(s, "\"error_type\""), "%s", s);
     cr_assert(strstr(s, "\"S\":\"FAILED\""), "%s", s);
+    cr_assert(strstr(s, "\"redrive_batch\""), "%s", s);
+    cr_assert(strstr(s, "\"S\":\"b-1\""), "%s", s);
+    /* FAILED, or STORED by this same re-drive (a replay): never another re-drive's object */
     cr_assert(strstr(s, "\"ConditionExpression\":\"#a0 = :v"), "%s", s);
+    cr_assert(strstr(s, " OR (#a0 = :v"), "%s", s);
     free(s);
+    cr_assert_null(state_req_redrive("t", "1.2", "ab", "", "now"));
 }
 
 Test(state, job_item_moves_forward_only_and_final_states_stay)
