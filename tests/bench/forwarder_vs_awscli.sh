@@ -53,12 +53,7 @@ for r in $(seq "$ROUNDS"); do
     gen_objects "$T/in$r" "$N" 512 "r$r"
     bytes=$(du -sb --exclude=uids.txt "$T/in$r" | cut -f1)
     BATCH_AGE_MS=600000 write_core_config "$T/core.json" spool
-    python3 - "$T/core.json" <<'PYEOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["backend"]["endpoints"]["s3"] = "http://127.0.0.1:9"
-json.dump(c, open(sys.argv[1], "w"))
-PYEOF
+    set_s3_endpoint "$T/core.json" http://127.0.0.1:9
     core_start
     storescu -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$T/in$r"/*.dcm >/dev/null 2>&1 ||
         die "storescu fill"

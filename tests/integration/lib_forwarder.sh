@@ -116,6 +116,16 @@ write_core_config() {
 EOF
 }
 
+# set_s3_endpoint FILE URL: point a written core config's S3 at URL (a proxy, or nothing)
+set_s3_endpoint() {
+    python3 - "$1" "$2" <<'PYEOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["backend"]["endpoints"]["s3"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+PYEOF
+}
+
 CORE_ENV=()  # e.g. (-u AWS_ACCESS_KEY_ID VAR=value): the core's environment changes
 core_start() {
     env "${CORE_ENV[@]}" "$CORE" --config "$T/core.json" >>"$T/core.log" 2>&1 &

@@ -109,12 +109,7 @@ echo "ok: $ITER rounds of kill -9: every acknowledged object exactly once"
 rm -rf "$T/spool"
 : >"$T/core.log"
 ACK_TIMEOUT_MS=3000 write_core_config "$T/core.json" s3
-python3 - "$T/core.json" "$PROXY_PORT" <<'PYEOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["backend"]["endpoints"]["s3"] = f"http://127.0.0.1:{sys.argv[2]}"
-json.dump(c, open(sys.argv[1], "w"))
-PYEOF
+set_s3_endpoint "$T/core.json" "http://127.0.0.1:$PROXY_PORT"
 core_start
 gen_objects "$T/down" 3
 touch "$T/s3down"
@@ -168,12 +163,7 @@ core_stop
 # another batch (after a restart): the torn copy gave its item up, the resend takes it over and
 # lands, instead of being dropped as the torn copy's duplicate
 write_core_config "$T/core.json" spool
-python3 - "$T/core.json" <<'PYEOF'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["backend"]["endpoints"]["s3"] = "http://127.0.0.1:9"
-json.dump(c, open(sys.argv[1], "w"))
-PYEOF
+set_s3_endpoint "$T/core.json" http://127.0.0.1:9
 core_start
 gen_objects "$T/torn" 1
 storescu -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$T"/torn/*.dcm >>"$T/storescu.log" 2>&1 ||
