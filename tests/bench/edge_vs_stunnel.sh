@@ -4,7 +4,8 @@
 # DCMTK storescp +tls as the direct-TLS reference. storescu +tls (DCMTK, TLS 1.3, mTLS) is the
 # client everywhere. Reports images/s (1 association x N, 4 x N/4), MB/s for one large object,
 # association set-up time (mTLS handshake + admission + upstream connect, over 30 C-ECHOs),
-# proxy peak RSS, and RSS per idle TLS connection (1000 of them). Ratios are edge / peer.
+# proxy peak RSS, RSS per idle TLS connection (1000 of them), and CPU ms per object of the
+# proxy, the core and the whole machine over the 4-association run. Ratios are edge / peer.
 #
 #   bash tests/bench/edge_vs_stunnel.sh      (BENCH_N=1000 BENCH_BIG_MB=512 by default)
 # Needs: dcmtk, stunnel4, haproxy, /usr/bin/python3 with pydicom + numpy. Run it once: the
@@ -124,15 +125,20 @@ store() { # port files...
     scu storescu ct1 CT_ROOM1 DICOM_CORE "$p" "$@" >/dev/null 2>>"$T/scu.err"
 }
 clean_sinks() { rm -rf "$T/direct"/* 2>/dev/null; } # the core keeps its store (its journal is open)
-declare -A ips1 ips4 mbs setup
-run_peer() { # name port
-    local name=$1 p=$2 t0 t1
+declare -A ips1 ips4 mbs setup cpu
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system, 1/100 s
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; } # the whole machine
+run_peer() { # name port pid (the process in the path: proxy, or storescp when direct)
+    local name=$1 p=$2 pid=$3 t0 t1 p0 p1 c0 c1 m0 m1
     clean_sinks
     t0=$(now)
     store "$p" "$T"/small/*.dcm || echo "  $name: storescu failed (1 assoc)"
     t1=$(now)
     ips1[$name]=$(echo "$N / ($t1 - $t0)" | bc -l)
     clean_sinks
+    p0=$(ticks "$pid")
+    c0=$(ticks "$CORE_PID_sink")
+    m0=$(busy)
     t0=$(now)
     local pids=()
     for q in "$T"/quarter.*; do
@@ -142,7 +148,15 @@ run_peer() { # name port
     done
     for pid in "${pids[@]}"; do wait "$pid" || echo "  $name: storescu failed (4 assoc)"; done
     t1=$(now)
+    p1=$(ticks "$pid")
+    c1=$(ticks "$CORE_PID_sink")
+    m1=$(busy)
     ips4[$name]=$(echo "$N / ($t1 - $t0)" | bc -l)
+    # CPU ms per object over the 4-association run: the process in the path, the core
+    # upstream, and the whole machine (clients encrypting included)
+    cpu[$name]=$(printf 'path %.3f  core %.3f  machine %.3f' \
+        "$(echo "($p1 - $p0) * 10 / $N" | bc -l)" "$(echo "($c1 - $c0) * 10 / $N" | bc -l)" \
+        "$(echo "($m1 - $m0) * 10 / $N" | bc -l)")
     clean_sinks
     t0=$(now)
     store "$p" "$T/big/big.dcm" || echo "  $name: storescu failed (large)"
@@ -162,10 +176,12 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 store "$DP" "$T"/small/*.dcm || echo "  warm-up failed" # files and TLS code paths into cache
 echo "== throughput (storescu +tls, TLS 1.3, mutual authentication)"
-run_peer edge "$EP"
-run_peer stunnel "$SP"
-run_peer haproxy "$XP"
-run_peer direct "$DP"
+run_peer edge "$EP" "$EDGE_PID"
+run_peer stunnel "$SP" "$STUNNEL"
+run_peer haproxy "$XP" "$HAPROXY"
+run_peer direct "$DP" "$DIRECT"
+echo "== CPU ms per object, 4 associations (user+system from /proc; 'core' idles when direct)"
+for n in edge stunnel haproxy direct; do printf '  %-9s %s\n' "$n" "${cpu[$n]}"; done
 echo "== peak RSS after the runs: edge $(( $(hwm "$EDGE_PID") / 1024 )) MiB, stunnel" \
      "$(( $(hwm "$STUNNEL") / 1024 )) MiB, haproxy $(( $(hwm "$HAPROXY") / 1024 )) MiB"
 
