@@ -1,9 +1,7 @@
 #define _GNU_SOURCE /* copy_file_range(2) */
 #include "backend.h"
-#include "common/hex.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/evp.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +16,7 @@
 
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/sha256_file.h"
 #include "dsscan.h"
 
 #define BATCH_STEP 256
@@ -309,37 +308,6 @@ static int copy_file(const char *from, const char *to)
         rc = -errno;
     if (rc < 0)
         unlink(tmp);
-    return rc;
-}
-
-/* SHA-256 of a file as lowercase hex. 0, or a negative errno / ERR_NOMEM. */
-static int sha256_file(const char *path, char hex[65])
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    static __thread uint8_t buf[1 << 16];
-    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : ERR_NOMEM;
-    while (rc == 0) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            rc = -errno;
-        if (n <= 0)
-            break;
-        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1)
-            rc = ERR_NOMEM;
-    }
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned dl = 0;
-    if (rc == 0 && (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32))
-        rc = ERR_NOMEM;
-    EVP_MD_CTX_free(md);
-    close(fd);
-    if (rc == 0)
-        hex_lower(d, 32, hex);
     return rc;
 }
 

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "batch.h"
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/sha256_file.h"
 #include "ddb.h"
 #include "mi.h"
 #include "net/metrics.h"
@@ -767,35 +767,11 @@ static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *
 
 static int verify_sha(const char *path, const char *want)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    static uint8_t buf[1 << 16];
-    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : ERR_NOMEM;
-    for (;;) {
-        ssize_t n = rc == 0 ? read(fd, buf, sizeof buf) : 0;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            rc = -errno;
-        if (n <= 0)
-            break;
-        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1)
-            rc = ERR_NOMEM;
-    }
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned dl = 0;
-    if (rc == 0 && (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32))
-        rc = ERR_NOMEM;
-    EVP_MD_CTX_free(md);
-    close(fd);
+    char got[65];
+    int rc = sha256_file(path, got);
     if (rc < 0)
         return rc;
-    char hex[65];
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    return strcmp(hex, want) == 0 ? 0 : ERR_MISMATCH;
+    return strcmp(got, want) == 0 ? 0 : ERR_MISMATCH;
 }
 
 /* A spool entry whose bytes do not match its sidecar: a crash inside the core's group commit
