@@ -21,7 +21,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/sha256_file.h"
 #include "forwarder/creds.h"
 #include "forwarder/ddb.h"
 #include "forwarder/http.h"
@@ -127,41 +127,6 @@ static void on_creds(void *arg, int err, const struct aws_creds *c)
            names[creds_provider_source(p)], c->access_key_id, c->session_token[0] ? "yes" : "no",
            (long long)c->expires_at, (unsigned long long)creds_fetch_count(p));
     g_exit = 0;
-}
-
-static int sha256_file(const char *path, char hex[65], uint64_t *size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    static uint8_t buf[1 << 16];
-    uint64_t n = 0;
-    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : ERR_NOMEM;
-    while (rc == 0) {
-        ssize_t k = read(fd, buf, sizeof(buf));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            rc = -errno;
-        if (k <= 0)
-            break;
-        if (EVP_DigestUpdate(md, buf, (size_t)k) != 1)
-            rc = ERR_NOMEM;
-        n += (uint64_t)k;
-    }
-    uint8_t d[32];
-    unsigned dl = 0;
-    if (rc == 0 && EVP_DigestFinal_ex(md, d, &dl) != 1)
-        rc = ERR_NOMEM;
-    EVP_MD_CTX_free(md);
-    close(fd);
-    if (rc == 0) {
-        for (int i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", d[i]);
-        *size = n;
-    }
-    return rc;
 }
 
 static cJSON *json_arg(const char *s)
@@ -267,11 +232,11 @@ int main(int argc, char **argv)
         rc = creds_get(c.creds, on_creds, c.creds);
     } else if (!strcmp(cmd, "s3-put") && nargs == 3) {
         char hex[65];
-        uint64_t size = 0;
-        rc = sha256_file(a[2], hex, &size);
+        struct stat st;
+        rc = stat(a[2], &st) < 0 ? -errno : sha256_file(a[2], hex);
         if (rc == 0)
-            rc = s3_upload_file(s3, a[0], a[1], a[2], 0, size, sha ? sha : hex, threshold,
-                                part_size, on_done, NULL);
+            rc = s3_upload_file(s3, a[0], a[1], a[2], 0, (uint64_t)st.st_size, sha ? sha : hex,
+                                threshold, part_size, on_done, NULL);
     } else if (!strcmp(cmd, "s3-get") && nargs == 3) {
         g_out_path = a[2];
         rc = s3_get_object(s3, a[0], a[1], max, on_get, NULL);
