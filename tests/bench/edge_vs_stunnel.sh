@@ -129,14 +129,14 @@ declare -A ips1 ips4 mbs setup cpu
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+system, 1/100 s
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; } # the whole machine
 run_peer() { # name port pid (the process in the path: proxy, or storescp when direct)
-    local name=$1 p=$2 pid=$3 t0 t1 p0 p1 c0 c1 m0 m1
+    local name=$1 p=$2 path_pid=$3 t0 t1 p0 p1 c0 c1 m0 m1
     clean_sinks
     t0=$(now)
     store "$p" "$T"/small/*.dcm || echo "  $name: storescu failed (1 assoc)"
     t1=$(now)
     ips1[$name]=$(echo "$N / ($t1 - $t0)" | bc -l)
     clean_sinks
-    p0=$(ticks "$pid")
+    p0=$(ticks "$path_pid")
     c0=$(ticks "$CORE_PID_sink")
     m0=$(busy)
     t0=$(now)
@@ -148,7 +148,7 @@ run_peer() { # name port pid (the process in the path: proxy, or storescp when d
     done
     for pid in "${pids[@]}"; do wait "$pid" || echo "  $name: storescu failed (4 assoc)"; done
     t1=$(now)
-    p1=$(ticks "$pid")
+    p1=$(ticks "$path_pid")
     c1=$(ticks "$CORE_PID_sink")
     m1=$(busy)
     ips4[$name]=$(echo "$N / ($t1 - $t0)" | bc -l)
