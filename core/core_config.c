@@ -162,7 +162,7 @@ static void set_defaults(struct core_config *c)
     snprintf(c->listen, sizeof c->listen, "0.0.0.0:11112");
     snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:9112");
     snprintf(c->spool_dir, sizeof c->spool_dir, "/var/lib/dicom-core/spool");
-    c->ack = ACK_SPOOL;
+    c->ack = SPOOL_ACK_SPOOL;
     c->fsync = true;
     c->min_free_bytes = 1ull << 30;
     c->max_pdu = 262144;
@@ -171,12 +171,7 @@ static void set_defaults(struct core_config *c)
     c->idle_ms = 300000;
     c->drain_ms = 30000;
     c->accept_retired_sops = true;
-    c->backend = BACKEND_FILE;
-    snprintf(c->file.dir, sizeof c->file.dir, "/var/lib/dicom-core/store");
-    snprintf(c->file.prefix, sizeof c->file.prefix, "dicom");
-    c->file.batch_max_objects = 5000;
-    c->file.batch_max_bytes = 10ull << 30;
-    c->file.batch_max_age_ms = 60000;
+    snprintf(c->backend_type, sizeof c->backend_type, "file");
     snprintf(c->log_level, sizeof c->log_level, "info");
     for (size_t i = 0; i < ts_default_count() && i < ARRAY_LEN(c->ts); i++)
         c->ts[c->n_ts++] = ts_default_at(i);
@@ -221,11 +216,11 @@ static void parse_json(const cJSON *root, struct core_config *c, struct wbuf *er
     char ack[32] = "";
     get_str(root, "ack", ack, sizeof ack, errs);
     if (strcmp(ack, "spool") == 0)
-        c->ack = ACK_SPOOL;
+        c->ack = SPOOL_ACK_SPOOL;
     else if (strcmp(ack, "s3") == 0)
-        c->ack = ACK_S3;
+        c->ack = SPOOL_ACK_S3;
     else if (strcmp(ack, "healthimaging") == 0)
-        c->ack = ACK_HEALTHIMAGING;
+        c->ack = SPOOL_ACK_HEALTHIMAGING;
     else if (ack[0])
         problem(errs, "ack", "must be \"spool\", \"s3\" or \"healthimaging\"");
     get_bool(root, "fsync", &c->fsync, errs);
@@ -316,20 +311,14 @@ static void parse_json(const cJSON *root, struct core_config *c, struct wbuf *er
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(be, "type");
         if (!cJSON_IsObject(be) || !cJSON_IsString(type)) {
             problem(errs, "backend", "must be an object with a \"type\"");
-        } else if (strcmp(type->valuestring, "file") == 0) {
-            c->backend = BACKEND_FILE;
-            get_str(be, "dir", c->file.dir, sizeof c->file.dir, errs);
-            get_str(be, "prefix", c->file.prefix, sizeof c->file.prefix, errs);
-            get_u32(be, "batch_max_objects", &c->file.batch_max_objects, 1, 5000, errs);
-            get_u64(be, "batch_max_bytes", &c->file.batch_max_bytes, 1, 10ull << 30, errs);
-            get_u32(be, "batch_max_age_ms", &c->file.batch_max_age_ms, 10, 86400000, errs);
-        } else if (strcmp(type->valuestring, "aws") == 0) {
-            c->backend = BACKEND_AWS;
-            c->aws_json = cJSON_PrintUnformatted(be);
-            if (!c->aws_json)
-                problem(errs, "backend", "out of memory");
+        } else if (snprintf(c->backend_type, sizeof c->backend_type, "%s", type->valuestring) >=
+                   (int)sizeof c->backend_type) {
+            problem(errs, "backend.type", "too long");
         } else {
-            problem(errs, "backend.type", "must be \"file\" or \"aws\"");
+            /* the backend's own keys are its own: main checks them through the registry */
+            c->backend_json = cJSON_PrintUnformatted(be);
+            if (!c->backend_json)
+                problem(errs, "backend", "out of memory");
         }
     }
 }
@@ -427,10 +416,6 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
     free(text);
     if (!cfg->spool_dir[0] || cfg->spool_dir[0] != '/')
         problem(errs, "spool_dir", "must be an absolute path");
-    if (cfg->backend == BACKEND_FILE && (!cfg->file.dir[0] || cfg->file.dir[0] != '/'))
-        problem(errs, "backend.dir", "must be an absolute path");
-    if (cfg->ack != ACK_SPOOL && cfg->backend == BACKEND_FILE)
-        problem(errs, "ack", "\"s3\" and \"healthimaging\" need the aws backend");
     for (size_t i = 0; i < cfg->n_private_sops; i++) {
         if (sop_registry_find(cfg->private_sops[i]))
             problem(errs, "private_sop_classes", "lists a standard storage SOP class");
@@ -442,8 +427,8 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
 
 void core_config_cleanup(struct core_config *cfg)
 {
-    if (cfg->aws_json) {
-        cJSON_free(cfg->aws_json);
-        cfg->aws_json = NULL;
+    if (cfg->backend_json) {
+        cJSON_free(cfg->backend_json);
+        cfg->backend_json = NULL;
     }
 }

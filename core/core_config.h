@@ -9,13 +9,12 @@
 #include <sys/socket.h>
 
 #include "common/wbuf.h"
+#include "spool/spool_backend.h"
 #include "ts.h"
 
 #define CFG_PATH_MAX 1024
 #define CFG_MAX_LIST 64
 
-enum ack_mode { ACK_SPOOL = 0, ACK_S3 = 1, ACK_HEALTHIMAGING = 2 };
-enum backend_type { BACKEND_FILE = 0, BACKEND_AWS = 1 };
 
 struct cidr {
     int family; /* AF_INET or AF_INET6 */
@@ -31,7 +30,7 @@ struct core_config {
     char listen[128];
     char http_listen[128];                   /* "" disables the HTTP listener */
     char spool_dir[CFG_PATH_MAX];
-    enum ack_mode ack;
+    enum spool_ack ack;
     bool fsync;                              /* false only for benchmarks: weakens durability */
     uint64_t min_free_bytes;                 /* refuse stores (0xA700) under this free space */
     uint32_t max_pdu;                        /* our maximum receive PDU length */
@@ -51,16 +50,9 @@ struct core_config {
         char cert[CFG_PATH_MAX], key[CFG_PATH_MAX], client_ca[CFG_PATH_MAX], crl[CFG_PATH_MAX];
         bool enabled;
     } tls;
-    enum backend_type backend;
-    struct {
-        char dir[CFG_PATH_MAX];
-        char prefix[128];
-        uint32_t batch_max_objects;
-        uint64_t batch_max_bytes;
-        uint32_t batch_max_age_ms;
-    } file;
+    char backend_type[32];                   /* the "backend" object's "type" */
     char log_level[8];
-    char *aws_json; /* the "backend" object, kept as text for the aws backend to parse */
+    char *backend_json; /* the "backend" object, as text: its backend parses and checks it */
 };
 
 /* The embedded default configuration, as JSON text. */

@@ -7,10 +7,10 @@
 #include <openssl/types.h>
 #include <uv.h>
 
-#include "commit.h"
 #include "core_config.h"
 #include "net/metrics.h"
-#include "spool.h"
+#include "spool/spool.h"
+#include "spool/spool_commit.h"
 
 struct backend;
 struct assoc;
@@ -25,7 +25,7 @@ struct core_ctx {
     uv_loop_t *loop;
     const struct core_config *cfg; /* replaced on SIGHUP; associations keep the one they began with */
     struct spool spool;
-    struct committer *committer;
+    struct spool_committer *committer;
     struct backend *backend;
     SSL_CTX *tls; /* the DICOM listener's TLS context (cfg "tls"), NULL for plain TCP */
     struct metrics *metrics;
@@ -37,6 +37,8 @@ struct core_ctx {
     void (*on_last_assoc)(struct core_ctx *ctx); /* drain: fired when active drops to 0 */
 };
 
+/* core_metrics.c: register the core's metrics in ctx->metrics. 0 or ERR_NOMEM. */
+MUST_CHECK int core_metrics_init(struct core_ctx *ctx);
 /* Count a failure status by its hex code (labels made lazily). */
 void core_count_failure(struct core_ctx *ctx, uint16_t status);
 

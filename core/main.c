@@ -6,17 +6,14 @@
 #include <uv.h>
 
 #include "assoc.h"
-#include "backend.h"
 #include "common/log.h"
 #include "core_config.h"
 #include "core_ctx.h"
+#include "main_backends.h"
 #include "server.h"
 #include "sop_registry.h"
+#include "spool/spool_backend.h"
 #include "store.h"
-#ifdef GW_HAVE_AWS
-#include "forwarder/aws_backend.h"
-#include "forwarder/pipeline.h"
-#endif
 
 static const char g_usage[] =
     "usage: dicom-core [--config FILE] [--check-config] [--print-default-config]\n"
@@ -36,10 +33,8 @@ static const char g_usage[] =
     "  --version               print the version\n"
     "  --help                  this text\n"
     "\n"
-    "  status                  the forwarder's state: spool depth and age, batches, import\n"
-    "                          jobs in flight, last errors (aws backend)\n"
-    "  failed                  objects the aws backend could not import (FAILED)\n"
-    "  redrive                 import FAILED objects again (fetched back from S3)\n"
+    "  status, failed, redrive the backend's own commands (aws backend: its state, FAILED\n"
+    "                          objects, importing them again)\n"
     "\n"
     "Signals: SIGHUP reloads the configuration for new associations; SIGTERM or SIGINT stops\n"
     "accepting, lets live associations finish (drain_ms), then exits.\n";
@@ -70,7 +65,7 @@ static void finish_shutdown(struct app *app)
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
-    committer_stop(app->ctx.committer); /* waits for queued commits, then closes its handle */
+    spool_commit_stop(app->ctx.committer); /* waits for queued commits, then closes its handle */
     app->ctx.committer = NULL;
     log_msg(LOG_INFO, "stopped", "drained");
 }
@@ -134,6 +129,20 @@ static void on_term(uv_signal_t *s, int signum)
     uv_timer_start(&app->drain_timer, on_drain_timeout, app->ctx.cfg->drain_ms, 0);
 }
 
+/* The configuration file plus the backend's own check of its "backend" object. */
+static int config_load_checked(const char *path, struct core_config *cfg, struct wbuf *errs)
+{
+    int rc = core_config_load(path, cfg, errs);
+    const struct backend_ops *ops = backend_find(g_core_backends, cfg->backend_type);
+    if (!ops) {
+        wbuf_printf(errs, "backend.type: must be \"file\" or \"aws\"\n");
+        return ERR_CONFIG;
+    }
+    if (ops->check_config(cfg->backend_json, cfg->ack, errs) < 0)
+        rc = ERR_CONFIG;
+    return rc;
+}
+
 static int load_config(const char *path, struct core_config **out)
 {
     struct core_config *cfg = calloc(1, sizeof *cfg);
@@ -141,7 +150,7 @@ static int load_config(const char *path, struct core_config **out)
         return ERR_NOMEM;
     struct wbuf errs;
     wbuf_init(&errs, 64u * 1024u);
-    int rc = core_config_load(path, cfg, &errs);
+    int rc = config_load_checked(path, cfg, &errs);
     if (rc < 0) {
         wbuf_u8(&errs, 0);
         const char *text = errs.p ? (const char *)errs.p : "";
@@ -184,10 +193,10 @@ static void on_hup(uv_signal_t *s, int signum)
     }
     const struct core_config *old = app->ctx.cfg;
     /* the backend runs on its own thread with the settings it started with */
-    bool backend_changed = old->backend != cfg->backend ||
-                           memcmp(&old->file, &cfg->file, sizeof old->file) != 0 ||
-                           (old->aws_json && cfg->aws_json &&
-                            strcmp(old->aws_json, cfg->aws_json) != 0);
+    bool backend_changed = strcmp(old->backend_type, cfg->backend_type) != 0 ||
+                           (old->backend_json == NULL) != (cfg->backend_json == NULL) ||
+                           (old->backend_json && cfg->backend_json &&
+                            strcmp(old->backend_json, cfg->backend_json) != 0);
     if (strcmp(old->listen, cfg->listen) != 0 || strcmp(old->spool_dir, cfg->spool_dir) != 0 ||
         backend_changed || strcmp(old->http_listen, cfg->http_listen) != 0) {
         log_msg(LOG_WARN, "reload_partial",
@@ -196,8 +205,7 @@ static void on_hup(uv_signal_t *s, int signum)
         snprintf(cfg->listen, sizeof cfg->listen, "%s", old->listen);
         snprintf(cfg->http_listen, sizeof cfg->http_listen, "%s", old->http_listen);
         snprintf(cfg->spool_dir, sizeof cfg->spool_dir, "%s", old->spool_dir);
-        cfg->backend = old->backend;
-        cfg->file = old->file;
+        snprintf(cfg->backend_type, sizeof cfg->backend_type, "%s", old->backend_type);
     }
     if (server_tls_load(&app->ctx, cfg) < 0) { /* certificates, CA bundle and CRL anew */
         log_msg(LOG_ERROR, "reload_refused", "TLS material invalid; keeping the old set");
@@ -216,11 +224,7 @@ static void print_config_problems(const char *path)
     struct core_config cfg;
     struct wbuf errs;
     wbuf_init(&errs, 64u * 1024u);
-    int rc = core_config_load(path, &cfg, &errs);
-#ifdef GW_HAVE_AWS
-    if (cfg.backend == BACKEND_AWS && cfg.aws_json && aws_backend_check_config(&cfg, &errs) < 0)
-        rc = ERR_CONFIG;
-#endif
+    int rc = config_load_checked(path, &cfg, &errs);
     if (rc < 0) {
         fprintf(stderr, "%s: configuration invalid:\n%.*s", path ? path : "(default)",
                 (int)errs.len, errs.p ? (const char *)errs.p : "");
@@ -228,31 +232,30 @@ static void print_config_problems(const char *path)
         printf("%s: configuration OK (ae_title %s, listen %s, spool %s, backend %s, %zu storage "
                "SOP classes, %zu transfer syntaxes)\n",
                path ? path : "(default)", cfg.ae_title, cfg.listen, cfg.spool_dir,
-               cfg.backend == BACKEND_FILE ? "file" : "aws", sop_registry_count(), cfg.n_ts);
+               cfg.backend_type, sop_registry_count(), cfg.n_ts);
     }
     core_config_cleanup(&cfg);
     wbuf_cleanup(&errs);
     exit(rc < 0 ? 1 : 0);
 }
 
-/* The operator's subcommands: status, failed, redrive (they read the spool, not the network). */
+/* The operator's subcommands (status, failed, redrive ...): the configured backend's own
+ * (they read the spool, not the network). */
 static int subcommand(int argc, char **argv)
 {
     const char *config = NULL;
-    bool json = false, all = false;
-    const char *sops[64];
-    size_t n_sops = 0;
+    char *rest[64];
+    int n_rest = 0;
+    rest[n_rest++] = argv[1];
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
         else if (strncmp(argv[i], "--config=", 9) == 0)
             config = argv[i] + 9;
-        else if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--all") == 0)
-            all = true;
-        else if (argv[i][0] != '-' && n_sops < ARRAY_LEN(sops))
-            sops[n_sops++] = argv[i];
+        else if ((argv[i][0] != '-' || strcmp(argv[i], "--json") == 0 ||
+                  strcmp(argv[i], "--all") == 0) &&
+                 n_rest < (int)ARRAY_LEN(rest))
+            rest[n_rest++] = argv[i];
         else {
             fprintf(stderr, "dicom-core %s: unknown argument '%s'\n\n%s", argv[1], argv[i],
                     g_usage);
@@ -262,7 +265,7 @@ static int subcommand(int argc, char **argv)
     struct core_config cfg;
     struct wbuf errs;
     wbuf_init(&errs, 64u * 1024u);
-    int rc = core_config_load(config, &cfg, &errs);
+    int rc = config_load_checked(config, &cfg, &errs);
     if (rc < 0) {
         fprintf(stderr, "%s: configuration invalid:\n%.*s", config ? config : "(default)",
                 (int)errs.len, errs.p ? (const char *)errs.p : "");
@@ -271,31 +274,15 @@ static int subcommand(int argc, char **argv)
         return 1;
     }
     wbuf_cleanup(&errs);
-#ifdef GW_HAVE_AWS
-    if (strcmp(argv[1], "status") == 0) {
-        rc = pipeline_cli_status(cfg.spool_dir, json);
-    } else if (strcmp(argv[1], "failed") == 0) {
-        rc = pipeline_cli_failed_list(cfg.spool_dir, json);
-    } else if (!all && n_sops == 0) {
-        fprintf(stderr, "dicom-core redrive: give --all or SOP Instance UIDs\n");
-        rc = -1;
-    } else {
-        rc = 0;
-        for (size_t i = 0; i < (all ? 1 : n_sops) && rc >= 0; i++) {
-            int n = pipeline_cli_redrive(cfg.spool_dir, all ? NULL : sops[i]);
-            if (n >= 0)
-                printf("%d re-drive request(s) written for %s\n", n, all ? "all" : sops[i]);
-            rc = n;
-        }
+    const struct backend_ops *ops = backend_find(g_core_backends, cfg.backend_type);
+    rc = ops->cli ? ops->cli(argv[1], n_rest, rest, cfg.spool_dir, cfg.backend_json) : -1;
+    if (rc < 0) {
+        fprintf(stderr, "dicom-core %s: not a command of the %s backend\n", argv[1],
+                cfg.backend_type);
+        rc = 1;
     }
-#else
-    (void)json;
-    (void)all;
-    fprintf(stderr, "dicom-core %s: the aws backend is not built into this version\n", argv[1]);
-    rc = -1;
-#endif
     core_config_cleanup(&cfg);
-    return rc < 0 ? 1 : 0;
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -347,7 +334,7 @@ int main(int argc, char **argv)
     ctx->cfg = cfg;
     ctx->on_last_assoc = on_last_assoc;
     ctx->metrics = metrics_new();
-    if (!ctx->metrics || server_metrics_init(ctx) < 0) {
+    if (!ctx->metrics || core_metrics_init(ctx) < 0) {
         log_msg(LOG_ERROR, "startup_failed", "out of memory");
         return 1;
     }
@@ -361,20 +348,13 @@ int main(int argc, char **argv)
         }
         return 1;
     }
-    if (cfg->backend == BACKEND_FILE) {
-        rc = backend_start(cfg, &ctx->spool, &ctx->backend);
-    } else {
-#ifdef GW_HAVE_AWS
-        void *impl = NULL;
-        rc = aws_backend_start(cfg, &ctx->spool, ctx->loop, ctx->metrics, &impl);
-        if (rc == 0 && (rc = backend_wrap(&aws_backend_ops, impl, &ctx->backend)) < 0)
-            aws_backend_ops.stop(impl);
-#else
-        rc = ERR_UNSUPPORTED;
-        log_msg(LOG_ERROR, "backend_unavailable",
-                "the aws backend is not built into this version; use \"type\": \"file\"");
-#endif
-    }
+    struct backend_env env = {.loop = ctx->loop,
+                              .spool = &ctx->spool,
+                              .ack = cfg->ack,
+                              .fsync = cfg->fsync,
+                              .metrics = ctx->metrics,
+                              .config_json = cfg->backend_json};
+    rc = backend_open(backend_find(g_core_backends, cfg->backend_type), &env, &ctx->backend);
     if (rc < 0) {
         struct logb lb;
         if (log_begin(&lb, LOG_ERROR, "backend_start_failed")) {
@@ -383,7 +363,7 @@ int main(int argc, char **argv)
         }
         return 1;
     }
-    rc = committer_start(ctx->loop, &ctx->spool, cfg->fsync, &ctx->committer);
+    rc = spool_commit_start(ctx->loop, &ctx->spool, cfg->fsync, &ctx->committer);
     if (rc < 0 || server_start(&app.srv, ctx) < 0)
         return 1;
     uv_timer_init(ctx->loop, &app.drain_timer);
@@ -401,8 +381,8 @@ int main(int argc, char **argv)
     if (log_begin(&lb, LOG_INFO, "started")) {
         log_str(&lb, "version", GW_VERSION);
         log_str(&lb, "spool", cfg->spool_dir);
-        log_str(&lb, "ack", cfg->ack == ACK_SPOOL ? "spool" : cfg->ack == ACK_S3 ? "s3" :
-                                                                                  "healthimaging");
+        log_str(&lb, "ack", spool_ack_name(cfg->ack));
+        log_str(&lb, "backend", cfg->backend_type);
         log_bool(&lb, "fsync", cfg->fsync);
         log_i64(&lb, "spool_depth", atomic_load(&ctx->spool.depth));
         log_end(&lb);

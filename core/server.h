@@ -14,8 +14,6 @@ struct server {
     struct http_listener *http;
 };
 
-/* Register the core's metrics in ctx->metrics. 0 or ERR_NOMEM. */
-MUST_CHECK int server_metrics_init(struct core_ctx *ctx);
 /* Bind and listen on cfg->listen, and the HTTP listener on cfg->http_listen (unless ""). */
 MUST_CHECK int server_start(struct server *s, struct core_ctx *ctx);
 /* Build the TLS context for cfg->tls (when enabled) and make it the one new associations use;

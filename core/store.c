@@ -2,7 +2,6 @@
 #include "store.h"
 #include "common/hex.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -13,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "spool/spool_backend.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/wbuf.h"
@@ -22,7 +21,7 @@
 struct store_obj {
     uv_loop_t *loop;
     struct spool *spool;
-    struct committer *committer;
+    struct spool_committer *committer;
     int fd;
     char id[SPOOL_ID_MAX];
     uint8_t *buf[2];
@@ -46,7 +45,7 @@ struct store_obj {
     void *cb_arg;
     void (*room_cb)(void *);
     void *room_arg;
-    struct commit_req creq;
+    struct spool_commit_req creq;
     char sop_class[65], sop_instance[65], ts_uid[65];
     char calling[17], called[17], peer[64], cert_cn[257], cert_fp[65], client_id[129];
     uint64_t assoc_id;
@@ -156,7 +155,6 @@ static void free_obj(struct store_obj *o)
     EVP_MD_CTX_free(o->md);
     buf_put(o->buf[0], o->cap);
     buf_put(o->buf[1], o->cap);
-    free(o->creq.sidecar);
     free(o);
 }
 
@@ -165,9 +163,7 @@ static void discard_tmp(struct store_obj *o)
     if (o->fd >= 0)
         close(o->fd);
     o->fd = -1;
-    char p[1200];
-    if (spool_path(o->spool, "tmp", o->id, ".part", p, sizeof p) == 0)
-        unlink(p);
+    spool_obj_discard(o->spool, o->id);
 }
 
 static void on_written(uv_work_t *w, int status);
@@ -260,7 +256,7 @@ static void on_written(uv_work_t *w, int status)
     }
 }
 
-int store_begin(uv_loop_t *loop, struct spool *spool, struct committer *committer,
+int store_begin(uv_loop_t *loop, struct spool *spool, struct spool_committer *committer,
                 const struct store_params *p, struct store_obj **out)
 {
     struct store_obj *o = calloc(1, sizeof *o);
@@ -295,18 +291,12 @@ int store_begin(uv_loop_t *loop, struct spool *spool, struct committer *committe
         free_obj(o);
         return ERR_NOMEM;
     }
-    spool_new_id(spool, o->id);
-    char path[1200];
-    int rc = spool_path(spool, "tmp", o->id, ".part", path, sizeof path);
-    if (rc == 0) {
-        o->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-        if (o->fd < 0)
-            rc = -errno;
-    }
+    int rc = spool_obj_create(spool, o->id);
     if (rc < 0) {
         free_obj(o);
         return rc;
     }
+    o->fd = rc;
     struct wbuf meta;
     wbuf_init(&meta, 1024);
     rc = build_meta(o, &meta);
@@ -388,7 +378,7 @@ static void on_acked(void *arg, int result)
     free_obj(o);
 }
 
-static void on_committed(struct commit_req *r, int result, void *arg)
+static void on_committed(struct spool_commit_req *r, int result, void *arg)
 {
     struct store_obj *o = arg;
     (void)r;
@@ -426,42 +416,29 @@ static void iso_time(char *out, size_t cap, const struct timespec *ts)
         out[0] = '\0';
 }
 
-static char *build_sidecar(const struct store_obj *o)
+static void fill_sidecar(const struct store_obj *o, struct spool_sidecar *sc)
 {
     const struct ds_uids *u = ds_scan_uids(o->scan);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    char t0[64], t1[64];
-    iso_time(t0, sizeof t0, &o->t_start);
-    iso_time(t1, sizeof t1, &now);
-    cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return NULL;
-    cJSON_AddStringToObject(j, "id", o->id);
-    cJSON_AddStringToObject(j, "sop_class_uid", o->sop_class);
-    cJSON_AddStringToObject(j, "sop_instance_uid", o->sop_instance);
-    cJSON_AddStringToObject(j, "study_instance_uid", u->study);
-    cJSON_AddStringToObject(j, "series_instance_uid", u->series);
-    cJSON_AddStringToObject(j, "transfer_syntax_uid", o->ts_uid);
-    cJSON_AddStringToObject(j, "calling_ae", o->calling);
-    cJSON_AddStringToObject(j, "called_ae", o->called);
-    cJSON_AddStringToObject(j, "peer", o->peer);
-    if (o->cert_cn[0] || o->cert_fp[0] || o->client_id[0]) {
-        cJSON *c = cJSON_AddObjectToObject(j, "cert");
-        if (c) {
-            cJSON_AddStringToObject(c, "subject_cn", o->cert_cn);
-            cJSON_AddStringToObject(c, "fingerprint_sha256", o->cert_fp);
-            cJSON_AddStringToObject(c, "client_id", o->client_id);
-        }
-    }
-    cJSON_AddNumberToObject(j, "bytes", (double)o->file_bytes);
-    cJSON_AddStringToObject(j, "sha256", o->sha_hex);
-    cJSON_AddNumberToObject(j, "assoc", (double)o->assoc_id);
-    cJSON_AddStringToObject(j, "received_start", t0);
-    cJSON_AddStringToObject(j, "received_end", t1);
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
+    memset(sc, 0, sizeof *sc);
+    snprintf(sc->id, sizeof sc->id, "%s", o->id);
+    memcpy(sc->sop_class, o->sop_class, sizeof sc->sop_class);
+    memcpy(sc->sop_instance, o->sop_instance, sizeof sc->sop_instance);
+    memcpy(sc->study, u->study, sizeof sc->study);
+    memcpy(sc->series, u->series, sizeof sc->series);
+    memcpy(sc->ts, o->ts_uid, sizeof sc->ts);
+    memcpy(sc->calling, o->calling, sizeof sc->calling);
+    memcpy(sc->called, o->called, sizeof sc->called);
+    memcpy(sc->peer, o->peer, sizeof sc->peer);
+    memcpy(sc->cert_cn, o->cert_cn, sizeof sc->cert_cn);
+    memcpy(sc->cert_fp, o->cert_fp, sizeof sc->cert_fp);
+    memcpy(sc->client_id, o->client_id, sizeof sc->client_id);
+    sc->bytes = o->file_bytes;
+    memcpy(sc->sha256, o->sha_hex, sizeof sc->sha256);
+    sc->assoc = o->assoc_id;
+    iso_time(sc->received_start, sizeof sc->received_start, &o->t_start);
+    iso_time(sc->received_end, sizeof sc->received_end, &now);
 }
 
 /* All bytes are on disk (or failed): decide, then commit or discard. Loop thread. */
@@ -488,26 +465,19 @@ static void finish(struct store_obj *o)
             hex_lower(md, 32, o->sha_hex);
         }
     }
-    if (!o->fail_status) {
-        o->creq.sidecar = build_sidecar(o);
-        if (!o->creq.sidecar)
-            fail(o, DIMSE_OUT_OF_RESOURCES, "out of memory");
-    }
     if (o->fail_status) {
         discard_tmp(o);
         o->cb(o->cb_arg, o->fail_status, o->fail_comment, o);
         free_obj(o);
         return;
     }
-    o->creq.sidecar_len = strlen(o->creq.sidecar);
+    fill_sidecar(o, &o->creq.sc);
     o->creq.fd = o->fd;
-    o->creq.bytes = o->file_bytes;
     o->fd = -1; /* the committer closes it */
-    snprintf(o->creq.id, sizeof o->creq.id, "%s", o->id);
     o->creq.cb = on_committed;
     o->creq.arg = o;
     o->committing = true;
-    committer_submit(o->committer, &o->creq);
+    spool_commit_submit(o->committer, &o->creq);
 }
 
 void store_end(struct store_obj *o, store_done_cb cb, void *arg)

@@ -11,9 +11,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "commit.h"
 #include "dsscan.h"
-#include "spool.h"
+#include "spool/spool_commit.h"
 #include "ts.h"
 
 struct backend;
@@ -45,8 +44,9 @@ typedef void (*store_done_cb)(void *arg, uint16_t status, const char *comment,
 
 /* Open the tmp file and queue the File Meta Information. Returns 0 and *out, or a negative
  * code (the caller answers 0xA700). */
-MUST_CHECK int store_begin(uv_loop_t *loop, struct spool *spool, struct committer *committer,
-                           const struct store_params *p, struct store_obj **out);
+MUST_CHECK int store_begin(uv_loop_t *loop, struct spool *spool,
+                           struct spool_committer *committer, const struct store_params *p,
+                           struct store_obj **out);
 /* True when n more bytes can be appended now without waiting for the disk. */
 bool store_can_accept(const struct store_obj *o, size_t n);
 /* Ask for cb(arg) once store_can_accept would be true again (one-shot). */

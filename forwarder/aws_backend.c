@@ -54,17 +54,17 @@ struct aws_backend {
     struct backend_stats stats;       /* under mu: refreshed by the thread */
 };
 
-static int ack_of(enum ack_mode a)
+static int ack_of(enum spool_ack a)
 {
-    return a == ACK_S3 ? PIPELINE_ACK_S3 : a == ACK_HEALTHIMAGING ? PIPELINE_ACK_HI :
-                                                                     PIPELINE_ACK_NONE;
+    return a == SPOOL_ACK_S3 ? PIPELINE_ACK_S3 : a == SPOOL_ACK_HEALTHIMAGING ? PIPELINE_ACK_HI :
+                                                                               PIPELINE_ACK_NONE;
 }
 
-int aws_backend_check_config(const struct core_config *cfg, struct wbuf *errs)
+static int ops_check_config(const char *json, enum spool_ack ack, struct wbuf *errs)
 {
     struct pipeline_config pc;
-    int rc = pipeline_config_parse(cfg->aws_json, &pc, errs);
-    int rc2 = pipeline_config_check_ack(&pc, (int)cfg->ack, errs); /* mode is read regardless */
+    int rc = pipeline_config_parse(json, &pc, errs);
+    int rc2 = pipeline_config_check_ack(&pc, (int)ack, errs); /* mode is read regardless */
     return rc < 0 ? rc : rc2;
 }
 
@@ -248,16 +248,16 @@ static void on_core_async(uv_async_t *a)
     }
 }
 
-int aws_backend_start(const struct core_config *cfg, struct spool *spool, uv_loop_t *core_loop,
-                      struct metrics *metrics, void **impl)
+static int ops_start(const struct backend_env *env, void **impl)
 {
+    uv_loop_t *core_loop = env->loop;
     struct aws_backend *b = calloc(1, sizeof *b);
     if (!b)
         return ERR_NOMEM;
     struct wbuf errs;
     wbuf_init(&errs, 64u * 1024u);
-    int rc = pipeline_config_parse(cfg->aws_json, &b->cfg, &errs);
-    int rc2 = pipeline_config_check_ack(&b->cfg, (int)cfg->ack, &errs);
+    int rc = pipeline_config_parse(env->config_json, &b->cfg, &errs);
+    int rc2 = pipeline_config_check_ack(&b->cfg, (int)env->ack, &errs);
     rc = rc < 0 ? rc : rc2;
     if (rc < 0) {
         wbuf_u8(&errs, 0);
@@ -277,11 +277,11 @@ int aws_backend_start(const struct core_config *cfg, struct spool *spool, uv_loo
         return ERR_CONFIG;
     }
     wbuf_cleanup(&errs);
-    snprintf(b->spool_dir, sizeof b->spool_dir, "%s", cfg->spool_dir);
-    b->spool = spool;
-    b->fsync = cfg->fsync;
-    b->ack = (enum pipeline_ack)ack_of(cfg->ack);
-    b->metrics = metrics;
+    snprintf(b->spool_dir, sizeof b->spool_dir, "%s", env->spool->dir);
+    b->spool = env->spool;
+    b->fsync = env->fsync;
+    b->ack = (enum pipeline_ack)ack_of(env->ack);
+    b->metrics = env->metrics;
     b->core_loop = core_loop;
     if ((rc = http_global_init()) < 0) {
         free(b);
@@ -411,9 +411,54 @@ static void ops_stop(void *impl)
     free(b);
 }
 
+/* dicom-core status | failed | redrive (--all | SOP_INSTANCE_UID...) */
+static int ops_cli(const char *cmd, int argc, char **argv, const char *spool_dir,
+                   const char *config_json)
+{
+    (void)config_json;
+    bool json = false, all = false;
+    const char *sops[64];
+    size_t n_sops = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--all") == 0)
+            all = true;
+        else if (n_sops < sizeof sops / sizeof sops[0])
+            sops[n_sops++] = argv[i];
+    }
+    int rc;
+    if (strcmp(cmd, "status") == 0)
+        return pipeline_cli_status(spool_dir, json) < 0 ? 1 : 0;
+    if (strcmp(cmd, "failed") == 0)
+        return pipeline_cli_failed_list(spool_dir, json) < 0 ? 1 : 0;
+    if (strcmp(cmd, "redrive") != 0)
+        return -1;
+    if (!all && n_sops == 0) {
+        fprintf(stderr, "dicom-core redrive: give --all or SOP Instance UIDs\n");
+        return 1;
+    }
+    rc = 0;
+    for (size_t i = 0; i < (all ? 1 : n_sops) && rc >= 0; i++) {
+        int n = pipeline_cli_redrive(spool_dir, all ? NULL : sops[i]);
+        if (n >= 0)
+            printf("%d re-drive request(s) written for %s\n", n, all ? "all" : sops[i]);
+        rc = n;
+    }
+    return rc < 0 ? 1 : 0;
+}
+
 const struct backend_ops aws_backend_ops = {
+    .name = "aws",
+    .check_config = ops_check_config,
+    .start = ops_start,
     .notify = ops_notify,
     .await = ops_await,
     .get_stats = ops_stats,
     .stop = ops_stop,
+    .cli = ops_cli,
+    .cli_usage = "  status                  the forwarder's state: spool depth and age, batches, import\n"
+                 "                          jobs in flight, last errors (aws backend)\n"
+                 "  failed                  objects the aws backend could not import (FAILED)\n"
+                 "  redrive                 import FAILED objects again (fetched back from S3)\n",
 };

@@ -14,7 +14,7 @@
 #include "batch.h"
 #include "common/fileio.h"
 #include "common/log.h"
-#include "common/sha256_file.h"
+#include "net/sha256_file.h"
 #include "ddb.h"
 #include "mi.h"
 #include "net/metrics.h"

@@ -29,7 +29,7 @@
 #include <uv.h>
 
 #include "common/log.h"
-#include "common/sha256_file.h"
+#include "net/sha256_file.h"
 #include "forwarder/creds.h"
 #include "forwarder/ddb.h"
 #include "forwarder/http.h"

@@ -1,35 +1,18 @@
-#include "spool.h"
+#include "spool/spool.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
-
-static int mkdir_p(const char *path)
-{
-    char tmp[1100];
-    int n = snprintf(tmp, sizeof tmp, "%s", path);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return -ENAMETOOLONG;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
 
 int spool_path(const struct spool *s, const char *area, const char *id, const char *ext, char *out,
                size_t cap)
@@ -38,10 +21,36 @@ int spool_path(const struct spool *s, const char *area, const char *id, const ch
     return (n < 0 || (size_t)n >= cap) ? ERR_LIMIT : 0;
 }
 
+int spool_area_dir(const struct spool *s, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", s->dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return ERR_LIMIT;
+    return fileio_mkdir_p(out);
+}
+
 static bool has_suffix(const char *name, const char *suf)
 {
     size_t n = strlen(name), m = strlen(suf);
     return n > m && strcmp(name + n - m, suf) == 0;
+}
+
+bool spool_id_valid(const char *id)
+{
+    size_t i = 0;
+    for (; i < 16; i++) {
+        char c = id[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    if (id[i++] != '-')
+        return false;
+    size_t digits = 0;
+    for (; id[i] && i < SPOOL_ID_MAX; i++, digits++) {
+        if (id[i] < '0' || id[i] > '9')
+            return false;
+    }
+    return digits > 0 && digits <= 10 && id[i] == '\0';
 }
 
 static int clean_tmp(struct spool *s)
@@ -108,8 +117,8 @@ int spool_open(struct spool *s, const char *dir, uint64_t min_free)
         return -ENAMETOOLONG;
     snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", s->dir);
     snprintf(s->ready_dir, sizeof s->ready_dir, "%s/ready", s->dir);
-    TRY(mkdir_p(s->tmp_dir));
-    TRY(mkdir_p(s->ready_dir));
+    TRY(fileio_mkdir_p(s->tmp_dir));
+    TRY(fileio_mkdir_p(s->ready_dir));
     TRY(clean_tmp(s));
     TRY(scan_ready(s));
     s->ready_fd = open(s->ready_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -143,4 +152,64 @@ bool spool_has_room(struct spool *s)
     if (statvfs(s->dir, &st) < 0)
         return false;
     return (uint64_t)st.f_bavail * st.f_frsize >= s->min_free;
+}
+
+int spool_obj_create(struct spool *s, char id[SPOOL_ID_MAX])
+{
+    spool_new_id(s, id);
+    char path[SPOOL_PATH_MAX];
+    TRY(spool_path(s, "tmp", id, ".part", path, sizeof path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    return fd < 0 ? -errno : fd;
+}
+
+void spool_obj_discard(struct spool *s, const char *id)
+{
+    char p[SPOOL_PATH_MAX];
+    if (spool_path(s, "tmp", id, ".part", p, sizeof p) == 0)
+        unlink(p);
+    if (spool_path(s, "tmp", id, ".json", p, sizeof p) == 0)
+        unlink(p);
+}
+
+static int json_filter(const struct dirent *e)
+{
+    return has_suffix(e->d_name, ".json");
+}
+
+int spool_ready_list(const struct spool *s, char (*ids)[SPOOL_ID_MAX], size_t max)
+{
+    struct dirent **names = NULL;
+    int n = scandir(s->ready_dir, &names, json_filter, alphasort);
+    if (n < 0)
+        return -errno;
+    size_t got = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]->d_name) - 5; /* without ".json" */
+        if (got < max && len < SPOOL_ID_MAX) {
+            memcpy(ids[got], names[i]->d_name, len);
+            ids[got][len] = '\0';
+            got++;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return (int)got;
+}
+
+void spool_entry_release(struct spool *s, const char *id, uint64_t bytes)
+{
+    char p[SPOOL_PATH_MAX];
+    if (spool_path(s, "ready", id, ".dcm", p, sizeof p) == 0)
+        unlink(p);
+    if (spool_path(s, "ready", id, ".json", p, sizeof p) == 0)
+        unlink(p);
+    atomic_fetch_sub(&s->depth, 1);
+    atomic_fetch_sub(&s->depth_bytes, (int64_t)bytes);
+}
+
+void spool_entry_added(struct spool *s, uint64_t bytes)
+{
+    atomic_fetch_add(&s->depth, 1);
+    atomic_fetch_add(&s->depth_bytes, (int64_t)bytes);
 }

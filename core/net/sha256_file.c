@@ -1,4 +1,4 @@
-#include "common/sha256_file.h"
+#include "net/sha256_file.h"
 
 #include <errno.h>
 #include <fcntl.h>

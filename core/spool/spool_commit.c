@@ -1,5 +1,5 @@
 #define _GNU_SOURCE /* syncfs(2) */
-#include "commit.h"
+#include "spool/spool_commit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,29 +12,35 @@
 #include "common/fileio.h"
 #include "common/log.h"
 
-struct committer {
+struct spool_committer {
     uv_loop_t *loop;
     struct spool *spool;
     bool fsync;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct commit_req *pending, **pending_tail;
-    struct commit_req *done, **done_tail;
+    struct spool_commit_req *pending, **pending_tail;
+    struct spool_commit_req *done, **done_tail;
     bool stopping;
     uv_async_t async;
 };
 
 /* Write the sidecar into tmp/; returns its fd (still open, for fsync) or a negative errno. */
-static int write_sidecar(struct committer *c, struct commit_req *r)
+static int write_sidecar(struct spool_committer *c, struct spool_commit_req *r)
 {
-    char path[1200];
-    if (spool_path(c->spool, "tmp", r->id, ".json", path, sizeof path) < 0)
+    char path[SPOOL_PATH_MAX];
+    if (spool_path(c->spool, "tmp", r->sc.id, ".json", path, sizeof path) < 0)
         return -ENAMETOOLONG;
+    char *text = NULL;
+    size_t len = 0;
+    TRY(spool_sidecar_encode(&r->sc, &text, &len));
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
+    if (fd < 0) {
+        free(text);
         return -errno;
-    int rc = fileio_write_all(fd, r->sidecar, r->sidecar_len);
+    }
+    int rc = fileio_write_all(fd, text, len);
+    free(text);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -42,32 +48,28 @@ static int write_sidecar(struct committer *c, struct commit_req *r)
     return fd;
 }
 
-static int move_into_ready(struct committer *c, struct commit_req *r)
+static int move_into_ready(struct spool_committer *c, struct spool_commit_req *r)
 {
-    char from[1200], to[1200];
-    TRY(spool_path(c->spool, "tmp", r->id, ".part", from, sizeof from));
-    TRY(spool_path(c->spool, "ready", r->id, ".dcm", to, sizeof to));
+    char from[SPOOL_PATH_MAX], to[SPOOL_PATH_MAX];
+    TRY(spool_path(c->spool, "tmp", r->sc.id, ".part", from, sizeof from));
+    TRY(spool_path(c->spool, "ready", r->sc.id, ".dcm", to, sizeof to));
     if (rename(from, to) < 0)
         return -errno;
-    TRY(spool_path(c->spool, "tmp", r->id, ".json", from, sizeof from));
-    TRY(spool_path(c->spool, "ready", r->id, ".json", to, sizeof to));
+    TRY(spool_path(c->spool, "tmp", r->sc.id, ".json", from, sizeof from));
+    TRY(spool_path(c->spool, "ready", r->sc.id, ".json", to, sizeof to));
     if (rename(from, to) < 0) {
         int e = -errno;
-        char data[1200];
-        if (spool_path(c->spool, "ready", r->id, ".dcm", data, sizeof data) == 0)
+        char data[SPOOL_PATH_MAX];
+        if (spool_path(c->spool, "ready", r->sc.id, ".dcm", data, sizeof data) == 0)
             unlink(data);
         return e;
     }
     return 0;
 }
 
-static void discard(struct committer *c, struct commit_req *r)
+static void discard(struct spool_committer *c, struct spool_commit_req *r)
 {
-    char p[1200];
-    if (spool_path(c->spool, "tmp", r->id, ".part", p, sizeof p) == 0)
-        unlink(p);
-    if (spool_path(c->spool, "tmp", r->id, ".json", p, sizeof p) == 0)
-        unlink(p);
+    spool_obj_discard(c->spool, r->sc.id);
 }
 
 /* One batch: everything that queued while the previous batch was being made durable.
@@ -77,9 +79,9 @@ static void discard(struct committer *c, struct commit_req *r)
  * inside syncfs can leave an entry in ready/ whose data never reached the disk; it was never
  * acknowledged, and the backend verifies the SHA-256 of entries left by a previous run before
  * it forwards them, dropping such a torn entry. */
-static void run_batch(struct committer *c, struct commit_req *batch)
+static void run_batch(struct spool_committer *c, struct spool_commit_req *batch)
 {
-    struct commit_req *r;
+    struct spool_commit_req *r;
     for (r = batch; r; r = r->next) {
         int fd = write_sidecar(c, r);
         r->result = fd < 0 ? fd : 0;
@@ -102,17 +104,17 @@ static void run_batch(struct committer *c, struct commit_req *batch)
         if (r->result != 0)
             continue;
         r->result = e; /* not durable: never acknowledged, and not left for the backend */
-        char p[1200];
-        if (spool_path(c->spool, "ready", r->id, ".json", p, sizeof p) == 0)
+        char p[SPOOL_PATH_MAX];
+        if (spool_path(c->spool, "ready", r->sc.id, ".json", p, sizeof p) == 0)
             unlink(p);
-        if (spool_path(c->spool, "ready", r->id, ".dcm", p, sizeof p) == 0)
+        if (spool_path(c->spool, "ready", r->sc.id, ".dcm", p, sizeof p) == 0)
             unlink(p);
     }
 }
 
 static void *commit_thread(void *arg)
 {
-    struct committer *c = arg;
+    struct spool_committer *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->pending && !c->stopping)
@@ -120,7 +122,7 @@ static void *commit_thread(void *arg)
         if (!c->pending && c->stopping)
             break;
         /* take at most 64 at a time: everything that queued while the last batch ran */
-        struct commit_req *batch = c->pending, *last = batch;
+        struct spool_commit_req *batch = c->pending, *last = batch;
         size_t n = 1;
         while (last->next && n < 64) {
             last = last->next;
@@ -147,27 +149,25 @@ static void on_closed(uv_handle_t *h);
 
 static void on_async(uv_async_t *a)
 {
-    struct committer *c = a->data;
+    struct spool_committer *c = a->data;
     pthread_mutex_lock(&c->mu);
-    struct commit_req *r = c->done;
+    struct spool_commit_req *r = c->done;
     c->done = NULL;
     c->done_tail = &c->done;
     pthread_mutex_unlock(&c->mu);
     while (r) {
-        struct commit_req *next = r->next;
+        struct spool_commit_req *next = r->next;
         r->next = NULL;
-        if (r->result == 0) {
-            atomic_fetch_add(&c->spool->depth, 1);
-            atomic_fetch_add(&c->spool->depth_bytes, (int64_t)r->bytes);
-        }
+        if (r->result == 0)
+            spool_entry_added(c->spool, r->sc.bytes);
         r->cb(r, r->result, r->arg);
         r = next;
     }
 }
 
-int committer_start(uv_loop_t *loop, struct spool *spool, bool fsync, struct committer **out)
+int spool_commit_start(uv_loop_t *loop, struct spool *spool, bool fsync, struct spool_committer **out)
 {
-    struct committer *c = calloc(1, sizeof *c);
+    struct spool_committer *c = calloc(1, sizeof *c);
     if (!c)
         return ERR_NOMEM;
     c->loop = loop;
@@ -192,7 +192,7 @@ int committer_start(uv_loop_t *loop, struct spool *spool, bool fsync, struct com
     return 0;
 }
 
-void committer_submit(struct committer *c, struct commit_req *r)
+void spool_commit_submit(struct spool_committer *c, struct spool_commit_req *r)
 {
     r->next = NULL;
     pthread_mutex_lock(&c->mu);
@@ -204,13 +204,13 @@ void committer_submit(struct committer *c, struct commit_req *r)
 
 static void on_closed(uv_handle_t *h)
 {
-    struct committer *c = h->data;
+    struct spool_committer *c = h->data;
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
 }
 
-void committer_stop(struct committer *c)
+void spool_commit_stop(struct spool_committer *c)
 {
     pthread_mutex_lock(&c->mu);
     c->stopping = true;

@@ -1,0 +1,59 @@
+/* file_backend_int: what the file backend's own files share (not for other modules). */
+#ifndef GW_FILE_BACKEND_INT_H
+#define GW_FILE_BACKEND_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/strmap.h"
+#include "common/wbuf.h"
+#include "spool/spool.h"
+#include "spool/spool_backend.h"
+#include "spool/spool_journal.h"
+
+#define FILE_BACKEND_STEP 256 /* ready entries taken per step */
+
+struct file_backend_config {
+    char dir[1024];
+    char prefix[128];
+    uint32_t batch_max_objects;
+    uint64_t batch_max_bytes;
+    uint32_t batch_max_age_ms;
+};
+
+/* Parse the "backend" object of type file (defaults for absent keys); one line per problem into
+ * errs. 0 or ERR_CONFIG. */
+MUST_CHECK int file_backend_config_parse(const char *json, struct file_backend_config *c,
+                                         struct wbuf *errs);
+
+struct file_backend {
+    struct file_backend_config cfg;
+    struct spool *spool;
+    bool fsync;
+    struct spool_journal *journal;
+    struct strmap stored;   /* "sop|sha" */
+    struct strmap assigned; /* spool id -> key, for entries assigned but not yet stored */
+    char batch[64];
+    uint32_t batch_objects;
+    uint64_t batch_bytes;
+    uint64_t batch_opened_ms;
+    unsigned batch_seq;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop, kicked;
+    struct backend_stats stats;
+    time_t started; /* entries older than this were left by a previous run: verify them */
+};
+
+uint64_t file_backend_now_ms(void);
+/* One step: up to FILE_BACKEND_STEP ready entries. How many were finished, or < 0. */
+int file_backend_step(struct file_backend *b);
+/* Close the open batch (a journal "job" record, as a HealthImaging import job would be). */
+void file_backend_close_batch(struct file_backend *b);
+/* Count and log a failed step. */
+void file_backend_fail(struct file_backend *b, const char *what, const char *id, int rc);
+
+#endif
