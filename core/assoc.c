@@ -78,7 +78,7 @@ static void send_release_rp(struct assoc *a)
 
 void assoc_idle(struct assoc *a)
 {
-    if (a->release_wanted && a->st == STA6 && !a->closing && assoc_dimse_idle(a))
+    if (a->release_wanted && a->st == STA6 && !a->closing && assoc_dimse_idle(a) && !a->waits)
         send_release_rq(a);
 }
 
@@ -110,9 +110,16 @@ static bool release_rq(struct assoc *a, struct rd *body)
         assoc_violation(a, UL_ABORT_INVALID_PARAM, "malformed A-RELEASE-RQ");
         return false;
     }
-    if (a->st == STA7) { /* AR-8: release collision; we are the acceptor: Sta10 */
+    if (a->st == STA7 && !a->out) { /* AR-8: release collision; the acceptor waits: Sta10 */
         a->st = STA10;
         return true;
+    }
+    if (a->st == STA7) { /* AR-8, then AR-9 at once: the requestor answers first (Sta11) */
+        struct wbuf b;
+        wbuf_init(&b, 16);
+        if (ul_encode_release_rp(&b) == 0 && assoc_send_wbuf(a, &b) == 0)
+            a->st = STA11;
+        return false;
     }
     if (!assoc_dimse_idle(a)) {
         assoc_violation(a, UL_ABORT_UNEXPECTED_PDU, "A-RELEASE-RQ during an operation");
@@ -130,6 +137,18 @@ bool assoc_handle_pdu(struct assoc *a, uint8_t type, struct rd *body)
         return false;
     }
     switch (a->st) {
+    case STA4:
+        return false; /* not connected: nothing can arrive */
+    case STA5:
+        if (type == UL_ASSOC_AC)
+            assoc_handle_ac(a, body);
+        else if (type == UL_ASSOC_RJ)
+            assoc_handle_rj(a, body);
+        else
+            assoc_violation(a, known_type(type) ? UL_ABORT_UNEXPECTED_PDU
+                                                : UL_ABORT_UNRECOGNIZED_PDU,
+                            "unexpected PDU before A-ASSOCIATE-AC");
+        return !a->closing && a->st == STA6;
     case STA2:
         if (type == UL_ASSOC_RQ) {
             assoc_handle_rq(a, body);
@@ -154,6 +173,15 @@ bool assoc_handle_pdu(struct assoc *a, uint8_t type, struct rd *body)
         }
         assoc_violation(a, known_type(type) ? UL_ABORT_UNEXPECTED_PDU : UL_ABORT_UNRECOGNIZED_PDU,
                         known_type(type) ? "unexpected PDU" : "unrecognized PDU type");
+        return false;
+    case STA11:
+        if (type == UL_RELEASE_RP) { /* AR-3 */
+            a->end_reason = "released";
+            assoc_close(a, "released");
+            return false;
+        }
+        assoc_violation(a, known_type(type) ? UL_ABORT_UNEXPECTED_PDU : UL_ABORT_UNRECOGNIZED_PDU,
+                        "unexpected PDU during release collision");
         return false;
     case STA10:
         if (type == UL_RELEASE_RP) { /* AR-10 -> Sta12, and our response at once: AR-4 */
@@ -188,12 +216,24 @@ static void on_timer(uv_timer_t *t)
         a->end_reason = "ARTIM expired before A-ASSOCIATE-RQ";
         assoc_close(a, a->end_reason); /* Evt18: AA-2 */
         break;
+    case STA4:
+        a->out->err = ERR_IO;
+        a->end_reason = "connection timed out";
+        assoc_close(a, a->end_reason);
+        break;
+    case STA5:
+        a->out->err = ERR_IO;
+        assoc_send_abort(a, UL_ABORT_SRC_USER, UL_ABORT_NOT_SPECIFIED,
+                         "no A-ASSOCIATE-AC in time");
+        break;
     case STA13:
         assoc_close(a, a->end_reason ? a->end_reason : "ARTIM expired"); /* Evt18: AA-2 */
         break;
     case STA6:
-        if (a->op && !a->in_dataset) {
-            assoc_arm(a, a->cfg->idle_ms); /* our own work is slow (disk, cloud), not the peer */
+        if ((a->op && !a->in_dataset) || (a->out && !a->waits)) {
+            /* our own work is slow (disk, cloud), not the peer; an association we opened is
+             * idle while its owner fetches the next object */
+            assoc_arm(a, a->cfg->idle_ms);
             break;
         }
         assoc_send_abort(a, UL_ABORT_SRC_PROVIDER, UL_ABORT_NOT_SPECIFIED, "idle timeout");
@@ -204,13 +244,14 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
+void assoc_on_closed(uv_handle_t *h)
 {
     struct assoc *a = h->data;
     if (--a->live_handles > 0)
         return;
     wbuf_cleanup(&a->cmd);
     tls_conn_free(a->tls);
+    assoc_out_free(a->out);
     free(a->rbuf);
     free(a);
 }
@@ -225,18 +266,26 @@ void assoc_close(struct assoc *a, const char *reason)
     *a->pprev = a->next;
     if (a->next)
         a->next->pprev = a->pprev;
-    ctx->active--;
-    metric_gauge_set(ctx->m.assoc_active, ctx->active);
     const char *end = a->end_reason ? a->end_reason : reason;
-    if (strcmp(end, "released") == 0)
-        metric_inc(ctx->m.assoc_released);
-    else if (a->st != STA2 || a->calling[0])
-        metric_inc(ctx->m.assoc_aborted);
+    if (a->out) {
+        ctx->outbound--;
+    } else {
+        ctx->active--;
+        metric_gauge_set(ctx->m.assoc_active, ctx->active);
+        if (strcmp(end, "released") == 0)
+            metric_inc(ctx->m.assoc_released);
+        else if (a->st != STA2 || a->calling[0])
+            metric_inc(ctx->m.assoc_aborted);
+    }
     struct logb lb;
     if (log_begin(&lb, LOG_INFO, "assoc_end")) {
         log_u64(&lb, "assoc", a->id);
         log_str(&lb, "peer", a->peer);
         log_str(&lb, "calling_ae", a->calling);
+        if (a->out) {
+            log_str(&lb, "role", "requestor");
+            log_str(&lb, "called_ae", a->called);
+        }
         log_str(&lb, "end", end);
         log_u64(&lb, "objects", a->objects);
         log_u64(&lb, "failures", a->failures);
@@ -248,37 +297,37 @@ void assoc_close(struct assoc *a, const char *reason)
         log_end(&lb);
     }
     uv_timer_stop(&a->timer);
-    uv_close((uv_handle_t *)&a->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&a->tcp, on_handle_closed);
-    if (ctx->active == 0 && ctx->on_last_assoc)
+    uv_close((uv_handle_t *)&a->timer, assoc_on_closed);
+    if (!a->out || !a->out->resolving)
+        uv_close((uv_handle_t *)&a->tcp, assoc_on_closed);
+    else
+        uv_cancel((uv_req_t *)&a->out->gai); /* the tcp handle closes when it answers */
+    if (a->out && a->out->cbs.ended) {
+        struct assoc_connect_cbs cbs = a->out->cbs;
+        a->out->cbs.ended = NULL;
+        int err = strcmp(end, "released") == 0 ? 0 : a->out->err ? a->out->err : ERR_UNEXPECTED;
+        cbs.ended(cbs.arg, err, end);
+    }
+    if (ctx->active == 0 && ctx->outbound == 0 && ctx->on_last_assoc)
         ctx->on_last_assoc(ctx);
 }
 
-int assoc_accept(struct core_ctx *ctx, uv_stream_t *server)
+struct assoc *assoc_new(struct core_ctx *ctx)
 {
     struct assoc *a = calloc(1, sizeof *a);
     if (!a)
-        return ERR_NOMEM;
-    int rc = uv_tcp_init(ctx->loop, &a->tcp);
-    if (rc < 0) {
+        return NULL;
+    if (uv_tcp_init(ctx->loop, &a->tcp) < 0) {
         free(a);
-        return rc;
+        return NULL;
     }
     a->tcp.data = a;
-    a->live_handles = 1;
-    rc = uv_accept(server, (uv_stream_t *)&a->tcp);
-    if (rc < 0) {
-        a->closing = true;
-        uv_close((uv_handle_t *)&a->tcp, on_handle_closed);
-        return rc;
-    }
     uv_timer_init(ctx->loop, &a->timer);
     a->timer.data = a;
     a->live_handles = 2;
     a->ctx = ctx;
     a->cfg = ctx->cfg;
     a->id = ++ctx->next_id;
-    a->st = STA2;
     a->t_start = uv_now(ctx->loop);
     a->our_max = a->cfg->max_pdu;
     wbuf_init(&a->cmd, DIMSE_CMD_MAX);
@@ -287,10 +336,32 @@ int assoc_accept(struct core_ctx *ctx, uv_stream_t *server)
         a->next->pprev = &a->next;
     a->pprev = &ctx->assocs;
     ctx->assocs = a;
+    return a;
+}
+
+int assoc_accept(struct core_ctx *ctx, uv_stream_t *server)
+{
+    struct assoc *a = assoc_new(ctx);
+    if (!a)
+        return ERR_NOMEM;
+    a->st = STA2;
     ctx->active++;
     metric_gauge_set(ctx->m.assoc_active, ctx->active);
+    int rc = uv_accept(server, (uv_stream_t *)&a->tcp);
+    if (rc < 0) {
+        assoc_close(a, "accept failed");
+        return rc;
+    }
     assoc_arm(a, a->cfg->artim_ms); /* AE-5: ARTIM (the TLS handshake included) until the RQ */
-    return assoc_io_start(a, server);
+    return assoc_io_start(a);
+}
+
+void assoc_release(struct assoc *a)
+{
+    if (a->closing)
+        return;
+    a->release_wanted = true;
+    assoc_idle(a);
 }
 
 void assoc_drain_all(struct core_ctx *ctx)

@@ -19,12 +19,31 @@
 
 /* PS3.8 Table 9-10 states an acceptor can be in. */
 enum sta {
-    STA2 = 2,   /* transport open, awaiting A-ASSOCIATE-RQ (ARTIM running) */
+    STA2 = 2,   /* acceptor: transport open, awaiting A-ASSOCIATE-RQ (ARTIM running) */
+    STA4 = 4,   /* requestor: awaiting the transport (and TLS) to open */
+    STA5 = 5,   /* requestor: awaiting A-ASSOCIATE-AC or -RJ */
     STA6 = 6,   /* association established */
     STA7 = 7,   /* we sent A-RELEASE-RQ, awaiting A-RELEASE-RP */
     STA8 = 8,   /* peer sent A-RELEASE-RQ, our response pending */
     STA10 = 10, /* release collision, acceptor side, awaiting A-RELEASE-RP */
+    STA11 = 11, /* release collision, requestor side, awaiting A-RELEASE-RP */
     STA13 = 13, /* awaiting transport close (ARTIM running) */
+};
+
+/* What only an association we requested has. */
+struct assoc_out {
+    struct assoc_connect_cbs cbs;
+    char host[256];
+    unsigned port;
+    SSL_CTX *tls; /* a reference of ours */
+    char tls_host[256];
+    struct assoc_propose contexts[UL_MAX_PCTX];
+    size_t n_contexts;
+    uv_getaddrinfo_t gai;
+    uv_connect_t conn;
+    bool resolving, connecting;
+    bool release_wanted;
+    int err; /* for ended() */
 };
 
 struct pctx_entry {
@@ -62,6 +81,7 @@ struct assoc {
     bool awaiting_proxy;
     unsigned glitches;
     struct tls_conn *tls; /* NULL on a plain TCP listener */
+    struct assoc_out *out; /* the requestor role, or NULL */
     void (*out_room_cb)(void *);
     void *out_room_arg;
 
@@ -94,6 +114,10 @@ struct assoc {
 
 /* assoc.c */
 void assoc_close(struct assoc *a, const char *reason);
+/* The close callback of both handles: the last one frees a. */
+void assoc_on_closed(uv_handle_t *h);
+/* Common set-up of a new association (either role); links it into ctx. */
+struct assoc *assoc_new(struct core_ctx *ctx);
 void assoc_arm(struct assoc *a, uint32_t ms);
 /* AA-1 / AA-7 / AA-8: send A-ABORT, then wait (ARTIM) for the peer to close: Sta13. */
 void assoc_send_abort(struct assoc *a, uint8_t source, uint8_t reason, const char *why);
@@ -104,12 +128,22 @@ void assoc_idle(struct assoc *a);
 /* One whole PDU. false stops processing the buffer (pause, abort or close). */
 bool assoc_handle_pdu(struct assoc *a, uint8_t type, struct rd *body);
 
+/* assoc_connect.c: the requestor's AE-1..AE-4 */
+/* The transport (and TLS) is open: send the A-ASSOCIATE-RQ (AE-2). */
+void assoc_send_rq(struct assoc *a);
+/* Sta5: an A-ASSOCIATE-AC (AE-3) or -RJ (AE-4). */
+void assoc_handle_ac(struct assoc *a, struct rd *body);
+void assoc_handle_rj(struct assoc *a, struct rd *body);
+void assoc_out_free(struct assoc_out *o);
+
 /* assoc_io.c */
 MUST_CHECK int assoc_send_bytes(struct assoc *a, const uint8_t *p, size_t n);
 /* Send b and clean it up; a failure closes the association (so callers need not check). */
 int assoc_send_wbuf(struct assoc *a, struct wbuf *b);
 void assoc_process(struct assoc *a);
-MUST_CHECK int assoc_io_start(struct assoc *a, uv_stream_t *server);
+/* Start reading (and TLS, server side when !a->out, client side when a->out). 0 (failures
+ * close the association). */
+MUST_CHECK int assoc_io_start(struct assoc *a);
 /* A write completed: wake a producer waiting for room. */
 void assoc_io_written(struct assoc *a);
 

@@ -295,6 +295,8 @@ static int tls_ready(void *arg)
         memcpy(a->cert_fp, id->fp_hex, sizeof a->cert_fp);
     }
     free(id);
+    if (a->out && a->st == STA4)
+        assoc_send_rq(a); /* AE-2 once the secure transport is open */
     return 0;
 }
 
@@ -327,6 +329,8 @@ static void on_tls_read(struct assoc *a, const uint8_t *p, size_t n)
             log_str(&lb, "detail", tls_conn_detail(a->tls));
             log_end(&lb);
         }
+        if (a->out)
+            a->out->err = ERR_TLS;
         assoc_close(a, "TLS handshake refused");
         return;
     }
@@ -366,15 +370,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     assoc_process(a);
 }
 
-int assoc_io_start(struct assoc *a, uv_stream_t *server)
+int assoc_io_start(struct assoc *a)
 {
-    (void)server;
     uv_tcp_nodelay(&a->tcp, 1);
     uv_tcp_keepalive(&a->tcp, 1, 60);
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    snprintf(a->peer, sizeof a->peer, "?");
-    if (uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (!a->out)
+        snprintf(a->peer, sizeof a->peer, "?");
+    if (!a->out && uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&ss, &len) == 0) {
         set_peer(a->peer, sizeof a->peer, &ss);
         a->awaiting_proxy = a->cfg->proxy_protocol &&
                             cidr_list_match(a->cfg->proxy_trusted, a->cfg->n_proxy_trusted,
@@ -386,12 +390,19 @@ int assoc_io_start(struct assoc *a, uv_stream_t *server)
         assoc_close(a, "out of memory");
         return 0;
     }
-    if (a->ctx->tls) {
+    SSL_CTX *ctx = a->out ? a->out->tls : a->ctx->tls;
+    if (ctx) {
         struct tls_conn_cbs cbs = {.out = tls_out, .plain = tls_plain, .ready = tls_ready,
                                    .room = tls_room, .arg = a};
-        a->tls = tls_conn_new(a->ctx->tls, false, NULL, &cbs);
+        const char *host = a->out && a->out->tls_host[0] ? a->out->tls_host : NULL;
+        a->tls = tls_conn_new(ctx, a->out != NULL, host, &cbs);
         if (!a->tls) {
             assoc_close(a, "out of memory");
+            return 0;
+        }
+        if (a->out && tls_conn_start(a->tls) < 0) {
+            a->out->err = ERR_TLS;
+            assoc_close(a, "TLS start failed");
             return 0;
         }
     }

@@ -30,11 +30,12 @@ struct core_ctx {
     SSL_CTX *tls; /* the DICOM listener's TLS context (cfg "tls"), NULL for plain TCP */
     struct metrics *metrics;
     struct core_metrics m;
-    uint32_t active;     /* associations (connections) alive */
+    uint32_t active;     /* associations (connections) accepted and alive */
+    uint32_t outbound;   /* associations we requested, alive */
     uint64_t next_id;
     bool draining;
     struct assoc *assocs; /* intrusive list of live connections */
-    void (*on_last_assoc)(struct core_ctx *ctx); /* drain: fired when active drops to 0 */
+    void (*on_last_assoc)(struct core_ctx *ctx); /* drain: fired when none is left, either way */
 };
 
 /* core_metrics.c: register the core's metrics in ctx->metrics. 0 or ERR_NOMEM. */
