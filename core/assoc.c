@@ -262,6 +262,11 @@ void assoc_close(struct assoc *a, const char *reason)
         return;
     a->closing = true;
     assoc_dimse_end(a); /* an object never acknowledged: its partial file is removed */
+    assoc_preassoc_leave(a);
+    if (a->established) {
+        a->established = false;
+        a->ctx->established--;
+    }
     struct core_ctx *ctx = a->ctx;
     *a->pprev = a->next;
     if (a->next)

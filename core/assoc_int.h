@@ -82,6 +82,9 @@ struct assoc {
     unsigned glitches;
     struct tls_conn *tls; /* NULL on a plain TCP listener */
     struct assoc_out *out; /* the requestor role, or NULL */
+    bool pre_counted;      /* holds a pre-association slot (pre_key) */
+    bool established;      /* counted in ctx->established */
+    uint8_t pre_key[16];
     void (*out_room_cb)(void *);
     void *out_room_arg;
 
@@ -141,6 +144,9 @@ MUST_CHECK int assoc_send_bytes(struct assoc *a, const uint8_t *p, size_t n);
 /* Send b and clean it up; a failure closes the association (so callers need not check). */
 int assoc_send_wbuf(struct assoc *a, struct wbuf *b);
 void assoc_process(struct assoc *a);
+/* Take a pre-association slot for the source sa; false: refused (the association is closed). */
+bool assoc_preassoc_enter(struct assoc *a, const struct sockaddr *sa);
+void assoc_preassoc_leave(struct assoc *a);
 /* Start reading (and TLS, server side when !a->out, client side when a->out). 0 (failures
  * close the association). */
 MUST_CHECK int assoc_io_start(struct assoc *a);

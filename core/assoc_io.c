@@ -147,6 +147,34 @@ static void set_peer(char *out, size_t cap, const struct sockaddr_storage *ss)
     }
 }
 
+bool assoc_preassoc_enter(struct assoc *a, const struct sockaddr *sa)
+{
+    const char *why = NULL;
+    preassoc_key(sa, a->pre_key);
+    if (preassoc_enter(&a->ctx->preassoc, a->pre_key, &why) < 0) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_WARN, "preassoc_refused")) {
+            log_u64(&lb, "assoc", a->id);
+            log_str(&lb, "peer", a->peer);
+            log_str(&lb, "why", why);
+            log_end(&lb);
+        }
+        a->end_reason = "refused: too many pending connections";
+        assoc_close(a, a->end_reason);
+        return false;
+    }
+    a->pre_counted = true;
+    return true;
+}
+
+void assoc_preassoc_leave(struct assoc *a)
+{
+    if (!a->pre_counted)
+        return;
+    a->pre_counted = false;
+    preassoc_leave(&a->ctx->preassoc, a->pre_key);
+}
+
 static bool handle_proxy(struct assoc *a)
 {
     struct proxy2_info info;
@@ -167,6 +195,17 @@ static bool handle_proxy(struct assoc *a)
     a->awaiting_proxy = false;
     if (!info.local)
         set_peer(a->peer, sizeof a->peer, &info.src);
+    /* the budget is the modality's, not the proxy's: counted by the address it reports */
+    struct sockaddr_storage tcp_src;
+    int tlen = sizeof tcp_src;
+    const struct sockaddr *src = (const struct sockaddr *)&info.src;
+    if (info.local || (info.src.ss_family != AF_INET && info.src.ss_family != AF_INET6)) {
+        if (uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&tcp_src, &tlen) < 0)
+            memset(&tcp_src, 0, sizeof tcp_src);
+        src = (const struct sockaddr *)&tcp_src;
+    }
+    if (!assoc_preassoc_enter(a, src))
+        return false;
     snprintf(a->cert_cn, sizeof a->cert_cn, "%s", info.ssl_cn);
     snprintf(a->client_id, sizeof a->client_id, "%s", info.client_id);
     if (info.has_fingerprint)
@@ -378,11 +417,15 @@ int assoc_io_start(struct assoc *a)
     int len = sizeof ss;
     if (!a->out)
         snprintf(a->peer, sizeof a->peer, "?");
-    if (!a->out && uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (!a->out) {
+        if (uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&ss, &len) < 0)
+            memset(&ss, 0, sizeof ss);
         set_peer(a->peer, sizeof a->peer, &ss);
         a->awaiting_proxy = a->cfg->proxy_protocol &&
                             cidr_list_match(a->cfg->proxy_trusted, a->cfg->n_proxy_trusted,
                                             (const struct sockaddr *)&ss);
+        if (!a->awaiting_proxy && !assoc_preassoc_enter(a, (const struct sockaddr *)&ss))
+            return 0;
     }
     a->rcap = UL_PRE_ASSOC_MAX + UL_HDR_LEN + 1024; /* room for a PROXY v2 header too */
     a->rbuf = malloc(a->rcap);

@@ -98,7 +98,7 @@ static bool refuse(struct assoc *a, const struct ul_assoc_rq *rq)
         assoc_reject(a, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_CONGESTION, "shutting down");
         return true;
     }
-    if (a->ctx->active > cfg->max_associations) {
+    if (a->ctx->established >= cfg->max_associations) {
         assoc_reject(a, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT,
                      "association limit reached");
         return true;
@@ -209,6 +209,7 @@ static void log_accept(struct assoc *a, const struct ul_assoc_rq *rq, unsigned a
 
 void assoc_handle_rq(struct assoc *a, struct rd *body)
 {
+    assoc_preassoc_leave(a); /* whatever the answer, this is no longer a pending connection */
     struct ul_assoc_rq *rq = malloc(sizeof *rq);
     struct ul_assoc_ac *ac = malloc(sizeof *ac);
     if (!rq || !ac) {
@@ -249,6 +250,8 @@ void assoc_handle_rq(struct assoc *a, struct rd *body)
         goto out;
     }
     a->st = STA6;
+    a->established = true;
+    a->ctx->established++;
     assoc_arm(a, a->cfg->idle_ms);
     metric_inc(a->ctx->m.assoc_accepted);
     log_accept(a, rq, accepted);

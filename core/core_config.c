@@ -167,6 +167,8 @@ static void set_defaults(struct core_config *c)
     c->min_free_bytes = 1ull << 30;
     c->max_pdu = 262144;
     c->max_associations = 64;
+    c->preassoc_max = 256;
+    c->preassoc_per_source = 32;
     c->artim_ms = 30000;
     c->idle_ms = 300000;
     c->drain_ms = 30000;
@@ -227,6 +229,8 @@ static void parse_json(const cJSON *root, struct core_config *c, struct wbuf *er
     get_u64(root, "min_free_bytes", &c->min_free_bytes, 0, UINT64_MAX / 2, errs);
     get_u32(root, "max_pdu", &c->max_pdu, 4096, 16u << 20, errs);
     get_u32(root, "max_associations", &c->max_associations, 1, 100000, errs);
+    get_u32(root, "preassoc_max", &c->preassoc_max, 1, 100000, errs);
+    get_u32(root, "preassoc_per_source", &c->preassoc_per_source, 1, 100000, errs);
     get_u32(root, "artim_ms", &c->artim_ms, 100, 600000, errs);
     get_u32(root, "idle_ms", &c->idle_ms, 100, 86400000, errs);
     get_u32(root, "drain_ms", &c->drain_ms, 0, 3600000, errs);

@@ -34,7 +34,9 @@ struct core_config {
     bool fsync;                              /* false only for benchmarks: weakens durability */
     uint64_t min_free_bytes;                 /* refuse stores (0xA700) under this free space */
     uint32_t max_pdu;                        /* our maximum receive PDU length */
-    uint32_t max_associations;
+    uint32_t max_associations;               /* established associations at once */
+    uint32_t preassoc_max;                   /* connections not yet associations, at once */
+    uint32_t preassoc_per_source;            /* ... of them from one address (IPv6: one /64) */
     uint32_t artim_ms;                       /* PS3.8 ARTIM: request wait and close wait */
     uint32_t idle_ms;                        /* no PDU for this long on an association: abort */
     uint32_t drain_ms;                       /* SIGTERM: how long live associations may finish */

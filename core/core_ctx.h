@@ -9,6 +9,7 @@
 
 #include "core_config.h"
 #include "net/metrics.h"
+#include "preassoc.h"
 #include "spool/spool.h"
 #include "spool/spool_commit.h"
 
@@ -32,6 +33,8 @@ struct core_ctx {
     struct core_metrics m;
     uint32_t active;     /* associations (connections) accepted and alive */
     uint32_t outbound;   /* associations we requested, alive */
+    uint32_t established; /* accepted associations past A-ASSOCIATE-AC (max_associations) */
+    struct preassoc preassoc; /* connections before their A-ASSOCIATE-RQ (preassoc_*) */
     uint64_t next_id;
     bool draining;
     struct assoc *assocs; /* intrusive list of live connections */

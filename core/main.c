@@ -198,10 +198,12 @@ static void on_hup(uv_signal_t *s, int signum)
                            (old->backend_json && cfg->backend_json &&
                             strcmp(old->backend_json, cfg->backend_json) != 0);
     if (strcmp(old->listen, cfg->listen) != 0 || strcmp(old->spool_dir, cfg->spool_dir) != 0 ||
-        backend_changed || strcmp(old->http_listen, cfg->http_listen) != 0) {
+        backend_changed || strcmp(old->http_listen, cfg->http_listen) != 0 ||
+        old->preassoc_max != cfg->preassoc_max ||
+        old->preassoc_per_source != cfg->preassoc_per_source) {
         log_msg(LOG_WARN, "reload_partial",
-                "listen, http_listen, spool_dir and backend settings need a restart; other keys "
-                "applied");
+                "listen, http_listen, spool_dir, preassoc_* and backend settings need a restart; "
+                "other keys applied");
         snprintf(cfg->listen, sizeof cfg->listen, "%s", old->listen);
         snprintf(cfg->http_listen, sizeof cfg->http_listen, "%s", old->http_listen);
         snprintf(cfg->spool_dir, sizeof cfg->spool_dir, "%s", old->spool_dir);
@@ -338,6 +340,10 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "startup_failed", "out of memory");
         return 1;
     }
+    if (preassoc_init(&ctx->preassoc, cfg->preassoc_max, cfg->preassoc_per_source) < 0) {
+        log_msg(LOG_ERROR, "startup_failed", "out of memory");
+        return 1;
+    }
     rc = spool_open(&ctx->spool, cfg->spool_dir, cfg->min_free_bytes);
     if (rc < 0) {
         struct logb lb;
@@ -393,6 +399,7 @@ int main(int argc, char **argv)
 
     backend_stop(ctx->backend);
     spool_close(&ctx->spool);
+    preassoc_cleanup(&ctx->preassoc);
     metrics_free(ctx->metrics);
     store_release_buffers();
     rc = uv_loop_close(ctx->loop);
