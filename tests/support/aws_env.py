@@ -32,7 +32,8 @@ start:
   3. The bucket, and the DynamoDB table from forwarder/schema/dynamodb-table.json when present
      (else built from CONTRACTS.md; TABLE_SCHEMA_SOURCE says which).
   4. hi_emulator.py (THE HealthImaging EMULATOR, not AWS) and metadata_server.py, each on a
-     free port.
+     free port. The emulator keeps the instances it receives under DIR/hi-data and serves
+     sts:AssumeRole on its port (STS_ENDPOINT) with the checks moto's STS leaves out.
   5. DIR/env.sh (source it), DIR/env.json (same values), DIR/pids (one PID per line), DIR/*.log.
 Every server also exits by itself once DIR is gone or after --max-lifetime seconds (default
 3600), so a test killed before its trap runs leaves nothing behind for long.
@@ -378,6 +379,10 @@ def start(a):
             "AWS_ACCOUNT_ID": ACCOUNT,
             "MOTO_PORT": str(moto_port), "MOTO_ENDPOINT": ep,
             "HI_PORT": str(hi_port), "HI_ENDPOINT": f"http://127.0.0.1:{hi_port}",
+            # sts:AssumeRole with the checks AWS makes (moto's STS skips them): the emulator's
+            # shim, which forwards to moto; HI_DATA_DIR: the emulator's stored instances
+            "STS_ENDPOINT": f"http://127.0.0.1:{hi_port}",
+            "HI_DATA_DIR": os.path.join(d, "hi-data"),
             "METADATA_PORT": str(md_port),
             "ECS_CREDENTIALS_RELATIVE_URI": "/v2/credentials/dicom-core-task",
             "ECS_CREDENTIALS_HOST": f"127.0.0.1:{md_port}",
@@ -529,6 +534,12 @@ def run_moto(a):
         return req
 
     ac.IAMRequestBase._create_aws_request = _create_aws_request
+
+    # /moto-api/data.json lists only JSON-serialisable attributes: an assumed role's session
+    # policy is there, its expiry (a datetime) is not. Publish it, so that THE HealthImaging
+    # EMULATOR answers ExpiredTokenException for moto-issued temporary keys as AWS does.
+    from moto.sts.models import AssumedRole
+    AssumedRole.expiration_iso = property(lambda self: self.expiration.isoformat())
     from moto.server import main as moto_main
     moto_main(["-H", "127.0.0.1", "-p", str(a.port)])
 

@@ -85,15 +85,17 @@ import re
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 import time
-import urllib.request
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aws_harness_watchdog  # noqa: E402
+import hi_dicom as hd  # noqa: E402
+import hi_dicomweb as hw  # noqa: E402
+import hi_iam  # noqa: E402
 import sigv4_check  # noqa: E402
 
 SERVICE = "medical-imaging"
@@ -102,6 +104,50 @@ MAX_FILES_PER_JOB = 5000
 MAX_BYTES_PER_JOB = 10 * 1024 ** 3
 MAX_BYTES_PER_FILE = 4 * 1024 ** 3
 MAX_STOW_BODY = 1024 ** 3
+
+
+# DICOMweb behaviour: AWS's values (developer guide) unless a test lowers them through
+# POST /_emulator/config; see the module docstring.
+DICOMWEB_DEFAULTS = {
+    "qido_max_results": 10000,      # "QIDO-RS actions can return a maximum of 10,000 records"
+    "qido_default_limit": 1000,     # "The default value of limit is 1000"
+    "qido_max_limit": 1000,         # "Max limit = 1000"
+    "qido_max_offset": 1000000,     # "Max offset = 1,000,000"
+    "qido_max_includefield": 50,    # "A request can include up to 50 includefield parameters"
+    "qido_empty_status": 200,       # not documented by AWS: 200 [] (current PS3.18) or 204
+    "qido_strict_keys": True,       # keys outside AWS's per-API tables: 400 (False: accepted)
+    "wado_chunked": False,          # WADO bodies with Content-Length (True: chunked encoding)
+}
+
+# API name -> (QIDO level, order): AWS orders studies and a study's instances by last update
+# (latest first), series by Series Number and instances by Instance Number (ascending).
+SEARCH_LEVELS = {
+    "SearchDICOMStudies": ("study", "updated"),
+    "SearchDICOMSeries": ("series", "natural"),
+    "SearchDICOMAllSeries": ("series", "natural"),
+    "SearchDICOMInstances": ("instance", "natural"),
+    "SearchDICOMStudyInstances": ("instance", "updated"),
+    "SearchDICOMAllInstances": ("instance", "natural"),
+}
+
+
+def dicomweb_action(op, groups):
+    """IAM action and condition context of a DICOMweb API (Service Authorization Reference:
+    the study key for SearchDICOMSeries and StoreDICOMStudy, both keys for the instance and
+    series retrieval and instance search actions, neither for SearchDICOMStudies). The three
+    newer search APIs are not in the reference: the emulator maps them to the IAM action of
+    the same level with the keys their path carries."""
+    study = groups[1] if len(groups) > 1 else None
+    series = groups[2] if len(groups) > 2 else None
+    action = {"SearchDICOMStudyInstances": "SearchDICOMInstances",
+              "SearchDICOMAllSeries": "SearchDICOMSeries",
+              "SearchDICOMAllInstances": "SearchDICOMInstances"}.get(op, op)
+    ctx = {}
+    if op != "SearchDICOMStudies" and study:
+        ctx["medical-imaging:StudyInstanceUID"] = study
+    if op not in ("SearchDICOMStudies", "SearchDICOMSeries") and series:
+        ctx["medical-imaging:SeriesInstanceUID"] = series
+    return action, ctx
 
 
 def now_ts():
@@ -118,351 +164,10 @@ class ApiError(Exception):
         self.status, self.etype, self.message = status, etype, message
 
 
-# ---------------------------------------------------------------- DICOM Part-10 (bounded parser)
-
-TS_IMPLICIT = "1.2.840.10008.1.2"
-TS_EXPLICIT_BE = "1.2.840.10008.1.2.2"
-TS_DEFLATED = "1.2.840.10008.1.2.1.99"
-LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
-            b"UV"}
-WANTED = {
-    (0x0008, 0x0016): "sop_class_uid", (0x0008, 0x0018): "sop_uid",
-    (0x0008, 0x0050): "accession", (0x0010, 0x0010): "patient_name",
-    (0x0010, 0x0020): "patient_id", (0x0010, 0x0030): "patient_birth_date",
-    (0x0020, 0x000D): "study_uid", (0x0020, 0x000E): "series_uid",
-}
-LAST_WANTED = (0x0020, 0x000E)
-
-
-class P10Error(Exception):
-    pass
-
-
-class _Reader:
-    def __init__(self, buf, little=True, explicit=True):
-        self.b, self.pos, self.little, self.explicit = buf, 0, little, explicit
-
-    def left(self):
-        return len(self.b) - self.pos
-
-    def take(self, n):
-        if n < 0 or n > self.left():
-            raise P10Error("truncated data element")
-        v = self.b[self.pos:self.pos + n]
-        self.pos += n
-        return v
-
-    def u16(self):
-        return int.from_bytes(self.take(2), "little" if self.little else "big")
-
-    def u32(self):
-        return int.from_bytes(self.take(4), "little" if self.little else "big")
-
-    def header(self):
-        """-> (group, element, vr or None, length)."""
-        g, e = self.u16(), self.u16()
-        if g == 0xFFFE:  # item / delimiters never carry a VR
-            return g, e, None, self.u32()
-        if self.explicit:
-            vr = self.take(2)
-            if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-                raise P10Error("invalid VR")
-            if vr in LONG_VRS:
-                self.take(2)
-                return g, e, vr, self.u32()
-            return g, e, vr, self.u16()
-        return g, e, None, self.u32()
-
-
-def _skip_undefined(r, depth):
-    """Skips the items of an undefined-length sequence (or encapsulated pixel data)."""
-    if depth > 16:
-        raise P10Error("sequence nesting too deep")
-    while True:
-        g, e, _vr, ln = r.header()
-        if (g, e) == (0xFFFE, 0xE0DD):
-            return
-        if (g, e) != (0xFFFE, 0xE000):
-            raise P10Error("expected sequence item")
-        if ln == 0xFFFFFFFF:
-            _skip_dataset(r, depth + 1, until_item_end=True)
-        else:
-            r.take(ln)
-
-
-def _skip_dataset(r, depth, until_item_end):
-    while r.left() > 0:
-        g, e, _vr, ln = r.header()
-        if (g, e) == (0xFFFE, 0xE00D):
-            return
-        if ln == 0xFFFFFFFF:
-            _skip_undefined(r, depth + 1)
-        else:
-            r.take(ln)
-    if until_item_end:
-        raise P10Error("unterminated item")
-
-
-def parse_part10(data):
-    """Validates a DICOM Part-10 file; returns dict of WANTED attributes plus transfer_syntax.
-    Raises P10Error with an AWS-like message."""
-    if len(data) < 132 or data[128:132] != b"DICM":
-        raise P10Error("Invalid DICOM P10 file: no 'DICM' prefix after the 128-byte preamble")
-    r = _Reader(data)
-    r.pos = 132
-    meta = {}
-    while r.left() >= 6:
-        save = r.pos
-        if int.from_bytes(data[save:save + 2], "little") != 0x0002:
-            break
-        g, e, _vr, ln = r.header()
-        if ln == 0xFFFFFFFF:
-            raise P10Error("Invalid DICOM P10 file: undefined length in file meta information")
-        meta[e] = r.take(ln)
-    ts = meta.get(0x0010, b"").rstrip(b"\0 ").decode("ascii", "replace")
-    if not ts:
-        raise P10Error("DICOM attribute TransferSyntaxUID does not exist")
-    for e, name in ((0x0002, "MediaStorageSOPClassUID"), (0x0003, "MediaStorageSOPInstanceUID")):
-        if e not in meta:
-            raise P10Error(f"DICOM attribute {name} does not exist")
-    body = data[r.pos:]
-    if ts == TS_DEFLATED:
-        try:
-            d = zlib.decompressobj(-15)
-            body = d.decompress(body, 256 * 1024 * 1024)
-        except zlib.error:
-            raise P10Error("Invalid deflated data set")
-    dr = _Reader(body, little=(ts != TS_EXPLICIT_BE), explicit=(ts != TS_IMPLICIT))
-    out = {"transfer_syntax": ts}
-    while dr.left() > 0:
-        g, e, _vr, ln = dr.header()
-        if (g, e) > LAST_WANTED:
-            break
-        if ln == 0xFFFFFFFF:
-            _skip_undefined(dr, 1)
-            continue
-        v = dr.take(ln)
-        if (g, e) in WANTED:
-            out[WANTED[(g, e)]] = v.rstrip(b"\0 ").decode("ascii", "replace")
-    for key, name in (("sop_uid", "SOPInstanceUID"), ("study_uid", "StudyInstanceUID"),
-                      ("series_uid", "SeriesInstanceUID"), ("sop_class_uid", "SOPClassUID")):
-        if not out.get(key):
-            raise P10Error(f"DICOM attribute {name} does not exist")
-    media_sop = meta[0x0003].rstrip(b"\0 ").decode("ascii", "replace")
-    if media_sop != out["sop_uid"]:
-        raise P10Error("MediaStorageSOPInstanceUID does not match SOPInstanceUID")
-    return out
-
-
-# ---------------------------------------------------------------- IAM policy evaluation
-
-def _as_list(v):
-    return v if isinstance(v, list) else [v]
-
-
-def _wild(pattern, value, ci=False):
-    """IAM wildcards: '*' any run, '?' one character."""
-    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(rx, value, re.IGNORECASE | re.DOTALL if ci else re.DOTALL) is not None
-
-
-def _cond_ok(cond, ctx):
-    for op, kv in cond.items():
-        base = op[:-len("IfExists")] if op.endswith("IfExists") else op
-        for key, want in kv.items():
-            have = ctx.get(key) if key in ctx else next(
-                (v for k, v in ctx.items() if k.lower() == key.lower()), None)
-            if have is None:
-                if op.endswith("IfExists"):
-                    continue
-                return False
-            wants = [str(w) for w in _as_list(want)]
-            if base in ("StringEquals", "ArnEquals"):
-                ok = have in wants
-            elif base == "StringEqualsIgnoreCase":
-                ok = have.lower() in [w.lower() for w in wants]
-            elif base in ("StringLike", "ArnLike"):
-                ok = any(_wild(w, have) for w in wants)
-            elif base == "StringNotEquals":
-                ok = have not in wants
-            elif base == "Bool":
-                ok = str(have).lower() in [w.lower() for w in wants]
-            else:
-                return False  # unknown operator: never matches
-            if not ok:
-                return False
-    return True
-
-
-def evaluate(policies, action, resource, ctx):
-    """AWS identity-policy logic: explicit Deny > Allow > implicit deny. -> 'allow'|'deny'."""
-    allowed = False
-    for doc in policies:
-        if isinstance(doc, str):
-            doc = json.loads(doc)
-        for st in _as_list(doc.get("Statement", [])):
-            if "Action" in st:
-                hit = any(_wild(a, action, ci=True) for a in _as_list(st["Action"]))
-            else:
-                hit = not any(_wild(a, action, ci=True) for a in _as_list(st.get("NotAction", [])))
-            if not hit:
-                continue
-            if "Resource" in st:
-                hit = any(_wild(r, resource) for r in _as_list(st["Resource"]))
-            elif "NotResource" in st:
-                hit = not any(_wild(r, resource) for r in _as_list(st["NotResource"]))
-            if not hit or not _cond_ok(st.get("Condition", {}), ctx):
-                continue
-            if st.get("Effect") == "Deny":
-                return "deny"
-            if st.get("Effect") == "Allow":
-                allowed = True
-    return "allow" if allowed else "deny"
-
-
-# ---------------------------------------------------------------- identities
-
-class Identities:
-    def __init__(self, args):
-        self.args = args
-        self.static = {}
-        for c in args.cred or []:
-            parts = c.split(":")
-            self.static[parts[0]] = {"secret": parts[1],
-                                     "token": parts[2] if len(parts) > 2 else None}
-        self.file_keys, self.file_mtime = {}, None
-        self.moto_keys = {}
-        self.lock = threading.Lock()
-        self._iam = None
-        self.policy_cache = {}
-
-    def _reload_file(self):
-        f = self.args.creds_file
-        if not f:
-            return
-        try:
-            mt = os.stat(f).st_mtime_ns
-        except OSError:
-            return
-        if mt == self.file_mtime:
-            return
-        with open(f) as fh:
-            doc = json.load(fh)
-        keys = {}
-        for k in doc.get("keys", []):
-            keys[k["AccessKeyId"]] = {
-                "secret": k["SecretAccessKey"], "token": k.get("SessionToken"),
-                "user": k.get("UserName"), "role": k.get("RoleName")}
-        self.file_keys, self.file_mtime = keys, mt
-
-    def _from_moto(self, akid):
-        if not self.args.moto_endpoint:
-            return None
-        try:
-            with urllib.request.urlopen(self.args.moto_endpoint + "/moto-api/data.json",
-                                        timeout=10) as resp:
-                data = json.load(resp)
-        except Exception:
-            return None
-        for ar in data.get("sts", {}).get("AssumedRole", []):
-            if ar.get("access_key_id") == akid:
-                return {"secret": ar["secret_access_key"], "token": ar["session_token"],
-                        "role": ar["role_arn"].split("/")[-1], "user": None}
-        for ak in data.get("iam", {}).get("AccessKey", []):
-            if ak.get("access_key_id") == akid and ak.get("status") == "Active" \
-                    and ak.get("user_name"):
-                return {"secret": ak["secret_access_key"], "token": None,
-                        "user": ak["user_name"], "role": None}
-        return None
-
-    def find(self, akid):
-        with self.lock:
-            if akid in self.static:
-                return self.static[akid]
-            self._reload_file()
-            if akid in self.file_keys:
-                return self.file_keys[akid]
-            if akid not in self.moto_keys:
-                found = self._from_moto(akid)
-                if found is None:
-                    return None
-                self.moto_keys[akid] = found
-            return self.moto_keys[akid]
-
-    def lookup_secret(self, akid):
-        k = self.find(akid)
-        return None if k is None else (k["secret"], k["token"])
-
-    def iam(self):
-        with self.lock:
-            if self._iam is None:
-                import boto3
-                akid, secret = self.args.service_cred.split(":", 1)
-                # a Session of its own: boto3's default session is not thread-safe
-                self._iam = boto3.session.Session().client(
-                    "iam", endpoint_url=self.args.moto_endpoint, region_name=self.args.region,
-                    aws_access_key_id=akid, aws_secret_access_key=secret)
-            return self._iam
-
-    def _managed(self, iam, arn):
-        pol = iam.get_policy(PolicyArn=arn)["Policy"]
-        return iam.get_policy_version(PolicyArn=arn, VersionId=pol["DefaultVersionId"])[
-            "PolicyVersion"]["Document"]
-
-    def policies(self, k):
-        """Identity policies of a key's principal, or None when every action is allowed.
-        Cached for --policy-cache-seconds (reading them costs several moto IAM calls)."""
-        if not (k.get("user") or k.get("role")) or not self.args.service_cred:
-            return None
-        ck = ("user", k["user"]) if k.get("user") else ("role", k["role"])
-        with self.lock:
-            hit = self.policy_cache.get(ck)
-        if hit and time.monotonic() - hit[0] < self.args.policy_cache_seconds:
-            return hit[1]
-        docs = self._read_policies(k)
-        with self.lock:
-            self.policy_cache[ck] = (time.monotonic(), docs)
-        return docs
-
-    def _read_policies(self, k):
-        iam = self.iam()
-        docs = []
-        if k.get("user"):
-            u = k["user"]
-            for n in iam.list_user_policies(UserName=u)["PolicyNames"]:
-                docs.append(iam.get_user_policy(UserName=u, PolicyName=n)["PolicyDocument"])
-            for p in iam.list_attached_user_policies(UserName=u)["AttachedPolicies"]:
-                docs.append(self._managed(iam, p["PolicyArn"]))
-            for g in iam.list_groups_for_user(UserName=u)["Groups"]:
-                gn = g["GroupName"]
-                for n in iam.list_group_policies(GroupName=gn)["PolicyNames"]:
-                    docs.append(iam.get_group_policy(GroupName=gn, PolicyName=n)["PolicyDocument"])
-                for p in iam.list_attached_group_policies(GroupName=gn)["AttachedPolicies"]:
-                    docs.append(self._managed(iam, p["PolicyArn"]))
-        else:
-            r = k["role"]
-            for n in iam.list_role_policies(RoleName=r)["PolicyNames"]:
-                docs.append(iam.get_role_policy(RoleName=r, PolicyName=n)["PolicyDocument"])
-            for p in iam.list_attached_role_policies(RoleName=r)["AttachedPolicies"]:
-                docs.append(self._managed(iam, p["PolicyArn"]))
-        return docs
-
-    def principal_arn(self, k):
-        acct = self.args.account
-        if k.get("user"):
-            return f"arn:aws:iam::{acct}:user/{k['user']}"
-        if k.get("role"):
-            return f"arn:aws:sts::{acct}:assumed-role/{k['role']}/session"
-        return f"arn:aws:iam::{acct}:root"
-
-    def role_exists(self, arn):
-        if not self.args.service_cred:
-            return True
-        try:
-            self.iam().get_role(RoleName=arn.split("/")[-1])
-            return True
-        except Exception:
-            return False
+# The Part-10 parser, IAM evaluation and the DICOMweb read side live in hi_dicom.py, hi_iam.py
+# and hi_dicomweb.py next to this file.
+P10Error = hd.P10Error
+parse_part10 = hd.parse_part10
 
 
 # ---------------------------------------------------------------- service model validation
@@ -540,7 +245,12 @@ class Emulator:
         self.hold = None
         self.hold_cv = threading.Condition(self.lock)
         self.model = load_model()
-        self.ids = Identities(args)
+        self.ids = hi_iam.Identities(args)
+        self.sts = hi_iam.StsShim(args, self.ids)
+        self.store = hw.Store(args.data_dir)
+        self.config = dict(DICOMWEB_DEFAULTS)
+        self.qido = hw.Qido(self.store, self.config)
+        self.wado = hw.Wado(self.store, self.config)
         self.job_delay = args.job_delay
         self.datastores = {}
         for ds in args.datastore_id:
@@ -552,13 +262,17 @@ class Emulator:
         self.tps_tokens, self.tps_last = args.start_burst, now_ts()
         self.server = None
         self.port = None
-        self.reset(state=True)
+        self.reset(state=True, clear_store=False)
+        self.rebuild_from_store()
 
     def datastore_arn(self, ds):
         return f"arn:aws:medical-imaging:{self.args.region}:{self.args.account}:datastore/{ds}"
 
-    def reset(self, state=False):
+    def reset(self, state=False, clear_store=True):
         with self.lock:
+            self.config.clear()
+            self.config.update(DICOMWEB_DEFAULTS)
+            self.sts.packed_limit = None
             self.hold = None
             self.hold_cv.notify_all()
             self.fail_sops, self.fail_keys = set(), []
@@ -573,8 +287,33 @@ class Emulator:
                 self.import_counts = {}  # (ds, sop_uid) -> times imported (jobs and STOW)
                 self.image_sets = {}  # id -> {"series": .., "primary": bool, "count": n}
                 self.counters = {"requests": {}, "throttled": 0, "down_rejected": 0,
-                                 "auth_failures": 0, "access_denied": 0,
-                                 "stow_instances": 0, "stow_failed": 0}
+                                 "auth_failures": 0, "access_denied": 0, "expired_tokens": 0,
+                                 "stow_instances": 0, "stow_failed": 0, "loaded": 0,
+                                 "wado_bytes": 0}
+                if clear_store:
+                    self.store.clear()
+
+    def rebuild_from_store(self):
+        """Image sets and series placement from the instances found in --data-dir."""
+        with self.lock:
+            for rec in sorted(self.store.records.values(), key=lambda r: r["seq"]):
+                m = rec["meta"]
+
+                def v(tag):
+                    return (hw._strings(m.get(tag)) or [""])[0]
+                attrs = (v("00100020"), v("00100010"), v("00100030"), v("00080050"),
+                         rec["study"])
+                skey = (rec["ds"], rec["series"])
+                s = self.series.setdefault(skey, {"primary": None, "attrs": None, "others": {}})
+                if rec["primary"]:
+                    s["primary"], s["attrs"] = rec["sid"], attrs
+                else:
+                    s["others"][attrs] = rec["sid"]
+                iset = self.image_sets.setdefault(rec["sid"], {
+                    "series": rec["series"], "primary": rec["primary"], "count": 0})
+                iset["count"] += 1
+                self.instances[(rec["ds"], rec["sop"])] = rec["sid"]
+                self.import_counts[(rec["ds"], rec["sop"])] = 1
 
     def count(self, op):
         with self.lock:
@@ -713,18 +452,23 @@ class Emulator:
         for key, size in keys:
             err = None
             info = None
+            spool = None
             if size > MAX_BYTES_PER_FILE:
                 err = ("ValidationException", "File exceeds the 4 GB limit")
             else:
                 try:
                     obj = s3.get_object(Bucket=bucket, Key=key)
                     enc = (obj.get("ContentEncoding") or "").lower()
-                    data = obj["Body"].read()
                     if "gzip" in enc:
+                        obj["Body"].close()
                         err = ("ValidationException",
                                "Content-Encoding gzip is not supported for DICOM P10 files")
                     else:
-                        info = parse_part10(data)
+                        spool = self.store.spool_path()  # streamed: never whole in memory
+                        with open(spool, "wb") as f:
+                            for chunk in obj["Body"].iter_chunks(1024 * 1024):
+                                f.write(chunk)
+                        info = hd.parse_part10_file(spool)
                 except ClientError as e:
                     err = ("AccessDeniedException" if "AccessDenied" in str(e)
                            else "InternalServerException", f"Unable to read object: {e}")
@@ -733,11 +477,14 @@ class Emulator:
             if err is None:
                 err = self.should_fail(key, info["sop_uid"])
             if err:
+                if spool and os.path.exists(spool):
+                    os.unlink(spool)
                 failed.append({"inputFile": key, "exception": {
                     "exceptionType": err[0], "message": err[1]}})
                 continue
             with self.lock:
                 sid, primary = self.place_instance(job.datastore_id, info)
+            self.store.add(job.datastore_id, sid, primary, spool, info)
             ok.append({"inputFile": key, "importResponse": {"imageSetId": sid,
                                                               "isPrimary": primary}})
         base = job.output_uri + f"{job.datastore_id}-DicomImport-{job.job_id}/"
@@ -774,16 +521,18 @@ class Emulator:
 
     # -- operations
     def authorize(self, key, action, resource, ctx=None):
-        pols = self.ids.policies(key)
-        if pols is None:
+        """Identity policies, and the session policy of a temporary key (both must allow)."""
+        why = self.ids.authorize(key, action, resource, ctx or {})
+        if why is None:
             return
-        if evaluate(pols, action, resource, ctx or {}) != "allow":
-            with self.lock:
-                self.counters["access_denied"] += 1
-            raise ApiError(403, "AccessDeniedException",
-                           f"User: {self.ids.principal_arn(key)} is not authorized to perform: "
-                           f"{action} on resource: {resource} because no identity-based policy "
-                           f"allows the {action} action")
+        with self.lock:
+            self.counters["access_denied"] += 1
+        tail = {"explicit": "with an explicit deny",
+                "session": f"because no session policy allows the {action} action",
+                "identity-based": f"because no identity-based policy allows the {action} action"}
+        raise ApiError(403, "AccessDeniedException",
+                       f"User: {self.ids.principal_arn(key)} is not authorized to perform: "
+                       f"{action} on resource: {resource} {tail[why]}")
 
     def datastore(self, ds):
         if ds not in self.datastores:
@@ -900,7 +649,8 @@ class Emulator:
     def op_stow(self, key, ds, study, headers, body):
         self.datastore(ds)
         action = "medical-imaging:StoreDICOMStudy" if study else "medical-imaging:StoreDICOM"
-        self.authorize(key, action, self.datastore_arn(ds))
+        self.authorize(key, action, self.datastore_arn(ds),
+                       {"medical-imaging:StudyInstanceUID": study} if study else {})
         ctype = headers.get("content-type", "")
         parts = parse_multipart(ctype, body)
         base = f"http://127.0.0.1:{self.port}/datastore/{ds}/studies"
@@ -923,8 +673,12 @@ class Emulator:
                     item["00081155"] = {"vr": "UI", "Value": [info["sop_uid"]]}
                 fails.append(item)
                 continue
+            spool = self.store.spool_path()
+            with open(spool, "wb") as f:
+                f.write(data)
             with self.lock:
-                self.place_instance(ds, info)
+                sid, primary = self.place_instance(ds, info)
+            self.store.add(ds, sid, primary, spool, info)
             study_seen = study_seen or info["study_uid"]
             refs.append({
                 "00081150": {"vr": "UI", "Value": [info["sop_class_uid"]]},
@@ -945,6 +699,82 @@ class Emulator:
         status = 200 if not fails else (202 if refs else 409)
         return status, resp
 
+    # -- DICOMweb reads (QIDO-RS, WADO-RS)
+    def dicomweb(self, key, op, groups, query, headers):
+        """-> hw.Response. groups: the route's path parameters (datastore first)."""
+        ds = groups[0]
+        self.datastore(ds)
+        for uid in groups[1:4]:  # study, series, SOP instance UIDs in the path
+            if uid is not None and not hw.UID_RX.fullmatch(uid):
+                raise ApiError(400, "ValidationException", f"Invalid UID '{uid}'")
+        action, ctx = dicomweb_action(op, groups)
+        self.authorize(key, "medical-imaging:" + action, self.datastore_arn(ds), ctx)
+        q = dict(parse_qsl(query, keep_blank_values=True))
+        image_set = q.get("imageSetId")
+        if image_set is not None and not hw.IMAGE_SET_RX.fullmatch(image_set):
+            raise ApiError(400, "ValidationException", f"Invalid imageSetId '{image_set}'")
+        base = f"http://127.0.0.1:{self.port}/datastore/{ds}"
+        accept = headers.get("accept")
+        if op.startswith("Search"):
+            if accept and not any(m in ("application/dicom+json", "application/json", "*/*",
+                                        "application/*") for m, _p in hw.parse_accept(accept)):
+                raise ApiError(406, "NotAcceptableException", "Accept must be "
+                               "application/dicom+json")
+            level, order = SEARCH_LEVELS[op]
+            return self.qido.search(ds, level, query, base, study=groups[1] if len(groups) > 1
+                                    else None, series=groups[2] if len(groups) > 2 else None,
+                                    order=order)
+        study, series = groups[1], groups[2]
+        if op == "GetDICOMSeriesMetadata":
+            recs = self.store.series_records(ds, study, series, image_set)
+            return hw.json_response([hw.expand_bulk(
+                r["meta"], f"{base}/studies/{study}/series/{series}/instances/{r['sop']}")
+                for r in recs])
+        rec = self.store.find(ds, study, series, groups[3], image_set)
+        inst = f"{base}/studies/{study}/series/{series}/instances/{rec['sop']}"
+        if op == "GetDICOMInstanceMetadata":
+            return hw.json_response([hw.expand_bulk(rec["meta"], inst)])
+        if op == "GetDICOMInstance":
+            return self.wado.instance(rec, accept)
+        if op == "GetDICOMInstanceFrames":
+            return self.wado.frames(rec, groups[4], accept)
+        return self.wado.bulk(rec, groups[4])
+
+    def load_files(self, req):
+        """POST /_emulator/load: files from local paths into the data store, as an import job
+        would place them (test knob: no S3, no job)."""
+        ds = req.get("datastoreId") or self.args.datastore_id[0]
+        self.datastore(ds)
+        paths = list(req.get("paths") or [])
+        if req.get("dir"):
+            for root, _dirs, files in os.walk(req["dir"]):
+                paths.extend(os.path.join(root, f) for f in sorted(files))
+        loaded, failed = [], []
+        for path in paths:
+            spool = self.store.spool_path()
+            try:
+                with open(path, "rb") as src, open(spool, "wb") as dst:
+                    while True:
+                        b = src.read(1024 * 1024)
+                        if not b:
+                            break
+                        dst.write(b)
+                info = hd.parse_part10_file(spool)
+            except (OSError, P10Error) as e:
+                if os.path.exists(spool):
+                    os.unlink(spool)
+                failed.append({"path": path, "message": str(e)})
+                continue
+            with self.lock:
+                sid, primary = self.place_instance(ds, info)
+                self.counters["loaded"] += 1
+            self.store.add(ds, sid, primary, spool, info)
+            loaded.append({"path": path, "SOPInstanceUID": info["sop_uid"],
+                           "StudyInstanceUID": info["study_uid"],
+                           "SeriesInstanceUID": info["series_uid"],
+                           "imageSetId": sid, "isPrimary": primary})
+        return {"loaded": loaded, "failed": failed}
+
     def state(self):
         with self.lock:
             by_status = {}
@@ -953,6 +783,8 @@ class Emulator:
             return {"port": self.port, "job_delay": self.job_delay, "counters": self.counters,
                     "jobs": by_status, "image_sets": len(self.image_sets),
                     "instances": len(self.instances),
+                    "stored_instances": len(self.store.records),
+                    "config": dict(self.config, sts_packed_limit=self.sts.packed_limit),
                     "faults": {"fail_sops": len(self.fail_sops),
                                "fail_keys": len(self.fail_keys), "fail_jobs": self.fail_jobs,
                                "throttle_count": self.throttle_count,
@@ -964,6 +796,14 @@ class Emulator:
             req = json.loads(body or b"{}")
         except ValueError:
             raise ApiError(400, "ValidationException", "control body must be JSON")
+        if path == "/_emulator/load":
+            return {"ok": True, **self.load_files(req)}
+        if path == "/_emulator/expire":
+            ids = req.get("access_key_ids") or []
+            if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+                raise ApiError(400, "ValidationException", "access_key_ids must be a list")
+            self.ids.expire(ids)
+            return {"ok": True, "expired": ids}
         with self.lock:
             if path == "/_emulator/fail":
                 self.fail_sops.update(req.get("sop_uids", []))
@@ -995,6 +835,22 @@ class Emulator:
                     with self.hold_cv:
                         self.hold = req["hold"]
                         self.hold_cv.notify_all()
+                for k, v in req.items():
+                    if k in ("job_delay", "hold"):
+                        continue
+                    if k == "sts_packed_limit":
+                        if v is not None and (not isinstance(v, int) or v < 1):
+                            raise ApiError(400, "ValidationException",
+                                           "sts_packed_limit must be null or a positive integer")
+                        self.sts.packed_limit = v
+                    elif k not in DICOMWEB_DEFAULTS:
+                        raise ApiError(400, "ValidationException", f"unknown config key {k}")
+                    elif not isinstance(v, type(DICOMWEB_DEFAULTS[k])) or (
+                            k == "qido_empty_status" and v not in (200, 204)) or (
+                            isinstance(v, int) and not isinstance(v, bool) and v < 1):
+                        raise ApiError(400, "ValidationException", f"bad value for {k}")
+                    else:
+                        self.config[k] = v
             else:
                 raise ApiError(404, "ResourceNotFoundException", "unknown control path")
         return {"ok": True, "state": self.state()}
@@ -1053,13 +909,29 @@ def parse_multipart(ctype, body):
     return parts
 
 
+_DS = r"^/datastore/([^/]+)"
+_INST = _DS + r"/studies/([^/]+)/series/([^/]+)/instances/([^/]+)"
 ROUTES = [
     ("POST", re.compile(r"^/startDICOMImportJob/datastore/([^/]+)$"), "StartDICOMImportJob"),
     ("GET", re.compile(r"^/getDICOMImportJob/datastore/([^/]+)/job/([^/]+)$"),
      "GetDICOMImportJob"),
     ("GET", re.compile(r"^/listDICOMImportJobs/datastore/([^/]+)$"), "ListDICOMImportJobs"),
-    ("POST", re.compile(r"^/datastore/([^/]+)/studies(?:/([^/]+))?$"), "StoreDICOM"),
-    ("GET", re.compile(r"^/datastore/([^/]+)$"), "GetDatastore"),
+    ("POST", re.compile(_DS + r"/studies(?:/([^/]+))?$"), "StoreDICOM"),
+    ("GET", re.compile(_DS + r"/studies$"), "SearchDICOMStudies"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/series$"), "SearchDICOMSeries"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/series/([^/]+)/instances$"),
+     "SearchDICOMInstances"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/instances$"), "SearchDICOMStudyInstances"),
+    ("GET", re.compile(_DS + r"/series$"), "SearchDICOMAllSeries"),
+    ("GET", re.compile(_DS + r"/instances$"), "SearchDICOMAllInstances"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/series/([^/]+)/metadata$"),
+     "GetDICOMSeriesMetadata"),
+    ("GET", re.compile(_INST + r"$"), "GetDICOMInstance"),
+    ("GET", re.compile(_INST + r"/metadata$"), "GetDICOMInstanceMetadata"),
+    ("GET", re.compile(_INST + r"/frames/([^/]+)$"), "GetDICOMInstanceFrames"),
+    ("GET", re.compile(_INST + r"/bulkdata/([^/]+)$"), "GetDICOMBulkdata"),
+    ("GET", re.compile(_DS + r"$"), "GetDatastore"),
+    ("POST", re.compile(r"^/$"), "STS"),
 ]
 
 
@@ -1103,6 +975,58 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_bytes(self, status, ctype, data):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_response_obj(self, resp):
+        """A hw.Response: bytes pieces and file ranges copied in 1 MiB chunks, with
+        Content-Length, or chunked transfer coding when the test asked for it."""
+        chunked = self.emu.config["wado_chunked"] and resp.status == 200
+        self.send_response(resp.status)
+        for k, v in resp.headers:
+            self.send_header(k, v)
+        self.send_header("x-amzn-RequestId", secrets.token_hex(16))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif resp.status != 204:
+            self.send_header("Content-Length", str(resp.length()))
+        self.end_headers()
+        sent = 0
+
+        def out(b):
+            if chunked:
+                self.wfile.write(b"%x\r\n" % len(b) + b + b"\r\n")
+            else:
+                self.wfile.write(b)
+        try:
+            for piece in resp.pieces:
+                if isinstance(piece, bytes):
+                    if piece:
+                        out(piece)
+                        sent += len(piece)
+                    continue
+                fpath, off, n = piece
+                with open(fpath, "rb") as f:
+                    f.seek(off)
+                    while n > 0:
+                        b = f.read(min(n, 1024 * 1024))
+                        if not b:
+                            raise OSError(f"{fpath} shorter than its index says")
+                        out(b)
+                        sent += len(b)
+                        n -= len(b)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-body
+        finally:
+            with self.emu.lock:
+                self.emu.counters["wado_bytes"] += sent
+
     def send_error_shape(self, e):
         self.send_json(e.status, {"message": e.message},
                        extra={"x-amzn-ErrorType": e.etype + ERR_SUFFIX})
@@ -1136,17 +1060,36 @@ class Handler(BaseHTTPRequestHandler):
                     with emu.lock:
                         inst = {sop: {"datastoreId": ds, "imageSetId": sid,
                                       "isPrimary": emu.image_sets[sid]["primary"],
-                                      "imports": emu.import_counts.get((ds, sop), 0)}
+                                      "imports": emu.import_counts.get((ds, sop), 0),
+                                      "stored": []}
                                 for (ds, sop), sid in emu.instances.items()}
+                        for r in sorted(emu.store.records.values(), key=lambda r: r["seq"]):
+                            if r["sop"] in inst:
+                                inst[r["sop"]]["stored"].append({
+                                    "imageSetId": r["sid"], "isPrimary": r["primary"],
+                                    "StudyInstanceUID": r["study"],
+                                    "SeriesInstanceUID": r["series"],
+                                    "transferSyntax": r["ts"], "size": r["size"],
+                                    "path": r["file"]})
                     return self.send_json(200, {"instances": inst})
+                if self.command == "GET" and path == "/_emulator/sessions":
+                    return self.send_json(200, {"sessions": emu.ids.session_list()})
                 if self.command == "GET" and path == "/_emulator/jobs":
                     with emu.lock:
                         jobs = [dict(j.props(), clientToken=j.client_token)
                                 for j in emu.jobs.values()]
                     return self.send_json(200, {"jobs": jobs})
                 return self.send_json(200, emu.control(path, body))
+            op, m = None, None
+            for method, rx, name in ROUTES:
+                m = rx.match(path)
+                if m and method == self.command:
+                    op = name
+                    break
+            if op is None and self.command == "GET" and path == "/" and "Action=" in query:
+                op, m = "STS", re.match(r"^/$", path)
             with emu.lock:
-                down = now_ts() < emu.down_until
+                down = now_ts() < emu.down_until and op != "STS"  # STS is another service
                 mode = emu.down_mode
                 if down:
                     emu.counters["down_rejected"] += 1
@@ -1159,21 +1102,23 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             if down:
                 raise ApiError(503, "ServiceUnavailableException", "Service Unavailable")
-            op, m = None, None
-            for method, rx, name in ROUTES:
-                m = rx.match(path)
-                if m and method == self.command:
-                    op = name
-                    break
             if op is None:
                 raise ApiError(404, "UnknownOperationException", "Unknown operation")
             emu.count(op)
+            headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 auth = sigv4_check.verify(self.command, path, query, list(self.headers.items()),
-                                          body, emu.ids.lookup_secret, emu.args.region, SERVICE)
+                                          body, emu.ids.lookup_secret, emu.args.region,
+                                          "sts" if op == "STS" else SERVICE)
             except sigv4_check.SigV4Error as e:
                 with emu.lock:
                     emu.counters["auth_failures"] += 1
+                if op == "STS":
+                    code = {"missing": "MissingAuthenticationToken",
+                            "unknown_key": "InvalidClientTokenId",
+                            "bad_token": "InvalidClientTokenId",
+                            "malformed": "IncompleteSignature"}.get(e.kind, "SignatureDoesNotMatch")
+                    return self.send_bytes(*hi_iam.sts_error(403, code, e.message))
                 etype = {"missing": "MissingAuthenticationTokenException",
                          "unknown_key": "UnrecognizedClientException",
                          "bad_token": "UnrecognizedClientException",
@@ -1181,6 +1126,18 @@ class Handler(BaseHTTPRequestHandler):
                              e.kind, "InvalidSignatureException")
                 raise ApiError(403, etype, e.message)
             key = emu.ids.find(auth["akid"])
+            if emu.ids.is_expired(auth["akid"], key):
+                with emu.lock:
+                    emu.counters["expired_tokens"] += 1
+                if op == "STS":
+                    return self.send_bytes(*hi_iam.sts_error(
+                        403, "ExpiredToken", "The security token included in the request is "
+                        "expired"))
+                raise ApiError(403, "ExpiredTokenException",
+                               "The security token included in the request is expired")
+            if op == "STS":
+                params = hi_iam.parse_params(query, body, headers.get("content-type"))
+                return self.send_bytes(*emu.sts.handle(key, auth["akid"], params))
             emu.check_throttle(op)
             groups = [unquote(g) if g else g for g in m.groups()]
             if op == "StartDICOMImportJob":
@@ -1191,9 +1148,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, emu.op_list_jobs(key, groups[0], query))
             if op == "GetDatastore":
                 return self.send_json(200, emu.op_get_datastore(key, groups[0]))
-            status, resp = emu.op_stow(key, groups[0], groups[1],
-                                       {k.lower(): v for k, v in self.headers.items()}, body)
-            return self.send_json(status, resp, ctype="application/dicom+json")
+            if op == "StoreDICOM":
+                status, resp = emu.op_stow(key, groups[0], groups[1], headers, body)
+                return self.send_json(status, resp, ctype="application/dicom+json")
+            try:
+                resp = emu.dicomweb(key, op, groups, query, headers)
+            except hw.DicomWebError as e:
+                raise ApiError(e.status, e.etype, e.message)
+            return self.send_response_obj(resp)
         except ApiError as e:
             return self.send_error_shape(e)
         except Exception as e:  # a bug here must show as a 500, never as a hang
@@ -1253,6 +1215,10 @@ def main():
                     help="StartDICOMImportJob rate limit (0 = off)")
     ap.add_argument("--start-burst", type=float, default=5.0)
     ap.add_argument("--policy-cache-seconds", type=float, default=1.0)
+    ap.add_argument("--data-dir", help="where received instances are kept (default: "
+                    "WATCH_DIR/hi-data, else a new directory under /tmp)")
+    ap.add_argument("--dicom-dic", help="DCMTK dicom.dic for VRs and keywords (default: "
+                    "/usr/share/libdcmtk*/dicom.dic, else a built-in table)")
     ap.add_argument("--watch-dir", help="exit once this directory is gone")
     ap.add_argument("--max-lifetime", type=float, default=0, help="exit after this many s")
     ap.add_argument("--verbose", action="store_true")
@@ -1261,6 +1227,11 @@ def main():
         if not re.fullmatch(r"[0-9a-z]{32}", ds):
             ap.error(f"datastore id {ds} must match [0-9a-z]{{32}}")
     aws_harness_watchdog.start(args.watch_dir, args.max_lifetime)
+    if not args.data_dir:
+        args.data_dir = (os.path.join(args.watch_dir, "hi-data") if args.watch_dir
+                         else tempfile.mkdtemp(prefix="hi-emulator-"))
+    if args.dicom_dic:
+        os.environ["HI_EMULATOR_DICOM_DIC"] = args.dicom_dic
     emu = Emulator(args)
     Handler.emu = emu
     serve(emu, args.port_file)
