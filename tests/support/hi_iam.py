@@ -374,6 +374,7 @@ class StsShim:
 
     def handle(self, key, akid, params):
         """params: the decoded form or query. -> (status, content type, body)."""
+        from botocore.exceptions import ClientError
         action = params.get("Action")
         try:
             if action == "AssumeRole":
@@ -381,6 +382,10 @@ class StsShim:
             return self.passthrough(key, akid, params)
         except IamError as e:
             return sts_error(e.status, e.code, e.message)
+        except ClientError as e:  # moto refused the forwarded call: pass its answer on
+            err = e.response.get("Error", {})
+            return sts_error(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400),
+                             err.get("Code", "InternalFailure"), err.get("Message", str(e)))
 
     def passthrough(self, key, akid, params):
         """Other STS actions: re-signed with the caller's own key and sent to moto as is."""
