@@ -2,7 +2,11 @@
 """THIS IS AN EMULATOR of AWS HealthImaging, written for this project's tests. It is not AWS and
 not a complete copy of it: it follows the `medical-imaging` service model shipped in the image's
 botocore (operation paths, member names, required members, patterns, status codes, error shapes)
-and what AWS documents about import job output. Interpreter: pyenv `python3` (needs boto3).
+and, for the DICOMweb APIs botocore does not model, AWS's HealthImaging developer guide and
+Service Authorization Reference (docs/testing-aws.md "HealthImaging DICOMweb read APIs: facts we
+rely on" lists what was verified and what the emulator chose where AWS says nothing).
+Interpreter: pyenv `python3` (boto3). Modules: hi_dicom.py (Part-10 parser, DICOM JSON,
+transcoding), hi_iam.py (policies, keys, STS shim), hi_dicomweb.py (store, QIDO-RS, WADO-RS).
 
 One HTTP/1.1 port on 127.0.0.1 serves:
   control plane (rest-json, SigV4 signing name "medical-imaging"):
@@ -11,13 +15,81 @@ One HTTP/1.1 port on 127.0.0.1 serves:
     GET  /listDICOMImportJobs/datastore/{datastoreId}          ListDICOMImportJobs (jobStatus,
                                                                maxResults, nextToken)
     GET  /datastore/{datastoreId}                               GetDatastore
-  data plane (DICOMweb STOW-RS, as dicom-medical-imaging.{region}.amazonaws.com):
-    POST /datastore/{datastoreId}/studies[/{StudyInstanceUID}]  StoreDICOM (IAM action
-         medical-imaging:StoreDICOM, or StoreDICOMStudy with a study UID); body
+  DICOMweb (as dicom-medical-imaging.{region}.amazonaws.com; SigV4 name "medical-imaging"; the
+  query string must be signed as AWS canonicalises it: every byte but A-Z a-z 0-9 - _ . ~
+  percent-encoded, so send it encoded that way; errors as below, JSON {"message"} with
+  x-amzn-ErrorType). {ds} is the datastore id, {study}/{series}/{sop} UIDs ([0-9.]{1,64}):
+    POST /datastore/{ds}/studies[/{study}]  StoreDICOM / StoreDICOMStudy (STOW-RS): body
          multipart/related; type="application/dicom"; answer application/dicom+json PS3.18
          Store Instances Response (RetrieveURL, ReferencedSOPSequence, FailedSOPSequence with
          FailureReason); HTTP 200 all stored, 202 some failed, 409 none stored, 400 bad body,
          415 wrong media type, 413 over 1 GB.
+    QIDO-RS, answer 200 application/dicom+json (a JSON array; [] when nothing matches, or 204
+    with the qido_empty_status knob), Accept application/dicom+json (or absent):
+    GET  /datastore/{ds}/studies                                 SearchDICOMStudies
+    GET  /datastore/{ds}/studies/{study}/series                  SearchDICOMSeries
+    GET  /datastore/{ds}/studies/{study}/series/{series}/instances SearchDICOMInstances
+    GET  /datastore/{ds}/studies/{study}/instances               SearchDICOMStudyInstances
+    GET  /datastore/{ds}/series                                  SearchDICOMAllSeries
+    GET  /datastore/{ds}/instances                               SearchDICOMAllInstances
+         query: {attribute}={value} by keyword (PatientID) or tag (00100020), only the keys
+         AWS's table lists for that API (400 ValidationException otherwise; knob
+         qido_strict_keys); matching per PS3.4 C.2.2.2: single value, * and ? wildcards
+         (case-sensitive), UID lists (comma or backslash), DA/TM/DT ranges (a-b, -b, a-),
+         universal (empty value), fuzzymatching=true: PatientName/ReferringPhysicianName
+         case-insensitive word-prefix matching; includefield={tag|keyword|all} (repeatable,
+         at most 50; a dotted SQ path returns its top-level sequence; private tags, at the
+         instance level; a private creator given as a query key is not a filter); limit (default 1000, 1..1000) and offset (0..
+         1,000,000): 400 ValidationException outside those. Only primary image sets are
+         searched. Order: studies and a study's instances by last update, latest first;
+         series by Series Number; instances by Instance Number. At most 10,000 matches are
+         ever returned (the first 10,000 in that order; offset past them gives []); nothing
+         in the answer says so (no Warning header): a client sees a full last page ending at
+         result 10,000. Returned attributes: PS3.18's default set for the level (study
+         attributes too when no study is in the path, series attributes when no series is),
+         those used as match keys, and includefield's; study level computes
+         ModalitiesInStudy, SOPClassesInStudy, NumberOfStudyRelatedSeries/-Instances, series
+         level NumberOfSeriesRelatedInstances; RetrieveURL points back at this emulator.
+    WADO-RS; optional query imageSetId=[0-9a-z]{32} reads that image set, else the primary
+    image set holding the instance (404 ResourceNotFoundException when none):
+    GET  .../studies/{study}/series/{series}/instances/{sop}     GetDICOMInstance
+         Accept: application/dicom[; transfer-syntax=UID|*] (AWS's documented form; also
+         */* or absent) -> 200 Content-Type: application/dicom; transfer-syntax=UID, the
+         Part-10 file as the body; or multipart/related; type="application/dicom" (PS3.18
+         form, not documented by AWS) -> one part. Default transfer syntax: explicit VR little
+         endian (1.2.840.10008.1.2.1); "*" or the stored UID: the file exactly as stored;
+         implicit VR LE and deflated instances are returned as explicit VR LE (a copy made
+         when stored); compressed and big endian instances only as stored: anything else
+         406 NotAcceptableException ("retry with transfer-syntax=*").
+    GET  .../instances/{sop}/metadata                            GetDICOMInstanceMetadata
+    GET  .../studies/{study}/series/{series}/metadata            GetDICOMSeriesMetadata
+         application/dicom+json: [DICOM JSON per instance] (series: by Instance Number);
+         includes 00020010 = the stored transfer syntax (AWS: metadata shows the stored one);
+         Pixel Data and binary values over 1 MB as BulkDataURI, smaller ones InlineBinary.
+    GET  .../instances/{sop}/frames/{1,2,..}                     GetDICOMInstanceFrames
+         multipart/related; type="application/octet-stream"; transfer-syntax=UID, one part per
+         frame in the order asked; native pixels as explicit VR LE (or as stored with "*"),
+         compressed frames only with "*" or their UID; 400 on a bad list, 404 on a frame past
+         the end.
+    GET  .../instances/{sop}/bulkdata/{hash}                     GetDICOMBulkdata
+         application/octet-stream: the raw value (encapsulated Pixel Data: its fragments).
+    Bodies are copied from the files in 1 MiB chunks with Content-Length (wado_chunked knob:
+    chunked transfer coding instead); a 1 GiB instance is never held in memory.
+  STS (query protocol, SigV4 signing name "sts"), because moto 5.2.1's STS accepts what AWS
+  refuses and does not publish expiry:
+    POST /   Action=AssumeRole (form body, or GET /?Action=...): checks as AWS does: RoleArn,
+             RoleSessionName (2-64 [\w+=,.@-]), DurationSeconds (900..the role's
+             MaxSessionDuration), Policy (at most 2,048 characters of \t \n \r and
+             0x20-0xFF, valid policy JSON: MalformedPolicyDocument otherwise); the role must
+             exist and its trust policy name the caller (or trust the account and the caller's
+             identity policy allow sts:AssumeRole): 403 AccessDenied otherwise. Then asks moto
+             for the keys (as its --service-cred user) and records the session policy and
+             expiry; answers AWS's AssumeRoleResponse XML (PackedPolicySize is moto's, or
+             computed from the sts_packed_limit knob, which also yields PackedPolicyTooLarge).
+             Other actions (GetCallerIdentity...) are re-signed with the caller's key and sent
+             to moto unchanged. Errors: <ErrorResponse> XML (ValidationError 400,
+             MalformedPolicyDocument 400, PackedPolicyTooLarge 400, AccessDenied 403,
+             ExpiredToken 403). /_emulator/down (503) and /_emulator/throttle do not apply.
   test control (no SigV4; JSON bodies; answer 200 {"ok": true, ...}):
     POST /_emulator/fail     {"sop_uids": [..], "keys": [..], "exception_type":
                               "ValidationException", "message": "..", "jobs": N,
@@ -25,41 +97,82 @@ One HTTP/1.1 port on 127.0.0.1 serves:
         files whose SOP Instance UID is listed, or whose S3 key ends with one of "keys", fail
         (failure.ndjson in imports, FailedSOPSequence reason 0x0110 in STOW); "jobs": the next N
         import jobs end FAILED with job_message. Repeated calls add to the set.
-    POST /_emulator/throttle {"count": N, "seconds": S, "operations": ["StartDICOMImportJob",..]}
+    POST /_emulator/throttle {"count": N, "seconds": S, "operations": ["GetDICOMInstance",..]}
         the next N matching requests, and every matching request for S seconds, get 429
-        ThrottlingException (operations omitted = all, including StoreDICOM).
+        ThrottlingException (operations omitted = all). Operation names are the API names
+        above (StoreDICOM covers both STOW forms).
     POST /_emulator/down     {"seconds": S, "mode": "503" | "refuse"}
         for S seconds every request gets 503 ServiceUnavailableException, or ("refuse") the
         listening socket is closed (connection refused) and open connections are dropped; the
         port is bound again afterwards.
-    POST /_emulator/reset    {} clears every fault; {"state": true} also forgets jobs, client
-                             tokens, image sets and stored instances.
-    POST /_emulator/config   {"job_delay": seconds, "hold": null | "SUBMITTED" | "IN_PROGRESS"}
-        hold: jobs stay at that status until hold changes (deterministic tests, crash tests)
+    POST /_emulator/reset    {} clears every fault and restores the DICOMweb knobs below to
+                             AWS's values; {"state": true} also forgets jobs, client tokens,
+                             image sets and stored instances (files included).
+    POST /_emulator/config   {"job_delay": seconds, "hold": null | "SUBMITTED" | "IN_PROGRESS",
+                              TEST KNOBS (defaults follow AWS): "qido_max_results": 10000,
+                              "qido_default_limit": 1000, "qido_max_limit": 1000,
+                              "qido_max_offset": 1000000, "qido_max_includefield": 50,
+                              "qido_empty_status": 200 | 204, "qido_strict_keys": true,
+                              "wado_chunked": false, "sts_packed_limit": null | characters}
+        hold: jobs stay at that status until hold changes (deterministic tests, crash tests);
+        the knobs make the cap and paging testable with a few instances.
+    POST /_emulator/load     {"datastoreId": ds (default the first), "paths": [files],
+                              "dir": directory} -> {"loaded": [{"path", "SOPInstanceUID",
+                              "StudyInstanceUID", "SeriesInstanceUID", "imageSetId",
+                              "isPrimary"}], "failed": [{"path", "message"}]}
+        TEST KNOB: Part-10 files from local paths into the data store, placed in image sets as
+        an import job would (no S3, no job); files are copied in 1 MiB chunks.
+    POST /_emulator/expire   {"access_key_ids": [..]} those temporary keys are expired from
+                             now on (ExpiredTokenException without waiting 15 minutes).
+    GET  /_emulator/sessions {"sessions": {AccessKeyId: {"RoleName", "RoleSessionName",
+                             "SessionPolicy", "Expiration" (epoch s or null), "Expired",
+                             "Source": "sts-shim" | "moto"}}} (no secrets)
     GET  /_emulator/jobs     {"jobs": [jobProperties + clientToken, ...]} (every job)
     GET  /_emulator/instances {"instances": {SOPInstanceUID: {"datastoreId", "imageSetId",
-                             "isPrimary", "imports": times imported by jobs and STOW}}}
+                             "isPrimary", "imports": times imported by jobs and STOW,
+                             "stored": [{"imageSetId", "isPrimary", "StudyInstanceUID",
+                             "SeriesInstanceUID", "transferSyntax", "size", "path"}]}}}
     GET  /_emulator/state    counters: requests per operation, throttled, down_rejected,
-                             auth_failures, jobs by status, stow instances, image sets.
+                             auth_failures, access_denied, expired_tokens, stow_instances,
+                             loaded, wado_bytes; jobs by status; image sets; stored
+                             instances; the knobs.
 Authentication: the Authorization header is verified (sigv4_check.py) against the secret of its
 access key: keys given with --cred AKID:SECRET[:TOKEN] (then every action is allowed), keys in
 --creds-file (JSON {"keys": [{"AccessKeyId", "SecretAccessKey", "SessionToken"?, "UserName"? |
-"RoleName"?}]}, reread when it changes), or any key moto's IAM/STS knows (looked up through
-moto's /moto-api/data.json). Failures answer 403 MissingAuthenticationTokenException,
-UnrecognizedClientException or InvalidSignatureException like AWS.
+"RoleName"?}]}, reread when it changes), keys issued by the STS shim, or any key moto's IAM/STS
+knows (looked up through moto's /moto-api/data.json, with an assumed role's session policy, and
+its expiry when moto runs under aws_env.py). Failures answer 403 MissingAuthenticationToken-
+Exception, UnrecognizedClientException or InvalidSignatureException like AWS; a temporary key
+past its expiry (or declared expired) 403 ExpiredTokenException "The security token included in
+the request is expired".
 Authorization: for keys of a moto IAM user or assumed role, the identity policies are read from
 moto's IAM (with --service-cred, an IAM user the harness creates; cached for
---policy-cache-seconds, default 1) and evaluated here: actions
-medical-imaging:<Operation> on arn:aws:medical-imaging:{region}:{account}:datastore/{id}, and for
-StartDICOMImportJob iam:PassRole on dataAccessRoleArn with iam:PassedToService =
-medical-imaging.amazonaws.com (403 AccessDeniedException otherwise). The role must exist in moto.
+--policy-cache-seconds, default 1) and evaluated here, intersected with the key's session policy
+when it has one (both must allow; an explicit Deny in either refuses): actions
+medical-imaging:<Operation> on arn:aws:medical-imaging:{region}:{account}:datastore/{id}, with
+the condition keys medical-imaging:StudyInstanceUID / medical-imaging:SeriesInstanceUID set from
+the path for the actions the Service Authorization Reference lists them on (StudyInstanceUID:
+SearchDICOMSeries, SearchDICOMInstances, StoreDICOMStudy and the Get* DICOMweb actions;
+SeriesInstanceUID: SearchDICOMInstances and the Get* actions; neither: SearchDICOMStudies,
+StoreDICOM). SearchDICOMStudyInstances / SearchDICOMAllSeries / SearchDICOMAllInstances are
+authorized as SearchDICOMInstances / SearchDICOMSeries / SearchDICOMInstances with the keys
+their path carries (AWS does not list them). A condition on a key the request does not carry
+does not match, so a study-scoped session policy never allows SearchDICOMStudies. For
+StartDICOMImportJob also iam:PassRole on dataAccessRoleArn with iam:PassedToService =
+medical-imaging.amazonaws.com. Refusals: 403 AccessDeniedException "User: <arn> is not
+authorized to perform: <action> on resource: <arn> because no identity-based policy allows the
+<action> action" (or "... no session policy allows ..."). The role must exist in moto.
+Instances: every instance received (import jobs read them from moto S3, STOW-RS, /_emulator/load)
+is a file under --data-dir (default WATCH_DIR/hi-data): {ds}/{imageSetId}/{SOP}.dcm as stored,
+{SOP}.ele.dcm (explicit VR LE copy of implicit and deflated instances) and {SOP}.json (index:
+image set, primary flag, DICOM JSON metadata, bulk data and frame offsets), reloaded at start.
 Import jobs: clientToken idempotency (same token and parameters -> same jobId; other parameters
 -> 409 ConflictException); SUBMITTED -> IN_PROGRESS -> COMPLETED | FAILED, each step --job-delay
 seconds; input and output buckets must be one of --bucket; the job assumes dataAccessRoleArn
-through moto's STS and with those credentials lists inputS3Uri, reads every object, validates it
-as DICOM Part-10 (128-byte preamble, "DICM", group 0002 with Transfer Syntax; SOP Instance, Study
-and Series UIDs in the data set; gzip content-encoding refused), and writes under
-{outputS3Uri}{datastoreId}-DicomImport-{jobId}/:
+through moto's STS and with those credentials lists inputS3Uri, streams every object to disk,
+validates it as DICOM Part-10 (128-byte preamble, "DICM", group 0002 with Transfer Syntax; SOP
+Instance, Study and Series UIDs in the data set; gzip content-encoding refused), and writes
+under {outputS3Uri}{datastoreId}-DicomImport-{jobId}/:
     job-output-manifest.json  {"jobSummary": {jobId, datastoreId, inputS3Uri, outputS3Uri,
                                successOutputS3Uri, failureOutputS3Uri, numberOfScannedFiles,
                                numberOfImportedFiles, numberOfFilesWithCustomerError,
@@ -73,8 +186,9 @@ and Series UIDs in the data set; gzip content-encoding refused), and writes unde
   Each ndjson file is written only when it has lines (clients must treat a missing one as empty).
   inputFile is the object key within the bucket. Instances are grouped into one image set per
   series; an instance whose patient/study attributes conflict with the series' primary image set
-  lands in a non-primary set (isPrimary false), as AWS documents. Quotas: 5,000 files and 10 GB
-  per job, 4 GB per file (job FAILED beyond), --max-concurrent-jobs (402 beyond).
+  lands in a non-primary set (isPrimary false), as AWS documents; the primary copy stays. Quotas:
+  5,000 files and 10 GB per job, 4 GB per file (job FAILED beyond), --max-concurrent-jobs (402
+  beyond).
 """
 
 import argparse
