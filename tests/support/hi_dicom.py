@@ -27,7 +27,6 @@ TS_IMPLICIT = "1.2.840.10008.1.2"
 TS_EXPLICIT = "1.2.840.10008.1.2.1"
 TS_DEFLATED = "1.2.840.10008.1.2.1.99"
 TS_EXPLICIT_BE = "1.2.840.10008.1.2.2"
-UNCOMPRESSED = {TS_IMPLICIT, TS_EXPLICIT, TS_DEFLATED, TS_EXPLICIT_BE}
 LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 SINGLE_STRING_VRS = {"LT", "ST", "UT", "UR"}
@@ -462,20 +461,6 @@ def to_dicom_json(tree, little, charset=None, bulk=None, path=""):
 def bulk_hash(path):
     """The last segment of a BulkDataURI: AWS shows a 32-hex hash; ours is MD5 of the tag path."""
     return hashlib.md5(path.encode()).hexdigest()
-
-
-def walk_bulk(tree, path=""):
-    """-> [(path, Elem)] of every element whose value is not inline (bulk data)."""
-    out = []
-    for el in tree:
-        key = f"{el.tag:08X}"
-        here = f"{path}.{key}" if path else key
-        if el.items:
-            for i, it in enumerate(el.items):
-                out.extend(walk_bulk(it, f"{here}.{i}"))
-        elif el.frags is not None or el.tag == PIXEL_DATA or (el.value is None and el.length):
-            out.append((here, el))
-    return out
 
 
 # ---------------------------------------------------------------- writing explicit VR LE

@@ -960,6 +960,7 @@ class Emulator:
                     elif k not in DICOMWEB_DEFAULTS:
                         raise ApiError(400, "ValidationException", f"unknown config key {k}")
                     elif not isinstance(v, type(DICOMWEB_DEFAULTS[k])) or (
+                            isinstance(v, bool) != isinstance(DICOMWEB_DEFAULTS[k], bool)) or (
                             k == "qido_empty_status" and v not in (200, 204)) or (
                             isinstance(v, int) and not isinstance(v, bool) and v < 1):
                         raise ApiError(400, "ValidationException", f"bad value for {k}")
