@@ -11,11 +11,14 @@ start:
      off while this script creates the resources, then POST /moto-api/reset-auth sets
      INITIAL_NO_AUTH_ACTION_COUNT to N (default 0): after N more requests (from anyone, the
      emulator included) every request must carry a valid SigV4 signature of a known key and be
-     allowed by that key's IAM policies. Three fidelity patches are applied inside the moto
+     allowed by that key's IAM policies. Fidelity patches are applied inside the moto
      process (run_moto below; docs/testing-aws.md): DynamoDB requests are authorized against
      the table (or table/index) ARN they name, as AWS does, instead of moto's "*" (which no
      least-privilege policy can allow); query strings are canonicalised as AWS does when the
-     signature is checked; DynamoDB auth failures answer 400 JSON as DynamoDB does.
+     signature is checked; DynamoDB auth failures answer 400 JSON as DynamoDB does. Two more
+     serve the emulator's STS shim: an assumed role's expiry is published in data.json, and
+     the user "hi-emulator" (the shim, which has checked the trust policy itself) is not
+     checked against role trust policies.
   2. IAM: user "dicom-core" with the task policy inline and an access key (the test's
      credentials); user "test-admin" allowed everything (ADMIN_ACCESS_KEY_ID, for a test's own
      checks such as listing the bucket or scanning the table, never for the code under
@@ -32,7 +35,8 @@ start:
   3. The bucket, and the DynamoDB table from forwarder/schema/dynamodb-table.json when present
      (else built from CONTRACTS.md; TABLE_SCHEMA_SOURCE says which).
   4. hi_emulator.py (THE HealthImaging EMULATOR, not AWS) and metadata_server.py, each on a
-     free port.
+     free port. The emulator keeps the instances it receives under DIR/hi-data and serves
+     sts:AssumeRole on its port (STS_ENDPOINT) with the checks moto's STS leaves out.
   5. DIR/env.sh (source it), DIR/env.json (same values), DIR/pids (one PID per line), DIR/*.log.
 Every server also exits by itself once DIR is gone or after --max-lifetime seconds (default
 3600), so a test killed before its trap runs leaves nothing behind for long.
@@ -378,6 +382,10 @@ def start(a):
             "AWS_ACCOUNT_ID": ACCOUNT,
             "MOTO_PORT": str(moto_port), "MOTO_ENDPOINT": ep,
             "HI_PORT": str(hi_port), "HI_ENDPOINT": f"http://127.0.0.1:{hi_port}",
+            # sts:AssumeRole with the checks AWS makes (moto's STS skips them): the emulator's
+            # shim, which forwards to moto; HI_DATA_DIR: the emulator's stored instances
+            "STS_ENDPOINT": f"http://127.0.0.1:{hi_port}",
+            "HI_DATA_DIR": os.path.join(d, "hi-data"),
             "METADATA_PORT": str(md_port),
             "ECS_CREDENTIALS_RELATIVE_URI": "/v2/credentials/dicom-core-task",
             "ECS_CREDENTIALS_HOST": f"127.0.0.1:{md_port}",
@@ -529,6 +537,25 @@ def run_moto(a):
         return req
 
     ac.IAMRequestBase._create_aws_request = _create_aws_request
+
+    # THE HealthImaging EMULATOR serves sts:AssumeRole itself (its shim checks the trust policy,
+    # the caller's identity policy and the session policy as AWS does) and then asks moto for
+    # the keys as its own user "hi-emulator". moto would check the role's trust policy against
+    # that user; the shim has already checked it against the real caller.
+    orig_trust = ac.IAMRequestBase._check_role_trust_relationship
+
+    def _check_role_trust_relationship(self, role_arn):
+        if str(getattr(self._access_key, "arn", "")).endswith(":user/hi-emulator"):
+            return True
+        return orig_trust(self, role_arn)
+
+    ac.IAMRequestBase._check_role_trust_relationship = _check_role_trust_relationship
+
+    # /moto-api/data.json lists only JSON-serialisable attributes: an assumed role's session
+    # policy is there, its expiry (a datetime) is not. Publish it, so that THE HealthImaging
+    # EMULATOR answers ExpiredTokenException for moto-issued temporary keys as AWS does.
+    from moto.sts.models import AssumedRole
+    AssumedRole.expiration_iso = property(lambda self: self.expiration.isoformat())
     from moto.server import main as moto_main
     moto_main(["-H", "127.0.0.1", "-p", str(a.port)])
 

@@ -2,7 +2,11 @@
 """THIS IS AN EMULATOR of AWS HealthImaging, written for this project's tests. It is not AWS and
 not a complete copy of it: it follows the `medical-imaging` service model shipped in the image's
 botocore (operation paths, member names, required members, patterns, status codes, error shapes)
-and what AWS documents about import job output. Interpreter: pyenv `python3` (needs boto3).
+and, for the DICOMweb APIs botocore does not model, AWS's HealthImaging developer guide and
+Service Authorization Reference (docs/testing-aws.md "HealthImaging DICOMweb read APIs: facts we
+rely on" lists what was verified and what the emulator chose where AWS says nothing).
+Interpreter: pyenv `python3` (boto3). Modules: hi_dicom.py (Part-10 parser, DICOM JSON,
+transcoding), hi_iam.py (policies, keys, STS shim), hi_dicomweb.py (store, QIDO-RS, WADO-RS).
 
 One HTTP/1.1 port on 127.0.0.1 serves:
   control plane (rest-json, SigV4 signing name "medical-imaging"):
@@ -11,13 +15,81 @@ One HTTP/1.1 port on 127.0.0.1 serves:
     GET  /listDICOMImportJobs/datastore/{datastoreId}          ListDICOMImportJobs (jobStatus,
                                                                maxResults, nextToken)
     GET  /datastore/{datastoreId}                               GetDatastore
-  data plane (DICOMweb STOW-RS, as dicom-medical-imaging.{region}.amazonaws.com):
-    POST /datastore/{datastoreId}/studies[/{StudyInstanceUID}]  StoreDICOM (IAM action
-         medical-imaging:StoreDICOM, or StoreDICOMStudy with a study UID); body
+  DICOMweb (as dicom-medical-imaging.{region}.amazonaws.com; SigV4 name "medical-imaging"; the
+  query string must be signed as AWS canonicalises it: every byte but A-Z a-z 0-9 - _ . ~
+  percent-encoded, so send it encoded that way; errors as below, JSON {"message"} with
+  x-amzn-ErrorType). {ds} is the datastore id, {study}/{series}/{sop} UIDs ([0-9.]{1,64}):
+    POST /datastore/{ds}/studies[/{study}]  StoreDICOM / StoreDICOMStudy (STOW-RS): body
          multipart/related; type="application/dicom"; answer application/dicom+json PS3.18
          Store Instances Response (RetrieveURL, ReferencedSOPSequence, FailedSOPSequence with
          FailureReason); HTTP 200 all stored, 202 some failed, 409 none stored, 400 bad body,
          415 wrong media type, 413 over 1 GB.
+    QIDO-RS, answer 200 application/dicom+json (a JSON array; [] when nothing matches, or 204
+    with the qido_empty_status knob), Accept application/dicom+json (or absent):
+    GET  /datastore/{ds}/studies                                 SearchDICOMStudies
+    GET  /datastore/{ds}/studies/{study}/series                  SearchDICOMSeries
+    GET  /datastore/{ds}/studies/{study}/series/{series}/instances SearchDICOMInstances
+    GET  /datastore/{ds}/studies/{study}/instances               SearchDICOMStudyInstances
+    GET  /datastore/{ds}/series                                  SearchDICOMAllSeries
+    GET  /datastore/{ds}/instances                               SearchDICOMAllInstances
+         query: {attribute}={value} by keyword (PatientID) or tag (00100020), only the keys
+         AWS's table lists for that API (400 ValidationException otherwise; knob
+         qido_strict_keys); matching per PS3.4 C.2.2.2: single value, * and ? wildcards
+         (case-sensitive), UID lists (comma or backslash), DA/TM/DT ranges (a-b, -b, a-),
+         universal (empty value), fuzzymatching=true: PatientName/ReferringPhysicianName
+         case-insensitive word-prefix matching; includefield={tag|keyword|all} (repeatable,
+         at most 50; a dotted SQ path returns its top-level sequence; private tags, at the
+         instance level; a private creator given as a query key is not a filter); limit (default 1000, 1..1000) and offset (0..
+         1,000,000): 400 ValidationException outside those. Only primary image sets are
+         searched. Order: studies and a study's instances by last update, latest first;
+         series by Series Number; instances by Instance Number. At most 10,000 matches are
+         ever returned (the first 10,000 in that order; offset past them gives []); nothing
+         in the answer says so (no Warning header): a client sees a full last page ending at
+         result 10,000. Returned attributes: PS3.18's default set for the level (study
+         attributes too when no study is in the path, series attributes when no series is),
+         those used as match keys, and includefield's; study level computes
+         ModalitiesInStudy, SOPClassesInStudy, NumberOfStudyRelatedSeries/-Instances, series
+         level NumberOfSeriesRelatedInstances; RetrieveURL points back at this emulator.
+    WADO-RS; optional query imageSetId=[0-9a-z]{32} reads that image set, else the primary
+    image set holding the instance (404 ResourceNotFoundException when none):
+    GET  .../studies/{study}/series/{series}/instances/{sop}     GetDICOMInstance
+         Accept: application/dicom[; transfer-syntax=UID|*] (AWS's documented form; also
+         */* or absent) -> 200 Content-Type: application/dicom; transfer-syntax=UID, the
+         Part-10 file as the body; or multipart/related; type="application/dicom" (PS3.18
+         form, not documented by AWS) -> one part. Default transfer syntax: explicit VR little
+         endian (1.2.840.10008.1.2.1); "*" or the stored UID: the file exactly as stored;
+         implicit VR LE and deflated instances are returned as explicit VR LE (a copy made
+         when stored); compressed and big endian instances only as stored: anything else
+         406 NotAcceptableException ("retry with transfer-syntax=*").
+    GET  .../instances/{sop}/metadata                            GetDICOMInstanceMetadata
+    GET  .../studies/{study}/series/{series}/metadata            GetDICOMSeriesMetadata
+         application/dicom+json: [DICOM JSON per instance] (series: by Instance Number);
+         includes 00020010 = the stored transfer syntax (AWS: metadata shows the stored one);
+         Pixel Data and binary values over 1 MB as BulkDataURI, smaller ones InlineBinary.
+    GET  .../instances/{sop}/frames/{1,2,..}                     GetDICOMInstanceFrames
+         multipart/related; type="application/octet-stream"; transfer-syntax=UID, one part per
+         frame in the order asked; native pixels as explicit VR LE (or as stored with "*"),
+         compressed frames only with "*" or their UID; 400 on a bad list, 404 on a frame past
+         the end.
+    GET  .../instances/{sop}/bulkdata/{hash}                     GetDICOMBulkdata
+         application/octet-stream: the raw value (encapsulated Pixel Data: its fragments).
+    Bodies are copied from the files in 1 MiB chunks with Content-Length (wado_chunked knob:
+    chunked transfer coding instead); a 1 GiB instance is never held in memory.
+  STS (query protocol, SigV4 signing name "sts"), because moto 5.2.1's STS accepts what AWS
+  refuses and does not publish expiry:
+    POST /   Action=AssumeRole (form body, or GET /?Action=...): checks as AWS does: RoleArn,
+             RoleSessionName (2-64 [\w+=,.@-]), DurationSeconds (900..the role's
+             MaxSessionDuration), Policy (at most 2,048 characters of \t \n \r and
+             0x20-0xFF, valid policy JSON: MalformedPolicyDocument otherwise); the role must
+             exist and its trust policy name the caller (or trust the account and the caller's
+             identity policy allow sts:AssumeRole): 403 AccessDenied otherwise. Then asks moto
+             for the keys (as its --service-cred user) and records the session policy and
+             expiry; answers AWS's AssumeRoleResponse XML (PackedPolicySize is moto's, or
+             computed from the sts_packed_limit knob, which also yields PackedPolicyTooLarge).
+             Other actions (GetCallerIdentity...) are re-signed with the caller's key and sent
+             to moto unchanged. Errors: <ErrorResponse> XML (ValidationError 400,
+             MalformedPolicyDocument 400, PackedPolicyTooLarge 400, AccessDenied 403,
+             ExpiredToken 403). /_emulator/down (503) and /_emulator/throttle do not apply.
   test control (no SigV4; JSON bodies; answer 200 {"ok": true, ...}):
     POST /_emulator/fail     {"sop_uids": [..], "keys": [..], "exception_type":
                               "ValidationException", "message": "..", "jobs": N,
@@ -25,41 +97,82 @@ One HTTP/1.1 port on 127.0.0.1 serves:
         files whose SOP Instance UID is listed, or whose S3 key ends with one of "keys", fail
         (failure.ndjson in imports, FailedSOPSequence reason 0x0110 in STOW); "jobs": the next N
         import jobs end FAILED with job_message. Repeated calls add to the set.
-    POST /_emulator/throttle {"count": N, "seconds": S, "operations": ["StartDICOMImportJob",..]}
+    POST /_emulator/throttle {"count": N, "seconds": S, "operations": ["GetDICOMInstance",..]}
         the next N matching requests, and every matching request for S seconds, get 429
-        ThrottlingException (operations omitted = all, including StoreDICOM).
+        ThrottlingException (operations omitted = all). Operation names are the API names
+        above (StoreDICOM covers both STOW forms).
     POST /_emulator/down     {"seconds": S, "mode": "503" | "refuse"}
         for S seconds every request gets 503 ServiceUnavailableException, or ("refuse") the
         listening socket is closed (connection refused) and open connections are dropped; the
         port is bound again afterwards.
-    POST /_emulator/reset    {} clears every fault; {"state": true} also forgets jobs, client
-                             tokens, image sets and stored instances.
-    POST /_emulator/config   {"job_delay": seconds, "hold": null | "SUBMITTED" | "IN_PROGRESS"}
-        hold: jobs stay at that status until hold changes (deterministic tests, crash tests)
+    POST /_emulator/reset    {} clears every fault and restores the DICOMweb knobs below to
+                             AWS's values; {"state": true} also forgets jobs, client tokens,
+                             image sets and stored instances (files included).
+    POST /_emulator/config   {"job_delay": seconds, "hold": null | "SUBMITTED" | "IN_PROGRESS",
+                              TEST KNOBS (defaults follow AWS): "qido_max_results": 10000,
+                              "qido_default_limit": 1000, "qido_max_limit": 1000,
+                              "qido_max_offset": 1000000, "qido_max_includefield": 50,
+                              "qido_empty_status": 200 | 204, "qido_strict_keys": true,
+                              "wado_chunked": false, "sts_packed_limit": null | characters}
+        hold: jobs stay at that status until hold changes (deterministic tests, crash tests);
+        the knobs make the cap and paging testable with a few instances.
+    POST /_emulator/load     {"datastoreId": ds (default the first), "paths": [files],
+                              "dir": directory} -> {"loaded": [{"path", "SOPInstanceUID",
+                              "StudyInstanceUID", "SeriesInstanceUID", "imageSetId",
+                              "isPrimary"}], "failed": [{"path", "message"}]}
+        TEST KNOB: Part-10 files from local paths into the data store, placed in image sets as
+        an import job would (no S3, no job); files are copied in 1 MiB chunks.
+    POST /_emulator/expire   {"access_key_ids": [..]} those temporary keys are expired from
+                             now on (ExpiredTokenException without waiting 15 minutes).
+    GET  /_emulator/sessions {"sessions": {AccessKeyId: {"RoleName", "RoleSessionName",
+                             "SessionPolicy", "Expiration" (epoch s or null), "Expired",
+                             "Source": "sts-shim" | "moto"}}} (no secrets)
     GET  /_emulator/jobs     {"jobs": [jobProperties + clientToken, ...]} (every job)
     GET  /_emulator/instances {"instances": {SOPInstanceUID: {"datastoreId", "imageSetId",
-                             "isPrimary", "imports": times imported by jobs and STOW}}}
+                             "isPrimary", "imports": times imported by jobs and STOW,
+                             "stored": [{"imageSetId", "isPrimary", "StudyInstanceUID",
+                             "SeriesInstanceUID", "transferSyntax", "size", "path"}]}}}
     GET  /_emulator/state    counters: requests per operation, throttled, down_rejected,
-                             auth_failures, jobs by status, stow instances, image sets.
+                             auth_failures, access_denied, expired_tokens, stow_instances,
+                             loaded, wado_bytes; jobs by status; image sets; stored
+                             instances; the knobs.
 Authentication: the Authorization header is verified (sigv4_check.py) against the secret of its
 access key: keys given with --cred AKID:SECRET[:TOKEN] (then every action is allowed), keys in
 --creds-file (JSON {"keys": [{"AccessKeyId", "SecretAccessKey", "SessionToken"?, "UserName"? |
-"RoleName"?}]}, reread when it changes), or any key moto's IAM/STS knows (looked up through
-moto's /moto-api/data.json). Failures answer 403 MissingAuthenticationTokenException,
-UnrecognizedClientException or InvalidSignatureException like AWS.
+"RoleName"?}]}, reread when it changes), keys issued by the STS shim, or any key moto's IAM/STS
+knows (looked up through moto's /moto-api/data.json, with an assumed role's session policy, and
+its expiry when moto runs under aws_env.py). Failures answer 403 MissingAuthenticationToken-
+Exception, UnrecognizedClientException or InvalidSignatureException like AWS; a temporary key
+past its expiry (or declared expired) 403 ExpiredTokenException "The security token included in
+the request is expired".
 Authorization: for keys of a moto IAM user or assumed role, the identity policies are read from
 moto's IAM (with --service-cred, an IAM user the harness creates; cached for
---policy-cache-seconds, default 1) and evaluated here: actions
-medical-imaging:<Operation> on arn:aws:medical-imaging:{region}:{account}:datastore/{id}, and for
-StartDICOMImportJob iam:PassRole on dataAccessRoleArn with iam:PassedToService =
-medical-imaging.amazonaws.com (403 AccessDeniedException otherwise). The role must exist in moto.
+--policy-cache-seconds, default 1) and evaluated here, intersected with the key's session policy
+when it has one (both must allow; an explicit Deny in either refuses): actions
+medical-imaging:<Operation> on arn:aws:medical-imaging:{region}:{account}:datastore/{id}, with
+the condition keys medical-imaging:StudyInstanceUID / medical-imaging:SeriesInstanceUID set from
+the path for the actions the Service Authorization Reference lists them on (StudyInstanceUID:
+SearchDICOMSeries, SearchDICOMInstances, StoreDICOMStudy and the Get* DICOMweb actions;
+SeriesInstanceUID: SearchDICOMInstances and the Get* actions; neither: SearchDICOMStudies,
+StoreDICOM). SearchDICOMStudyInstances / SearchDICOMAllSeries / SearchDICOMAllInstances are
+authorized as SearchDICOMInstances / SearchDICOMSeries / SearchDICOMInstances with the keys
+their path carries (AWS does not list them). A condition on a key the request does not carry
+does not match, so a study-scoped session policy never allows SearchDICOMStudies. For
+StartDICOMImportJob also iam:PassRole on dataAccessRoleArn with iam:PassedToService =
+medical-imaging.amazonaws.com. Refusals: 403 AccessDeniedException "User: <arn> is not
+authorized to perform: <action> on resource: <arn> because no identity-based policy allows the
+<action> action" (or "... no session policy allows ..."). The role must exist in moto.
+Instances: every instance received (import jobs read them from moto S3, STOW-RS, /_emulator/load)
+is a file under --data-dir (default WATCH_DIR/hi-data): {ds}/{imageSetId}/{SOP}.dcm as stored,
+{SOP}.ele.dcm (explicit VR LE copy of implicit and deflated instances) and {SOP}.json (index:
+image set, primary flag, DICOM JSON metadata, bulk data and frame offsets), reloaded at start.
 Import jobs: clientToken idempotency (same token and parameters -> same jobId; other parameters
 -> 409 ConflictException); SUBMITTED -> IN_PROGRESS -> COMPLETED | FAILED, each step --job-delay
 seconds; input and output buckets must be one of --bucket; the job assumes dataAccessRoleArn
-through moto's STS and with those credentials lists inputS3Uri, reads every object, validates it
-as DICOM Part-10 (128-byte preamble, "DICM", group 0002 with Transfer Syntax; SOP Instance, Study
-and Series UIDs in the data set; gzip content-encoding refused), and writes under
-{outputS3Uri}{datastoreId}-DicomImport-{jobId}/:
+through moto's STS and with those credentials lists inputS3Uri, streams every object to disk,
+validates it as DICOM Part-10 (128-byte preamble, "DICM", group 0002 with Transfer Syntax; SOP
+Instance, Study and Series UIDs in the data set; gzip content-encoding refused), and writes
+under {outputS3Uri}{datastoreId}-DicomImport-{jobId}/:
     job-output-manifest.json  {"jobSummary": {jobId, datastoreId, inputS3Uri, outputS3Uri,
                                successOutputS3Uri, failureOutputS3Uri, numberOfScannedFiles,
                                numberOfImportedFiles, numberOfFilesWithCustomerError,
@@ -73,8 +186,9 @@ and Series UIDs in the data set; gzip content-encoding refused), and writes unde
   Each ndjson file is written only when it has lines (clients must treat a missing one as empty).
   inputFile is the object key within the bucket. Instances are grouped into one image set per
   series; an instance whose patient/study attributes conflict with the series' primary image set
-  lands in a non-primary set (isPrimary false), as AWS documents. Quotas: 5,000 files and 10 GB
-  per job, 4 GB per file (job FAILED beyond), --max-concurrent-jobs (402 beyond).
+  lands in a non-primary set (isPrimary false), as AWS documents; the primary copy stays. Quotas:
+  5,000 files and 10 GB per job, 4 GB per file (job FAILED beyond), --max-concurrent-jobs (402
+  beyond).
 """
 
 import argparse
@@ -85,15 +199,17 @@ import re
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 import time
-import urllib.request
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aws_harness_watchdog  # noqa: E402
+import hi_dicom as hd  # noqa: E402
+import hi_dicomweb as hw  # noqa: E402
+import hi_iam  # noqa: E402
 import sigv4_check  # noqa: E402
 
 SERVICE = "medical-imaging"
@@ -102,6 +218,50 @@ MAX_FILES_PER_JOB = 5000
 MAX_BYTES_PER_JOB = 10 * 1024 ** 3
 MAX_BYTES_PER_FILE = 4 * 1024 ** 3
 MAX_STOW_BODY = 1024 ** 3
+
+
+# DICOMweb behaviour: AWS's values (developer guide) unless a test lowers them through
+# POST /_emulator/config; see the module docstring.
+DICOMWEB_DEFAULTS = {
+    "qido_max_results": 10000,      # "QIDO-RS actions can return a maximum of 10,000 records"
+    "qido_default_limit": 1000,     # "The default value of limit is 1000"
+    "qido_max_limit": 1000,         # "Max limit = 1000"
+    "qido_max_offset": 1000000,     # "Max offset = 1,000,000"
+    "qido_max_includefield": 50,    # "A request can include up to 50 includefield parameters"
+    "qido_empty_status": 200,       # not documented by AWS: 200 [] (current PS3.18) or 204
+    "qido_strict_keys": True,       # keys outside AWS's per-API tables: 400 (False: accepted)
+    "wado_chunked": False,          # WADO bodies with Content-Length (True: chunked encoding)
+}
+
+# API name -> (QIDO level, order): AWS orders studies and a study's instances by last update
+# (latest first), series by Series Number and instances by Instance Number (ascending).
+SEARCH_LEVELS = {
+    "SearchDICOMStudies": ("study", "updated"),
+    "SearchDICOMSeries": ("series", "natural"),
+    "SearchDICOMAllSeries": ("series", "natural"),
+    "SearchDICOMInstances": ("instance", "natural"),
+    "SearchDICOMStudyInstances": ("instance", "updated"),
+    "SearchDICOMAllInstances": ("instance", "natural"),
+}
+
+
+def dicomweb_action(op, groups):
+    """IAM action and condition context of a DICOMweb API (Service Authorization Reference:
+    the study key for SearchDICOMSeries and StoreDICOMStudy, both keys for the instance and
+    series retrieval and instance search actions, neither for SearchDICOMStudies). The three
+    newer search APIs are not in the reference: the emulator maps them to the IAM action of
+    the same level with the keys their path carries."""
+    study = groups[1] if len(groups) > 1 else None
+    series = groups[2] if len(groups) > 2 else None
+    action = {"SearchDICOMStudyInstances": "SearchDICOMInstances",
+              "SearchDICOMAllSeries": "SearchDICOMSeries",
+              "SearchDICOMAllInstances": "SearchDICOMInstances"}.get(op, op)
+    ctx = {}
+    if op != "SearchDICOMStudies" and study:
+        ctx["medical-imaging:StudyInstanceUID"] = study
+    if op not in ("SearchDICOMStudies", "SearchDICOMSeries") and series:
+        ctx["medical-imaging:SeriesInstanceUID"] = series
+    return action, ctx
 
 
 def now_ts():
@@ -118,351 +278,10 @@ class ApiError(Exception):
         self.status, self.etype, self.message = status, etype, message
 
 
-# ---------------------------------------------------------------- DICOM Part-10 (bounded parser)
-
-TS_IMPLICIT = "1.2.840.10008.1.2"
-TS_EXPLICIT_BE = "1.2.840.10008.1.2.2"
-TS_DEFLATED = "1.2.840.10008.1.2.1.99"
-LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
-            b"UV"}
-WANTED = {
-    (0x0008, 0x0016): "sop_class_uid", (0x0008, 0x0018): "sop_uid",
-    (0x0008, 0x0050): "accession", (0x0010, 0x0010): "patient_name",
-    (0x0010, 0x0020): "patient_id", (0x0010, 0x0030): "patient_birth_date",
-    (0x0020, 0x000D): "study_uid", (0x0020, 0x000E): "series_uid",
-}
-LAST_WANTED = (0x0020, 0x000E)
-
-
-class P10Error(Exception):
-    pass
-
-
-class _Reader:
-    def __init__(self, buf, little=True, explicit=True):
-        self.b, self.pos, self.little, self.explicit = buf, 0, little, explicit
-
-    def left(self):
-        return len(self.b) - self.pos
-
-    def take(self, n):
-        if n < 0 or n > self.left():
-            raise P10Error("truncated data element")
-        v = self.b[self.pos:self.pos + n]
-        self.pos += n
-        return v
-
-    def u16(self):
-        return int.from_bytes(self.take(2), "little" if self.little else "big")
-
-    def u32(self):
-        return int.from_bytes(self.take(4), "little" if self.little else "big")
-
-    def header(self):
-        """-> (group, element, vr or None, length)."""
-        g, e = self.u16(), self.u16()
-        if g == 0xFFFE:  # item / delimiters never carry a VR
-            return g, e, None, self.u32()
-        if self.explicit:
-            vr = self.take(2)
-            if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
-                raise P10Error("invalid VR")
-            if vr in LONG_VRS:
-                self.take(2)
-                return g, e, vr, self.u32()
-            return g, e, vr, self.u16()
-        return g, e, None, self.u32()
-
-
-def _skip_undefined(r, depth):
-    """Skips the items of an undefined-length sequence (or encapsulated pixel data)."""
-    if depth > 16:
-        raise P10Error("sequence nesting too deep")
-    while True:
-        g, e, _vr, ln = r.header()
-        if (g, e) == (0xFFFE, 0xE0DD):
-            return
-        if (g, e) != (0xFFFE, 0xE000):
-            raise P10Error("expected sequence item")
-        if ln == 0xFFFFFFFF:
-            _skip_dataset(r, depth + 1, until_item_end=True)
-        else:
-            r.take(ln)
-
-
-def _skip_dataset(r, depth, until_item_end):
-    while r.left() > 0:
-        g, e, _vr, ln = r.header()
-        if (g, e) == (0xFFFE, 0xE00D):
-            return
-        if ln == 0xFFFFFFFF:
-            _skip_undefined(r, depth + 1)
-        else:
-            r.take(ln)
-    if until_item_end:
-        raise P10Error("unterminated item")
-
-
-def parse_part10(data):
-    """Validates a DICOM Part-10 file; returns dict of WANTED attributes plus transfer_syntax.
-    Raises P10Error with an AWS-like message."""
-    if len(data) < 132 or data[128:132] != b"DICM":
-        raise P10Error("Invalid DICOM P10 file: no 'DICM' prefix after the 128-byte preamble")
-    r = _Reader(data)
-    r.pos = 132
-    meta = {}
-    while r.left() >= 6:
-        save = r.pos
-        if int.from_bytes(data[save:save + 2], "little") != 0x0002:
-            break
-        g, e, _vr, ln = r.header()
-        if ln == 0xFFFFFFFF:
-            raise P10Error("Invalid DICOM P10 file: undefined length in file meta information")
-        meta[e] = r.take(ln)
-    ts = meta.get(0x0010, b"").rstrip(b"\0 ").decode("ascii", "replace")
-    if not ts:
-        raise P10Error("DICOM attribute TransferSyntaxUID does not exist")
-    for e, name in ((0x0002, "MediaStorageSOPClassUID"), (0x0003, "MediaStorageSOPInstanceUID")):
-        if e not in meta:
-            raise P10Error(f"DICOM attribute {name} does not exist")
-    body = data[r.pos:]
-    if ts == TS_DEFLATED:
-        try:
-            d = zlib.decompressobj(-15)
-            body = d.decompress(body, 256 * 1024 * 1024)
-        except zlib.error:
-            raise P10Error("Invalid deflated data set")
-    dr = _Reader(body, little=(ts != TS_EXPLICIT_BE), explicit=(ts != TS_IMPLICIT))
-    out = {"transfer_syntax": ts}
-    while dr.left() > 0:
-        g, e, _vr, ln = dr.header()
-        if (g, e) > LAST_WANTED:
-            break
-        if ln == 0xFFFFFFFF:
-            _skip_undefined(dr, 1)
-            continue
-        v = dr.take(ln)
-        if (g, e) in WANTED:
-            out[WANTED[(g, e)]] = v.rstrip(b"\0 ").decode("ascii", "replace")
-    for key, name in (("sop_uid", "SOPInstanceUID"), ("study_uid", "StudyInstanceUID"),
-                      ("series_uid", "SeriesInstanceUID"), ("sop_class_uid", "SOPClassUID")):
-        if not out.get(key):
-            raise P10Error(f"DICOM attribute {name} does not exist")
-    media_sop = meta[0x0003].rstrip(b"\0 ").decode("ascii", "replace")
-    if media_sop != out["sop_uid"]:
-        raise P10Error("MediaStorageSOPInstanceUID does not match SOPInstanceUID")
-    return out
-
-
-# ---------------------------------------------------------------- IAM policy evaluation
-
-def _as_list(v):
-    return v if isinstance(v, list) else [v]
-
-
-def _wild(pattern, value, ci=False):
-    """IAM wildcards: '*' any run, '?' one character."""
-    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(rx, value, re.IGNORECASE | re.DOTALL if ci else re.DOTALL) is not None
-
-
-def _cond_ok(cond, ctx):
-    for op, kv in cond.items():
-        base = op[:-len("IfExists")] if op.endswith("IfExists") else op
-        for key, want in kv.items():
-            have = ctx.get(key) if key in ctx else next(
-                (v for k, v in ctx.items() if k.lower() == key.lower()), None)
-            if have is None:
-                if op.endswith("IfExists"):
-                    continue
-                return False
-            wants = [str(w) for w in _as_list(want)]
-            if base in ("StringEquals", "ArnEquals"):
-                ok = have in wants
-            elif base == "StringEqualsIgnoreCase":
-                ok = have.lower() in [w.lower() for w in wants]
-            elif base in ("StringLike", "ArnLike"):
-                ok = any(_wild(w, have) for w in wants)
-            elif base == "StringNotEquals":
-                ok = have not in wants
-            elif base == "Bool":
-                ok = str(have).lower() in [w.lower() for w in wants]
-            else:
-                return False  # unknown operator: never matches
-            if not ok:
-                return False
-    return True
-
-
-def evaluate(policies, action, resource, ctx):
-    """AWS identity-policy logic: explicit Deny > Allow > implicit deny. -> 'allow'|'deny'."""
-    allowed = False
-    for doc in policies:
-        if isinstance(doc, str):
-            doc = json.loads(doc)
-        for st in _as_list(doc.get("Statement", [])):
-            if "Action" in st:
-                hit = any(_wild(a, action, ci=True) for a in _as_list(st["Action"]))
-            else:
-                hit = not any(_wild(a, action, ci=True) for a in _as_list(st.get("NotAction", [])))
-            if not hit:
-                continue
-            if "Resource" in st:
-                hit = any(_wild(r, resource) for r in _as_list(st["Resource"]))
-            elif "NotResource" in st:
-                hit = not any(_wild(r, resource) for r in _as_list(st["NotResource"]))
-            if not hit or not _cond_ok(st.get("Condition", {}), ctx):
-                continue
-            if st.get("Effect") == "Deny":
-                return "deny"
-            if st.get("Effect") == "Allow":
-                allowed = True
-    return "allow" if allowed else "deny"
-
-
-# ---------------------------------------------------------------- identities
-
-class Identities:
-    def __init__(self, args):
-        self.args = args
-        self.static = {}
-        for c in args.cred or []:
-            parts = c.split(":")
-            self.static[parts[0]] = {"secret": parts[1],
-                                     "token": parts[2] if len(parts) > 2 else None}
-        self.file_keys, self.file_mtime = {}, None
-        self.moto_keys = {}
-        self.lock = threading.Lock()
-        self._iam = None
-        self.policy_cache = {}
-
-    def _reload_file(self):
-        f = self.args.creds_file
-        if not f:
-            return
-        try:
-            mt = os.stat(f).st_mtime_ns
-        except OSError:
-            return
-        if mt == self.file_mtime:
-            return
-        with open(f) as fh:
-            doc = json.load(fh)
-        keys = {}
-        for k in doc.get("keys", []):
-            keys[k["AccessKeyId"]] = {
-                "secret": k["SecretAccessKey"], "token": k.get("SessionToken"),
-                "user": k.get("UserName"), "role": k.get("RoleName")}
-        self.file_keys, self.file_mtime = keys, mt
-
-    def _from_moto(self, akid):
-        if not self.args.moto_endpoint:
-            return None
-        try:
-            with urllib.request.urlopen(self.args.moto_endpoint + "/moto-api/data.json",
-                                        timeout=10) as resp:
-                data = json.load(resp)
-        except Exception:
-            return None
-        for ar in data.get("sts", {}).get("AssumedRole", []):
-            if ar.get("access_key_id") == akid:
-                return {"secret": ar["secret_access_key"], "token": ar["session_token"],
-                        "role": ar["role_arn"].split("/")[-1], "user": None}
-        for ak in data.get("iam", {}).get("AccessKey", []):
-            if ak.get("access_key_id") == akid and ak.get("status") == "Active" \
-                    and ak.get("user_name"):
-                return {"secret": ak["secret_access_key"], "token": None,
-                        "user": ak["user_name"], "role": None}
-        return None
-
-    def find(self, akid):
-        with self.lock:
-            if akid in self.static:
-                return self.static[akid]
-            self._reload_file()
-            if akid in self.file_keys:
-                return self.file_keys[akid]
-            if akid not in self.moto_keys:
-                found = self._from_moto(akid)
-                if found is None:
-                    return None
-                self.moto_keys[akid] = found
-            return self.moto_keys[akid]
-
-    def lookup_secret(self, akid):
-        k = self.find(akid)
-        return None if k is None else (k["secret"], k["token"])
-
-    def iam(self):
-        with self.lock:
-            if self._iam is None:
-                import boto3
-                akid, secret = self.args.service_cred.split(":", 1)
-                # a Session of its own: boto3's default session is not thread-safe
-                self._iam = boto3.session.Session().client(
-                    "iam", endpoint_url=self.args.moto_endpoint, region_name=self.args.region,
-                    aws_access_key_id=akid, aws_secret_access_key=secret)
-            return self._iam
-
-    def _managed(self, iam, arn):
-        pol = iam.get_policy(PolicyArn=arn)["Policy"]
-        return iam.get_policy_version(PolicyArn=arn, VersionId=pol["DefaultVersionId"])[
-            "PolicyVersion"]["Document"]
-
-    def policies(self, k):
-        """Identity policies of a key's principal, or None when every action is allowed.
-        Cached for --policy-cache-seconds (reading them costs several moto IAM calls)."""
-        if not (k.get("user") or k.get("role")) or not self.args.service_cred:
-            return None
-        ck = ("user", k["user"]) if k.get("user") else ("role", k["role"])
-        with self.lock:
-            hit = self.policy_cache.get(ck)
-        if hit and time.monotonic() - hit[0] < self.args.policy_cache_seconds:
-            return hit[1]
-        docs = self._read_policies(k)
-        with self.lock:
-            self.policy_cache[ck] = (time.monotonic(), docs)
-        return docs
-
-    def _read_policies(self, k):
-        iam = self.iam()
-        docs = []
-        if k.get("user"):
-            u = k["user"]
-            for n in iam.list_user_policies(UserName=u)["PolicyNames"]:
-                docs.append(iam.get_user_policy(UserName=u, PolicyName=n)["PolicyDocument"])
-            for p in iam.list_attached_user_policies(UserName=u)["AttachedPolicies"]:
-                docs.append(self._managed(iam, p["PolicyArn"]))
-            for g in iam.list_groups_for_user(UserName=u)["Groups"]:
-                gn = g["GroupName"]
-                for n in iam.list_group_policies(GroupName=gn)["PolicyNames"]:
-                    docs.append(iam.get_group_policy(GroupName=gn, PolicyName=n)["PolicyDocument"])
-                for p in iam.list_attached_group_policies(GroupName=gn)["AttachedPolicies"]:
-                    docs.append(self._managed(iam, p["PolicyArn"]))
-        else:
-            r = k["role"]
-            for n in iam.list_role_policies(RoleName=r)["PolicyNames"]:
-                docs.append(iam.get_role_policy(RoleName=r, PolicyName=n)["PolicyDocument"])
-            for p in iam.list_attached_role_policies(RoleName=r)["AttachedPolicies"]:
-                docs.append(self._managed(iam, p["PolicyArn"]))
-        return docs
-
-    def principal_arn(self, k):
-        acct = self.args.account
-        if k.get("user"):
-            return f"arn:aws:iam::{acct}:user/{k['user']}"
-        if k.get("role"):
-            return f"arn:aws:sts::{acct}:assumed-role/{k['role']}/session"
-        return f"arn:aws:iam::{acct}:root"
-
-    def role_exists(self, arn):
-        if not self.args.service_cred:
-            return True
-        try:
-            self.iam().get_role(RoleName=arn.split("/")[-1])
-            return True
-        except Exception:
-            return False
+# The Part-10 parser, IAM evaluation and the DICOMweb read side live in hi_dicom.py, hi_iam.py
+# and hi_dicomweb.py next to this file.
+P10Error = hd.P10Error
+parse_part10 = hd.parse_part10
 
 
 # ---------------------------------------------------------------- service model validation
@@ -540,7 +359,12 @@ class Emulator:
         self.hold = None
         self.hold_cv = threading.Condition(self.lock)
         self.model = load_model()
-        self.ids = Identities(args)
+        self.ids = hi_iam.Identities(args)
+        self.sts = hi_iam.StsShim(args, self.ids)
+        self.store = hw.Store(args.data_dir)
+        self.config = dict(DICOMWEB_DEFAULTS)
+        self.qido = hw.Qido(self.store, self.config)
+        self.wado = hw.Wado(self.store, self.config)
         self.job_delay = args.job_delay
         self.datastores = {}
         for ds in args.datastore_id:
@@ -552,13 +376,17 @@ class Emulator:
         self.tps_tokens, self.tps_last = args.start_burst, now_ts()
         self.server = None
         self.port = None
-        self.reset(state=True)
+        self.reset(state=True, clear_store=False)
+        self.rebuild_from_store()
 
     def datastore_arn(self, ds):
         return f"arn:aws:medical-imaging:{self.args.region}:{self.args.account}:datastore/{ds}"
 
-    def reset(self, state=False):
+    def reset(self, state=False, clear_store=True):
         with self.lock:
+            self.config.clear()
+            self.config.update(DICOMWEB_DEFAULTS)
+            self.sts.packed_limit = None
             self.hold = None
             self.hold_cv.notify_all()
             self.fail_sops, self.fail_keys = set(), []
@@ -573,8 +401,33 @@ class Emulator:
                 self.import_counts = {}  # (ds, sop_uid) -> times imported (jobs and STOW)
                 self.image_sets = {}  # id -> {"series": .., "primary": bool, "count": n}
                 self.counters = {"requests": {}, "throttled": 0, "down_rejected": 0,
-                                 "auth_failures": 0, "access_denied": 0,
-                                 "stow_instances": 0, "stow_failed": 0}
+                                 "auth_failures": 0, "access_denied": 0, "expired_tokens": 0,
+                                 "stow_instances": 0, "stow_failed": 0, "loaded": 0,
+                                 "wado_bytes": 0}
+                if clear_store:
+                    self.store.clear()
+
+    def rebuild_from_store(self):
+        """Image sets and series placement from the instances found in --data-dir."""
+        with self.lock:
+            for rec in sorted(self.store.records.values(), key=lambda r: r["seq"]):
+                m = rec["meta"]
+
+                def v(tag):
+                    return (hw._strings(m.get(tag)) or [""])[0]
+                attrs = (v("00100020"), v("00100010"), v("00100030"), v("00080050"),
+                         rec["study"])
+                skey = (rec["ds"], rec["series"])
+                s = self.series.setdefault(skey, {"primary": None, "attrs": None, "others": {}})
+                if rec["primary"]:
+                    s["primary"], s["attrs"] = rec["sid"], attrs
+                else:
+                    s["others"][attrs] = rec["sid"]
+                iset = self.image_sets.setdefault(rec["sid"], {
+                    "series": rec["series"], "primary": rec["primary"], "count": 0})
+                iset["count"] += 1
+                self.instances[(rec["ds"], rec["sop"])] = rec["sid"]
+                self.import_counts[(rec["ds"], rec["sop"])] = 1
 
     def count(self, op):
         with self.lock:
@@ -713,18 +566,23 @@ class Emulator:
         for key, size in keys:
             err = None
             info = None
+            spool = None
             if size > MAX_BYTES_PER_FILE:
                 err = ("ValidationException", "File exceeds the 4 GB limit")
             else:
                 try:
                     obj = s3.get_object(Bucket=bucket, Key=key)
                     enc = (obj.get("ContentEncoding") or "").lower()
-                    data = obj["Body"].read()
                     if "gzip" in enc:
+                        obj["Body"].close()
                         err = ("ValidationException",
                                "Content-Encoding gzip is not supported for DICOM P10 files")
                     else:
-                        info = parse_part10(data)
+                        spool = self.store.spool_path()  # streamed: never whole in memory
+                        with open(spool, "wb") as f:
+                            for chunk in obj["Body"].iter_chunks(1024 * 1024):
+                                f.write(chunk)
+                        info = hd.parse_part10_file(spool)
                 except ClientError as e:
                     err = ("AccessDeniedException" if "AccessDenied" in str(e)
                            else "InternalServerException", f"Unable to read object: {e}")
@@ -733,11 +591,14 @@ class Emulator:
             if err is None:
                 err = self.should_fail(key, info["sop_uid"])
             if err:
+                if spool and os.path.exists(spool):
+                    os.unlink(spool)
                 failed.append({"inputFile": key, "exception": {
                     "exceptionType": err[0], "message": err[1]}})
                 continue
             with self.lock:
                 sid, primary = self.place_instance(job.datastore_id, info)
+            self.store.add(job.datastore_id, sid, primary, spool, info)
             ok.append({"inputFile": key, "importResponse": {"imageSetId": sid,
                                                               "isPrimary": primary}})
         base = job.output_uri + f"{job.datastore_id}-DicomImport-{job.job_id}/"
@@ -774,16 +635,18 @@ class Emulator:
 
     # -- operations
     def authorize(self, key, action, resource, ctx=None):
-        pols = self.ids.policies(key)
-        if pols is None:
+        """Identity policies, and the session policy of a temporary key (both must allow)."""
+        why = self.ids.authorize(key, action, resource, ctx or {})
+        if why is None:
             return
-        if evaluate(pols, action, resource, ctx or {}) != "allow":
-            with self.lock:
-                self.counters["access_denied"] += 1
-            raise ApiError(403, "AccessDeniedException",
-                           f"User: {self.ids.principal_arn(key)} is not authorized to perform: "
-                           f"{action} on resource: {resource} because no identity-based policy "
-                           f"allows the {action} action")
+        with self.lock:
+            self.counters["access_denied"] += 1
+        tail = {"explicit": "with an explicit deny",
+                "session": f"because no session policy allows the {action} action",
+                "identity-based": f"because no identity-based policy allows the {action} action"}
+        raise ApiError(403, "AccessDeniedException",
+                       f"User: {self.ids.principal_arn(key)} is not authorized to perform: "
+                       f"{action} on resource: {resource} {tail[why]}")
 
     def datastore(self, ds):
         if ds not in self.datastores:
@@ -900,7 +763,8 @@ class Emulator:
     def op_stow(self, key, ds, study, headers, body):
         self.datastore(ds)
         action = "medical-imaging:StoreDICOMStudy" if study else "medical-imaging:StoreDICOM"
-        self.authorize(key, action, self.datastore_arn(ds))
+        self.authorize(key, action, self.datastore_arn(ds),
+                       {"medical-imaging:StudyInstanceUID": study} if study else {})
         ctype = headers.get("content-type", "")
         parts = parse_multipart(ctype, body)
         base = f"http://127.0.0.1:{self.port}/datastore/{ds}/studies"
@@ -923,8 +787,12 @@ class Emulator:
                     item["00081155"] = {"vr": "UI", "Value": [info["sop_uid"]]}
                 fails.append(item)
                 continue
+            spool = self.store.spool_path()
+            with open(spool, "wb") as f:
+                f.write(data)
             with self.lock:
-                self.place_instance(ds, info)
+                sid, primary = self.place_instance(ds, info)
+            self.store.add(ds, sid, primary, spool, info)
             study_seen = study_seen or info["study_uid"]
             refs.append({
                 "00081150": {"vr": "UI", "Value": [info["sop_class_uid"]]},
@@ -945,6 +813,82 @@ class Emulator:
         status = 200 if not fails else (202 if refs else 409)
         return status, resp
 
+    # -- DICOMweb reads (QIDO-RS, WADO-RS)
+    def dicomweb(self, key, op, groups, query, headers):
+        """-> hw.Response. groups: the route's path parameters (datastore first)."""
+        ds = groups[0]
+        self.datastore(ds)
+        for uid in groups[1:4]:  # study, series, SOP instance UIDs in the path
+            if uid is not None and not hw.UID_RX.fullmatch(uid):
+                raise ApiError(400, "ValidationException", f"Invalid UID '{uid}'")
+        action, ctx = dicomweb_action(op, groups)
+        self.authorize(key, "medical-imaging:" + action, self.datastore_arn(ds), ctx)
+        q = dict(parse_qsl(query, keep_blank_values=True))
+        image_set = q.get("imageSetId")
+        if image_set is not None and not hw.IMAGE_SET_RX.fullmatch(image_set):
+            raise ApiError(400, "ValidationException", f"Invalid imageSetId '{image_set}'")
+        base = f"http://127.0.0.1:{self.port}/datastore/{ds}"
+        accept = headers.get("accept")
+        if op.startswith("Search"):
+            if accept and not any(m in ("application/dicom+json", "application/json", "*/*",
+                                        "application/*") for m, _p in hw.parse_accept(accept)):
+                raise ApiError(406, "NotAcceptableException", "Accept must be "
+                               "application/dicom+json")
+            level, order = SEARCH_LEVELS[op]
+            return self.qido.search(ds, level, query, base, study=groups[1] if len(groups) > 1
+                                    else None, series=groups[2] if len(groups) > 2 else None,
+                                    order=order)
+        study, series = groups[1], groups[2]
+        if op == "GetDICOMSeriesMetadata":
+            recs = self.store.series_records(ds, study, series, image_set)
+            return hw.json_response([hw.expand_bulk(
+                r["meta"], f"{base}/studies/{study}/series/{series}/instances/{r['sop']}")
+                for r in recs])
+        rec = self.store.find(ds, study, series, groups[3], image_set)
+        inst = f"{base}/studies/{study}/series/{series}/instances/{rec['sop']}"
+        if op == "GetDICOMInstanceMetadata":
+            return hw.json_response([hw.expand_bulk(rec["meta"], inst)])
+        if op == "GetDICOMInstance":
+            return self.wado.instance(rec, accept)
+        if op == "GetDICOMInstanceFrames":
+            return self.wado.frames(rec, groups[4], accept)
+        return self.wado.bulk(rec, groups[4])
+
+    def load_files(self, req):
+        """POST /_emulator/load: files from local paths into the data store, as an import job
+        would place them (test knob: no S3, no job)."""
+        ds = req.get("datastoreId") or self.args.datastore_id[0]
+        self.datastore(ds)
+        paths = list(req.get("paths") or [])
+        if req.get("dir"):
+            for root, _dirs, files in os.walk(req["dir"]):
+                paths.extend(os.path.join(root, f) for f in sorted(files))
+        loaded, failed = [], []
+        for path in paths:
+            spool = self.store.spool_path()
+            try:
+                with open(path, "rb") as src, open(spool, "wb") as dst:
+                    while True:
+                        b = src.read(1024 * 1024)
+                        if not b:
+                            break
+                        dst.write(b)
+                info = hd.parse_part10_file(spool)
+            except (OSError, P10Error) as e:
+                if os.path.exists(spool):
+                    os.unlink(spool)
+                failed.append({"path": path, "message": str(e)})
+                continue
+            with self.lock:
+                sid, primary = self.place_instance(ds, info)
+                self.counters["loaded"] += 1
+            self.store.add(ds, sid, primary, spool, info)
+            loaded.append({"path": path, "SOPInstanceUID": info["sop_uid"],
+                           "StudyInstanceUID": info["study_uid"],
+                           "SeriesInstanceUID": info["series_uid"],
+                           "imageSetId": sid, "isPrimary": primary})
+        return {"loaded": loaded, "failed": failed}
+
     def state(self):
         with self.lock:
             by_status = {}
@@ -953,6 +897,8 @@ class Emulator:
             return {"port": self.port, "job_delay": self.job_delay, "counters": self.counters,
                     "jobs": by_status, "image_sets": len(self.image_sets),
                     "instances": len(self.instances),
+                    "stored_instances": len(self.store.records),
+                    "config": dict(self.config, sts_packed_limit=self.sts.packed_limit),
                     "faults": {"fail_sops": len(self.fail_sops),
                                "fail_keys": len(self.fail_keys), "fail_jobs": self.fail_jobs,
                                "throttle_count": self.throttle_count,
@@ -964,6 +910,14 @@ class Emulator:
             req = json.loads(body or b"{}")
         except ValueError:
             raise ApiError(400, "ValidationException", "control body must be JSON")
+        if path == "/_emulator/load":
+            return {"ok": True, **self.load_files(req)}
+        if path == "/_emulator/expire":
+            ids = req.get("access_key_ids") or []
+            if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+                raise ApiError(400, "ValidationException", "access_key_ids must be a list")
+            self.ids.expire(ids)
+            return {"ok": True, "expired": ids}
         with self.lock:
             if path == "/_emulator/fail":
                 self.fail_sops.update(req.get("sop_uids", []))
@@ -995,6 +949,23 @@ class Emulator:
                     with self.hold_cv:
                         self.hold = req["hold"]
                         self.hold_cv.notify_all()
+                for k, v in req.items():
+                    if k in ("job_delay", "hold"):
+                        continue
+                    if k == "sts_packed_limit":
+                        if v is not None and (not isinstance(v, int) or v < 1):
+                            raise ApiError(400, "ValidationException",
+                                           "sts_packed_limit must be null or a positive integer")
+                        self.sts.packed_limit = v
+                    elif k not in DICOMWEB_DEFAULTS:
+                        raise ApiError(400, "ValidationException", f"unknown config key {k}")
+                    elif not isinstance(v, type(DICOMWEB_DEFAULTS[k])) or (
+                            isinstance(v, bool) != isinstance(DICOMWEB_DEFAULTS[k], bool)) or (
+                            k == "qido_empty_status" and v not in (200, 204)) or (
+                            isinstance(v, int) and not isinstance(v, bool) and v < 1):
+                        raise ApiError(400, "ValidationException", f"bad value for {k}")
+                    else:
+                        self.config[k] = v
             else:
                 raise ApiError(404, "ResourceNotFoundException", "unknown control path")
         return {"ok": True, "state": self.state()}
@@ -1053,13 +1024,29 @@ def parse_multipart(ctype, body):
     return parts
 
 
+_DS = r"^/datastore/([^/]+)"
+_INST = _DS + r"/studies/([^/]+)/series/([^/]+)/instances/([^/]+)"
 ROUTES = [
     ("POST", re.compile(r"^/startDICOMImportJob/datastore/([^/]+)$"), "StartDICOMImportJob"),
     ("GET", re.compile(r"^/getDICOMImportJob/datastore/([^/]+)/job/([^/]+)$"),
      "GetDICOMImportJob"),
     ("GET", re.compile(r"^/listDICOMImportJobs/datastore/([^/]+)$"), "ListDICOMImportJobs"),
-    ("POST", re.compile(r"^/datastore/([^/]+)/studies(?:/([^/]+))?$"), "StoreDICOM"),
-    ("GET", re.compile(r"^/datastore/([^/]+)$"), "GetDatastore"),
+    ("POST", re.compile(_DS + r"/studies(?:/([^/]+))?$"), "StoreDICOM"),
+    ("GET", re.compile(_DS + r"/studies$"), "SearchDICOMStudies"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/series$"), "SearchDICOMSeries"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/series/([^/]+)/instances$"),
+     "SearchDICOMInstances"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/instances$"), "SearchDICOMStudyInstances"),
+    ("GET", re.compile(_DS + r"/series$"), "SearchDICOMAllSeries"),
+    ("GET", re.compile(_DS + r"/instances$"), "SearchDICOMAllInstances"),
+    ("GET", re.compile(_DS + r"/studies/([^/]+)/series/([^/]+)/metadata$"),
+     "GetDICOMSeriesMetadata"),
+    ("GET", re.compile(_INST + r"$"), "GetDICOMInstance"),
+    ("GET", re.compile(_INST + r"/metadata$"), "GetDICOMInstanceMetadata"),
+    ("GET", re.compile(_INST + r"/frames/([^/]+)$"), "GetDICOMInstanceFrames"),
+    ("GET", re.compile(_INST + r"/bulkdata/([^/]+)$"), "GetDICOMBulkdata"),
+    ("GET", re.compile(_DS + r"$"), "GetDatastore"),
+    ("POST", re.compile(r"^/$"), "STS"),
 ]
 
 
@@ -1103,6 +1090,58 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_bytes(self, status, ctype, data):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_response_obj(self, resp):
+        """A hw.Response: bytes pieces and file ranges copied in 1 MiB chunks, with
+        Content-Length, or chunked transfer coding when the test asked for it."""
+        chunked = self.emu.config["wado_chunked"] and resp.status == 200
+        self.send_response(resp.status)
+        for k, v in resp.headers:
+            self.send_header(k, v)
+        self.send_header("x-amzn-RequestId", secrets.token_hex(16))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif resp.status != 204:
+            self.send_header("Content-Length", str(resp.length()))
+        self.end_headers()
+        sent = 0
+
+        def out(b):
+            if chunked:
+                self.wfile.write(b"%x\r\n" % len(b) + b + b"\r\n")
+            else:
+                self.wfile.write(b)
+        try:
+            for piece in resp.pieces:
+                if isinstance(piece, bytes):
+                    if piece:
+                        out(piece)
+                        sent += len(piece)
+                    continue
+                fpath, off, n = piece
+                with open(fpath, "rb") as f:
+                    f.seek(off)
+                    while n > 0:
+                        b = f.read(min(n, 1024 * 1024))
+                        if not b:
+                            raise OSError(f"{fpath} shorter than its index says")
+                        out(b)
+                        sent += len(b)
+                        n -= len(b)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-body
+        finally:
+            with self.emu.lock:
+                self.emu.counters["wado_bytes"] += sent
+
     def send_error_shape(self, e):
         self.send_json(e.status, {"message": e.message},
                        extra={"x-amzn-ErrorType": e.etype + ERR_SUFFIX})
@@ -1136,17 +1175,36 @@ class Handler(BaseHTTPRequestHandler):
                     with emu.lock:
                         inst = {sop: {"datastoreId": ds, "imageSetId": sid,
                                       "isPrimary": emu.image_sets[sid]["primary"],
-                                      "imports": emu.import_counts.get((ds, sop), 0)}
+                                      "imports": emu.import_counts.get((ds, sop), 0),
+                                      "stored": []}
                                 for (ds, sop), sid in emu.instances.items()}
+                        for r in sorted(emu.store.records.values(), key=lambda r: r["seq"]):
+                            if r["sop"] in inst:
+                                inst[r["sop"]]["stored"].append({
+                                    "imageSetId": r["sid"], "isPrimary": r["primary"],
+                                    "StudyInstanceUID": r["study"],
+                                    "SeriesInstanceUID": r["series"],
+                                    "transferSyntax": r["ts"], "size": r["size"],
+                                    "path": r["file"]})
                     return self.send_json(200, {"instances": inst})
+                if self.command == "GET" and path == "/_emulator/sessions":
+                    return self.send_json(200, {"sessions": emu.ids.session_list()})
                 if self.command == "GET" and path == "/_emulator/jobs":
                     with emu.lock:
                         jobs = [dict(j.props(), clientToken=j.client_token)
                                 for j in emu.jobs.values()]
                     return self.send_json(200, {"jobs": jobs})
                 return self.send_json(200, emu.control(path, body))
+            op, m = None, None
+            for method, rx, name in ROUTES:
+                m = rx.match(path)
+                if m and method == self.command:
+                    op = name
+                    break
+            if op is None and self.command == "GET" and path == "/" and "Action=" in query:
+                op, m = "STS", re.match(r"^/$", path)
             with emu.lock:
-                down = now_ts() < emu.down_until
+                down = now_ts() < emu.down_until and op != "STS"  # STS is another service
                 mode = emu.down_mode
                 if down:
                     emu.counters["down_rejected"] += 1
@@ -1159,21 +1217,23 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             if down:
                 raise ApiError(503, "ServiceUnavailableException", "Service Unavailable")
-            op, m = None, None
-            for method, rx, name in ROUTES:
-                m = rx.match(path)
-                if m and method == self.command:
-                    op = name
-                    break
             if op is None:
                 raise ApiError(404, "UnknownOperationException", "Unknown operation")
             emu.count(op)
+            headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 auth = sigv4_check.verify(self.command, path, query, list(self.headers.items()),
-                                          body, emu.ids.lookup_secret, emu.args.region, SERVICE)
+                                          body, emu.ids.lookup_secret, emu.args.region,
+                                          "sts" if op == "STS" else SERVICE)
             except sigv4_check.SigV4Error as e:
                 with emu.lock:
                     emu.counters["auth_failures"] += 1
+                if op == "STS":
+                    code = {"missing": "MissingAuthenticationToken",
+                            "unknown_key": "InvalidClientTokenId",
+                            "bad_token": "InvalidClientTokenId",
+                            "malformed": "IncompleteSignature"}.get(e.kind, "SignatureDoesNotMatch")
+                    return self.send_bytes(*hi_iam.sts_error(403, code, e.message))
                 etype = {"missing": "MissingAuthenticationTokenException",
                          "unknown_key": "UnrecognizedClientException",
                          "bad_token": "UnrecognizedClientException",
@@ -1181,6 +1241,18 @@ class Handler(BaseHTTPRequestHandler):
                              e.kind, "InvalidSignatureException")
                 raise ApiError(403, etype, e.message)
             key = emu.ids.find(auth["akid"])
+            if emu.ids.is_expired(auth["akid"], key):
+                with emu.lock:
+                    emu.counters["expired_tokens"] += 1
+                if op == "STS":
+                    return self.send_bytes(*hi_iam.sts_error(
+                        403, "ExpiredToken", "The security token included in the request is "
+                        "expired"))
+                raise ApiError(403, "ExpiredTokenException",
+                               "The security token included in the request is expired")
+            if op == "STS":
+                params = hi_iam.parse_params(query, body, headers.get("content-type"))
+                return self.send_bytes(*emu.sts.handle(key, auth["akid"], params))
             emu.check_throttle(op)
             groups = [unquote(g) if g else g for g in m.groups()]
             if op == "StartDICOMImportJob":
@@ -1191,9 +1263,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, emu.op_list_jobs(key, groups[0], query))
             if op == "GetDatastore":
                 return self.send_json(200, emu.op_get_datastore(key, groups[0]))
-            status, resp = emu.op_stow(key, groups[0], groups[1],
-                                       {k.lower(): v for k, v in self.headers.items()}, body)
-            return self.send_json(status, resp, ctype="application/dicom+json")
+            if op == "StoreDICOM":
+                status, resp = emu.op_stow(key, groups[0], groups[1], headers, body)
+                return self.send_json(status, resp, ctype="application/dicom+json")
+            try:
+                resp = emu.dicomweb(key, op, groups, query, headers)
+            except hw.DicomWebError as e:
+                raise ApiError(e.status, e.etype, e.message)
+            return self.send_response_obj(resp)
         except ApiError as e:
             return self.send_error_shape(e)
         except Exception as e:  # a bug here must show as a 500, never as a hang
@@ -1253,6 +1330,10 @@ def main():
                     help="StartDICOMImportJob rate limit (0 = off)")
     ap.add_argument("--start-burst", type=float, default=5.0)
     ap.add_argument("--policy-cache-seconds", type=float, default=1.0)
+    ap.add_argument("--data-dir", help="where received instances are kept (default: "
+                    "WATCH_DIR/hi-data, else a new directory under /tmp)")
+    ap.add_argument("--dicom-dic", help="DCMTK dicom.dic for VRs and keywords (default: "
+                    "/usr/share/libdcmtk*/dicom.dic, else a built-in table)")
     ap.add_argument("--watch-dir", help="exit once this directory is gone")
     ap.add_argument("--max-lifetime", type=float, default=0, help="exit after this many s")
     ap.add_argument("--verbose", action="store_true")
@@ -1261,6 +1342,11 @@ def main():
         if not re.fullmatch(r"[0-9a-z]{32}", ds):
             ap.error(f"datastore id {ds} must match [0-9a-z]{{32}}")
     aws_harness_watchdog.start(args.watch_dir, args.max_lifetime)
+    if not args.data_dir:
+        args.data_dir = (os.path.join(args.watch_dir, "hi-data") if args.watch_dir
+                         else tempfile.mkdtemp(prefix="hi-emulator-"))
+    if args.dicom_dic:
+        os.environ["HI_EMULATOR_DICOM_DIC"] = args.dicom_dic
     emu = Emulator(args)
     Handler.emu = emu
     serve(emu, args.port_file)
