@@ -233,6 +233,12 @@ void assoc_handle_ac(struct assoc *a, struct rd *body)
     }
     a->peer_max = ac->ui.has_max_len ? ac->ui.max_len : 0;
     free(ac);
+    if (a->peer_max && a->peer_max < UL_MIN_PDV_PDU) {
+        a->out->err = ERR_UNEXPECTED;
+        assoc_send_abort(a, UL_ABORT_SRC_USER, UL_ABORT_NOT_SPECIFIED,
+                         "peer's maximum PDU length too small to carry a PDV");
+        return;
+    }
     a->st = STA6;
     assoc_arm(a, a->cfg->idle_ms);
     struct logb lb;

@@ -20,8 +20,8 @@ static int send_message(struct assoc *a, uint8_t pctx, bool is_command, const ui
                         size_t n, bool last)
 {
     size_t chunk = n ? n : 1;
-    if (a->peer_max)
-        chunk = a->peer_max > 7 ? a->peer_max - 6 : 1; /* a PDV item's header is 6 bytes */
+    if (a->peer_max) /* >= UL_MIN_PDV_PDU (negotiation refused less) */
+        chunk = a->peer_max - 6; /* a PDV item's header is 6 bytes */
     size_t off = 0;
     if (n == 0 && !last)
         return 0;

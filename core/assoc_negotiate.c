@@ -94,6 +94,13 @@ static bool refuse(struct assoc *a, const struct ul_assoc_rq *rq)
                      "calling AE title not recognized");
         return true;
     }
+    if (rq->ui.has_max_len && rq->ui.max_len != 0 && rq->ui.max_len < UL_MIN_PDV_PDU) {
+        /* PS3.8 D.1: a P-DATA-TF of that length cannot hold one PDV (6 bytes of header and at
+         * least one of data): nothing could ever be sent within it */
+        assoc_reject(a, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_NO_REASON,
+                     "maximum PDU length too small to carry a PDV");
+        return true;
+    }
     if (a->ctx->draining) {
         assoc_reject(a, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_CONGESTION, "shutting down");
         return true;

@@ -72,6 +72,7 @@ enum ul_pctx_result {
 };
 
 #define UL_HDR_LEN 6
+#define UL_MIN_PDV_PDU 7 /* smallest P-DATA-TF body that holds a PDV: 4+1+1 header, 1 data */
 #define UL_PRE_ASSOC_MAX (64u * 1024u) /* cap on any PDU body before acceptance */
 #define UL_MAX_PCTX 128                 /* PS3.8: odd IDs 1..255 */
 #define UL_MAX_TS 64                    /* transfer syntaxes kept per context; more are glitches */

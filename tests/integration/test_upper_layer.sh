@@ -18,7 +18,7 @@ H=$(port)
 cat >"$T/core.json" <<JSON
 { "ae_title": "DICOM_CORE", "listen": "127.0.0.1:$P", "http_listen": "127.0.0.1:$H",
   "spool_dir": "$T/spool", "min_free_bytes": 0, "artim_ms": 1000, "idle_ms": 4000, "max_associations": 8,
-  "max_pdu": 65536, "backend": { "type": "file", "dir": "$T/store" } }
+  "preassoc_max": 64, "preassoc_per_source": 8, "max_pdu": 65536, "backend": { "type": "file", "dir": "$T/store" } }
 JSON
 "$build/core/dicom-core" --config "$T/core.json" 2>"$T/core.log" &
 pid=$!

@@ -750,6 +750,20 @@ def responses_respect_peer_max_pdu_length(h, port, called):
             raise AssertionError(f"max {max_len}: reassembled response {cmd!r}")
 
 
+@case
+def max_pdu_length_too_small_for_a_pdv_is_refused(h, port, called):
+    """PS3.8 D.1: a maximum length under 7 cannot hold one PDV (6 bytes of header, 1 of data):
+    the association is refused (A-ASSOCIATE-RJ permanent, service-user, no reason) instead of
+    being accepted and then sent PDUs longer than the peer allows."""
+    for max_len in (1, 6):
+        p = Peer(h, port)
+        p.send(assoc_rq(called, max_len=max_len))
+        expect_reject(p, 1, 1, 1, f"maximum length {max_len}")
+        p.close()
+    p, _ = associate(h, port, called, max_len=7)  # the smallest that works
+    p.close()
+
+
 # ---- DIMSE-level cases (PS3.7 9.1.1 / C.4): each answered with a status, the association goes on
 
 MR_STORAGE = b"1.2.840.10008.5.1.4.1.1.4"
@@ -867,6 +881,41 @@ def pdata_with_no_pdv(h, port, called):
     r = p.recv_pdu(timeout=2)
     if r is None or r[0] != 0x07:
         raise AssertionError(f"empty P-DATA-TF answered with {r!r} within 2 s, want A-ABORT")
+
+
+@case
+def idle_flood_from_one_source_does_not_starve_others(h, port, called):
+    """Connections that never send an A-ASSOCIATE-RQ hold pre-association slots, at most
+    preassoc_per_source (8 in the integration test) from one address: 40 from 127.0.0.2 leave at
+    least 32 closed at once, and meanwhile a client from 127.0.0.1 is associated and served."""
+    flood = []
+    try:
+        for _ in range(40):
+            flood.append(socket.create_connection((h, port), timeout=5,
+                                                  source_address=("127.0.0.2", 0)))
+        time.sleep(0.3)
+        closed = 0
+        for s in flood:
+            s.settimeout(0.05)
+            try:
+                if s.recv(1) == b"":
+                    closed += 1
+            except socket.timeout:
+                pass
+            except (ConnectionResetError, BrokenPipeError):
+                closed += 1
+        if closed < 32:
+            raise AssertionError(f"only {closed} of 40 idle connections from one source closed")
+        p, _ = associate(h, port, called)
+        p.send(pdata(1, 3, command(0x0030, 41, VERIFICATION)))
+        r = p.recv_pdu()
+        st = dimse_status(r[1]) if r and r[0] == 0x04 else None
+        if st != 0:
+            raise AssertionError(f"C-ECHO during the flood: status {st!r}")
+        p.close()
+    finally:
+        for s in flood:
+            s.close()
 
 
 def _expect_status(h, port, called, pdus, want, what):
