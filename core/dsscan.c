@@ -148,32 +148,36 @@ static char *uid_field(struct ds_uids *u, unsigned which)
     return f[which & 3];
 }
 
-/* PS3.5 6.2 Table 6.2-1, every VR: whether its header has the 2 reserved bytes and a 32-bit
- * length (7.1.2), and the size of one value for fixed-size binary VRs (else 1). */
-static const struct {
-    char name[2];
-    uint8_t long_form, unit;
-} vrs[] = {
-    {"AE", 0, 1}, {"AS", 0, 1}, {"AT", 0, 4}, {"CS", 0, 1}, {"DA", 0, 1}, {"DS", 0, 1},
-    {"DT", 0, 1}, {"FD", 0, 8}, {"FL", 0, 4}, {"IS", 0, 1}, {"LO", 0, 1}, {"LT", 0, 1},
-    {"OB", 1, 1}, {"OD", 1, 8}, {"OF", 1, 4}, {"OL", 1, 4}, {"OV", 1, 8}, {"OW", 1, 2},
-    {"PN", 0, 1}, {"SH", 0, 1}, {"SL", 0, 4}, {"SQ", 1, 1}, {"SS", 0, 2}, {"ST", 0, 1},
-    {"SV", 1, 8}, {"TM", 0, 1}, {"UC", 1, 1}, {"UI", 0, 1}, {"UL", 0, 4}, {"UN", 1, 1},
-    {"UR", 1, 1}, {"US", 0, 2}, {"UT", 1, 1}, {"UV", 1, 8},
+/* PS3.5 6.2 Table 6.2-1, every VR, indexed by its two letters: V_KNOWN, V_LONG for a header
+ * with 2 reserved bytes and a 32-bit length (7.1.2), and in the low bits the size of one value
+ * for fixed-size binary VRs (else 1). */
+#define V_KNOWN 0x80u
+#define V_LONG 0x40u
+#define VI(a, b) (((a) - 'A') * 26 + ((b) - 'A'))
+static const uint8_t vr_info[26 * 26] = {
+    [VI('A', 'E')] = V_KNOWN | 1, [VI('A', 'S')] = V_KNOWN | 1, [VI('A', 'T')] = V_KNOWN | 4,
+    [VI('C', 'S')] = V_KNOWN | 1, [VI('D', 'A')] = V_KNOWN | 1, [VI('D', 'S')] = V_KNOWN | 1,
+    [VI('D', 'T')] = V_KNOWN | 1, [VI('F', 'D')] = V_KNOWN | 8, [VI('F', 'L')] = V_KNOWN | 4,
+    [VI('I', 'S')] = V_KNOWN | 1, [VI('L', 'O')] = V_KNOWN | 1, [VI('L', 'T')] = V_KNOWN | 1,
+    [VI('O', 'B')] = V_KNOWN | V_LONG | 1, [VI('O', 'D')] = V_KNOWN | V_LONG | 8,
+    [VI('O', 'F')] = V_KNOWN | V_LONG | 4, [VI('O', 'L')] = V_KNOWN | V_LONG | 4,
+    [VI('O', 'V')] = V_KNOWN | V_LONG | 8, [VI('O', 'W')] = V_KNOWN | V_LONG | 2,
+    [VI('P', 'N')] = V_KNOWN | 1, [VI('S', 'H')] = V_KNOWN | 1, [VI('S', 'L')] = V_KNOWN | 4,
+    [VI('S', 'Q')] = V_KNOWN | V_LONG | 1, [VI('S', 'S')] = V_KNOWN | 2,
+    [VI('S', 'T')] = V_KNOWN | 1, [VI('S', 'V')] = V_KNOWN | V_LONG | 8,
+    [VI('T', 'M')] = V_KNOWN | 1, [VI('U', 'C')] = V_KNOWN | V_LONG | 1,
+    [VI('U', 'I')] = V_KNOWN | 1, [VI('U', 'L')] = V_KNOWN | 4,
+    [VI('U', 'N')] = V_KNOWN | V_LONG | 1, [VI('U', 'R')] = V_KNOWN | V_LONG | 1,
+    [VI('U', 'S')] = V_KNOWN | 2, [VI('U', 'T')] = V_KNOWN | V_LONG | 1,
+    [VI('U', 'V')] = V_KNOWN | V_LONG | 8,
 };
 
-static bool vr_known(uint16_t vr, bool *long_form, unsigned *unit)
+/* The VR's vr_info byte, 0 for anything that is not a VR. */
+static unsigned vr_lookup(uint8_t a, uint8_t b)
 {
-    *long_form = false;
-    *unit = 1;
-    for (size_t i = 0; i < ARRAY_LEN(vrs); i++) {
-        if (VR(vrs[i].name[0], vrs[i].name[1]) == vr) {
-            *long_form = vrs[i].long_form;
-            *unit = vrs[i].unit;
-            return true;
-        }
-    }
-    return false;
+    if (a < 'A' || a > 'Z' || b < 'A' || b > 'Z')
+        return 0;
+    return vr_info[VI(a, b)];
 }
 
 static uint16_t le16(const uint8_t *b)
@@ -468,12 +472,11 @@ static int on_header_bytes(struct ds_scan *s)
         return 0;
     }
     if (s->hdr_have == 6) { /* explicit VR: the VR decides the header's length */
-        bool long_form;
-        unsigned unit;
-        if (!vr_known(VR(h[4], h[5]), &long_form, &unit))
+        unsigned info = vr_lookup(h[4], h[5]);
+        if (!info)
             return fail_hdr(s, ERR_MALFORMED, "invalid VR");
-        s->hdr_need = long_form ? 12 : 8;
-        s->vr_unit = (uint8_t)unit;
+        s->hdr_need = (info & V_LONG) ? 12 : 8;
+        s->vr_unit = (uint8_t)(info & 0x0F);
         return 0;
     }
     /* the whole header is in: it must end inside whatever holds it */
@@ -504,6 +507,19 @@ static int scan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
         int rc = 0;
         switch (s->st) {
         case ST_HDR: {
+            if (s->hdr_have == 0 && left >= 12) {
+                /* the whole header is here (no header is longer): take its stages at once */
+                memcpy(s->hdr, p + pos, 12);
+                do {
+                    size_t k = (size_t)(s->hdr_need - s->hdr_have);
+                    s->hdr_have = s->hdr_need;
+                    pos += k;
+                    s->pos += k;
+                    rc = on_header_bytes(s);
+                } while (rc == 0 && s->st == ST_HDR && s->hdr_have > 0 &&
+                         s->hdr_have < s->hdr_need);
+                break;
+            }
             size_t k = (size_t)(s->hdr_need - s->hdr_have);
             if (k > left)
                 k = left;
