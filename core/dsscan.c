@@ -21,7 +21,8 @@
  *     table item (A.4);
  *   - a dataset that ends inside an element, an open sequence or encapsulated pixel data; bytes
  *     after the last element (a partial header or garbage after Pixel Data shows as that);
- *   - deflated: a bad or unfinished deflate stream; bytes after it other than one NUL pad (A.5);
+ *   - deflated: a bad or unfinished deflate stream; bytes after it other than one NUL pad (A.5)
+ *     (or a gzip trailer, below);
  *   - nesting deeper than DS_MAX_DEPTH, inflated data over the cap (ERR_LIMIT);
  *   - top-level identifying UIDs that are not UIDs (9.1) or longer than 64 characters.
  * Tolerated and counted as glitches (DCMTK and pydicom read all of them; modalities send them):
@@ -31,7 +32,8 @@
  *   - private groups 0001, 0003, 0005, 0007 (7.8.1);
  *   - encapsulated Pixel Data with VR OW or UN (A.4 says OB); an offset table whose length is not
  *     a multiple of 4 (A.4);
- *   - identifying UIDs padded with spaces (6.2 wants NUL).
+ *   - identifying UIDs padded with spaces (6.2 wants NUL);
+ *   - after the deflate stream, a gzip trailer that matches the plaintext (CRC-32 and length).
  * Not checked: values (values are skipped); in implicit VR, and for UN of defined length, the
  * inside of a defined-length value (without a data dictionary a sequence is indistinguishable
  * from any other value). */
@@ -124,7 +126,10 @@ struct ds_scan {
     bool deflated;
     bool z_ready;
     bool z_end;
-    uint8_t z_trail; /* bytes seen after the end of the deflate stream */
+    uint8_t z_trail;    /* bytes seen after the end of the deflate stream, */
+    uint8_t z_tail[9];  /* the first of them */
+    uint32_t z_crc;     /* CRC-32 of the plaintext, to recognise a gzip trailer */
+    bool z_judged;      /* finish accepted what follows the stream */
     uint64_t inflated;
     uint64_t inflate_cap;
     uint8_t *zout;
@@ -579,15 +584,33 @@ static int end_of_plain(struct ds_scan *s)
     return fail(s, ERR_TRUNCATED, "dataset ends inside a sequence");
 }
 
-/* Bytes after the end of the deflate stream: one NUL pad is allowed (PS3.5 A.5). */
+/* Bytes after the end of the deflate stream are kept (up to 9) and judged at the end, by
+ * tail_ok(); more than that cannot be anything we accept. */
 static int after_deflate(struct ds_scan *s, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (p[i] != 0 || s->z_trail > 0)
+        if (s->z_trail == sizeof(s->z_tail))
             return fail(s, ERR_MALFORMED, "bytes after the end of the deflate stream");
-        s->z_trail++;
+        s->z_tail[s->z_trail++] = p[i];
     }
     return 0;
+}
+
+/* What may follow the deflate stream: nothing, or one NUL pad (PS3.5 A.5); or -- a glitch --
+ * a gzip trailer (CRC-32 and length of the plaintext, RFC 1952) that some encoders leave, then
+ * perhaps the pad. DCMTK and pydicom ignore whatever follows the stream; we take only these. */
+static bool tail_ok(struct ds_scan *s)
+{
+    const uint8_t *t = s->z_tail;
+    size_t n = s->z_trail;
+    if (n > 0 && n != 8 && t[n - 1] == 0)
+        n--; /* the pad */
+    if (n == 0)
+        return true;
+    if (n != 8 || le32(t) != s->z_crc || le32(t + 4) != (uint32_t)s->inflated)
+        return false;
+    glitch(s, "gzip trailer after the deflate stream");
+    return true;
 }
 
 /* Inflate the next compressed bytes and walk the plaintext. The plaintext that zlib produces
@@ -611,6 +634,7 @@ static int scan_deflated(struct ds_scan *s, const uint8_t *p, size_t n)
             if (capped)
                 got = (size_t)(s->inflate_cap - s->inflated);
             s->inflated += got;
+            s->z_crc = (uint32_t)crc32(s->z_crc, s->zout, (uInt)got);
             int rc = scan_plain(s, s->zout, got);
             if (rc < 0)
                 return rc;
@@ -696,10 +720,12 @@ int ds_scan_finish(struct ds_scan *s)
     if (s->st == ST_ERR)
         return s->err;
     if (s->deflated) {
-        if (!s->z_end) {
-            s->hdr_pos = s->pos;
+        s->hdr_pos = s->pos;
+        if (!s->z_end)
             return fail(s, ERR_TRUNCATED, "deflate stream ends early");
-        }
+        if (!s->z_judged && !tail_ok(s))
+            return fail(s, ERR_MALFORMED, "bytes after the end of the deflate stream");
+        s->z_judged = true; /* finish is idempotent: count the glitch once */
         return 1; /* the plaintext's end was judged when the stream ended */
     }
     return end_of_plain(s);

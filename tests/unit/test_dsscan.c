@@ -1181,25 +1181,60 @@ Test(dsscan, deflate_stream_cut_anywhere_is_truncated)
     free(d.p);
 }
 
-Test(dsscan, after_the_deflate_stream_one_nul_pad_is_allowed_and_nothing_else)
+Test(dsscan, after_the_deflate_stream_a_nul_pad_or_a_gzip_trailer_and_nothing_else)
 {
     struct enc e = build_plain(false);
     struct enc d = deflate_of(e.p, e.len);
     size_t n = d.len;
-    put(&d, "\0", 1);
-    struct verdict v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
-    cr_assert_eq(v.rc, 1, "%s", v.reason);
+    uLong crc = crc32(0, e.p, (uInt)e.len);
+    uint8_t gz[9]; /* RFC 1952 trailer: CRC-32 and length, little-endian; then a NUL pad */
+    for (int i = 0; i < 4; i++) {
+        gz[i] = (uint8_t)(crc >> (8 * i));
+        gz[4 + i] = (uint8_t)(e.len >> (8 * i));
+    }
+    gz[8] = 0;
     static const struct {
         const char *b;
         size_t n;
-    } tails[] = {{"\0\0", 2}, {"x", 1}, {"\0garbage", 8}, {"\xff\xff\xff\xff", 4}};
+        int rc;
+        uint32_t glitches;
+    } tails[] = {
+        {"", 0, 1, 0},
+        {"\0", 1, 1, 0},
+        {"GZIP", 8, 1, 1},
+        {"GZIP", 9, 1, 1},
+        {"\0\0", 2, ERR_MALFORMED, 0},
+        {"x", 1, ERR_MALFORMED, 0},
+        {"\0garbage", 8, ERR_MALFORMED, 0},
+        {"\xff\xff\xff\xff", 4, ERR_MALFORMED, 0},
+        {"\0\0\0\0\0\0\0\0\0\0", 10, ERR_MALFORMED, 0},
+        {"BADCRC", 8, ERR_MALFORMED, 0},
+    };
     for (size_t i = 0; i < ARRAY_LEN(tails); i++) {
         d.len = n;
-        put(&d, tails[i].b, tails[i].n);
-        v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
-        cr_assert_eq(v.rc, ERR_MALFORMED, "tail %zu", i);
-        cr_assert_str_eq(v.reason, "bytes after the end of the deflate stream");
+        if (strcmp(tails[i].b, "GZIP") == 0) {
+            put(&d, gz, tails[i].n);
+        } else if (strcmp(tails[i].b, "BADCRC") == 0) {
+            gz[0] ^= 1;
+            put(&d, gz, 8);
+            gz[0] ^= 1;
+        } else {
+            put(&d, tails[i].b, tails[i].n);
+        }
+        struct verdict v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
+        cr_assert_eq(v.rc, tails[i].rc, "tail %zu: %s", i, v.reason);
+        cr_assert_eq(v.glitches, tails[i].glitches, "tail %zu", i);
+        if (v.rc < 0)
+            cr_assert_str_eq(v.reason, "bytes after the end of the deflate stream");
     }
+    /* more than a trailer's worth is refused as it arrives, without waiting for the end */
+    d.len = n;
+    uint8_t ff[4096];
+    memset(ff, 0xFF, sizeof(ff));
+    put(&d, ff, sizeof(ff));
+    struct ds_scan *s = ds_scan_new(DS_DEFLATED_LE);
+    cr_assert_eq(feed_copy(s, d.p, d.len), ERR_MALFORMED);
+    ds_scan_free(s);
     free(e.p);
     free(d.p);
 }
