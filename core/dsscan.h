@@ -60,19 +60,22 @@ void ds_scan_set_inflate_cap(struct ds_scan *s, uint64_t cap);
 /* Feed the next n bytes of the dataset (borrowed for the call only). Every byte of the dataset
  * must be fed, then ds_scan_finish() called. Returns 0 (well-formed so far: keep feeding) or, at
  * the first byte that proves the dataset is not well-formed, ERR_MALFORMED, ERR_LIMIT (nesting
- * deeper than DS_MAX_DEPTH, inflated data over the cap) or ERR_NOMEM (zlib); the error is
- * sticky and ds_scan_error() says why. Never returns 1 (earlier versions did once the UIDs were
+ * deeper than DS_MAX_DEPTH, inflated data over the cap), ERR_TRUNCATED (deflated: the stream
+ * ended inside the dataset) or ERR_NOMEM (zlib); the error is sticky and ds_scan_error() says
+ * why. Never returns 1 (earlier versions did once the UIDs were
  * found; a caller that stops feeding on 1 still feeds everything). The verdict, the reason, the
  * offset and the UIDs do not depend on how the bytes were chunked. */
 MUST_CHECK int ds_scan_feed(struct ds_scan *s, const uint8_t *p, size_t n);
 
 /* Call when the dataset ended (last fragment). Returns 1 if the whole dataset was well-formed:
  * it ended cleanly after a complete top-level element (or was empty), every sequence and item
- * closed, and -- deflated -- the deflate stream ended, followed by at most one NUL pad byte.
+ * closed, and -- deflated -- the deflate stream ended, followed by at most one NUL pad byte (or
+ * by a gzip trailer that matches the data, a glitch).
  * Otherwise a negative code: the stored error of a feed, or ERR_TRUNCATED (it ended inside an
  * element header or value, inside a sequence or encapsulated pixel data, or before the end of
  * the deflate stream), or ERR_MALFORMED (an incomplete header after the last element: trailing
- * bytes). Idempotent. UIDs may still be missing when it returns 1: the caller decides. */
+ * bytes, or bytes after the deflate stream). Idempotent. UIDs may still be missing when it
+ * returns 1: the caller decides. */
 MUST_CHECK int ds_scan_finish(struct ds_scan *s);
 
 /* Why the scan failed: a static string of at most DS_REASON_MAX ASCII characters, fit for the
