@@ -50,6 +50,17 @@ static void put(struct enc *e, const void *b, size_t n)
     e->len += n;
 }
 
+/* n copies of byte b: garbage, or a run of zeros */
+static void put_fill(struct enc *e, uint8_t b, size_t n)
+{
+    uint8_t chunk[256];
+    memset(chunk, b, sizeof(chunk));
+    for (size_t k; n > 0; n -= k) {
+        k = n < sizeof(chunk) ? n : sizeof(chunk);
+        put(e, chunk, k);
+    }
+}
+
 static void mark(struct enc *e)
 {
     cr_assert_lt(e->ncuts, ARRAY_LEN(e->cuts));
@@ -581,9 +592,7 @@ Test(dsscan, four_kib_of_ff_after_encapsulated_pixel_data_is_refused)
 {
     struct enc e = build_rich(false);
     size_t valid = e.len;
-    uint8_t ff[4096];
-    memset(ff, 0xFF, sizeof(ff));
-    put(&e, ff, sizeof(ff));
+    put_fill(&e, 0xFF, 4096);
     struct verdict v = scan_all_ways(DS_EXPLICIT_LE, e.p, e.len);
     cr_assert_eq(v.rc, ERR_MALFORMED);
     cr_assert_str_eq(v.reason, JUNK);
@@ -613,9 +622,7 @@ Test(dsscan, any_bytes_after_the_last_element_are_refused_both_vr_encodings)
 Test(dsscan, garbage_after_a_dataset_without_pixel_data_is_refused_too)
 {
     struct enc e = build_plain(false);
-    uint8_t ff[64];
-    memset(ff, 0xFF, sizeof(ff));
-    put(&e, ff, sizeof(ff));
+    put_fill(&e, 0xFF, 64);
     expect_fail(DS_EXPLICIT_LE, &e, ERR_MALFORMED, "invalid tag group FFFF");
     free(e.p);
     e = build_plain(true);
@@ -1147,24 +1154,25 @@ Test(dsscan, deflated_dataset_is_walked_in_any_chunking)
 Test(dsscan, deflated_plaintext_errors_are_the_plain_ones)
 {
     struct enc e = build_rich(false);
-    uint8_t ff[4096];
-    memset(ff, 0xFF, sizeof(ff));
-    put(&e, ff, sizeof(ff));
-    struct enc d = deflate_of(e.p, e.len);
-    struct verdict v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
-    cr_assert_eq(v.rc, ERR_MALFORMED);
-    cr_assert_str_eq(v.reason, JUNK);
-    free(d.p);
-    d = deflate_of(e.p, e.len - sizeof(ff) - 3); /* the plaintext is cut */
-    v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
-    cr_assert_eq(v.rc, ERR_TRUNCATED);
-    cr_assert_str_eq(v.reason, "dataset ends inside an element header");
-    free(d.p);
-    d = deflate_of(e.p, e.len - sizeof(ff) - 8); /* ... before its sequence delimiter */
-    v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
-    cr_assert_eq(v.rc, ERR_TRUNCATED);
-    cr_assert_str_eq(v.reason, "dataset ends inside encapsulated pixel data");
-    free(d.p);
+    size_t valid = e.len;
+    put_fill(&e, 0xFF, 4096);
+    static const struct {
+        size_t cut; /* bytes short of the valid dataset; SIZE_MAX: the garbage too */
+        int rc;
+        const char *why;
+    } cases[] = {
+        {SIZE_MAX, ERR_MALFORMED, JUNK},
+        {3, ERR_TRUNCATED, "dataset ends inside an element header"},
+        {8, ERR_TRUNCATED, "dataset ends inside encapsulated pixel data"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        size_t n = cases[i].cut == SIZE_MAX ? e.len : valid - cases[i].cut;
+        struct enc d = deflate_of(e.p, n);
+        struct verdict v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
+        cr_assert_eq(v.rc, cases[i].rc, "case %zu", i);
+        cr_assert_str_eq(v.reason, cases[i].why);
+        free(d.p);
+    }
     free(e.p);
 }
 
@@ -1229,9 +1237,7 @@ Test(dsscan, after_the_deflate_stream_a_nul_pad_or_a_gzip_trailer_and_nothing_el
     }
     /* more than a trailer's worth is refused as it arrives, without waiting for the end */
     d.len = n;
-    uint8_t ff[4096];
-    memset(ff, 0xFF, sizeof(ff));
-    put(&d, ff, sizeof(ff));
+    put_fill(&d, 0xFF, 4096);
     struct ds_scan *s = ds_scan_new(DS_DEFLATED_LE);
     cr_assert_eq(feed_copy(s, d.p, d.len), ERR_MALFORMED);
     ds_scan_free(s);
@@ -1347,7 +1353,9 @@ struct object {
     char inst[80], study[80], series[80];
     uint8_t *file;
     size_t file_len;
-    size_t ds_off; /* the dataset starts after the preamble and the File Meta group */
+    const uint8_t *ds; /* the dataset: after the preamble and the File Meta group */
+    size_t ds_len;
+    enum ds_encoding enc;
 };
 
 static char *data_path(const char *name, char *out, size_t cap)
@@ -1406,22 +1414,17 @@ static size_t load_objects(struct object *objs, size_t cap)
         const uint8_t *g = o->file + 140;
         uint32_t glen = (uint32_t)g[0] | (uint32_t)g[1] << 8 | (uint32_t)g[2] << 16 |
                         (uint32_t)g[3] << 24;
-        o->ds_off = 144 + glen;
-        cr_assert_lt(o->ds_off, o->file_len);
+        cr_assert_lt(144 + (size_t)glen, o->file_len);
+        o->ds = o->file + 144 + glen;
+        o->ds_len = o->file_len - 144 - glen;
+        o->enc = strcmp(o->ts, "1.2.840.10008.1.2") == 0        ? DS_IMPLICIT_LE
+                 : strcmp(o->ts, "1.2.840.10008.1.2.1.99") == 0 ? DS_DEFLATED_LE
+                                                                : DS_EXPLICIT_LE;
         n++;
     }
     fclose(f);
     cr_assert_gt(n, 8);
     return n;
-}
-
-static enum ds_encoding object_enc(const struct object *o)
-{
-    if (strcmp(o->ts, "1.2.840.10008.1.2") == 0)
-        return DS_IMPLICIT_LE;
-    if (strcmp(o->ts, "1.2.840.10008.1.2.1.99") == 0)
-        return DS_DEFLATED_LE;
-    return DS_EXPLICIT_LE;
 }
 
 static void free_objects(struct object *objs, size_t n)
@@ -1436,10 +1439,10 @@ Test(dsscan, real_objects_are_well_formed_with_their_uids)
     size_t n = load_objects(objs, ARRAY_LEN(objs));
     for (size_t i = 0; i < n; i++) {
         const struct object *o = &objs[i];
-        const uint8_t *p = o->file + o->ds_off;
-        size_t len = o->file_len - o->ds_off;
+        const uint8_t *p = o->ds;
+        size_t len = o->ds_len;
         for (size_t chunk = 0; chunk <= len; chunk += chunk < 16 ? 1 : 97) {
-            struct verdict v = scan(object_enc(o), p, len, chunk);
+            struct verdict v = scan(o->enc, p, len, chunk);
             cr_assert_eq(v.rc, 1, "%s chunk %zu: %s at %llu", o->name, chunk, v.reason,
                          (unsigned long long)v.off);
             assert_uids(&v.uids, v.uids.sop_class, o->inst, o->study, o->series);
@@ -1447,7 +1450,7 @@ Test(dsscan, real_objects_are_well_formed_with_their_uids)
                                                    ? "1.2.840.10008.5.1.4.1.1.88.33"
                                                    : "1.2.840.10008.5.1.4.1.1.2");
         }
-        struct verdict v = scan(object_enc(o), p, len, 0);
+        struct verdict v = scan(o->enc, p, len, 0);
         bool encapsulated = strstr(o->name, "rle") || strstr(o->name, "jpeg");
         if (strstr(o->name, "sr_") != o->name)
             cr_assert_eq(v.pixel, encapsulated ? DS_PIXEL_ENCAPSULATED : DS_PIXEL_NATIVE, "%s",
@@ -1462,9 +1465,9 @@ Test(dsscan, real_objects_cut_anywhere_are_refused_or_a_shorter_dataset)
     size_t n = load_objects(objs, ARRAY_LEN(objs));
     for (size_t i = 0; i < n; i++) {
         const struct object *o = &objs[i];
-        const uint8_t *p = o->file + o->ds_off;
-        size_t len = o->file_len - o->ds_off;
-        enum ds_encoding enc = object_enc(o);
+        const uint8_t *p = o->ds;
+        size_t len = o->ds_len;
+        enum ds_encoding enc = o->enc;
         size_t clean = 0;
         for (size_t cut = 0; cut < len; cut++) {
             struct verdict v = scan(enc, p, cut, 0);
@@ -1487,16 +1490,14 @@ Test(dsscan, real_objects_with_4kib_of_ff_appended_are_refused)
 {
     struct object objs[32];
     size_t n = load_objects(objs, ARRAY_LEN(objs));
-    uint8_t ff[4096];
-    memset(ff, 0xFF, sizeof(ff));
     for (size_t i = 0; i < n; i++) {
         const struct object *o = &objs[i];
         struct enc e = enc_make(false);
-        put(&e, o->file + o->ds_off, o->file_len - o->ds_off);
-        put(&e, ff, sizeof(ff));
-        struct verdict v = scan_all_ways(object_enc(o), e.p, e.len);
+        put(&e, o->ds, o->ds_len);
+        put_fill(&e, 0xFF, 4096);
+        struct verdict v = scan_all_ways(o->enc, e.p, e.len);
         cr_assert_eq(v.rc, ERR_MALFORMED, "%s", o->name);
-        if (object_enc(o) == DS_DEFLATED_LE)
+        if (o->enc == DS_DEFLATED_LE)
             cr_assert_str_eq(v.reason, "bytes after the end of the deflate stream", "%s", o->name);
         else if (strstr(o->name, "sr_") != o->name)
             cr_assert_str_eq(v.reason, JUNK, "%s", o->name);
