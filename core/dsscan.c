@@ -1,10 +1,44 @@
-/* dsscan: streaming scan of a C-STORE dataset for its four identifying UIDs (PS3.5 section 7).
+/* dsscan: streaming walk of a C-STORE dataset to its last byte (PS3.5 section 7, annex A).
  *
- * The scanner is a byte-driven state machine that never looks back: a header accumulator (up to
- * 12 bytes), a UID value accumulator (up to 65 bytes), a skip counter for every other value and a
- * fixed stack of the undefined-length sequences we are inside. Defined-length values, including
- * defined-length sequences and items, are skipped as opaque bytes: only top-level UIDs count, so
- * nothing inside them matters. */
+ * A byte-driven state machine that never looks back: a header accumulator (up to 12 bytes), a UID
+ * value accumulator (up to 65 bytes), a skip counter for values, and a fixed stack of the
+ * sequences we are inside, each with the absolute end of its value and of its open item when
+ * those have a defined length. Memory is O(DS_MAX_DEPTH), whatever the object.
+ *
+ * Refused (not well-formed; each with its reason string):
+ *   - an unknown VR in explicit VR (PS3.5 6.2, 7.1.2): its length field's size is unknowable;
+ *   - a tag not above the previous one in the same data set or item (7.1: ascending, at most
+ *     once); group 0002 at top level (PS3.10 7.1: File Meta is not part of the data set); group
+ *     FFFF (7.8.1); (FFFE,xxxx) other than item and delimiters (7.5);
+ *   - undefined length except on SQ, on UN (6.2.2: implicit VR LE inside) and on Pixel Data
+ *     (7FE0,0010) as OB, OW or UN (A.4) (7.1.1-7.1.3);
+ *   - items outside a sequence, elements directly in a sequence, delimiters where none is open or
+ *     with a non-zero length, an item delimiter in a defined-length item, a sequence delimiter in
+ *     a defined-length sequence or inside an item (7.5);
+ *   - any element, item or fragment that reaches past the end of its defined-length item or
+ *     sequence, or an undefined-length one not closed inside it (7.5.1-7.5.2);
+ *   - encapsulated pixel data with anything but items of defined length, or without the offset
+ *     table item (A.4);
+ *   - a dataset that ends inside an element, an open sequence or encapsulated pixel data; bytes
+ *     after the last element (a partial header or garbage after Pixel Data shows as that);
+ *   - deflated: a bad or unfinished deflate stream; bytes after it other than one NUL pad (A.5)
+ *     (or a gzip trailer, below);
+ *   - nesting deeper than DS_MAX_DEPTH, inflated data over the cap (ERR_LIMIT);
+ *   - top-level identifying UIDs that are not UIDs (9.1) or longer than 64 characters.
+ * Tolerated and counted as glitches (DCMTK and pydicom read all of them; modalities send them):
+ *   - odd value lengths (7.1.1 wants even), odd fragments (A.4);
+ *   - a length that is not a multiple of a fixed-size VR's value size (6.2);
+ *   - non-zero reserved bytes in a 12-byte explicit VR header (7.1.2);
+ *   - private groups 0001, 0003, 0005, 0007 (7.8.1);
+ *   - encapsulated Pixel Data with VR OW or UN (A.4 says OB); an offset table whose length is not
+ *     a multiple of 4 (A.4);
+ *   - identifying UIDs padded with spaces (6.2 wants NUL);
+ *   - after the deflate stream, a gzip trailer that matches the plaintext (CRC-32 and length).
+ * Not checked: values (values are skipped); in implicit VR, and for UN of defined length, the
+ * inside of a defined-length value (without a data dictionary a sequence is indistinguishable
+ * from any other value).
+ *
+ * (Longer than STYLE's ~600 lines: one state machine, plus this list, which is its contract.) */
 #include "dsscan.h"
 
 #include <stdlib.h>
@@ -14,8 +48,8 @@
 #include <zlib.h>
 
 #define DS_UNDEF 0xFFFFFFFFu
-#define DS_INFLATE_CHUNK 16384u              /* plaintext window for deflated datasets */
-#define DS_INFLATE_CAP (64u * 1024u * 1024u) /* decompression-bomb guard: stop scanning here */
+#define DS_NO_END UINT64_MAX
+#define DS_INFLATE_CHUNK 16384u /* plaintext window for deflated datasets */
 
 #define TAG(g, e) ((uint32_t)(g) << 16 | (uint32_t)(e))
 #define TAG_SOP_CLASS TAG(0x0008, 0x0016)
@@ -29,34 +63,50 @@
 
 #define VR(a, b) ((uint16_t)((unsigned)(a) << 8 | (unsigned)(b)))
 
+#define R_JUNK "bytes after the last element"
+
 enum ds_state {
     ST_HDR,  /* accumulating an element header */
     ST_SKIP, /* skipping the rest of a value */
     ST_UID,  /* accumulating a top-level UID value */
-    ST_DONE, /* finished: later bytes cannot change the result */
-    ST_ERR,  /* sticky failure, s->err holds the code */
+    ST_ERR,  /* sticky failure: s->err and s->reason */
 };
 
 enum ds_frame_kind {
-    FR_SEQ,   /* SQ (or implicit VR element, or UN) of undefined length: items of any length */
-    FR_PIXEL, /* encapsulated pixel data: defined-length fragment items only (PS3.5 A.4) */
+    FR_SEQ,   /* a sequence: items holding data sets */
+    FR_PIXEL, /* encapsulated pixel data: defined-length items only (PS3.5 A.4) */
 };
 
-/* One undefined-length sequence we are inside. in_item: an undefined-length item of it is open. */
+/* One sequence we are inside. Ends are absolute plaintext offsets, DS_NO_END when undefined;
+ * lim and item_lim are the nearest defined end that applies (own or inherited). */
 struct ds_frame {
+    uint64_t seq_end, lim;
+    uint64_t item_end, item_lim;
+    uint64_t item_next; /* the next tag in the open item must be at least this */
     uint8_t kind;
     bool implicit; /* encoding of the elements inside its items */
     bool in_item;
+    bool had_item;
 };
 
 struct ds_scan {
     enum ds_state st;
     int err;
+    const char *reason;
+    uint64_t err_pos;
+    uint32_t glitches;
+    const char *glitch;
     bool top_implicit; /* encoding of the top-level elements */
+
+    uint64_t pos;      /* plaintext bytes consumed */
+    uint64_t hdr_pos;  /* where the current element header began */
+    uint64_t top_next; /* the next top-level tag must be at least this */
+    bool after_last;   /* this header follows a complete top-level Pixel Data (or later) */
 
     /* current element header */
     uint8_t hdr[12];
     uint8_t hdr_have, hdr_need;
+    uint8_t vr_unit; /* explicit VR: size of one value of a fixed-size VR, else 1 */
     uint32_t tag;
 
     uint32_t skip; /* ST_SKIP: bytes of the value left */
@@ -66,6 +116,8 @@ struct ds_scan {
     uint8_t uid_have, uid_need;
     uint8_t uid_which; /* index into the four UIDs, see uid_slot() */
     uint8_t seen;      /* bit per UID: its element appeared at top level */
+    bool uids_final;
+    uint8_t pixel; /* enum ds_pixel */
 
     unsigned depth;
     struct ds_frame stack[DS_MAX_DEPTH];
@@ -76,87 +128,63 @@ struct ds_scan {
     bool deflated;
     bool z_ready;
     bool z_end;
+    uint8_t z_trail;    /* bytes seen after the end of the deflate stream, */
+    uint8_t z_tail[9];  /* the first of them */
+    uint32_t z_crc;     /* CRC-32 of the plaintext, to recognise a gzip trailer */
+    bool z_judged;      /* finish accepted what follows the stream */
     uint64_t inflated;
+    uint64_t inflate_cap;
     uint8_t *zout;
     z_stream z;
 };
 
-/* Which of the four UIDs tag is (0..3), or -1. */
+/* Which of the four UIDs tag is (0..3, the order of struct ds_uids), or -1. */
 static int uid_slot(uint32_t tag)
 {
-    switch (tag) {
-    case TAG_SOP_CLASS:
-        return 0;
-    case TAG_SOP_INSTANCE:
-        return 1;
-    case TAG_STUDY:
-        return 2;
-    case TAG_SERIES:
-        return 3;
-    default:
-        return -1;
+    static const uint32_t tags[4] = {TAG_SOP_CLASS, TAG_SOP_INSTANCE, TAG_STUDY, TAG_SERIES};
+    for (int i = 0; i < 4; i++) {
+        if (tag == tags[i])
+            return i;
     }
+    return -1;
 }
 
 static char *uid_field(struct ds_uids *u, unsigned which)
 {
-    switch (which) {
-    case 0:
-        return u->sop_class;
-    case 1:
-        return u->sop_instance;
-    case 2:
-        return u->study;
-    default:
-        return u->series;
-    }
+    char *const f[4] = {u->sop_class, u->sop_instance, u->study, u->series};
+    return f[which & 3];
 }
 
-/* PS3.5 6.2 Table 6.2-1: every VR. long_form: PS3.5 7.1.2, 2 reserved bytes then a 32-bit len. */
-static bool vr_known(uint16_t vr, bool *long_form)
+/* PS3.5 6.2 Table 6.2-1, every VR, indexed by its two letters: V_KNOWN, V_LONG for a header
+ * with 2 reserved bytes and a 32-bit length (7.1.2), and in the low bits the size of one value
+ * for fixed-size binary VRs (else 1). */
+#define V_KNOWN 0x80u
+#define V_LONG 0x40u
+#define VI(a, b) (((a) - 'A') * 26 + ((b) - 'A'))
+static const uint8_t vr_info[26 * 26] = {
+    [VI('A', 'E')] = V_KNOWN | 1, [VI('A', 'S')] = V_KNOWN | 1, [VI('A', 'T')] = V_KNOWN | 4,
+    [VI('C', 'S')] = V_KNOWN | 1, [VI('D', 'A')] = V_KNOWN | 1, [VI('D', 'S')] = V_KNOWN | 1,
+    [VI('D', 'T')] = V_KNOWN | 1, [VI('F', 'D')] = V_KNOWN | 8, [VI('F', 'L')] = V_KNOWN | 4,
+    [VI('I', 'S')] = V_KNOWN | 1, [VI('L', 'O')] = V_KNOWN | 1, [VI('L', 'T')] = V_KNOWN | 1,
+    [VI('O', 'B')] = V_KNOWN | V_LONG | 1, [VI('O', 'D')] = V_KNOWN | V_LONG | 8,
+    [VI('O', 'F')] = V_KNOWN | V_LONG | 4, [VI('O', 'L')] = V_KNOWN | V_LONG | 4,
+    [VI('O', 'V')] = V_KNOWN | V_LONG | 8, [VI('O', 'W')] = V_KNOWN | V_LONG | 2,
+    [VI('P', 'N')] = V_KNOWN | 1, [VI('S', 'H')] = V_KNOWN | 1, [VI('S', 'L')] = V_KNOWN | 4,
+    [VI('S', 'Q')] = V_KNOWN | V_LONG | 1, [VI('S', 'S')] = V_KNOWN | 2,
+    [VI('S', 'T')] = V_KNOWN | 1, [VI('S', 'V')] = V_KNOWN | V_LONG | 8,
+    [VI('T', 'M')] = V_KNOWN | 1, [VI('U', 'C')] = V_KNOWN | V_LONG | 1,
+    [VI('U', 'I')] = V_KNOWN | 1, [VI('U', 'L')] = V_KNOWN | 4,
+    [VI('U', 'N')] = V_KNOWN | V_LONG | 1, [VI('U', 'R')] = V_KNOWN | V_LONG | 1,
+    [VI('U', 'S')] = V_KNOWN | 2, [VI('U', 'T')] = V_KNOWN | V_LONG | 1,
+    [VI('U', 'V')] = V_KNOWN | V_LONG | 8,
+};
+
+/* The VR's vr_info byte, 0 for anything that is not a VR. */
+static unsigned vr_lookup(uint8_t a, uint8_t b)
 {
-    switch (vr) {
-    case VR('O', 'B'):
-    case VR('O', 'D'):
-    case VR('O', 'F'):
-    case VR('O', 'L'):
-    case VR('O', 'V'):
-    case VR('O', 'W'):
-    case VR('S', 'Q'):
-    case VR('S', 'V'):
-    case VR('U', 'C'):
-    case VR('U', 'N'):
-    case VR('U', 'R'):
-    case VR('U', 'T'):
-    case VR('U', 'V'):
-        *long_form = true;
-        return true;
-    case VR('A', 'E'):
-    case VR('A', 'S'):
-    case VR('A', 'T'):
-    case VR('C', 'S'):
-    case VR('D', 'A'):
-    case VR('D', 'S'):
-    case VR('D', 'T'):
-    case VR('F', 'D'):
-    case VR('F', 'L'):
-    case VR('I', 'S'):
-    case VR('L', 'O'):
-    case VR('L', 'T'):
-    case VR('P', 'N'):
-    case VR('S', 'H'):
-    case VR('S', 'L'):
-    case VR('S', 'S'):
-    case VR('S', 'T'):
-    case VR('T', 'M'):
-    case VR('U', 'I'):
-    case VR('U', 'L'):
-    case VR('U', 'S'):
-        *long_form = false;
-        return true;
-    default:
-        return false;
-    }
+    if (a < 'A' || a > 'Z' || b < 'A' || b > 'Z')
+        return 0;
+    return vr_info[VI(a, b)];
 }
 
 static uint16_t le16(const uint8_t *b)
@@ -169,11 +197,37 @@ static uint32_t le32(const uint8_t *b)
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-static int fail(struct ds_scan *s, int code)
+static int fail(struct ds_scan *s, int code, const char *reason)
 {
+    if (s->st == ST_ERR)
+        return s->err;
     s->st = ST_ERR;
     s->err = code;
+    s->reason = reason;
+    s->err_pos = s->hdr_pos;
     return code;
+}
+
+/* A header-level failure: after the last top-level element (Pixel Data, or anything sorting
+ * after it), whatever follows is trailing bytes, and saying so is more useful than the detail. */
+static int fail_hdr(struct ds_scan *s, int code, const char *reason)
+{
+    if (s->after_last)
+        return fail(s, ERR_MALFORMED, R_JUNK);
+    return fail(s, code, reason);
+}
+
+static void glitch(struct ds_scan *s, const char *what)
+{
+    if (s->glitches == 0)
+        s->glitch = what;
+    if (s->glitches < UINT32_MAX)
+        s->glitches++;
+}
+
+static struct ds_frame *top(struct ds_scan *s)
+{
+    return &s->stack[s->depth - 1];
 }
 
 static bool ctx_implicit(const struct ds_scan *s)
@@ -181,72 +235,122 @@ static bool ctx_implicit(const struct ds_scan *s)
     return s->depth == 0 ? s->top_implicit : s->stack[s->depth - 1].implicit;
 }
 
-static void next_header(struct ds_scan *s)
+/* The nearest defined end that bounds what comes next. */
+static uint64_t cur_limit(const struct ds_scan *s)
 {
+    if (s->depth == 0)
+        return DS_NO_END;
+    const struct ds_frame *f = &s->stack[s->depth - 1];
+    return f->in_item ? f->item_lim : f->lim;
+}
+
+/* Close every defined-length item and sequence whose end we have reached, innermost first, then
+ * start the next header. An undefined-length one still open at an inherited end cannot close. */
+static int next_header(struct ds_scan *s)
+{
+    while (s->depth > 0) {
+        struct ds_frame *f = top(s);
+        if (f->in_item && f->item_end == s->pos) {
+            f->in_item = false;
+        } else if (!f->in_item && f->seq_end == s->pos) {
+            s->depth--;
+        } else {
+            break;
+        }
+    }
     s->st = ST_HDR;
     s->hdr_have = 0;
     s->hdr_need = 4;
+    s->hdr_pos = s->pos;
+    s->after_last = s->depth == 0 && s->top_next > TAG_PIXEL_DATA;
+    if (s->depth > 0 && cur_limit(s) == s->pos)
+        return fail(s, ERR_MALFORMED, "sequence or item not delimited within its parent");
+    return 0;
 }
 
-static void start_skip(struct ds_scan *s, uint32_t len)
+static int start_skip(struct ds_scan *s, uint32_t len)
 {
-    if (len == 0) {
-        next_header(s);
-    } else {
-        s->st = ST_SKIP;
-        s->skip = len;
-    }
+    if (len == 0)
+        return next_header(s);
+    s->st = ST_SKIP;
+    s->skip = len;
+    return 0;
 }
 
-static int push(struct ds_scan *s, enum ds_frame_kind kind, bool implicit)
+/* Enter a sequence whose value starts here; len is its length or DS_UNDEF. */
+static int push(struct ds_scan *s, enum ds_frame_kind kind, bool implicit, uint32_t len)
 {
     if (s->depth >= DS_MAX_DEPTH)
-        return ERR_MALFORMED;
-    s->stack[s->depth].kind = (uint8_t)kind;
-    s->stack[s->depth].implicit = implicit;
-    s->stack[s->depth].in_item = false;
-    s->depth++;
-    next_header(s);
-    return 0;
+        return fail(s, ERR_LIMIT, "sequences nested too deep");
+    uint64_t lim = cur_limit(s);
+    struct ds_frame *f = &s->stack[s->depth++];
+    memset(f, 0, sizeof(*f));
+    f->kind = (uint8_t)kind;
+    f->implicit = implicit;
+    f->seq_end = len == DS_UNDEF ? DS_NO_END : s->pos + len;
+    f->lim = f->seq_end < lim ? f->seq_end : lim;
+    f->item_end = f->item_lim = DS_NO_END;
+    return next_header(s);
 }
 
 /* (FFFE,xxxx) item and delimitation tags: they carry no VR in any syntax (PS3.5 7.5). */
 static int on_item_tag(struct ds_scan *s, uint32_t len)
 {
     if (s->depth == 0)
-        return ERR_MALFORMED; /* unreachable: top-level tags above (0020,000E) end the scan */
-    struct ds_frame *f = &s->stack[s->depth - 1];
+        return fail_hdr(s, ERR_MALFORMED, "item or delimiter outside a sequence");
+    struct ds_frame *f = top(s);
     switch (s->tag) {
     case TAG_ITEM:
         if (f->in_item)
-            return ERR_MALFORMED;
-        if (len != DS_UNDEF) {
-            start_skip(s, len); /* defined-length item or fragment: opaque */
-            return 0;
+            return fail(s, ERR_MALFORMED, "item where an element was expected");
+        if (f->kind == FR_PIXEL) {
+            if (len == DS_UNDEF)
+                return fail(s, ERR_MALFORMED, "pixel data fragment of undefined length");
+            if (len > f->lim - s->pos)
+                return fail(s, ERR_MALFORMED, "pixel data fragment past the end of its item");
+            if (!f->had_item && len % 4 != 0)
+                glitch(s, "offset table length not a multiple of 4");
+            else if (len & 1)
+                glitch(s, "odd value length");
+            f->had_item = true;
+            return start_skip(s, len); /* a fragment's bytes are opaque */
         }
-        if (f->kind == FR_PIXEL)
-            return ERR_MALFORMED; /* PS3.5 A.4: fragments have defined length */
+        f->had_item = true;
         f->in_item = true;
-        next_header(s);
-        return 0;
+        f->item_next = 0;
+        if (len == DS_UNDEF) {
+            f->item_end = DS_NO_END;
+            f->item_lim = f->lim;
+        } else {
+            if (len > f->lim - s->pos)
+                return fail(s, ERR_MALFORMED, "item past the end of its sequence");
+            f->item_end = f->item_lim = s->pos + len;
+        }
+        return next_header(s);
     case TAG_ITEM_DELIM:
-        if (!f->in_item || len != 0)
-            return ERR_MALFORMED;
+        if (len != 0)
+            return fail(s, ERR_MALFORMED, "delimiter with a non-zero length");
+        if (!f->in_item)
+            return fail(s, ERR_MALFORMED, "item delimiter outside an item");
+        if (f->item_end != DS_NO_END)
+            return fail(s, ERR_MALFORMED, "item delimiter in a defined-length item");
         f->in_item = false;
-        next_header(s);
-        return 0;
+        return next_header(s);
     case TAG_SEQ_DELIM:
-        if (f->in_item || len != 0)
-            return ERR_MALFORMED;
+        if (len != 0)
+            return fail(s, ERR_MALFORMED, "delimiter with a non-zero length");
+        if (f->in_item)
+            return fail(s, ERR_MALFORMED, "sequence delimiter inside an item");
+        if (f->seq_end != DS_NO_END)
+            return fail(s, ERR_MALFORMED, "sequence delimiter in a defined-length sequence");
+        if (f->kind == FR_PIXEL && !f->had_item)
+            return fail(s, ERR_MALFORMED, "encapsulated pixel data without offset table item");
         s->depth--;
-        next_header(s);
-        return 0;
+        return next_header(s);
     default:
-        return ERR_MALFORMED;
+        return fail(s, ERR_MALFORMED, "(FFFE,xxxx) tag that is not an item or delimiter");
     }
 }
-
-static int on_uid(struct ds_scan *s);
 
 /* PS3.5 9.1 over exactly n bytes (so an embedded NUL is just a bad character). */
 static bool uid_valid_n(const uint8_t *p, size_t n)
@@ -268,124 +372,179 @@ static bool uid_valid_n(const uint8_t *p, size_t n)
     return true;
 }
 
-/* A whole header is in s->hdr: decide what its value is. vr is 0 in implicit VR. */
+/* The value of a top-level UID element is complete. */
+static int on_uid(struct ds_scan *s)
+{
+    size_t n = s->uid_have;
+    bool space = false;
+    while (n > 0 && (s->uid_buf[n - 1] == '\0' || s->uid_buf[n - 1] == ' ')) {
+        space |= s->uid_buf[n - 1] == ' ';
+        n--; /* PS3.5 6.2: UI is padded with a trailing NUL */
+    }
+    if (space)
+        glitch(s, "UID padded with spaces");
+    if (n > 0) {
+        if (!uid_valid_n(s->uid_buf, n))
+            return fail(s, ERR_MALFORMED, "identifying UID is not a valid UID");
+        char *dst = uid_field(&s->uids, s->uid_which);
+        memcpy(dst, s->uid_buf, n);
+        dst[n] = '\0';
+    }
+    s->seen |= (uint8_t)(1u << s->uid_which);
+    if (s->seen == 0x0F)
+        s->uids_final = true;
+    return next_header(s);
+}
+
+/* The tag of an element (not an item) is known: where it stands, and in what order. */
+static int on_element_tag(struct ds_scan *s)
+{
+    uint16_t group = (uint16_t)(s->tag >> 16);
+    uint64_t *next = &s->top_next;
+    if (s->depth > 0) {
+        struct ds_frame *f = top(s);
+        if (f->kind == FR_PIXEL)
+            return fail(s, ERR_MALFORMED, "encapsulated pixel data holds only items");
+        if (!f->in_item)
+            return fail(s, ERR_MALFORMED, "element outside an item in a sequence");
+        next = &f->item_next;
+    }
+    if (s->tag < *next) /* PS3.5 7.1 */
+        return fail_hdr(s, ERR_MALFORMED,
+                        (uint64_t)s->tag + 1 == *next ? "element repeated" : "tags out of order");
+    if (group == 0xFFFF) /* PS3.5 7.8.1; 0xFF fill after the last element shows as this */
+        return fail_hdr(s, ERR_MALFORMED, "invalid tag group FFFF");
+    if (s->depth == 0 && group == 0x0002)
+        return fail_hdr(s, ERR_MALFORMED, "group 0002 (file meta) inside the dataset");
+    if (group == 0x0001 || group == 0x0003 || group == 0x0005 || group == 0x0007)
+        glitch(s, "private group 0001-0007");
+    *next = (uint64_t)s->tag + 1;
+    if (s->depth == 0 && s->tag > TAG_SERIES)
+        s->uids_final = true;
+    return 0;
+}
+
+/* A whole header is in s->hdr and passed its checks: decide what its value is. vr is 0 in
+ * implicit VR (and for the inside of UN of undefined length). */
 static int on_element(struct ds_scan *s, uint16_t vr, uint32_t len)
 {
-    if ((s->tag >> 16) == 0xFFFE)
-        return on_item_tag(s, len);
-    if (s->depth > 0 && !s->stack[s->depth - 1].in_item)
-        return ERR_MALFORMED; /* a sequence holds only items (PS3.5 7.5.1) */
-
+    bool pixel = s->tag == TAG_PIXEL_DATA;
+    if (s->depth == 0 && pixel)
+        s->pixel = len == DS_UNDEF ? DS_PIXEL_ENCAPSULATED : DS_PIXEL_NATIVE;
+    if (len == DS_UNDEF) {
+        if (pixel && (vr == 0 || vr == VR('O', 'B') || vr == VR('O', 'W') || vr == VR('U', 'N'))) {
+            if (vr != 0 && vr != VR('O', 'B'))
+                glitch(s, "encapsulated pixel data not OB");
+            return push(s, FR_PIXEL, false, DS_UNDEF); /* PS3.5 A.4 */
+        }
+        if (s->depth == 0 && uid_slot(s->tag) >= 0)
+            return fail(s, ERR_MALFORMED, "identifying UID too long or not a UID");
+        if (vr == 0)
+            return push(s, FR_SEQ, true, DS_UNDEF); /* implicit VR: undefined length is SQ */
+        if (vr == VR('S', 'Q'))
+            return push(s, FR_SEQ, ctx_implicit(s), DS_UNDEF);
+        if (vr == VR('U', 'N'))
+            return push(s, FR_SEQ, true, DS_UNDEF); /* PS3.5 6.2.2: implicit VR LE inside */
+        return fail_hdr(s, ERR_MALFORMED, "undefined length not allowed for this VR");
+    }
+    if (len & 1)
+        glitch(s, "odd value length");
+    if (len > cur_limit(s) - s->pos)
+        return fail(s, ERR_MALFORMED, "element past the end of its item");
     int slot = s->depth == 0 ? uid_slot(s->tag) : -1;
     if (slot >= 0) {
-        if (vr == VR('S', 'Q') || len > DS_UID_MAX + 1) /* also catches undefined length */
-            return ERR_MALFORMED;
-        /* Two copies of an identifying UID leave the object ambiguous: refuse, don't pick. */
-        if (s->seen & (1u << slot))
-            return ERR_MALFORMED;
+        if (vr == VR('S', 'Q') || len > DS_UID_MAX + 1)
+            return fail(s, ERR_MALFORMED, "identifying UID too long or not a UID");
         s->uid_which = (uint8_t)slot;
         s->uid_have = 0;
         s->uid_need = (uint8_t)len;
         s->st = ST_UID;
         return len == 0 ? on_uid(s) : 0; /* empty: the element is present, the UID absent */
     }
-
-    if (len != DS_UNDEF) {
-        start_skip(s, len); /* defined-length sequences too: nothing inside them counts */
-        return 0;
-    }
-    if (vr == 0)
-        return push(s, FR_SEQ, true); /* implicit VR: undefined length means SQ (PS3.5 7.5) */
-    if (vr == VR('S', 'Q'))
-        return push(s, FR_SEQ, ctx_implicit(s));
-    if (vr == VR('U', 'N'))
-        return push(s, FR_SEQ, true); /* PS3.5 6.2.2 (CP-246): implicit VR LE inside */
-    if (vr == VR('O', 'B') && s->tag == TAG_PIXEL_DATA)
-        return push(s, FR_PIXEL, false); /* PS3.5 A.4 encapsulation */
-    return ERR_MALFORMED;
+    if (vr == VR('S', 'Q') && len > 0)
+        return push(s, FR_SEQ, ctx_implicit(s), len); /* walk its items too */
+    return start_skip(s, len);
 }
 
-/* The value of a top-level UID element is complete. */
-static int on_uid(struct ds_scan *s)
-{
-    size_t n = s->uid_have;
-    while (n > 0 && (s->uid_buf[n - 1] == '\0' || s->uid_buf[n - 1] == ' '))
-        n--; /* PS3.5 6.2: UI is padded with a trailing NUL; tolerate space padding too */
-    if (n > 0) {
-        if (!uid_valid_n(s->uid_buf, n))
-            return ERR_MALFORMED;
-        char *dst = uid_field(&s->uids, s->uid_which);
-        memcpy(dst, s->uid_buf, n);
-        dst[n] = '\0';
-    }
-    s->seen |= (uint8_t)(1u << s->uid_which);
-    if (s->seen == 0x0F) {
-        s->st = ST_DONE;
-        return 1;
-    }
-    next_header(s);
-    return 0;
-}
-
-/* s->hdr holds hdr_need bytes: either extend the header or act on it. Returns 1 when the scan
- * ends here, 0 to go on, <0 on error. */
+/* s->hdr holds hdr_need bytes: either extend the header or act on it. 0 or <0. */
 static int on_header_bytes(struct ds_scan *s)
 {
     const uint8_t *h = s->hdr;
     if (s->hdr_have == 4) {
         s->tag = TAG(le16(h), le16(h + 2));
-        /* PS3.5 7.1: ascending tag order, so nothing after this can be one of ours. */
-        if (s->depth == 0 && s->tag > TAG_SERIES) {
-            s->st = ST_DONE;
-            return 1;
-        }
-        s->hdr_need = ((s->tag >> 16) == 0xFFFE || ctx_implicit(s)) ? 8 : 6;
+        bool item_tag = (s->tag >> 16) == 0xFFFE;
+        if (!item_tag && on_element_tag(s) < 0)
+            return s->err;
+        s->hdr_need = (item_tag || ctx_implicit(s)) ? 8 : 6;
         return 0;
     }
     if (s->hdr_have == 6) { /* explicit VR: the VR decides the header's length */
-        bool long_form = false;
-        if (!vr_known(VR(h[4], h[5]), &long_form))
-            return ERR_MALFORMED;
-        s->hdr_need = long_form ? 12 : 8;
+        unsigned info = vr_lookup(h[4], h[5]);
+        if (!info)
+            return fail_hdr(s, ERR_MALFORMED, "invalid VR");
+        s->hdr_need = (info & V_LONG) ? 12 : 8;
+        s->vr_unit = (uint8_t)(info & 0x0F);
         return 0;
     }
-    if (s->hdr_have == 8 && ((s->tag >> 16) == 0xFFFE || ctx_implicit(s)))
+    /* the whole header is in: it must end inside whatever holds it */
+    if (s->pos > cur_limit(s)) {
+        bool in_seq = s->depth > 0 && !top(s)->in_item;
+        return fail(s, ERR_MALFORMED, in_seq ? "item past the end of its sequence"
+                                             : "element past the end of its item");
+    }
+    if ((s->tag >> 16) == 0xFFFE)
+        return on_item_tag(s, le32(h + 4));
+    if (ctx_implicit(s))
         return on_element(s, 0, le32(h + 4));
-    uint16_t vr = VR(h[4], h[5]);
-    if (s->hdr_have == 8)
-        return on_element(s, vr, le16(h + 6));
-    return on_element(s, vr, le32(h + 8)); /* the 2 reserved bytes are not checked */
+    bool long_form = s->hdr_need == 12;
+    uint32_t len = long_form ? le32(h + 8) : le16(h + 6);
+    if (long_form && (h[6] | h[7]) != 0)
+        glitch(s, "reserved bytes of a header not zero");
+    if (len != DS_UNDEF && len % s->vr_unit != 0 && (len & 1) == 0)
+        glitch(s, "value length not a multiple of its VR's size");
+    return on_element(s, VR(h[4], h[5]), len);
 }
 
-/* The element stream state machine over plaintext. 1 done, 0 need more, <0 error. */
+/* The element stream state machine over plaintext. 0 need more, <0 error. */
 static int scan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
 {
     size_t pos = 0;
     while (pos < n) {
         size_t left = n - pos;
+        int rc = 0;
         switch (s->st) {
         case ST_HDR: {
+            if (s->hdr_have == 0 && left >= 12) {
+                /* the whole header is here (no header is longer): take its stages at once */
+                memcpy(s->hdr, p + pos, 12);
+                do {
+                    size_t k = (size_t)(s->hdr_need - s->hdr_have);
+                    s->hdr_have = s->hdr_need;
+                    pos += k;
+                    s->pos += k;
+                    rc = on_header_bytes(s);
+                } while (rc == 0 && s->st == ST_HDR && s->hdr_have > 0 &&
+                         s->hdr_have < s->hdr_need);
+                break;
+            }
             size_t k = (size_t)(s->hdr_need - s->hdr_have);
             if (k > left)
                 k = left;
             memcpy(s->hdr + s->hdr_have, p + pos, k);
             s->hdr_have = (uint8_t)(s->hdr_have + k);
             pos += k;
-            if (s->hdr_have < s->hdr_need)
-                return 0;
-            int rc = on_header_bytes(s);
-            if (rc < 0)
-                return fail(s, rc);
-            if (rc > 0)
-                return 1;
+            s->pos += k;
+            if (s->hdr_have == s->hdr_need)
+                rc = on_header_bytes(s);
             break;
         }
         case ST_SKIP: {
             size_t k = left < s->skip ? left : s->skip;
             s->skip -= (uint32_t)k;
             pos += k;
+            s->pos += k;
             if (s->skip == 0)
-                next_header(s);
+                rc = next_header(s);
             break;
         }
         case ST_UID: {
@@ -395,30 +554,74 @@ static int scan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
             memcpy(s->uid_buf + s->uid_have, p + pos, k);
             s->uid_have = (uint8_t)(s->uid_have + k);
             pos += k;
-            if (s->uid_have < s->uid_need)
-                return 0;
-            int rc = on_uid(s);
-            if (rc < 0)
-                return fail(s, rc);
-            if (rc > 0)
-                return 1;
+            s->pos += k;
+            if (s->uid_have == s->uid_need)
+                rc = on_uid(s);
             break;
         }
-        case ST_DONE:
-            return 1;
         case ST_ERR:
             return s->err;
         }
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
 
-/* Inflate the next compressed bytes and scan the plaintext until the input is used up or the
- * scan ends. Bytes after the end of the deflate stream are ignored. */
+/* The plaintext ended here: 1 if between two top-level elements, else fail with why. */
+static int end_of_plain(struct ds_scan *s)
+{
+    if (s->st == ST_ERR)
+        return s->err;
+    if (s->st == ST_HDR && s->hdr_have == 0 && s->depth == 0)
+        return 1;
+    if (s->st == ST_HDR && s->after_last)
+        return fail(s, ERR_MALFORMED, R_JUNK);
+    if (s->st == ST_HDR && s->hdr_have > 0)
+        return fail(s, ERR_TRUNCATED, "dataset ends inside an element header");
+    if (s->st != ST_HDR)
+        return fail(s, ERR_TRUNCATED, "dataset ends inside an element value");
+    if (top(s)->kind == FR_PIXEL)
+        return fail(s, ERR_TRUNCATED, "dataset ends inside encapsulated pixel data");
+    return fail(s, ERR_TRUNCATED, "dataset ends inside a sequence");
+}
+
+/* Bytes after the end of the deflate stream are kept (up to 9) and judged at the end, by
+ * tail_ok(); more than that cannot be anything we accept. */
+static int after_deflate(struct ds_scan *s, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s->z_trail == sizeof(s->z_tail))
+            return fail(s, ERR_MALFORMED, "bytes after the end of the deflate stream");
+        s->z_tail[s->z_trail++] = p[i];
+    }
+    return 0;
+}
+
+/* What may follow the deflate stream: nothing, or one NUL pad (PS3.5 A.5); or -- a glitch --
+ * a gzip trailer (CRC-32 and length of the plaintext, RFC 1952) that some encoders leave, then
+ * perhaps the pad. DCMTK and pydicom ignore whatever follows the stream; we take only these. */
+static bool tail_ok(struct ds_scan *s)
+{
+    const uint8_t *t = s->z_tail;
+    size_t n = s->z_trail;
+    if (n > 0 && n != 8 && t[n - 1] == 0)
+        n--; /* the pad */
+    if (n == 0)
+        return true;
+    if (n != 8 || le32(t) != s->z_crc || le32(t + 4) != (uint32_t)s->inflated)
+        return false;
+    glitch(s, "gzip trailer after the deflate stream");
+    return true;
+}
+
+/* Inflate the next compressed bytes and walk the plaintext. The plaintext that zlib produces
+ * before any error is the same whatever the chunking, and it is walked before zlib's verdict
+ * is looked at, so the result does not depend on the chunking. */
 static int scan_deflated(struct ds_scan *s, const uint8_t *p, size_t n)
 {
     if (s->z_end)
-        return 0;
+        return after_deflate(s, p, n);
     /* z_stream counts in uInt; feed in pieces so a huge n cannot wrap it. */
     while (n > 0) {
         uInt piece = n > 0x40000000u ? 0x40000000u : (uInt)n;
@@ -429,28 +632,28 @@ static int scan_deflated(struct ds_scan *s, const uint8_t *p, size_t n)
             s->z.avail_out = DS_INFLATE_CHUNK;
             int zrc = inflate(&s->z, Z_NO_FLUSH);
             size_t got = DS_INFLATE_CHUNK - s->z.avail_out;
-            bool capped = false;
-            if (got > DS_INFLATE_CAP - s->inflated) {
-                got = (size_t)(DS_INFLATE_CAP - s->inflated);
-                capped = true;
-            }
+            bool capped = got > s->inflate_cap - s->inflated;
+            if (capped)
+                got = (size_t)(s->inflate_cap - s->inflated);
             s->inflated += got;
-            /* Scan what came out before judging zrc, so a chunking-independent prefix decides. */
+            s->z_crc = (uint32_t)crc32(s->z_crc, s->zout, (uInt)got);
             int rc = scan_plain(s, s->zout, got);
-            if (rc != 0)
+            if (rc < 0)
                 return rc;
-            if (capped) {
-                s->st = ST_DONE; /* decompression bomb: keep whatever UIDs were found */
-                return 1;
-            }
+            if (capped)
+                return fail(s, ERR_LIMIT, "inflated dataset larger than allowed");
             if (zrc == Z_STREAM_END) {
                 s->z_end = true;
-                return 0;
+                rc = end_of_plain(s);
+                if (rc < 0)
+                    return rc;
+                size_t used = piece - s->z.avail_in;
+                return after_deflate(s, p + used, n - used);
             }
             if (zrc == Z_MEM_ERROR)
-                return fail(s, ERR_NOMEM);
+                return fail(s, ERR_NOMEM, "out of memory");
             if (zrc != Z_OK && zrc != Z_BUF_ERROR)
-                return fail(s, ERR_MALFORMED);
+                return fail(s, ERR_MALFORMED, "bad deflate stream");
             if (s->z.avail_out != 0 || zrc == Z_BUF_ERROR)
                 break; /* input used up (or no progress possible) and no output pending */
         }
@@ -468,7 +671,10 @@ struct ds_scan *ds_scan_new(enum ds_encoding enc)
     if (!s)
         return NULL;
     s->top_implicit = enc == DS_IMPLICIT_LE;
-    next_header(s);
+    s->inflate_cap = DS_INFLATE_CAP;
+    s->reason = "";
+    s->glitch = "";
+    (void)next_header(s);
     if (enc == DS_DEFLATED_LE) {
         s->deflated = true;
         s->zout = malloc(DS_INFLATE_CHUNK);
@@ -496,10 +702,14 @@ void ds_scan_free(struct ds_scan *s)
     free(s);
 }
 
+void ds_scan_set_inflate_cap(struct ds_scan *s, uint64_t cap)
+{
+    if (s->inflated == 0 && s->z.total_in == 0)
+        s->inflate_cap = cap ? cap : DS_INFLATE_CAP;
+}
+
 int ds_scan_feed(struct ds_scan *s, const uint8_t *p, size_t n)
 {
-    if (s->st == ST_DONE)
-        return 1;
     if (s->st == ST_ERR)
         return s->err;
     if (n == 0)
@@ -509,21 +719,53 @@ int ds_scan_feed(struct ds_scan *s, const uint8_t *p, size_t n)
 
 int ds_scan_finish(struct ds_scan *s)
 {
-    if (s->st == ST_DONE)
-        return 1;
     if (s->st == ST_ERR)
         return s->err;
-    if (s->deflated && !s->z_end)
-        return ERR_TRUNCATED; /* the compressed stream itself was cut */
-    /* Clean only between top-level elements; a cut value or open sequence is a cut dataset. */
-    if (s->st != ST_HDR || s->hdr_have != 0 || s->depth != 0)
-        return ERR_TRUNCATED;
-    return 1;
+    if (s->deflated) {
+        s->hdr_pos = s->pos;
+        if (!s->z_end)
+            return fail(s, ERR_TRUNCATED, "deflate stream ends early");
+        if (!s->z_judged && !tail_ok(s))
+            return fail(s, ERR_MALFORMED, "bytes after the end of the deflate stream");
+        s->z_judged = true; /* finish is idempotent: count the glitch once */
+        return 1; /* the plaintext's end was judged when the stream ended */
+    }
+    return end_of_plain(s);
+}
+
+const char *ds_scan_error(const struct ds_scan *s)
+{
+    return s->st == ST_ERR ? s->reason : "";
+}
+
+uint64_t ds_scan_error_offset(const struct ds_scan *s)
+{
+    return s->st == ST_ERR ? s->err_pos : 0;
+}
+
+uint32_t ds_scan_glitches(const struct ds_scan *s)
+{
+    return s->glitches;
+}
+
+const char *ds_scan_glitch(const struct ds_scan *s)
+{
+    return s->glitch;
 }
 
 const struct ds_uids *ds_scan_uids(const struct ds_scan *s)
 {
     return &s->uids;
+}
+
+bool ds_scan_uids_final(const struct ds_scan *s)
+{
+    return s->uids_final;
+}
+
+enum ds_pixel ds_scan_pixel(const struct ds_scan *s)
+{
+    return (enum ds_pixel)s->pixel;
 }
 
 bool ds_uid_valid(const char *s)

@@ -8,6 +8,10 @@
 # that the machine's noise moves far less than the rates). This VM pays heavily the first time
 # a page of page cache is touched, and that cost lands on whichever server happens to grow the
 # cache; so the cases run in ROUNDS alternating rounds and the best figure of each is kept.
+# Each round also runs the disk probe (tests/bench/disk_probe.c): the same objects written by one
+# writer on the same file system with exactly the durable writes a store needs -- (a) new file +
+# fsync + rename + directory fsync, (b) append into a preallocated segment + fdatasync, (c) no
+# sync -- and the end prints dicom-core's durable rate as a fraction of (a) and (b).
 # Usage: [ROUNDS=2] tests/bench/core_vs_storescp.sh [N=1000] [BIG_MB=512]
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +28,12 @@ cleanup() {
 trap cleanup EXIT
 export TCP_NODELAY=1
 [[ -x "$build/core/dicom-core" ]] || { echo "build dicom-core first (cmake --build build)"; exit 1; }
+probe=$build/tests/disk_probe
+if [[ ! -x "$probe" ]]; then # not built with the tree: build it here
+    probe=$T/disk_probe
+    cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -o "$probe" \
+        "$src/tests/bench/disk_probe.c"
+fi
 port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 echo "generating data in $T ..."
@@ -119,6 +129,9 @@ for r in $(seq "$ROUNDS"); do
         run_case "$k" "$r"
         echo "round $r: $(tail -1 "$T/rounds")"
     done
+    mkdir -p "$T/probe"
+    "$probe" --count "$N" "$T/probe" "$T"/small/*.dcm | awk '$1 == "probe"' |
+        tee -a "$T/probe_rounds" | sed "s/^/round $r: /"
 done
 # best of the rounds per server: highest rates, lowest RSS and CPU
 for k in storescp core core-nofsync; do
@@ -140,4 +153,25 @@ for r in "${results[@]:1}"; do
     read -r k a b c _ _ _ <<<"$r"
     printf 'ratio %-13s 1x %.2f   4x %.2f   large %.2f  (vs storescp +B)\n' "$k" \
         "$(echo "$a / $s1" | bc -l)" "$(echo "$b / $s4" | bc -l)" "$(echo "$c / $sb" | bc -l)"
+done
+# the disk probe: best of the rounds per mode, then our durable rates as fractions of it
+echo
+echo "disk probe (same objects, same file system, one writer; best of $ROUNDS):"
+for m in a b c; do
+    awk -v m="$m" '$2 == m && (!n++ || $3 > best) { best = $3; line = $0 } END { print line }' \
+        "$T/probe_rounds"
+done | tee "$T/probe_best"
+pa=$(awk '$2 == "a" { print $3 }' "$T/probe_best")
+pb=$(awk '$2 == "b" { print $3 }' "$T/probe_best")
+pc=$(awk '$2 == "c" { print $3 }' "$T/probe_best")
+for r in "${results[@]:1}"; do
+    read -r k a b _ _ _ _ <<<"$r"
+    if [[ $k == core ]]; then
+        printf 'fraction %-10s 1x %.2f of probe a, %.2f of probe b   4x %.2f of a, %.2f of b\n' \
+            "$k" "$(echo "$a / $pa" | bc -l)" "$(echo "$a / $pb" | bc -l)" \
+            "$(echo "$b / $pa" | bc -l)" "$(echo "$b / $pb" | bc -l)"
+    else
+        printf 'fraction %-10s 1x %.2f of probe c (no sync)   4x %.2f of c\n' "$k" \
+            "$(echo "$a / $pc" | bc -l)" "$(echo "$b / $pc" | bc -l)"
+    fi
 done

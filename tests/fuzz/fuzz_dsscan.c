@@ -1,8 +1,9 @@
 /* libFuzzer target for core/dsscan.
- * Input: byte 0 picks the encoding (mod 3), byte 1 seeds the chunking, the rest is the dataset.
- * The dataset is fed once in chunks derived from byte 1 (each chunk an exact-size heap copy, so
- * ASan catches any over-read) and once whole; both runs must agree on the result and the UIDs,
- * and any UID reported must be valid. */
+ * Input: byte 0 picks the encoding (mod 3) and, above that, a small inflate cap (0 = default);
+ * byte 1 seeds the chunking; the rest is the dataset. The dataset is fed once in chunks derived
+ * from byte 1 (each chunk an exact-size heap copy, so ASan catches any over-read) and once whole;
+ * both runs must give the same verdict: result, reason, offset, glitch count, UIDs. Every reason
+ * must fit an Error Comment, and any UID reported must be valid. */
 #include "dsscan.h"
 
 #include <stdlib.h>
@@ -12,6 +13,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct outcome {
     int rc;
+    const char *reason;
+    uint64_t off;
+    uint32_t glitches;
+    bool final;
+    enum ds_pixel pixel;
     struct ds_uids uids;
 };
 
@@ -29,13 +35,15 @@ static void check_uid(const char *u)
         __builtin_trap();
 }
 
-static struct outcome run(enum ds_encoding enc, const uint8_t *p, size_t n, uint8_t seed,
-                          bool whole)
+static struct outcome run(uint8_t mode, const uint8_t *p, size_t n, uint8_t seed, bool whole)
 {
     struct outcome o;
-    struct ds_scan *s = ds_scan_new(enc);
+    struct ds_scan *s = ds_scan_new((enum ds_encoding)(mode % 3));
     if (!s)
         abort();
+    unsigned capsel = mode / 3u; /* 0: default; else 64 bytes << (0..84): tiny caps get hit */
+    if (capsel > 0)
+        ds_scan_set_inflate_cap(s, (uint64_t)64 << (capsel % 24));
     /* seed: low 2 bits choose the largest chunk (1, 16, 512, 64 Ki), the rest seeds the sizes */
     static const size_t maxes[4] = {1, 16, 512, 65536};
     size_t max = maxes[seed & 3];
@@ -54,13 +62,23 @@ static struct outcome run(enum ds_encoding enc, const uint8_t *p, size_t n, uint
         free(c);
         off += k;
     }
-    if (rc == 1 && ds_scan_feed(s, (const uint8_t *)"x", 1) != 1)
-        __builtin_trap(); /* done is sticky */
-    if (rc == 0)
-        rc = ds_scan_finish(s);
-    if (rc != 1 && rc != ERR_TRUNCATED && rc != ERR_MALFORMED && rc != ERR_NOMEM)
+    if (rc > 0)
+        __builtin_trap(); /* feed never says done: the caller feeds everything */
+    int frc = ds_scan_finish(s);
+    if ((rc < 0 && frc != rc) || ds_scan_finish(s) != frc)
+        __builtin_trap(); /* errors are sticky, finish is idempotent */
+    if (frc != 1 && frc != ERR_TRUNCATED && frc != ERR_MALFORMED && frc != ERR_LIMIT &&
+        frc != ERR_NOMEM)
         __builtin_trap();
-    o.rc = rc;
+    o.rc = frc;
+    o.reason = ds_scan_error(s);
+    size_t rlen = strnlen(o.reason, DS_REASON_MAX + 1);
+    if (rlen > DS_REASON_MAX || (frc < 0) != (rlen > 0))
+        __builtin_trap();
+    o.off = ds_scan_error_offset(s);
+    o.glitches = ds_scan_glitches(s);
+    o.final = ds_scan_uids_final(s);
+    o.pixel = ds_scan_pixel(s);
     o.uids = *ds_scan_uids(s);
     check_uid(o.uids.sop_class);
     check_uid(o.uids.sop_instance);
@@ -74,10 +92,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    enum ds_encoding enc = (enum ds_encoding)(data[0] % 3);
-    struct outcome a = run(enc, data + 2, size - 2, data[1], false);
-    struct outcome b = run(enc, data + 2, size - 2, data[1], true);
-    if (a.rc != b.rc || memcmp(&a.uids, &b.uids, sizeof(a.uids)) != 0)
-        __builtin_trap(); /* the result must not depend on the chunking */
+    struct outcome a = run(data[0], data + 2, size - 2, data[1], false);
+    struct outcome b = run(data[0], data + 2, size - 2, data[1], true);
+    /* the verdict must not depend on the chunking */
+    if (a.rc != b.rc || strcmp(a.reason, b.reason) != 0 || a.off != b.off ||
+        a.glitches != b.glitches || a.final != b.final || a.pixel != b.pixel ||
+        memcmp(&a.uids, &b.uids, sizeof(a.uids)) != 0)
+        __builtin_trap();
     return 0;
 }
