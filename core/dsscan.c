@@ -38,105 +38,13 @@
  * inside of a defined-length value (without a data dictionary a sequence is indistinguishable
  * from any other value).
  *
- * (Longer than STYLE's ~600 lines: one state machine, plus this list, which is its contract.) */
-#include "dsscan.h"
+ * The front (API, deflate) is dsscan_deflate.c; the two share dsscan_int.h. */
+#include "dsscan_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define ZLIB_CONST /* next_in is const: zlib only reads our input */
-#include <zlib.h>
-
-#define DS_UNDEF 0xFFFFFFFFu
-#define DS_NO_END UINT64_MAX
-#define DS_INFLATE_CHUNK 16384u /* plaintext window for deflated datasets */
-
-#define TAG(g, e) ((uint32_t)(g) << 16 | (uint32_t)(e))
-#define TAG_SOP_CLASS TAG(0x0008, 0x0016)
-#define TAG_SOP_INSTANCE TAG(0x0008, 0x0018)
-#define TAG_STUDY TAG(0x0020, 0x000D)
-#define TAG_SERIES TAG(0x0020, 0x000E)
-#define TAG_PIXEL_DATA TAG(0x7FE0, 0x0010)
-#define TAG_ITEM TAG(0xFFFE, 0xE000)
-#define TAG_ITEM_DELIM TAG(0xFFFE, 0xE00D)
-#define TAG_SEQ_DELIM TAG(0xFFFE, 0xE0DD)
-
-#define VR(a, b) ((uint16_t)((unsigned)(a) << 8 | (unsigned)(b)))
-
-#define R_JUNK "bytes after the last element"
-
-enum ds_state {
-    ST_HDR,  /* accumulating an element header */
-    ST_SKIP, /* skipping the rest of a value */
-    ST_UID,  /* accumulating a top-level UID value */
-    ST_ERR,  /* sticky failure: s->err and s->reason */
-};
-
-enum ds_frame_kind {
-    FR_SEQ,   /* a sequence: items holding data sets */
-    FR_PIXEL, /* encapsulated pixel data: defined-length items only (PS3.5 A.4) */
-};
-
-/* One sequence we are inside. Ends are absolute plaintext offsets, DS_NO_END when undefined;
- * lim and item_lim are the nearest defined end that applies (own or inherited). */
-struct ds_frame {
-    uint64_t seq_end, lim;
-    uint64_t item_end, item_lim;
-    uint64_t item_next; /* the next tag in the open item must be at least this */
-    uint8_t kind;
-    bool implicit; /* encoding of the elements inside its items */
-    bool in_item;
-    bool had_item;
-};
-
-struct ds_scan {
-    enum ds_state st;
-    int err;
-    const char *reason;
-    uint64_t err_pos;
-    uint32_t glitches;
-    const char *glitch;
-    bool top_implicit; /* encoding of the top-level elements */
-
-    uint64_t pos;      /* plaintext bytes consumed */
-    uint64_t hdr_pos;  /* where the current element header began */
-    uint64_t top_next; /* the next top-level tag must be at least this */
-    bool after_last;   /* this header follows a complete top-level Pixel Data (or later) */
-
-    /* current element header */
-    uint8_t hdr[12];
-    uint8_t hdr_have, hdr_need;
-    uint8_t vr_unit; /* explicit VR: size of one value of a fixed-size VR, else 1 */
-    uint32_t tag;
-
-    uint32_t skip; /* ST_SKIP: bytes of the value left */
-
-    /* ST_UID: the value so far and where it goes */
-    uint8_t uid_buf[DS_UID_MAX + 1];
-    uint8_t uid_have, uid_need;
-    uint8_t uid_which; /* index into the four UIDs, see uid_slot() */
-    uint8_t seen;      /* bit per UID: its element appeared at top level */
-    bool uids_final;
-    uint8_t pixel; /* enum ds_pixel */
-
-    unsigned depth;
-    struct ds_frame stack[DS_MAX_DEPTH];
-
-    struct ds_uids uids;
-
-    /* DS_DEFLATED_LE only */
-    bool deflated;
-    bool z_ready;
-    bool z_end;
-    uint8_t z_trail;    /* bytes seen after the end of the deflate stream, */
-    uint8_t z_tail[9];  /* the first of them */
-    uint32_t z_crc;     /* CRC-32 of the plaintext, to recognise a gzip trailer */
-    bool z_judged;      /* finish accepted what follows the stream */
-    uint64_t inflated;
-    uint64_t inflate_cap;
-    uint8_t *zout;
-    z_stream z;
-};
+#include "common/uid.h"
 
 /* Which of the four UIDs tag is (0..3, the order of struct ds_uids), or -1. */
 static int uid_slot(uint32_t tag)
@@ -192,12 +100,12 @@ static uint16_t le16(const uint8_t *b)
     return (uint16_t)(b[0] | b[1] << 8);
 }
 
-static uint32_t le32(const uint8_t *b)
+uint32_t dsscan_le32(const uint8_t *b)
 {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-static int fail(struct ds_scan *s, int code, const char *reason)
+int dsscan_fail(struct ds_scan *s, int code, const char *reason)
 {
     if (s->st == ST_ERR)
         return s->err;
@@ -213,11 +121,11 @@ static int fail(struct ds_scan *s, int code, const char *reason)
 static int fail_hdr(struct ds_scan *s, int code, const char *reason)
 {
     if (s->after_last)
-        return fail(s, ERR_MALFORMED, R_JUNK);
-    return fail(s, code, reason);
+        return dsscan_fail(s, ERR_MALFORMED, R_JUNK);
+    return dsscan_fail(s, code, reason);
 }
 
-static void glitch(struct ds_scan *s, const char *what)
+void dsscan_glitch(struct ds_scan *s, const char *what)
 {
     if (s->glitches == 0)
         s->glitch = what;
@@ -246,7 +154,7 @@ static uint64_t cur_limit(const struct ds_scan *s)
 
 /* Close every defined-length item and sequence whose end we have reached, innermost first, then
  * start the next header. An undefined-length one still open at an inherited end cannot close. */
-static int next_header(struct ds_scan *s)
+int dsscan_next_header(struct ds_scan *s)
 {
     while (s->depth > 0) {
         struct ds_frame *f = top(s);
@@ -264,14 +172,14 @@ static int next_header(struct ds_scan *s)
     s->hdr_pos = s->pos;
     s->after_last = s->depth == 0 && s->top_next > TAG_PIXEL_DATA;
     if (s->depth > 0 && cur_limit(s) == s->pos)
-        return fail(s, ERR_MALFORMED, "sequence or item not delimited within its parent");
+        return dsscan_fail(s, ERR_MALFORMED, "sequence or item not delimited within its parent");
     return 0;
 }
 
 static int start_skip(struct ds_scan *s, uint32_t len)
 {
     if (len == 0)
-        return next_header(s);
+        return dsscan_next_header(s);
     s->st = ST_SKIP;
     s->skip = len;
     return 0;
@@ -281,7 +189,7 @@ static int start_skip(struct ds_scan *s, uint32_t len)
 static int push(struct ds_scan *s, enum ds_frame_kind kind, bool implicit, uint32_t len)
 {
     if (s->depth >= DS_MAX_DEPTH)
-        return fail(s, ERR_LIMIT, "sequences nested too deep");
+        return dsscan_fail(s, ERR_LIMIT, "sequences nested too deep");
     uint64_t lim = cur_limit(s);
     struct ds_frame *f = &s->stack[s->depth++];
     memset(f, 0, sizeof(*f));
@@ -290,7 +198,7 @@ static int push(struct ds_scan *s, enum ds_frame_kind kind, bool implicit, uint3
     f->seq_end = len == DS_UNDEF ? DS_NO_END : s->pos + len;
     f->lim = f->seq_end < lim ? f->seq_end : lim;
     f->item_end = f->item_lim = DS_NO_END;
-    return next_header(s);
+    return dsscan_next_header(s);
 }
 
 /* (FFFE,xxxx) item and delimitation tags: they carry no VR in any syntax (PS3.5 7.5). */
@@ -302,16 +210,16 @@ static int on_item_tag(struct ds_scan *s, uint32_t len)
     switch (s->tag) {
     case TAG_ITEM:
         if (f->in_item)
-            return fail(s, ERR_MALFORMED, "item where an element was expected");
+            return dsscan_fail(s, ERR_MALFORMED, "item where an element was expected");
         if (f->kind == FR_PIXEL) {
             if (len == DS_UNDEF)
-                return fail(s, ERR_MALFORMED, "pixel data fragment of undefined length");
+                return dsscan_fail(s, ERR_MALFORMED, "pixel data fragment of undefined length");
             if (len > f->lim - s->pos)
-                return fail(s, ERR_MALFORMED, "pixel data fragment past the end of its item");
+                return dsscan_fail(s, ERR_MALFORMED, "pixel data fragment past the end of its item");
             if (!f->had_item && len % 4 != 0)
-                glitch(s, "offset table length not a multiple of 4");
+                dsscan_glitch(s, "offset table length not a multiple of 4");
             else if (len & 1)
-                glitch(s, "odd value length");
+                dsscan_glitch(s, "odd value length");
             f->had_item = true;
             return start_skip(s, len); /* a fragment's bytes are opaque */
         }
@@ -323,53 +231,33 @@ static int on_item_tag(struct ds_scan *s, uint32_t len)
             f->item_lim = f->lim;
         } else {
             if (len > f->lim - s->pos)
-                return fail(s, ERR_MALFORMED, "item past the end of its sequence");
+                return dsscan_fail(s, ERR_MALFORMED, "item past the end of its sequence");
             f->item_end = f->item_lim = s->pos + len;
         }
-        return next_header(s);
+        return dsscan_next_header(s);
     case TAG_ITEM_DELIM:
         if (len != 0)
-            return fail(s, ERR_MALFORMED, "delimiter with a non-zero length");
+            return dsscan_fail(s, ERR_MALFORMED, "delimiter with a non-zero length");
         if (!f->in_item)
-            return fail(s, ERR_MALFORMED, "item delimiter outside an item");
+            return dsscan_fail(s, ERR_MALFORMED, "item delimiter outside an item");
         if (f->item_end != DS_NO_END)
-            return fail(s, ERR_MALFORMED, "item delimiter in a defined-length item");
+            return dsscan_fail(s, ERR_MALFORMED, "item delimiter in a defined-length item");
         f->in_item = false;
-        return next_header(s);
+        return dsscan_next_header(s);
     case TAG_SEQ_DELIM:
         if (len != 0)
-            return fail(s, ERR_MALFORMED, "delimiter with a non-zero length");
+            return dsscan_fail(s, ERR_MALFORMED, "delimiter with a non-zero length");
         if (f->in_item)
-            return fail(s, ERR_MALFORMED, "sequence delimiter inside an item");
+            return dsscan_fail(s, ERR_MALFORMED, "sequence delimiter inside an item");
         if (f->seq_end != DS_NO_END)
-            return fail(s, ERR_MALFORMED, "sequence delimiter in a defined-length sequence");
+            return dsscan_fail(s, ERR_MALFORMED, "sequence delimiter in a defined-length sequence");
         if (f->kind == FR_PIXEL && !f->had_item)
-            return fail(s, ERR_MALFORMED, "encapsulated pixel data without offset table item");
+            return dsscan_fail(s, ERR_MALFORMED, "encapsulated pixel data without offset table item");
         s->depth--;
-        return next_header(s);
+        return dsscan_next_header(s);
     default:
-        return fail(s, ERR_MALFORMED, "(FFFE,xxxx) tag that is not an item or delimiter");
+        return dsscan_fail(s, ERR_MALFORMED, "(FFFE,xxxx) tag that is not an item or delimiter");
     }
-}
-
-/* PS3.5 9.1 over exactly n bytes (so an embedded NUL is just a bad character). */
-static bool uid_valid_n(const uint8_t *p, size_t n)
-{
-    if (n == 0 || n > DS_UID_MAX)
-        return false;
-    size_t comp = 0; /* length of the current component */
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || p[i] == '.') {
-            if (comp == 0 || (comp > 1 && p[i - comp] == '0'))
-                return false; /* empty component, or a leading zero */
-            comp = 0;
-        } else if (p[i] >= '0' && p[i] <= '9') {
-            comp++;
-        } else {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* The value of a top-level UID element is complete. */
@@ -382,10 +270,10 @@ static int on_uid(struct ds_scan *s)
         n--; /* PS3.5 6.2: UI is padded with a trailing NUL */
     }
     if (space)
-        glitch(s, "UID padded with spaces");
+        dsscan_glitch(s, "UID padded with spaces");
     if (n > 0) {
         if (!uid_valid_n(s->uid_buf, n))
-            return fail(s, ERR_MALFORMED, "identifying UID is not a valid UID");
+            return dsscan_fail(s, ERR_MALFORMED, "identifying UID is not a valid UID");
         char *dst = uid_field(&s->uids, s->uid_which);
         memcpy(dst, s->uid_buf, n);
         dst[n] = '\0';
@@ -393,7 +281,7 @@ static int on_uid(struct ds_scan *s)
     s->seen |= (uint8_t)(1u << s->uid_which);
     if (s->seen == 0x0F)
         s->uids_final = true;
-    return next_header(s);
+    return dsscan_next_header(s);
 }
 
 /* The tag of an element (not an item) is known: where it stands, and in what order. */
@@ -404,9 +292,9 @@ static int on_element_tag(struct ds_scan *s)
     if (s->depth > 0) {
         struct ds_frame *f = top(s);
         if (f->kind == FR_PIXEL)
-            return fail(s, ERR_MALFORMED, "encapsulated pixel data holds only items");
+            return dsscan_fail(s, ERR_MALFORMED, "encapsulated pixel data holds only items");
         if (!f->in_item)
-            return fail(s, ERR_MALFORMED, "element outside an item in a sequence");
+            return dsscan_fail(s, ERR_MALFORMED, "element outside an item in a sequence");
         next = &f->item_next;
     }
     if (s->tag < *next) /* PS3.5 7.1 */
@@ -417,7 +305,7 @@ static int on_element_tag(struct ds_scan *s)
     if (s->depth == 0 && group == 0x0002)
         return fail_hdr(s, ERR_MALFORMED, "group 0002 (file meta) inside the dataset");
     if (group == 0x0001 || group == 0x0003 || group == 0x0005 || group == 0x0007)
-        glitch(s, "private group 0001-0007");
+        dsscan_glitch(s, "private group 0001-0007");
     *next = (uint64_t)s->tag + 1;
     if (s->depth == 0 && s->tag > TAG_SERIES)
         s->uids_final = true;
@@ -434,11 +322,11 @@ static int on_element(struct ds_scan *s, uint16_t vr, uint32_t len)
     if (len == DS_UNDEF) {
         if (pixel && (vr == 0 || vr == VR('O', 'B') || vr == VR('O', 'W') || vr == VR('U', 'N'))) {
             if (vr != 0 && vr != VR('O', 'B'))
-                glitch(s, "encapsulated pixel data not OB");
+                dsscan_glitch(s, "encapsulated pixel data not OB");
             return push(s, FR_PIXEL, false, DS_UNDEF); /* PS3.5 A.4 */
         }
         if (s->depth == 0 && uid_slot(s->tag) >= 0)
-            return fail(s, ERR_MALFORMED, "identifying UID too long or not a UID");
+            return dsscan_fail(s, ERR_MALFORMED, "identifying UID too long or not a UID");
         if (vr == 0)
             return push(s, FR_SEQ, true, DS_UNDEF); /* implicit VR: undefined length is SQ */
         if (vr == VR('S', 'Q'))
@@ -448,13 +336,13 @@ static int on_element(struct ds_scan *s, uint16_t vr, uint32_t len)
         return fail_hdr(s, ERR_MALFORMED, "undefined length not allowed for this VR");
     }
     if (len & 1)
-        glitch(s, "odd value length");
+        dsscan_glitch(s, "odd value length");
     if (len > cur_limit(s) - s->pos)
-        return fail(s, ERR_MALFORMED, "element past the end of its item");
+        return dsscan_fail(s, ERR_MALFORMED, "element past the end of its item");
     int slot = s->depth == 0 ? uid_slot(s->tag) : -1;
     if (slot >= 0) {
         if (vr == VR('S', 'Q') || len > DS_UID_MAX + 1)
-            return fail(s, ERR_MALFORMED, "identifying UID too long or not a UID");
+            return dsscan_fail(s, ERR_MALFORMED, "identifying UID too long or not a UID");
         s->uid_which = (uint8_t)slot;
         s->uid_have = 0;
         s->uid_need = (uint8_t)len;
@@ -489,24 +377,24 @@ static int on_header_bytes(struct ds_scan *s)
     /* the whole header is in: it must end inside whatever holds it */
     if (s->pos > cur_limit(s)) {
         bool in_seq = s->depth > 0 && !top(s)->in_item;
-        return fail(s, ERR_MALFORMED, in_seq ? "item past the end of its sequence"
+        return dsscan_fail(s, ERR_MALFORMED, in_seq ? "item past the end of its sequence"
                                              : "element past the end of its item");
     }
     if ((s->tag >> 16) == 0xFFFE)
-        return on_item_tag(s, le32(h + 4));
+        return on_item_tag(s, dsscan_le32(h + 4));
     if (ctx_implicit(s))
-        return on_element(s, 0, le32(h + 4));
+        return on_element(s, 0, dsscan_le32(h + 4));
     bool long_form = s->hdr_need == 12;
-    uint32_t len = long_form ? le32(h + 8) : le16(h + 6);
+    uint32_t len = long_form ? dsscan_le32(h + 8) : le16(h + 6);
     if (long_form && (h[6] | h[7]) != 0)
-        glitch(s, "reserved bytes of a header not zero");
+        dsscan_glitch(s, "reserved bytes of a header not zero");
     if (len != DS_UNDEF && len % s->vr_unit != 0 && (len & 1) == 0)
-        glitch(s, "value length not a multiple of its VR's size");
+        dsscan_glitch(s, "value length not a multiple of its VR's size");
     return on_element(s, VR(h[4], h[5]), len);
 }
 
 /* The element stream state machine over plaintext. 0 need more, <0 error. */
-static int scan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
+int dsscan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
 {
     size_t pos = 0;
     while (pos < n) {
@@ -544,7 +432,7 @@ static int scan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
             pos += k;
             s->pos += k;
             if (s->skip == 0)
-                rc = next_header(s);
+                rc = dsscan_next_header(s);
             break;
         }
         case ST_UID: {
@@ -569,209 +457,20 @@ static int scan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
 }
 
 /* The plaintext ended here: 1 if between two top-level elements, else fail with why. */
-static int end_of_plain(struct ds_scan *s)
+int dsscan_end_of_plain(struct ds_scan *s)
 {
     if (s->st == ST_ERR)
         return s->err;
     if (s->st == ST_HDR && s->hdr_have == 0 && s->depth == 0)
         return 1;
     if (s->st == ST_HDR && s->after_last)
-        return fail(s, ERR_MALFORMED, R_JUNK);
+        return dsscan_fail(s, ERR_MALFORMED, R_JUNK);
     if (s->st == ST_HDR && s->hdr_have > 0)
-        return fail(s, ERR_TRUNCATED, "dataset ends inside an element header");
+        return dsscan_fail(s, ERR_TRUNCATED, "dataset ends inside an element header");
     if (s->st != ST_HDR)
-        return fail(s, ERR_TRUNCATED, "dataset ends inside an element value");
+        return dsscan_fail(s, ERR_TRUNCATED, "dataset ends inside an element value");
     if (top(s)->kind == FR_PIXEL)
-        return fail(s, ERR_TRUNCATED, "dataset ends inside encapsulated pixel data");
-    return fail(s, ERR_TRUNCATED, "dataset ends inside a sequence");
+        return dsscan_fail(s, ERR_TRUNCATED, "dataset ends inside encapsulated pixel data");
+    return dsscan_fail(s, ERR_TRUNCATED, "dataset ends inside a sequence");
 }
 
-/* Bytes after the end of the deflate stream are kept (up to 9) and judged at the end, by
- * tail_ok(); more than that cannot be anything we accept. */
-static int after_deflate(struct ds_scan *s, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (s->z_trail == sizeof(s->z_tail))
-            return fail(s, ERR_MALFORMED, "bytes after the end of the deflate stream");
-        s->z_tail[s->z_trail++] = p[i];
-    }
-    return 0;
-}
-
-/* What may follow the deflate stream: nothing, or one NUL pad (PS3.5 A.5); or -- a glitch --
- * a gzip trailer (CRC-32 and length of the plaintext, RFC 1952) that some encoders leave, then
- * perhaps the pad. DCMTK and pydicom ignore whatever follows the stream; we take only these. */
-static bool tail_ok(struct ds_scan *s)
-{
-    const uint8_t *t = s->z_tail;
-    size_t n = s->z_trail;
-    if (n > 0 && n != 8 && t[n - 1] == 0)
-        n--; /* the pad */
-    if (n == 0)
-        return true;
-    if (n != 8 || le32(t) != s->z_crc || le32(t + 4) != (uint32_t)s->inflated)
-        return false;
-    glitch(s, "gzip trailer after the deflate stream");
-    return true;
-}
-
-/* Inflate the next compressed bytes and walk the plaintext. The plaintext that zlib produces
- * before any error is the same whatever the chunking, and it is walked before zlib's verdict
- * is looked at, so the result does not depend on the chunking. */
-static int scan_deflated(struct ds_scan *s, const uint8_t *p, size_t n)
-{
-    if (s->z_end)
-        return after_deflate(s, p, n);
-    /* z_stream counts in uInt; feed in pieces so a huge n cannot wrap it. */
-    while (n > 0) {
-        uInt piece = n > 0x40000000u ? 0x40000000u : (uInt)n;
-        s->z.next_in = p;
-        s->z.avail_in = piece;
-        for (;;) {
-            s->z.next_out = s->zout;
-            s->z.avail_out = DS_INFLATE_CHUNK;
-            int zrc = inflate(&s->z, Z_NO_FLUSH);
-            size_t got = DS_INFLATE_CHUNK - s->z.avail_out;
-            bool capped = got > s->inflate_cap - s->inflated;
-            if (capped)
-                got = (size_t)(s->inflate_cap - s->inflated);
-            s->inflated += got;
-            s->z_crc = (uint32_t)crc32(s->z_crc, s->zout, (uInt)got);
-            int rc = scan_plain(s, s->zout, got);
-            if (rc < 0)
-                return rc;
-            if (capped)
-                return fail(s, ERR_LIMIT, "inflated dataset larger than allowed");
-            if (zrc == Z_STREAM_END) {
-                s->z_end = true;
-                rc = end_of_plain(s);
-                if (rc < 0)
-                    return rc;
-                size_t used = piece - s->z.avail_in;
-                return after_deflate(s, p + used, n - used);
-            }
-            if (zrc == Z_MEM_ERROR)
-                return fail(s, ERR_NOMEM, "out of memory");
-            if (zrc != Z_OK && zrc != Z_BUF_ERROR)
-                return fail(s, ERR_MALFORMED, "bad deflate stream");
-            if (s->z.avail_out != 0 || zrc == Z_BUF_ERROR)
-                break; /* input used up (or no progress possible) and no output pending */
-        }
-        p += piece;
-        n -= piece;
-    }
-    return 0;
-}
-
-struct ds_scan *ds_scan_new(enum ds_encoding enc)
-{
-    if (enc != DS_IMPLICIT_LE && enc != DS_EXPLICIT_LE && enc != DS_DEFLATED_LE)
-        return NULL;
-    struct ds_scan *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    s->top_implicit = enc == DS_IMPLICIT_LE;
-    s->inflate_cap = DS_INFLATE_CAP;
-    s->reason = "";
-    s->glitch = "";
-    (void)next_header(s);
-    if (enc == DS_DEFLATED_LE) {
-        s->deflated = true;
-        s->zout = malloc(DS_INFLATE_CHUNK);
-        if (!s->zout)
-            goto fail;
-        /* PS3.5 A.5: raw deflate (RFC 1951), no zlib header */
-        if (inflateInit2(&s->z, -15) != Z_OK)
-            goto fail;
-        s->z_ready = true;
-    }
-    return s;
-fail:
-    FREE_NULL(s->zout);
-    free(s);
-    return NULL;
-}
-
-void ds_scan_free(struct ds_scan *s)
-{
-    if (!s)
-        return;
-    if (s->z_ready)
-        (void)inflateEnd(&s->z);
-    FREE_NULL(s->zout);
-    free(s);
-}
-
-void ds_scan_set_inflate_cap(struct ds_scan *s, uint64_t cap)
-{
-    if (s->inflated == 0 && s->z.total_in == 0)
-        s->inflate_cap = cap ? cap : DS_INFLATE_CAP;
-}
-
-int ds_scan_feed(struct ds_scan *s, const uint8_t *p, size_t n)
-{
-    if (s->st == ST_ERR)
-        return s->err;
-    if (n == 0)
-        return 0;
-    return s->deflated ? scan_deflated(s, p, n) : scan_plain(s, p, n);
-}
-
-int ds_scan_finish(struct ds_scan *s)
-{
-    if (s->st == ST_ERR)
-        return s->err;
-    if (s->deflated) {
-        s->hdr_pos = s->pos;
-        if (!s->z_end)
-            return fail(s, ERR_TRUNCATED, "deflate stream ends early");
-        if (!s->z_judged && !tail_ok(s))
-            return fail(s, ERR_MALFORMED, "bytes after the end of the deflate stream");
-        s->z_judged = true; /* finish is idempotent: count the glitch once */
-        return 1; /* the plaintext's end was judged when the stream ended */
-    }
-    return end_of_plain(s);
-}
-
-const char *ds_scan_error(const struct ds_scan *s)
-{
-    return s->st == ST_ERR ? s->reason : "";
-}
-
-uint64_t ds_scan_error_offset(const struct ds_scan *s)
-{
-    return s->st == ST_ERR ? s->err_pos : 0;
-}
-
-uint32_t ds_scan_glitches(const struct ds_scan *s)
-{
-    return s->glitches;
-}
-
-const char *ds_scan_glitch(const struct ds_scan *s)
-{
-    return s->glitch;
-}
-
-const struct ds_uids *ds_scan_uids(const struct ds_scan *s)
-{
-    return &s->uids;
-}
-
-bool ds_scan_uids_final(const struct ds_scan *s)
-{
-    return s->uids_final;
-}
-
-enum ds_pixel ds_scan_pixel(const struct ds_scan *s)
-{
-    return (enum ds_pixel)s->pixel;
-}
-
-bool ds_uid_valid(const char *s)
-{
-    size_t n = 0;
-    while (n <= DS_UID_MAX && s[n] != '\0') /* bounded: stop at the 65th character */
-        n++;
-    return uid_valid_n((const uint8_t *)s, n);
-}

@@ -334,7 +334,9 @@ void store_write(struct store_obj *o, const uint8_t *p, size_t n)
     if (o->scan_rc == 0) {
         o->scan_rc = ds_scan_feed(o->scan, p, n);
         if (o->scan_rc < 0) {
-            fail(o, DIMSE_CANNOT_UNDERSTAND, "dataset cannot be parsed");
+            /* PS3.4 B.2.3: 0xC000; the walk's reason (at most 64 characters, no data values)
+             * is the Error Comment, so the modality's log says what is wrong */
+            fail(o, DIMSE_CANNOT_UNDERSTAND, ds_scan_error(o->scan));
             return;
         }
     }
@@ -448,7 +450,7 @@ static void finish(struct store_obj *o)
         int rc = o->scan_rc == 0 ? ds_scan_finish(o->scan) : o->scan_rc;
         const struct ds_uids *u = ds_scan_uids(o->scan);
         if (rc < 0)
-            fail(o, DIMSE_CANNOT_UNDERSTAND, "dataset truncated or malformed");
+            fail(o, DIMSE_CANNOT_UNDERSTAND, ds_scan_error(o->scan));
         else if (!u->sop_instance[0] || strcmp(u->sop_instance, o->sop_instance) != 0)
             fail(o, DIMSE_CANNOT_UNDERSTAND, "SOP Instance UID differs from the command's");
         else if (u->sop_class[0] && strcmp(u->sop_class, o->sop_class) != 0)
@@ -463,6 +465,22 @@ static void finish(struct store_obj *o)
             fail(o, DIMSE_OUT_OF_RESOURCES, "hash failed");
         } else {
             hex_lower(md, 32, o->sha_hex);
+        }
+    }
+    if (ds_scan_glitches(o->scan) || ds_scan_error(o->scan)[0]) {
+        struct logb lb;
+        if (log_begin(&lb, ds_scan_error(o->scan)[0] ? LOG_WARN : LOG_INFO, "dataset_walk")) {
+            log_str(&lb, "id", o->id);
+            log_u64(&lb, "assoc", o->assoc_id);
+            if (ds_scan_error(o->scan)[0]) {
+                log_str(&lb, "refused", ds_scan_error(o->scan));
+                log_u64(&lb, "offset", ds_scan_error_offset(o->scan));
+            }
+            if (ds_scan_glitches(o->scan)) {
+                log_u64(&lb, "glitches", ds_scan_glitches(o->scan));
+                log_str(&lb, "first_glitch", ds_scan_glitch(o->scan));
+            }
+            log_end(&lb);
         }
     }
     if (o->fail_status) {

@@ -163,6 +163,18 @@ def dimse_status(body):
     return None
 
 
+def dimse_comment(body):
+    """Error Comment (0000,0902) from a P-DATA body holding one whole command PDV, or None."""
+    data = body[6:]
+    i = 0
+    while i + 8 <= len(data):
+        g, e, n = struct.unpack("<HHI", data[i:i + 8])
+        if g == 0 and e == 0x0902:
+            return data[i + 8:i + 8 + n].rstrip(b" \0").decode("ascii", "replace")
+        i += 8 + n
+    return None
+
+
 CASES = {}
 
 
@@ -793,6 +805,21 @@ def _store(h, port, called, cmd_cls, ds, inst, contexts=None, has_ds=True, ds_ct
 
 def _uid(n):
     return b"1.2.826.0.1.3680043.9.7433.6.%d.%d" % (int(time.time() * 1000) % 10**9, n)
+
+
+@case
+def store_dataset_with_bytes_after_its_last_element_is_refused(h, port, called):
+    """A valid dataset followed by 4 KiB of 0xFF in its last fragment is not well-formed to its
+    end: 0xC000 with the reason in the Error Comment, and nothing reaches the ready area (the
+    integration test checks ready/ stays empty)."""
+    inst = _uid(9)
+    _, r, st = _store(h, port, called, CT_STORAGE, _dataset(CT_STORAGE, inst) + b"\xff" * 4096,
+                      inst)
+    if st != 0xC000:
+        raise AssertionError(f"trailing 0xFF bytes: status {st!r} ({r!r}), want C000H")
+    why = dimse_comment(r[1])
+    if not why:
+        raise AssertionError("trailing 0xFF bytes: refused without an Error Comment")
 
 
 @case
