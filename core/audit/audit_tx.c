@@ -192,12 +192,12 @@ static void conn_fail(struct tx_conn *c, const char *what, const char *detail)
     c->dead = true;
     if (t->conn == c) {
         t->conn = NULL;
-        if (t->was_up)
-            set_up(t, false);
         if (!t->closing) {
-            report_failure(t, what, detail);
+            report_failure(t, what, detail); /* before set_up: "down" or "unreachable" */
             rewind_to_commit(t);
         }
+        if (t->was_up)
+            set_up(t, false);
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     if (!t->closing)
@@ -414,9 +414,9 @@ static void on_timer(uv_timer_t *h)
 static void udp_fail(struct audit_tx *t, const char *what, int status)
 {
     t->gen++;
+    report_failure(t, what, uv_strerror(status));
     if (t->was_up)
         set_up(t, false);
-    report_failure(t, what, uv_strerror(status));
     rewind_to_commit(t);
     schedule_retry(t);
 }
@@ -559,13 +559,16 @@ static void commit_tls(struct audit_tx *t)
         return;
     uint64_t acked = tcp_acked(c);
     uint64_t now = uv_now(t->env.loop) + 1; /* never 0: 0 means "not acknowledged yet" */
-    uint64_t upto = 0, n = 0;
-    struct inflight *f;
-    while ((f = fifo_front(t)) != NULL && f->end <= acked) {
+    for (size_t i = 0; i < t->f_n; i++) { /* note when each message was first seen acked */
+        struct inflight *f = &t->fifo[(t->f_head + i) % FIFO_CAP];
+        if (f->end > acked)
+            break;
         if (!f->acked_ms)
             f->acked_ms = now;
-        if (now - f->acked_ms < t->env.ack_grace_ms)
-            break;
+    }
+    uint64_t upto = 0, n = 0;
+    struct inflight *f;
+    while ((f = fifo_front(t)) != NULL && f->acked_ms && now - f->acked_ms >= t->env.ack_grace_ms) {
         upto = f->seq + 1;
         n++;
         fifo_pop(t);

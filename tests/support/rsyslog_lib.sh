@@ -41,6 +41,7 @@ _rsyslog_launch() { # name
     /usr/sbin/rsyslogd -n -f "$dir/rsyslog.conf" -i "$dir/rsyslogd.pid" \
         >>"$dir/rsyslogd.out" 2>&1 &
     local pid=$!
+    disown "$pid" # stopped by PID below; no job-control noise when it is signalled
     eval "RSYSLOG_PID_$name=$pid"
     RSYSLOG_ALL_PIDS="$RSYSLOG_ALL_PIDS $pid"
     if declare -F remember >/dev/null; then remember "$pid"; fi
@@ -103,5 +104,7 @@ rsyslog_restart() { # NAME
 
 rsyslog_cleanup() {
     local p
+    for p in $RSYSLOG_ALL_PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.2
     for p in $RSYSLOG_ALL_PIDS; do kill -KILL "$p" 2>/dev/null || true; done
 }
