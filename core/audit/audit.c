@@ -296,7 +296,7 @@ static void report_lost(struct audit *a, const struct aq_stats *st)
 {
     if (st->pending_lost == 0 || st->full)
         return;
-    char desc[200], subject[PATH_MAX + 8];
+    char desc[200], subject[AUDIT_PATH_MAX + 8];
     snprintf(desc, sizeof desc,
              "%llu audit messages lost (queue full with on_full %s, or damaged on disk)",
              (unsigned long long)st->pending_lost,

@@ -237,7 +237,7 @@ int audit_config_parse(const cJSON *obj, struct audit_config *c, struct wbuf *er
 static void check_file(struct wbuf *errs, const char *ctx, const char *key, const char *path)
 {
     if (path[0] && access(path, R_OK) < 0) {
-        char m[PATH_MAX + 64];
+        char m[AUDIT_PATH_MAX + 64];
         snprintf(m, sizeof m, "cannot read %s: %s", path, strerror(errno));
         problem(errs, ctx, key, m);
     }
@@ -248,7 +248,7 @@ int audit_config_check(const struct audit_config *c, struct wbuf *errs)
     size_t before = errs->len;
     if (!c->enabled)
         return 0;
-    char err[PATH_MAX + 128];
+    char err[AUDIT_PATH_MAX + 128];
     if (!c->patient_include) {
         uint8_t key[AUDIT_KEY_MAX];
         size_t klen;

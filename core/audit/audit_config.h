@@ -14,6 +14,7 @@
 #include "common/wbuf.h"
 
 #define AUDIT_MAX_REPOS 4u
+#define AUDIT_PATH_MAX 4096u
 
 enum audit_transport { AUDIT_TRANSPORT_TLS = 0, AUDIT_TRANSPORT_UDP = 1 };
 
@@ -22,9 +23,9 @@ struct audit_repo_config {
     char name[AQ_NAME_MAX + 1]; /* its queue cursor and metric label; default tls-HOST-PORT */
     char host[256];
     unsigned port;              /* default 6514 (RFC 5425) or 514 (RFC 5426) */
-    char ca[PATH_MAX];          /* TLS: CAs that sign the repository's certificate (required) */
-    char cert[PATH_MAX];        /* TLS: our client certificate chain (PEM) and key: mutual TLS */
-    char key[PATH_MAX];
+    char ca[AUDIT_PATH_MAX];          /* TLS: CAs that sign the repository's certificate (required) */
+    char cert[AUDIT_PATH_MAX];        /* TLS: our client certificate chain (PEM) and key: mutual TLS */
+    char key[AUDIT_PATH_MAX];
     char server_name[256];      /* TLS: name checked in its certificate and sent as SNI;
                                  * default host */
     char tls_profile[16];       /* default "bcp195-nd" (tls_profile_parse) */
@@ -34,12 +35,12 @@ struct audit_config {
     bool enabled;               /* the object is present and "enabled" is not false */
     size_t n_repos;
     struct audit_repo_config repos[AUDIT_MAX_REPOS];
-    char queue_dir[PATH_MAX];
+    char queue_dir[AUDIT_PATH_MAX];
     uint64_t queue_max_bytes;   /* default 64 MiB */
     uint64_t queue_max_messages; /* default 100000 */
     enum aq_full on_full;       /* "drop_oldest" (default) or "fail_closed" */
     bool patient_include;       /* "patient_id": "hash" (default) or "include" */
-    char hash_key_file[PATH_MAX];
+    char hash_key_file[AUDIT_PATH_MAX];
     char source_id[128];        /* AuditSourceID; default: the host name */
     char enterprise_site_id[128]; /* AuditEnterpriseSiteID; default none */
     char hostname[256];         /* syslog HOSTNAME and our NetworkAccessPointID; default

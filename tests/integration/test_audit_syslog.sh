@@ -114,7 +114,7 @@ for code in 110100 110102 110103 110104 110112 110113 110114; do
     [[ " $tls_ev " == *" $code "* ]] || fail "no EventID $code among: $tls_ev"
 done
 [[ $tls_ev == "110100 "*" 110100 " ]] || fail "not application start first and stop last: $tls_ev"
-$CHECK types "$LOG" | grep -q '1.2.840.10008.1.20.1' || fail "no storage commitment message"
+[[ $($CHECK types "$LOG") == *1.2.840.10008.1.20.1* ]] || fail "no storage commitment message"
 grep -q '^<85>1 ' "$LOG" || fail "no <85> (authpriv.notice) message"
 grep -q '^<84>1 ' "$LOG" || fail "no <84> (authpriv.warning) message for a minor failure"
 grep -q '^<83>1 ' "$LOG" || fail "no <83> (authpriv.err) message for a revoked certificate"
