@@ -107,7 +107,7 @@ static void repo(const cJSON *o, size_t i, struct audit_repo_config *r, struct w
 {
     static const char *const known[] = {"transport", "host", "port", "ca", "cert", "key",
                                         "server_name", "name", "tls_profile", NULL};
-    char ctx[32];
+    char ctx[48];
     snprintf(ctx, sizeof ctx, ".repositories[%zu]", i);
     if (!cJSON_IsObject(o)) {
         problem(errs, ctx, "", "must be an object");
@@ -258,7 +258,7 @@ int audit_config_check(const struct audit_config *c, struct wbuf *errs)
     }
     for (size_t i = 0; i < c->n_repos; i++) {
         const struct audit_repo_config *r = &c->repos[i];
-        char ctx[32];
+        char ctx[48];
         snprintf(ctx, sizeof ctx, ".repositories[%zu]", i);
         if (r->transport != AUDIT_TRANSPORT_TLS)
             continue;
