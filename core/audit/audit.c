@@ -71,7 +71,7 @@ static void log_limited(struct audit *a, const char *ev, const char *what, int r
     struct logb b;
     if (log_begin(&b, LOG_ERROR, ev)) {
         log_str(&b, "event", what);
-        log_str(&b, "error", err_str(rc));
+        log_str(&b, "error", rc == ERR_NOSPACE ? "audit queue full" : err_str(rc));
         log_str(&b, "on_full", a->cfg.on_full == AQ_FAIL_CLOSED ? "fail_closed" : "drop_oldest");
         log_end(&b);
     }
