@@ -50,7 +50,9 @@ MUST_CHECK int audit_start(const struct audit_config *cfg, const struct audit_op
 
 /* Wait up to drain_ms for every repository to take what is queued, then close the
  * connections, save the cursors, stop the thread and free. NULL does nothing. What is not
- * delivered stays queued for the next run. */
+ * delivered stays queued for the next run. Call it once no other thread emits any more (after
+ * the program's workers and loops have stopped): a call on a stopped audit trail is a
+ * use-after-free. */
 void audit_stop(struct audit *a, unsigned drain_ms);
 
 /* fail_closed and the queue has no room: refuse new associations until it is false again.

@@ -205,7 +205,7 @@ int audit_config_parse(const cJSON *obj, struct audit_config *c, struct wbuf *er
     str(obj, "", "queue_dir", c->queue_dir, sizeof c->queue_dir, errs);
     if (!c->queue_dir[0])
         problem(errs, "", "queue_dir", "is required (one directory per program)");
-    num(obj, "", "queue_max_bytes", &c->queue_max_bytes, AQ_MIN_BYTES, UINT64_C(1) << 40, errs);
+    num(obj, "", "queue_max_bytes", &c->queue_max_bytes, AQ_MIN_BYTES, UINT64_C(16) << 30, errs);
     num(obj, "", "queue_max_messages", &c->queue_max_messages, 1, UINT64_C(100000000), errs);
     char buf[16] = "";
     str(obj, "", "on_full", buf, sizeof buf, errs);

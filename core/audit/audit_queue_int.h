@@ -9,7 +9,7 @@
 #include "audit_queue.h"
 
 #define SEG_MIN (64u * 1024u)
-#define SEG_MAX (4u * 1024u * 1024u)
+#define SEG_MAX (64u * 1024u * 1024u) /* so that even a 16 GiB queue stays within 257 open files */
 #define FULL_MARGIN (8u * 1024u) /* "full": no room for a typical message any more */
 #define MAX_GAP (1u << 20)       /* placeholders for lost records within one segment */
 #define NO_CURSOR UINT64_MAX
