@@ -120,8 +120,8 @@ static int emit(struct audit *a, const char *what, int rc, struct wbuf *x)
     return 0;
 }
 
-#define XML(x) \
-    struct wbuf x; \
+#define XML(x)                                                                                     \
+    struct wbuf x;                                                                                 \
     wbuf_init(&x, AUDIT_XML_MAX)
 
 int audit_app_start(struct audit *a)
@@ -307,8 +307,13 @@ static void report_lost(struct audit *a, const struct aq_stats *st)
                             st->pending_lost, &x);
     struct wbuf m;
     wbuf_init(&m, AQ_REC_MAX);
-    struct syslog_hdr h = {.severity = 3, .time_us = wall_us(), .host = a->host, .app = a->app,
-                           .procid = a->pid, .msgid = SYSLOG_MSGID_DICOM, .bom = true};
+    struct syslog_hdr h = {.severity = 3,
+                           .time_us = wall_us(),
+                           .host = a->host,
+                           .app = a->app,
+                           .procid = a->pid,
+                           .msgid = SYSLOG_MSGID_DICOM,
+                           .bom = true};
     if (rc == 0)
         rc = syslog_format(&m, &h, x.p, x.len);
     if (rc == 0)
@@ -447,7 +452,7 @@ int audit_start(const struct audit_config *cfg, const struct audit_opts *o, stru
     snprintf(a->prefix, sizeof a->prefix, "%s", a->app);
     for (char *p = a->prefix; *p; p++)
         *p = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ? *p
-                                                                                               : '_';
+                                                                                              : '_';
     if (cfg->hostname[0])
         snprintf(a->host, sizeof a->host, "%s", cfg->hostname);
     else if (gethostname(a->host, sizeof a->host - 1) < 0 || !a->host[0])
@@ -460,15 +465,15 @@ int audit_start(const struct audit_config *cfg, const struct audit_opts *o, stru
         free_audit(a);
         return rc;
     }
-    a->src = (struct audit_src){.app_name = a->app,
-                                .host = a->host,
-                                .source_id = a->source,
-                                .site_id = cfg->enterprise_site_id[0] ? cfg->enterprise_site_id
-                                                                      : NULL,
-                                .ae_title = a->ae[0] ? a->ae : NULL,
-                                .patient_include = cfg->patient_include,
-                                .key = a->key_len ? a->key : NULL,
-                                .key_len = a->key_len};
+    a->src =
+        (struct audit_src){.app_name = a->app,
+                           .host = a->host,
+                           .source_id = a->source,
+                           .site_id = cfg->enterprise_site_id[0] ? cfg->enterprise_site_id : NULL,
+                           .ae_title = a->ae[0] ? a->ae : NULL,
+                           .patient_include = cfg->patient_include,
+                           .key = a->key_len ? a->key : NULL,
+                           .key_len = a->key_len};
     struct aq_opts qo = {.dir = cfg->queue_dir,
                          .max_bytes = cfg->queue_max_bytes,
                          .max_msgs = cfg->queue_max_messages,

@@ -38,9 +38,9 @@
 struct audit;
 
 struct audit_opts {
-    const char *app_name;     /* "dicom-edge" / "dicom-core": APP-NAME, UserID, metric prefix */
-    const char *ae_title;     /* our AE title (AlternativeUserID), or NULL */
-    struct metrics *metrics;  /* may be NULL */
+    const char *app_name;    /* "dicom-edge" / "dicom-core": APP-NAME, UserID, metric prefix */
+    const char *ae_title;    /* our AE title (AlternativeUserID), or NULL */
+    struct metrics *metrics; /* may be NULL */
 };
 
 /* Load the key, open (and recover) the queue, start the audit thread and connect to every

@@ -58,8 +58,8 @@ static void num(const cJSON *obj, const char *ctx, const char *key, uint64_t *ds
     if (!cJSON_IsNumber(v) || v->valuedouble < (double)min || v->valuedouble > (double)max ||
         v->valuedouble != (double)(uint64_t)v->valuedouble) {
         char m[96];
-        snprintf(m, sizeof m, "must be a whole number from %llu to %llu",
-                 (unsigned long long)min, (unsigned long long)max);
+        snprintf(m, sizeof m, "must be a whole number from %llu to %llu", (unsigned long long)min,
+                 (unsigned long long)max);
         problem(errs, ctx, key, m);
         return;
     }
@@ -88,8 +88,8 @@ static void unknown_keys(const cJSON *obj, const char *ctx, const char *const *k
 
 static bool name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 static bool name_ok(const char *s)
@@ -105,8 +105,8 @@ static bool name_ok(const char *s)
 
 static void repo(const cJSON *o, size_t i, struct audit_repo_config *r, struct wbuf *errs)
 {
-    static const char *const known[] = {"transport", "host", "port", "ca", "cert", "key",
-                                        "server_name", "name", "tls_profile", NULL};
+    static const char *const known[] = {"transport", "host",        "port", "ca",          "cert",
+                                        "key",       "server_name", "name", "tls_profile", NULL};
     char ctx[48];
     snprintf(ctx, sizeof ctx, ".repositories[%zu]", i);
     if (!cJSON_IsObject(o)) {
@@ -165,9 +165,10 @@ static void repo(const cJSON *o, size_t i, struct audit_repo_config *r, struct w
 int audit_config_parse(const cJSON *obj, struct audit_config *c, struct wbuf *errs)
 {
     static const char *const known[] = {
-        "enabled", "repositories", "queue_dir", "queue_max_bytes", "queue_max_messages",
-        "on_full", "patient_id", "hash_key_file", "source_id", "enterprise_site_id", "hostname",
-        "retry_min_ms", "retry_max_ms", "connect_timeout_ms", "ack_grace_ms", NULL};
+        "enabled",  "repositories", "queue_dir",     "queue_max_bytes",    "queue_max_messages",
+        "on_full",  "patient_id",   "hash_key_file", "source_id",          "enterprise_site_id",
+        "hostname", "retry_min_ms", "retry_max_ms",  "connect_timeout_ms", "ack_grace_ms",
+        NULL};
     size_t before = errs->len;
     if (!obj)
         return 0;

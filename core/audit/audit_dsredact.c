@@ -20,8 +20,8 @@ struct redactor {
 /* PS3.5 7.1.2: the VRs with a 2-byte reserved field and a 32-bit length. */
 static bool long_vr(const uint8_t vr[2])
 {
-    static const char *const l[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV",
-                                    "UC", "UN", "UR", "UT", "UV"};
+    static const char *const l[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+                                    "SV", "UC", "UN", "UR", "UT", "UV"};
     for (size_t i = 0; i < sizeof l / sizeof l[0]; i++) {
         if (vr[0] == (uint8_t)l[i][0] && vr[1] == (uint8_t)l[i][1])
             return true;
@@ -193,15 +193,16 @@ static int dataset(struct redactor *r, struct rd *in, unsigned depth, bool in_it
     }
 }
 
-int audit_ds_redact(const uint8_t *ds, size_t n, bool explicit_vr, const uint8_t *key,
-                    size_t klen, struct wbuf *out)
+int audit_ds_redact(const uint8_t *ds, size_t n, bool explicit_vr, const uint8_t *key, size_t klen,
+                    struct wbuf *out)
 {
     if (n > AUDIT_DS_MAX_INPUT)
         return ERR_LIMIT;
     if (out->err)
         return out->err;
     size_t start = out->len;
-    struct redactor r = {.explicit_vr = explicit_vr, .key = key, .klen = key ? klen : 0, .out = out};
+    struct redactor r = {
+        .explicit_vr = explicit_vr, .key = key, .klen = key ? klen : 0, .out = out};
     struct rd in = rd_make(ds, n);
     int rc = dataset(&r, &in, 0, false);
     if (rc == 0 && out->err)

@@ -52,8 +52,7 @@ struct build {
     char pid[65];
     char uri[AUDIT_FIELD_MAX + 8];
     char text[2][160];
-    struct audit_sop *sops;     /* heap, freed by finish() */
-    const char **accs;
+    struct audit_sop *sops; /* heap, freed by finish() */
 };
 
 static void begin(struct build *b, const struct audit_src *src, const struct audit_code *id,
@@ -81,7 +80,6 @@ static int finish(struct build *b, struct wbuf *out)
 {
     int rc = audit_msg_render(&b->ev, out);
     free(b->sops);
-    free(b->accs);
     OPENSSL_cleanse(b->pid, sizeof b->pid);
     return rc;
 }
@@ -370,8 +368,8 @@ int audit_ev_begin(const struct audit_src *src, const struct audit_xfer *x, stru
     return xfer(src, x, true, false, out);
 }
 
-int audit_ev_transferred(const struct audit_src *src, const struct audit_xfer *x,
-                         bool failed_part, struct wbuf *out)
+int audit_ev_transferred(const struct audit_src *src, const struct audit_xfer *x, bool failed_part,
+                         struct wbuf *out)
 {
     return xfer(src, x, false, failed_part, out);
 }
@@ -418,8 +416,7 @@ int audit_ev_query(const struct audit_src *src, const struct audit_query *q, str
     return rc;
 }
 
-int audit_ev_accessed(const struct audit_src *src, const struct audit_access *a,
-                      struct wbuf *out)
+int audit_ev_accessed(const struct audit_src *src, const struct audit_access *a, struct wbuf *out)
 {
     struct build b;
     char action = a->action && strchr("CRUD", a->action) ? a->action : 'R';

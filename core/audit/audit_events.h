@@ -20,7 +20,7 @@ struct audit_src {
     bool patient_include;  /* true: the real Patient ID; false: its keyed hash */
     const uint8_t *key;    /* the site key for the hash (required unless patient_include) */
     size_t key_len;
-    int64_t now_us;        /* EventDateTime; 0: the current time */
+    int64_t now_us; /* EventDateTime; 0: the current time */
 };
 
 /* A certificate identity, as tls_peer_id has it (every member may be NULL). */
@@ -54,7 +54,7 @@ struct audit_sop_count {
 /* Instances of one study exchanged with peer on one association. */
 struct audit_xfer {
     struct audit_party peer;
-    bool peer_sends;    /* true: peer sends to us (C-STORE); false: we send (C-GET, C-MOVE) */
+    bool peer_sends; /* true: peer sends to us (C-STORE); false: we send (C-GET, C-MOVE) */
     const struct audit_party *requestor; /* a third party that asked (C-MOVE), or NULL */
     const char *called_ae; /* the AE title the peer addressed (ours), or NULL: src->ae_title */
     const char *study_uid;
@@ -72,9 +72,9 @@ struct audit_xfer {
 struct audit_query {
     struct audit_party peer; /* the node that asked */
     const char *called_ae;
-    const char *sop_class;   /* the Query/Retrieve information model's SOP Class UID */
+    const char *sop_class;       /* the Query/Retrieve information model's SOP Class UID */
     const char *transfer_syntax; /* the identifier's transfer syntax UID */
-    const uint8_t *dataset;  /* the C-FIND identifier as received */
+    const uint8_t *dataset;      /* the C-FIND identifier as received */
     size_t len;
     bool ok;
     const char *failure;
@@ -97,8 +97,8 @@ struct audit_commit {
     struct audit_party peer;
     const char *called_ae;
     const char *transaction_uid;
-    const char *study_uid;  /* NULL: "UNKNOWN" */
-    const char *patient_id; /* NULL: "UNKNOWN" */
+    const char *study_uid;              /* NULL: "UNKNOWN" */
+    const char *patient_id;             /* NULL: "UNKNOWN" */
     const struct audit_sop_count *sops; /* ok = committed, failed = not committed */
     size_t n_sops;
     const char *failure;
@@ -125,8 +125,8 @@ MUST_CHECK int audit_ev_auth(const struct audit_src *src, const struct audit_par
  * resource concerned as a path or URI (or NULL); desc: free text (required); count: the
  * number of messages lost (AUDIT_ALERT_MESSAGES_LOST). */
 MUST_CHECK int audit_ev_alert(const struct audit_src *src, enum audit_alert kind,
-                              const struct audit_party *peer, const char *subject,
-                              const char *desc, uint64_t count, struct wbuf *out);
+                              const struct audit_party *peer, const char *subject, const char *desc,
+                              uint64_t count, struct wbuf *out);
 
 /* Begin Transferring DICOM Instances (A.5.3.3); counts are the sops' ok. */
 MUST_CHECK int audit_ev_begin(const struct audit_src *src, const struct audit_xfer *x,

@@ -72,8 +72,7 @@ int audit_key_load(const char *path, uint8_t key[AUDIT_KEY_MAX], size_t *len, ch
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, err_len, "hash_key_file %s is not a regular file", path);
     } else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        snprintf(err, err_len, "hash_key_file %s is readable by group or others (chmod 600)",
-                 path);
+        snprintf(err, err_len, "hash_key_file %s is readable by group or others (chmod 600)", path);
     } else if (st.st_size > (off_t)sizeof buf || (n = read(fd, buf, sizeof buf)) < 0) {
         snprintf(err, err_len, "cannot read hash_key_file %s (at most 4 KiB)", path);
     } else if (audit_key_parse(buf, (size_t)n, key, len) < 0) {

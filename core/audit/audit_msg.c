@@ -214,8 +214,8 @@ static void render_po(struct wbuf *b, const struct audit_po *po, int level)
         inst_cut += po->sops[i].n_instances;
     if (po->has_query && po->query_len > AUDIT_QUERY_MAX) {
         char t[96];
-        int w = snprintf(t, sizeof t, "query cut to %u of %zu bytes", AUDIT_QUERY_MAX,
-                         po->query_len);
+        int w =
+            snprintf(t, sizeof t, "query cut to %u of %zu bytes", AUDIT_QUERY_MAX, po->query_len);
         detail(b, "Truncated", t, w > 0 ? (size_t)w : 0);
     }
     if (po->has_desc && (inst_cut || n_sops < po->n_sops || n_acc < po->n_accessions)) {
@@ -257,7 +257,8 @@ static void render_po(struct wbuf *b, const struct audit_po *po, int level)
             wbuf_str(b, "/></ParticipantObjectContainsStudy>");
         }
         if (po->encrypted >= 0)
-            wbuf_str(b, po->encrypted ? "<Encrypted>true</Encrypted>" : "<Encrypted>false</Encrypted>");
+            wbuf_str(b, po->encrypted ? "<Encrypted>true</Encrypted>"
+                                      : "<Encrypted>false</Encrypted>");
         wbuf_str(b, "</ParticipantObjectDescription>");
     }
     wbuf_str(b, "</ParticipantObjectIdentification>");

@@ -11,12 +11,12 @@
 
 #include "common/wbuf.h"
 
-#define AUDIT_XML_MAX 60000u     /* a rendered message; fits a UDP datagram with its header */
-#define AUDIT_FIELD_MAX 1024u    /* any one string, in bytes, before escaping */
-#define AUDIT_QUERY_MAX 16384u   /* ParticipantObjectQuery bytes before base64 */
-#define AUDIT_MAX_APS 4u         /* ActiveParticipant elements */
-#define AUDIT_MAX_POS 16u        /* ParticipantObjectIdentification elements */
-#define AUDIT_MAX_DETAILS 8u     /* ParticipantObjectDetail per object */
+#define AUDIT_XML_MAX 60000u   /* a rendered message; fits a UDP datagram with its header */
+#define AUDIT_FIELD_MAX 1024u  /* any one string, in bytes, before escaping */
+#define AUDIT_QUERY_MAX 16384u /* ParticipantObjectQuery bytes before base64 */
+#define AUDIT_MAX_APS 4u       /* ActiveParticipant elements */
+#define AUDIT_MAX_POS 16u      /* ParticipantObjectIdentification elements */
+#define AUDIT_MAX_DETAILS 8u   /* ParticipantObjectDetail per object */
 #define AUDIT_MAX_ROLES 2u
 
 /* A coded value (csd-code, codeSystemName, originalText): every one needs originalText. */
@@ -48,8 +48,8 @@ struct audit_detail {
 /* One SOPClass of a ParticipantObjectDescription. */
 struct audit_sop {
     const char *uid;
-    uint64_t count;                /* NumberOfInstances */
-    const char *const *instances;  /* Instance UIDs listed (may be fewer than count) */
+    uint64_t count;               /* NumberOfInstances */
+    const char *const *instances; /* Instance UIDs listed (may be fewer than count) */
     size_t n_instances;
 };
 
@@ -79,17 +79,17 @@ struct audit_event {
     const struct audit_code *event_id;
     const struct audit_code *types[2]; /* EventTypeCode */
     size_t n_types;
-    char action;                       /* 'C', 'R', 'U', 'D', 'E' or 0 (omitted) */
-    int64_t time_us;                   /* EventDateTime, microseconds since the epoch, UTC */
-    uint8_t outcome;                   /* 0, 4, 8 or 12 */
-    const char *outcome_desc;          /* EventOutcomeDescription or NULL */
+    char action;              /* 'C', 'R', 'U', 'D', 'E' or 0 (omitted) */
+    int64_t time_us;          /* EventDateTime, microseconds since the epoch, UTC */
+    uint8_t outcome;          /* 0, 4, 8 or 12 */
+    const char *outcome_desc; /* EventOutcomeDescription or NULL */
     const struct audit_ap *aps;
-    size_t n_aps;                      /* 1..AUDIT_MAX_APS */
-    const char *source_id;             /* AuditSourceID */
-    const char *site_id;               /* AuditEnterpriseSiteID or NULL */
-    const char *source_type;           /* AuditSourceTypeCode csd-code ("1".."9") or NULL */
+    size_t n_aps;            /* 1..AUDIT_MAX_APS */
+    const char *source_id;   /* AuditSourceID */
+    const char *site_id;     /* AuditEnterpriseSiteID or NULL */
+    const char *source_type; /* AuditSourceTypeCode csd-code ("1".."9") or NULL */
     const struct audit_po *pos;
-    size_t n_pos;                      /* 0..AUDIT_MAX_POS */
+    size_t n_pos; /* 0..AUDIT_MAX_POS */
 };
 
 /* Render e as one XML document (declaration + AuditMessage, no newlines) appended to out (whose

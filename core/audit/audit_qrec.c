@@ -97,8 +97,8 @@ struct scan_state {
 
 /* Scan buf[0..n), whose first byte is at file offset base; *used: bytes done with (less than n
  * only when a record needs bytes beyond the window and more may come). */
-static int scan_window(struct scan_state *st, const uint8_t *buf, size_t n, uint64_t base,
-                       bool eof, size_t *used)
+static int scan_window(struct scan_state *st, const uint8_t *buf, size_t n, uint64_t base, bool eof,
+                       size_t *used)
 {
     size_t i = 0;
     while (i < n) {

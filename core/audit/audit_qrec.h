@@ -39,8 +39,8 @@ MUST_CHECK int aq_rec_parse(const uint8_t *p, size_t n, size_t max, uint64_t *se
 typedef int (*aq_scan_cb)(void *arg, uint64_t seq, uint64_t off, uint32_t size);
 
 struct aq_scan_result {
-    uint64_t end;          /* offset just past the last valid record */
-    uint64_t garbage;      /* bytes that were not part of a valid record */
+    uint64_t end;     /* offset just past the last valid record */
+    uint64_t garbage; /* bytes that were not part of a valid record */
     uint64_t records;
 };
 

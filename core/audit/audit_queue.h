@@ -28,11 +28,11 @@
 enum aq_full { AQ_DROP_OLDEST = 0, AQ_FAIL_CLOSED = 1 };
 
 struct aq_opts {
-    const char *dir;            /* created (0700) when missing */
-    uint64_t max_bytes;         /* payload + record headers of the messages held, >= AQ_MIN_BYTES */
-    uint64_t max_msgs;          /* >= 1 */
+    const char *dir;    /* created (0700) when missing */
+    uint64_t max_bytes; /* payload + record headers of the messages held, >= AQ_MIN_BYTES */
+    uint64_t max_msgs;  /* >= 1 */
     enum aq_full on_full;
-    size_t n_readers;           /* 1..AQ_MAX_READERS */
+    size_t n_readers;                    /* 1..AQ_MAX_READERS */
     const char *readers[AQ_MAX_READERS]; /* names: [A-Za-z0-9._-], 1..AQ_NAME_MAX */
 };
 
@@ -45,14 +45,14 @@ struct aq_report {
 };
 
 struct aq_stats {
-    uint64_t count, bytes;  /* messages held (head..tail) and their bytes */
-    uint64_t head, tail;    /* the oldest held seq, the next seq to assign */
-    uint64_t dropped;       /* dropped by drop_oldest, this run */
-    uint64_t refused;       /* refused by fail_closed, this run */
-    uint64_t pending_lost;  /* lost and not yet reported by an alert */
+    uint64_t count, bytes; /* messages held (head..tail) and their bytes */
+    uint64_t head, tail;   /* the oldest held seq, the next seq to assign */
+    uint64_t dropped;      /* dropped by drop_oldest, this run */
+    uint64_t refused;      /* refused by fail_closed, this run */
+    uint64_t pending_lost; /* lost and not yet reported by an alert */
     uint64_t commit[AQ_MAX_READERS];
     size_t segments;
-    bool full;              /* no room for another message */
+    bool full; /* no room for another message */
 };
 
 struct aq;
@@ -62,8 +62,8 @@ struct aq;
  * are skipped and counted lost, readers without a cursor file start at the oldest message.
  * Returns 0 and *out; ERR_CONFIG (bad options, or another process holds the queue) or -errno,
  * with err set. */
-MUST_CHECK int aq_open(const struct aq_opts *o, struct aq **out, struct aq_report *rep,
-                       char *err, size_t err_len);
+MUST_CHECK int aq_open(const struct aq_opts *o, struct aq **out, struct aq_report *rep, char *err,
+                       size_t err_len);
 /* Save the cursors, close every file, free. NULL does nothing. */
 void aq_close(struct aq *q);
 

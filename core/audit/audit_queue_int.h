@@ -9,19 +9,20 @@
 #include "audit_queue.h"
 
 #define SEG_MIN (64u * 1024u)
-#define SEG_MAX (64u * 1024u * 1024u) /* so that even a 16 GiB queue stays within 257 open files */
-#define FULL_MARGIN (8u * 1024u) /* "full": no room for a typical message any more */
-#define MAX_GAP (1u << 20)       /* placeholders for lost records within one segment */
+#define SEG_MAX (64u * 1024u * 1024u) /* so that even a 16 GiB queue stays within 257 open files   \
+                                       */
+#define FULL_MARGIN (8u * 1024u)      /* "full": no room for a typical message any more */
+#define MAX_GAP (1u << 20)            /* placeholders for lost records within one segment */
 #define NO_CURSOR UINT64_MAX
 
 struct seg {
-    uint64_t first;   /* seq of entry 0 */
-    uint32_t n, cap;  /* entries (lost ones included) */
-    uint32_t *off;    /* file offset of each record */
-    uint32_t *size;   /* its size; 0: lost (corrupt) */
-    uint64_t fsize;   /* where the next record goes */
+    uint64_t first;  /* seq of entry 0 */
+    uint32_t n, cap; /* entries (lost ones included) */
+    uint32_t *off;   /* file offset of each record */
+    uint32_t *size;  /* its size; 0: lost (corrupt) */
+    uint64_t fsize;  /* where the next record goes */
     int fd;
-    bool dirty;       /* appended since the last fdatasync */
+    bool dirty; /* appended since the last fdatasync */
 };
 
 struct aq {

@@ -73,8 +73,8 @@ static int cmp_u64(const void *a, const void *b)
 struct loader {
     struct aq *q;
     struct seg *s;
-    uint64_t last;     /* last valid seq so far, all segments */
-    uint64_t min_cur;  /* gaps below this were delivered to every reader: not lost */
+    uint64_t last;    /* last valid seq so far, all segments */
+    uint64_t min_cur; /* gaps below this were delivered to every reader: not lost */
     uint64_t lost;
 };
 

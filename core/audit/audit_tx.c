@@ -16,7 +16,7 @@ static void start_connect(struct audit_tx *t);
 
 /* ------------------------------------------------------------------ bookkeeping */
 
-void tx_maybe_free(struct audit_tx *t)
+void audit_tx_maybe_free(struct audit_tx *t)
 {
     if (!t->closing || t->live > 0)
         return;
@@ -30,24 +30,24 @@ void tx_maybe_free(struct audit_tx *t)
         done(arg);
 }
 
-struct inflight *tx_fifo_front(struct audit_tx *t)
+struct inflight *audit_tx_fifo_front(struct audit_tx *t)
 {
     return t->f_n ? &t->fifo[t->f_head] : NULL;
 }
 
-void tx_fifo_pop(struct audit_tx *t)
+void audit_tx_fifo_pop(struct audit_tx *t)
 {
     t->f_head = (t->f_head + 1) % FIFO_CAP;
     t->f_n--;
 }
 
-void tx_fifo_push(struct audit_tx *t, uint64_t seq, uint64_t end)
+void audit_tx_fifo_push(struct audit_tx *t, uint64_t seq, uint64_t end)
 {
     t->fifo[(t->f_head + t->f_n) % FIFO_CAP] = (struct inflight){seq, end, 0};
     t->f_n++;
 }
 
-void tx_set_up(struct audit_tx *t, bool up)
+void audit_tx_set_up(struct audit_tx *t, bool up)
 {
     if (t->m_up)
         metric_gauge_set(t->m_up, up ? 1 : 0);
@@ -62,11 +62,12 @@ void tx_set_up(struct audit_tx *t, bool up)
 }
 
 /* Log a failure once per outage (the first after being up, or the first ever). */
-void tx_report_failure(struct audit_tx *t, const char *what, const char *detail)
+void audit_tx_report_failure(struct audit_tx *t, const char *what, const char *detail)
 {
     struct logb b;
-    if (!t->warned && log_begin(&b, LOG_WARN, t->was_up ? "audit_repository_down"
-                                                         : "audit_repository_unreachable")) {
+    if (!t->warned &&
+        log_begin(&b, LOG_WARN,
+                  t->was_up ? "audit_repository_down" : "audit_repository_unreachable")) {
         log_str(&b, "repository", t->repo.name);
         log_str(&b, "reason", what);
         if (detail && detail[0])
@@ -79,7 +80,7 @@ void tx_report_failure(struct audit_tx *t, const char *what, const char *detail)
     t->warned = true;
 }
 
-void tx_commit_to(struct audit_tx *t, uint64_t seq, uint64_t delivered)
+void audit_tx_commit_to(struct audit_tx *t, uint64_t seq, uint64_t delivered)
 {
     if (seq > aq_committed(t->env.q, t->env.reader))
         aq_commit(t->env.q, t->env.reader, seq);
@@ -88,21 +89,21 @@ void tx_commit_to(struct audit_tx *t, uint64_t seq, uint64_t delivered)
 }
 
 /* Back to the last commit: what was in flight goes again on the next connection. */
-void tx_rewind_to_commit(struct audit_tx *t)
+void audit_tx_rewind_to_commit(struct audit_tx *t)
 {
     t->f_n = 0;
     t->f_head = 0;
     t->send_seq = aq_committed(t->env.q, t->env.reader);
 }
 
-void tx_schedule_retry(struct audit_tx *t)
+void audit_tx_schedule_retry(struct audit_tx *t)
 {
     uint32_t d = t->backoff_ms;
     d = d - d / 5 + (uint32_t)rand() % (d / 5 * 2 + 1); /* +-20 % jitter */
-    t->backoff_ms = t->backoff_ms >= t->env.retry_max_ms / 2 ? t->env.retry_max_ms
-                                                             : t->backoff_ms * 2;
+    t->backoff_ms =
+        t->backoff_ms >= t->env.retry_max_ms / 2 ? t->env.retry_max_ms : t->backoff_ms * 2;
     t->st = TX_BACKOFF;
-    uv_timer_start(&t->timer, tx_on_timer, d, 0);
+    uv_timer_start(&t->timer, audit_tx_on_timer, d, 0);
 }
 
 /* ------------------------------------------------------------------ resolving */
@@ -113,26 +114,26 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     t->live--;
     if (t->closing) {
         uv_freeaddrinfo(res);
-        tx_maybe_free(t);
+        audit_tx_maybe_free(t);
         return;
     }
     if (status < 0 || !res || res->ai_addrlen > sizeof t->addr) {
         uv_freeaddrinfo(res);
-        tx_report_failure(t, "unresolved", status < 0 ? uv_strerror(status) : "no address");
-        tx_schedule_retry(t);
+        audit_tx_report_failure(t, "unresolved", status < 0 ? uv_strerror(status) : "no address");
+        audit_tx_schedule_retry(t);
         return;
     }
     memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
     uv_freeaddrinfo(res);
     if (t->repo.transport == AUDIT_TRANSPORT_TLS) {
-        tx_connect_addr(t);
+        audit_tx_connect_addr(t);
         return;
     }
     t->st = TX_READY; /* UDP: nothing to set up */
     t->backoff_ms = t->env.retry_min_ms;
-    tx_rewind_to_commit(t);
-    tx_set_up(t, true);
-    tx_pump(t);
+    audit_tx_rewind_to_commit(t);
+    audit_tx_set_up(t, true);
+    audit_tx_pump(t);
 }
 
 /* Resolve the host (again on every attempt: a repository may move) and go on from there. */
@@ -147,14 +148,14 @@ static void start_connect(struct audit_tx *t)
     t->gai.data = t;
     int rc = uv_getaddrinfo(t->env.loop, &t->gai, on_resolved, t->repo.host, port, &hints);
     if (rc < 0) {
-        tx_report_failure(t, "unresolved", uv_strerror(rc));
-        tx_schedule_retry(t);
+        audit_tx_report_failure(t, "unresolved", uv_strerror(rc));
+        audit_tx_schedule_retry(t);
         return;
     }
     t->live++;
 }
 
-void tx_on_timer(uv_timer_t *h)
+void audit_tx_on_timer(uv_timer_t *h)
 {
     struct audit_tx *t = h->data;
     if (t->closing)
@@ -162,10 +163,10 @@ void tx_on_timer(uv_timer_t *h)
     if (t->st == TX_BACKOFF) {
         start_connect(t);
     } else if ((t->st == TX_CONNECTING || t->st == TX_HANDSHAKE) && t->conn) {
-        tx_conn_fail(t->conn, t->st == TX_CONNECTING ? "connect_timeout" : "tls_handshake_timeout",
-                  NULL);
+        audit_tx_conn_fail(
+            t->conn, t->st == TX_CONNECTING ? "connect_timeout" : "tls_handshake_timeout", NULL);
     } else if (t->st == TX_READY && t->repo.transport == AUDIT_TRANSPORT_UDP) {
-        tx_pump(t);
+        audit_tx_pump(t);
     }
 }
 
@@ -174,11 +175,11 @@ void tx_on_timer(uv_timer_t *h)
 static void udp_fail(struct audit_tx *t, const char *what, int status)
 {
     t->gen++;
-    tx_report_failure(t, what, uv_strerror(status));
+    audit_tx_report_failure(t, what, uv_strerror(status));
     if (t->was_up)
-        tx_set_up(t, false);
-    tx_rewind_to_commit(t);
-    tx_schedule_retry(t);
+        audit_tx_set_up(t, false);
+    audit_tx_rewind_to_commit(t);
+    audit_tx_schedule_retry(t);
 }
 
 static void on_udp_sent(uv_udp_send_t *req, int status)
@@ -189,22 +190,22 @@ static void on_udp_sent(uv_udp_send_t *req, int status)
     free(u);
     t->udp_inflight--;
     if (t->closing || gen != t->gen) {
-        tx_maybe_free(t);
+        audit_tx_maybe_free(t);
         return;
     }
-    struct inflight *f = tx_fifo_front(t);
+    struct inflight *f = audit_tx_fifo_front(t);
     if (status < 0 && status != UV_EMSGSIZE) {
         udp_fail(t, "send_failed", status);
         return;
     }
     if (f) {
         uint64_t seq = f->seq;
-        tx_fifo_pop(t);
-        tx_commit_to(t, seq + 1, status == 0 ? 1 : 0);
+        audit_tx_fifo_pop(t);
+        audit_tx_commit_to(t, seq + 1, status == 0 ? 1 : 0);
         if (status < 0 && t->m_skipped)
             metric_inc(t->m_skipped);
     }
-    tx_pump(t);
+    audit_tx_pump(t);
 }
 
 static bool send_udp(struct audit_tx *t, uint64_t seq)
@@ -219,7 +220,7 @@ static bool send_udp(struct audit_tx *t, uint64_t seq)
         if (t->m_skipped)
             metric_inc(t->m_skipped);
         if (t->f_n == 0)
-            tx_commit_to(t, seq + 1, 0);
+            audit_tx_commit_to(t, seq + 1, 0);
         return true;
     }
     struct udp_req *u = malloc(sizeof *u + t->rec.len);
@@ -229,15 +230,14 @@ static bool send_udp(struct audit_tx *t, uint64_t seq)
     u->gen = t->gen;
     memcpy(u->data, t->rec.p, t->rec.len);
     uv_buf_t buf = uv_buf_init((char *)u->data, (unsigned)t->rec.len);
-    int rc = uv_udp_send(&u->req, &t->udp, &buf, 1, (const struct sockaddr *)&t->addr,
-                         on_udp_sent);
+    int rc = uv_udp_send(&u->req, &t->udp, &buf, 1, (const struct sockaddr *)&t->addr, on_udp_sent);
     if (rc < 0) {
         free(u);
         udp_fail(t, "send_failed", rc);
         return false;
     }
     t->udp_inflight++;
-    tx_fifo_push(t, seq, 0);
+    audit_tx_fifo_push(t, seq, 0);
     return true;
 }
 
@@ -252,7 +252,7 @@ static bool has_room(const struct audit_tx *t)
     return t->conn && t->conn->queued - t->conn->written < INFLIGHT_BYTES;
 }
 
-void tx_pump(struct audit_tx *t)
+void audit_tx_pump(struct audit_tx *t)
 {
     while (!t->closing && t->st == TX_READY && has_room(t)) {
         uint64_t next = t->send_seq;
@@ -262,7 +262,7 @@ void tx_pump(struct audit_tx *t)
         if (rc == ERR_NOTFOUND) {
             t->send_seq = next; /* dropped or lost: nothing to send */
             if (t->f_n == 0)
-                tx_commit_to(t, next, 0);
+                audit_tx_commit_to(t, next, 0);
             continue;
         }
         if (rc < 0) {
@@ -273,8 +273,8 @@ void tx_pump(struct audit_tx *t)
             }
             break;
         }
-        bool ok = t->repo.transport == AUDIT_TRANSPORT_TLS ? tx_send_tls(t, t->send_seq)
-                                                            : send_udp(t, t->send_seq);
+        bool ok = t->repo.transport == AUDIT_TRANSPORT_TLS ? audit_tx_send_tls(t, t->send_seq)
+                                                           : send_udp(t, t->send_seq);
         if (!ok)
             break;
         t->send_seq++;
@@ -283,14 +283,14 @@ void tx_pump(struct audit_tx *t)
 
 void audit_tx_kick(struct audit_tx *t)
 {
-    tx_pump(t);
+    audit_tx_pump(t);
 }
 
 void audit_tx_tick(struct audit_tx *t)
 {
     if (t->repo.transport == AUDIT_TRANSPORT_TLS)
-        tx_commit_tls(t);
-    tx_pump(t);
+        audit_tx_commit_tls(t);
+    audit_tx_pump(t);
 }
 
 bool audit_tx_drained(struct audit_tx *t)
@@ -340,15 +340,14 @@ struct audit_tx *audit_tx_new(const struct audit_tx_env *env, char *err, size_t 
         char name[128], labels[AQ_NAME_MAX + 24];
         snprintf(labels, sizeof labels, "repository=\"%s\"", t->repo.name);
         snprintf(name, sizeof name, "%s_audit_repository_up", env->metric_prefix);
-        t->m_up = metrics_gauge(env->metrics, name, "1 while the audit repository is connected",
-                                labels);
+        t->m_up =
+            metrics_gauge(env->metrics, name, "1 while the audit repository is connected", labels);
         snprintf(name, sizeof name, "%s_audit_messages_sent_total", env->metric_prefix);
         t->m_sent = metrics_counter(env->metrics, name,
                                     "Audit messages delivered to the repository", labels);
         snprintf(name, sizeof name, "%s_audit_messages_skipped_total", env->metric_prefix);
-        t->m_skipped = metrics_counter(env->metrics, name,
-                                       "Audit messages the repository's transport cannot carry",
-                                       labels);
+        t->m_skipped = metrics_counter(
+            env->metrics, name, "Audit messages the repository's transport cannot carry", labels);
     }
     if (uv_timer_init(env->loop, &t->timer) < 0) {
         snprintf(err, err_len, "cannot start a timer");
@@ -382,7 +381,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     struct audit_tx *t = h->data;
     t->live--;
-    tx_maybe_free(t);
+    audit_tx_maybe_free(t);
 }
 
 void audit_tx_close(struct audit_tx *t, void (*done)(void *arg), void *arg)
@@ -396,10 +395,10 @@ void audit_tx_close(struct audit_tx *t, void (*done)(void *arg), void *arg)
             int rc = tls_conn_shutdown(c->tls); /* close_notify, best effort */
             (void)rc;
         }
-        tx_conn_fail(c, "closing", NULL);
+        audit_tx_conn_fail(c, "closing", NULL);
     }
     if (t->was_up)
-        tx_set_up(t, false);
+        audit_tx_set_up(t, false);
     if (t->st == TX_RESOLVING)
         uv_cancel((uv_req_t *)&t->gai);
     uv_timer_stop(&t->timer);

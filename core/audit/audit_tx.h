@@ -24,11 +24,11 @@
 struct audit_tx_env {
     uv_loop_t *loop;
     struct aq *q;
-    size_t reader;                         /* this repository's cursor in q */
-    const struct audit_repo_config *repo;  /* copied */
+    size_t reader;                        /* this repository's cursor in q */
+    const struct audit_repo_config *repo; /* copied */
     uint32_t retry_min_ms, retry_max_ms, connect_timeout_ms, ack_grace_ms;
-    struct metrics *metrics;               /* may be NULL */
-    const char *metric_prefix;             /* "dicom_edge": <prefix>_audit_... */
+    struct metrics *metrics;   /* may be NULL */
+    const char *metric_prefix; /* "dicom_edge": <prefix>_audit_... */
 };
 
 struct audit_tx;

@@ -11,10 +11,10 @@
 
 struct tls_conn;
 
-#define FIFO_CAP 1024u               /* messages in flight on one connection */
+#define FIFO_CAP 1024u                /* messages in flight on one connection */
 #define INFLIGHT_BYTES (512u * 1024u) /* ciphertext written but not yet completed */
 #define UDP_INFLIGHT 32u
-#define UDP_MAX 65507u               /* an IPv4 UDP payload */
+#define UDP_MAX 65507u /* an IPv4 UDP payload */
 #define READ_BUF 16384u
 
 enum tx_state { TX_IDLE, TX_RESOLVING, TX_CONNECTING, TX_HANDSHAKE, TX_READY, TX_BACKOFF };
@@ -76,28 +76,28 @@ struct audit_tx {
 };
 
 /* audit_tx.c */
-void tx_maybe_free(struct audit_tx *t);
-struct inflight *tx_fifo_front(struct audit_tx *t);
-void tx_fifo_pop(struct audit_tx *t);
-void tx_fifo_push(struct audit_tx *t, uint64_t seq, uint64_t end);
-void tx_set_up(struct audit_tx *t, bool up);
+void audit_tx_maybe_free(struct audit_tx *t);
+struct inflight *audit_tx_fifo_front(struct audit_tx *t);
+void audit_tx_fifo_pop(struct audit_tx *t);
+void audit_tx_fifo_push(struct audit_tx *t, uint64_t seq, uint64_t end);
+void audit_tx_set_up(struct audit_tx *t, bool up);
 /* Log a failure once per outage (the first after being up, or the first ever). */
-void tx_report_failure(struct audit_tx *t, const char *what, const char *detail);
-void tx_commit_to(struct audit_tx *t, uint64_t seq, uint64_t delivered);
+void audit_tx_report_failure(struct audit_tx *t, const char *what, const char *detail);
+void audit_tx_commit_to(struct audit_tx *t, uint64_t seq, uint64_t delivered);
 /* Back to the last commit: what was in flight goes again on the next connection. */
-void tx_rewind_to_commit(struct audit_tx *t);
-void tx_schedule_retry(struct audit_tx *t);
-void tx_pump(struct audit_tx *t);
-void tx_on_timer(uv_timer_t *h);
+void audit_tx_rewind_to_commit(struct audit_tx *t);
+void audit_tx_schedule_retry(struct audit_tx *t);
+void audit_tx_pump(struct audit_tx *t);
+void audit_tx_on_timer(uv_timer_t *h);
 
 /* audit_tx_tls.c */
-/* Connect to t->addr; TLS handshake; then tx_pump. */
-void tx_connect_addr(struct audit_tx *t);
+/* Connect to t->addr; TLS handshake; then audit_tx_pump. */
+void audit_tx_connect_addr(struct audit_tx *t);
 /* The connection failed (or is closing): close it, rewind, retry later unless closing. */
-void tx_conn_fail(struct tx_conn *c, const char *what, const char *detail);
+void audit_tx_conn_fail(struct tx_conn *c, const char *what, const char *detail);
 /* Frame and encrypt t->rec as message seq; false when the connection broke. */
-bool tx_send_tls(struct audit_tx *t, uint64_t seq);
+bool audit_tx_send_tls(struct audit_tx *t, uint64_t seq);
 /* Commit what TCP has acknowledged and ack_grace_ms has passed over. */
-void tx_commit_tls(struct audit_tx *t);
+void audit_tx_commit_tls(struct audit_tx *t);
 
 #endif

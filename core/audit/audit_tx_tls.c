@@ -23,10 +23,10 @@ static void on_conn_closed(uv_handle_t *h)
     tls_conn_free(c->tls);
     free(c);
     t->live--;
-    tx_maybe_free(t);
+    audit_tx_maybe_free(t);
 }
 
-void tx_conn_fail(struct tx_conn *c, const char *what, const char *detail)
+void audit_tx_conn_fail(struct tx_conn *c, const char *what, const char *detail)
 {
     struct audit_tx *t = c->t;
     if (c->dead)
@@ -35,15 +35,15 @@ void tx_conn_fail(struct tx_conn *c, const char *what, const char *detail)
     if (t->conn == c) {
         t->conn = NULL;
         if (!t->closing) {
-            tx_report_failure(t, what, detail); /* before set_up: "down" or "unreachable" */
-            tx_rewind_to_commit(t);
+            audit_tx_report_failure(t, what, detail); /* before set_up: "down" or "unreachable" */
+            audit_tx_rewind_to_commit(t);
         }
         if (t->was_up)
-            tx_set_up(t, false);
+            audit_tx_set_up(t, false);
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     if (!t->closing)
-        tx_schedule_retry(t);
+        audit_tx_schedule_retry(t);
 }
 
 static void on_written_n(uv_write_t *req, int status);
@@ -79,11 +79,11 @@ static void on_written_n(uv_write_t *req, int status)
     if (c->dead)
         return;
     if (status < 0) {
-        tx_conn_fail(c, "write_failed", uv_strerror(status));
+        audit_tx_conn_fail(c, "write_failed", uv_strerror(status));
         return;
     }
     c->written += n;
-    tx_pump(c->t);
+    audit_tx_pump(c->t);
 }
 
 static int tls_plain(void *arg, const uint8_t *p, size_t n)
@@ -101,9 +101,9 @@ static int tls_ready(void *arg)
     uv_timer_stop(&t->timer);
     t->st = TX_READY;
     t->backoff_ms = t->env.retry_min_ms;
-    tx_rewind_to_commit(t);
-    tx_set_up(t, true);
-    tx_pump(t);
+    audit_tx_rewind_to_commit(t);
+    audit_tx_set_up(t, true);
+    audit_tx_pump(t);
     return 0;
 }
 
@@ -121,16 +121,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->dead || nread == 0)
         return;
     if (nread < 0) {
-        tx_conn_fail(c, nread == UV_EOF ? "closed_by_repository" : "read_failed",
-                  uv_strerror((int)nread));
+        audit_tx_conn_fail(c, nread == UV_EOF ? "closed_by_repository" : "read_failed",
+                           uv_strerror((int)nread));
         return;
     }
     int rc = tls_conn_feed(c->tls, c->rbuf, (size_t)nread);
     if (rc == TLS_CONN_EOF)
-        tx_conn_fail(c, "closed_by_repository", "close_notify");
+        audit_tx_conn_fail(c, "closed_by_repository", "close_notify");
     else if (rc < 0)
-        tx_conn_fail(c, c->t->st == TX_HANDSHAKE ? "tls_handshake_failed" : "tls_failed",
-                  c->t->st == TX_HANDSHAKE ? tls_conn_reason(c->tls) : err_str(rc));
+        audit_tx_conn_fail(c, c->t->st == TX_HANDSHAKE ? "tls_handshake_failed" : "tls_failed",
+                           c->t->st == TX_HANDSHAKE ? tls_conn_reason(c->tls) : err_str(rc));
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -140,7 +140,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->dead)
         return;
     if (status < 0) {
-        tx_conn_fail(c, "connect_failed", uv_strerror(status));
+        audit_tx_conn_fail(c, "connect_failed", uv_strerror(status));
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -148,32 +148,32 @@ static void on_connect(uv_connect_t *req, int status)
     struct tls_conn_cbs cbs = {.out = tls_out, .plain = tls_plain, .ready = tls_ready, .arg = c};
     c->tls = tls_conn_new(t->ctx, true, t->repo.server_name, &cbs);
     if (!c->tls) {
-        tx_conn_fail(c, "tls_failed", "out of memory");
+        audit_tx_conn_fail(c, "tls_failed", "out of memory");
         return;
     }
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc == 0)
         rc = tls_conn_start(c->tls);
     if (rc < 0) {
-        tx_conn_fail(c, "tls_failed", err_str(rc));
+        audit_tx_conn_fail(c, "tls_failed", err_str(rc));
         return;
     }
     t->st = TX_HANDSHAKE;
 }
 
-void tx_connect_addr(struct audit_tx *t)
+void audit_tx_connect_addr(struct audit_tx *t)
 {
     struct tx_conn *c = calloc(1, sizeof *c);
     if (!c) {
-        tx_schedule_retry(t);
+        audit_tx_schedule_retry(t);
         return;
     }
     c->t = t;
     int rc = uv_tcp_init(t->env.loop, &c->tcp);
     if (rc < 0) {
         free(c);
-        tx_report_failure(t, "connect_failed", uv_strerror(rc));
-        tx_schedule_retry(t);
+        audit_tx_report_failure(t, "connect_failed", uv_strerror(rc));
+        audit_tx_schedule_retry(t);
         return;
     }
     t->live++;
@@ -181,13 +181,14 @@ void tx_connect_addr(struct audit_tx *t)
     c->creq.data = c;
     t->conn = c;
     t->st = TX_CONNECTING;
-    uv_timer_start(&t->timer, tx_on_timer, t->env.connect_timeout_ms, 0); /* connect + handshake */
+    uv_timer_start(&t->timer, audit_tx_on_timer, t->env.connect_timeout_ms,
+                   0); /* connect + handshake */
     rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&t->addr, on_connect);
     if (rc < 0)
-        tx_conn_fail(c, "connect_failed", uv_strerror(rc));
+        audit_tx_conn_fail(c, "connect_failed", uv_strerror(rc));
 }
 
-bool tx_send_tls(struct audit_tx *t, uint64_t seq)
+bool audit_tx_send_tls(struct audit_tx *t, uint64_t seq)
 {
     struct tx_conn *c = t->conn;
     wbuf_reset(&t->frame);
@@ -195,10 +196,10 @@ bool tx_send_tls(struct audit_tx *t, uint64_t seq)
         return false;
     int rc = tls_conn_write(c->tls, t->frame.p, t->frame.len);
     if (rc < 0) {
-        tx_conn_fail(c, "write_failed", err_str(rc));
+        audit_tx_conn_fail(c, "write_failed", err_str(rc));
         return false;
     }
-    tx_fifo_push(t, seq, c->queued);
+    audit_tx_fifo_push(t, seq, c->queued);
     return true;
 }
 
@@ -218,14 +219,14 @@ static uint64_t tcp_acked(struct tx_conn *c)
     return c->written; /* no way to ask: "written" is the best we know */
 }
 
-void tx_commit_tls(struct audit_tx *t)
+void audit_tx_commit_tls(struct audit_tx *t)
 {
     struct tx_conn *c = t->conn;
     if (!c || c->dead || t->st != TX_READY)
         return;
     uint64_t acked = tcp_acked(c);
     uint64_t now = uv_now(t->env.loop) + 1; /* never 0: 0 means "not acknowledged yet" */
-    for (size_t i = 0; i < t->f_n; i++) { /* note when each message was first seen acked */
+    for (size_t i = 0; i < t->f_n; i++) {   /* note when each message was first seen acked */
         struct inflight *f = &t->fifo[(t->f_head + i) % FIFO_CAP];
         if (f->end > acked)
             break;
@@ -234,14 +235,14 @@ void tx_commit_tls(struct audit_tx *t)
     }
     uint64_t upto = 0, n = 0;
     struct inflight *f;
-    while ((f = tx_fifo_front(t)) != NULL && f->acked_ms && now - f->acked_ms >= t->env.ack_grace_ms) {
+    while ((f = audit_tx_fifo_front(t)) != NULL && f->acked_ms &&
+           now - f->acked_ms >= t->env.ack_grace_ms) {
         upto = f->seq + 1;
         n++;
-        tx_fifo_pop(t);
+        audit_tx_fifo_pop(t);
     }
     if (t->f_n == 0 && t->send_seq > upto)
         upto = t->send_seq; /* nothing in flight: skipped (lost) ones are done with too */
     if (upto)
-        tx_commit_to(t, upto, n);
+        audit_tx_commit_to(t, upto, n);
 }
-

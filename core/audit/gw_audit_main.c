@@ -30,11 +30,23 @@ static const char usage[] =
     "         --prefix P (seq)  --interval-ms MS (seq, 0)  --patient-id ID (GWTEST-PATIENT-1)\n"
     "exit: 0 done (and delivered), 1 not delivered in time or refused, 2 bad usage or config\n";
 
-static const char *const all_events[] = {
-    "app-start", "auth-ok",  "auth-fail",           "auth-revoked", "policy",
-    "cert",      "reload",   "reload-refused",      "begin",        "transferred",
-    "transferred-partial",   "query",               "accessed",     "commit",
-    "commit-partial",        "app-stop",            NULL};
+static const char *const all_events[] = {"app-start",
+                                         "auth-ok",
+                                         "auth-fail",
+                                         "auth-revoked",
+                                         "policy",
+                                         "cert",
+                                         "reload",
+                                         "reload-refused",
+                                         "begin",
+                                         "transferred",
+                                         "transferred-partial",
+                                         "query",
+                                         "accessed",
+                                         "commit",
+                                         "commit-partial",
+                                         "app-stop",
+                                         NULL};
 
 struct sample {
     struct audit_party peer;
@@ -80,8 +92,8 @@ static void sample_init(struct sample *s, const char *patient_id)
     s->ok_uids[1] = "2.25.1002";
     s->fail_uids[0] = "2.25.1003";
     s->acc[0] = "ACC-0001";
-    s->sops_ok[0] = (struct audit_sop_count){.uid = "1.2.840.10008.5.1.4.1.1.2", .ok = 2,
-                                             .ok_uids = s->ok_uids, .n_ok_uids = 2};
+    s->sops_ok[0] = (struct audit_sop_count){
+        .uid = "1.2.840.10008.5.1.4.1.1.2", .ok = 2, .ok_uids = s->ok_uids, .n_ok_uids = 2};
     s->sops_partial[0] = s->sops_ok[0];
     s->sops_partial[0].failed = 1;
     s->sops_partial[0].failed_uids = s->fail_uids;
@@ -111,15 +123,26 @@ static int event(struct audit *a, const struct audit_src *src, const char *name,
                  const struct sample *s, struct wbuf *out)
 {
     struct audit_xfer x = xfer_of(s, strstr(name, "partial") != NULL);
-    struct audit_query q = {.peer = s->peer, .sop_class = "1.2.840.10008.5.1.4.1.2.2.1",
-                            .transfer_syntax = "1.2.840.10008.1.2", .dataset = s->ds,
-                            .len = s->ds_len, .ok = true};
-    struct audit_access acc = {.peer = s->peer, .action = 'R', .study_uid = "2.25.1000",
-                               .patient_id = s->patient_id, .sops = s->sops_ok, .n_sops = 1,
+    struct audit_query q = {.peer = s->peer,
+                            .sop_class = "1.2.840.10008.5.1.4.1.2.2.1",
+                            .transfer_syntax = "1.2.840.10008.1.2",
+                            .dataset = s->ds,
+                            .len = s->ds_len,
+                            .ok = true};
+    struct audit_access acc = {.peer = s->peer,
+                               .action = 'R',
+                               .study_uid = "2.25.1000",
+                               .patient_id = s->patient_id,
+                               .sops = s->sops_ok,
+                               .n_sops = 1,
                                .ok = true};
-    struct audit_commit c = {.peer = s->peer, .transaction_uid = "2.25.2000",
-                             .study_uid = "2.25.1000", .patient_id = s->patient_id,
-                             .sops = x.sops, .n_sops = 1, .failure = "not stored"};
+    struct audit_commit c = {.peer = s->peer,
+                             .transaction_uid = "2.25.2000",
+                             .study_uid = "2.25.1000",
+                             .patient_id = s->patient_id,
+                             .sops = x.sops,
+                             .n_sops = 1,
+                             .failure = "not stored"};
     const char *cfg = "/etc/dicom-gw/policy.json";
     bool two = strstr(name, "partial") != NULL; /* xml: the failed part */
     if (strcmp(name, "app-start") == 0)
@@ -265,9 +288,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "gw-audit: %s\n", err);
             return 2;
         }
-        struct audit_src src = {.app_name = app, .host = "gw.test", .source_id = "gw.test",
-                                .ae_title = ae, .patient_include = cfg.patient_include,
-                                .key = klen ? key : NULL, .key_len = klen};
+        struct audit_src src = {.app_name = app,
+                                .host = "gw.test",
+                                .source_id = "gw.test",
+                                .ae_title = ae,
+                                .patient_include = cfg.patient_include,
+                                .key = klen ? key : NULL,
+                                .key_len = klen};
         int bad = 0;
         for (; i < argc; i++) {
             const char *const one[] = {argv[i], NULL};

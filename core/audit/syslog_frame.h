@@ -14,17 +14,17 @@
 
 #define SYSLOG_FACILITY_AUTHPRIV 10u /* security/authorization (PS3.15 A.6) */
 #define SYSLOG_MSGID_DICOM "DICOM+RFC3881"
-#define SYSLOG_HEADER_MAX 512u       /* PRI..SD with every field at its RFC 5424 maximum */
-#define SYSLOG_FRAME_DIGITS 10u      /* MSG-LEN digits we accept */
+#define SYSLOG_HEADER_MAX 512u  /* PRI..SD with every field at its RFC 5424 maximum */
+#define SYSLOG_FRAME_DIGITS 10u /* MSG-LEN digits we accept */
 
 struct syslog_hdr {
-    uint8_t severity; /* 0..7 */
-    int64_t time_us;  /* TIMESTAMP, UTC microseconds */
-    const char *host; /* HOSTNAME (<= 255 printable ASCII; others become '_'), NULL: "-" */
-    const char *app;  /* APP-NAME (<= 48) */
-    uint32_t procid;  /* PROCID; 0: "-" */
+    uint8_t severity;  /* 0..7 */
+    int64_t time_us;   /* TIMESTAMP, UTC microseconds */
+    const char *host;  /* HOSTNAME (<= 255 printable ASCII; others become '_'), NULL: "-" */
+    const char *app;   /* APP-NAME (<= 48) */
+    uint32_t procid;   /* PROCID; 0: "-" */
     const char *msgid; /* MSGID (<= 32) */
-    bool bom;         /* MSG is UTF-8: start it with the BOM (RFC 5424 6.4) */
+    bool bom;          /* MSG is UTF-8: start it with the BOM (RFC 5424 6.4) */
 };
 
 /* PS3.15 A.6 / ITI-20: severity 5 (notice) for success, 4 (warning) for a minor failure, 3

@@ -93,10 +93,11 @@ Test(audit, events_from_several_threads_reach_a_udp_repository)
     struct metrics *m = metrics_new();
     struct audit *a = NULL;
     char err[256];
-    cr_assert_eq(audit_start(&c, &(struct audit_opts){.app_name = "dicom-core", .ae_title = "AE1",
-                                                      .metrics = m},
-                             &a, err, sizeof err),
-                 0, "%s", err);
+    cr_assert_eq(
+        audit_start(&c,
+                    &(struct audit_opts){.app_name = "dicom-core", .ae_title = "AE1", .metrics = m},
+                    &a, err, sizeof err),
+        0, "%s", err);
     cr_assert_eq(audit_app_start(a), 0);
     pthread_t th[4];
     struct emitter em[4];
@@ -147,7 +148,8 @@ Test(audit, events_from_several_threads_reach_a_udp_repository)
     cr_assert_eq(metrics_render(m, &out), 0);
     wbuf_u8(&out, 0);
     const char *txt = (const char *)out.p;
-    cr_assert_not_null(strstr(txt, "dicom_core_audit_messages_sent_total{repository=\"repo1\"} 201"), "%s", txt);
+    cr_assert_not_null(
+        strstr(txt, "dicom_core_audit_messages_sent_total{repository=\"repo1\"} 201"), "%s", txt);
     cr_assert_not_null(strstr(txt, "dicom_core_audit_repository_up{repository=\"repo1\"} 1"));
     cr_assert_not_null(strstr(txt, "dicom_core_audit_queue_messages 0"));
     wbuf_cleanup(&out);
@@ -164,8 +166,9 @@ Test(audit, fail_closed_blocks_while_the_repository_is_away)
     c.on_full = AQ_FAIL_CLOSED;
     struct audit *a = NULL;
     char err[256];
-    cr_assert_eq(audit_start(&c, &(struct audit_opts){.app_name = "dicom-edge"}, &a, err, sizeof err),
-                 0, "%s", err);
+    cr_assert_eq(
+        audit_start(&c, &(struct audit_opts){.app_name = "dicom-edge"}, &a, err, sizeof err), 0,
+        "%s", err);
     cr_assert(!audit_is_blocking(a));
     for (int i = 0; i < 3; i++)
         cr_assert_eq(audit_app_start(a), 0);

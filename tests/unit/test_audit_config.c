@@ -67,11 +67,15 @@ Test(audit_config, every_problem_is_reported)
                    "\"retry_min_ms\":5000,\"retry_max_ms\":100,\"colour\":1}",
                    &c, errs, sizeof errs);
     cr_assert_eq(rc, ERR_CONFIG);
-    const char *want[] = {"audit.repositories[0].transport:", "audit.repositories[1].ca:",
+    const char *want[] = {"audit.repositories[0].transport:",
+                          "audit.repositories[1].ca:",
                           "audit.repositories[1].cert: cert and key go together",
                           "audit.repositories[2].transport: udp takes no TLS",
-                          "audit.queue_dir: is required", "audit.on_full:", "audit.patient_id:",
-                          "audit.queue_max_bytes:", "audit.retry_max_ms:",
+                          "audit.queue_dir: is required",
+                          "audit.on_full:",
+                          "audit.patient_id:",
+                          "audit.queue_max_bytes:",
+                          "audit.retry_max_ms:",
                           "audit.colour: unknown key"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert_not_null(strstr(errs, want[i]), "missing '%s' in:\n%s", want[i], errs);
@@ -100,10 +104,12 @@ Test(audit_config, at_most_four_repositories)
 {
     struct audit_config c;
     char errs[2048];
-    int rc = parse("{\"repositories\":[{\"transport\":\"udp\",\"host\":\"a\"},{\"transport\":\"udp\",\"host\":\"b\"},"
-                   "{\"transport\":\"udp\",\"host\":\"c\"},{\"transport\":\"udp\",\"host\":\"d\"},"
-                   "{\"transport\":\"udp\",\"host\":\"e\"}],\"queue_dir\":\"/q\",\"patient_id\":\"include\"}",
-                   &c, errs, sizeof errs);
+    int rc = parse(
+        "{\"repositories\":[{\"transport\":\"udp\",\"host\":\"a\"},{\"transport\":\"udp\",\"host\":"
+        "\"b\"},"
+        "{\"transport\":\"udp\",\"host\":\"c\"},{\"transport\":\"udp\",\"host\":\"d\"},"
+        "{\"transport\":\"udp\",\"host\":\"e\"}],\"queue_dir\":\"/q\",\"patient_id\":\"include\"}",
+        &c, errs, sizeof errs);
     cr_assert_eq(rc, ERR_CONFIG);
     cr_assert_not_null(strstr(errs, "at most 4"));
 }

@@ -17,16 +17,26 @@ static const uint8_t KEY[32] = "0123456789abcdef0123456789abcdef";
 
 static struct audit_src src(bool include)
 {
-    return (struct audit_src){.app_name = "dicom-core", .host = "gw.test", .source_id = "gw",
-                              .site_id = "Site", .ae_title = "DICOM_CORE",
-                              .patient_include = include, .key = KEY, .key_len = sizeof KEY,
+    return (struct audit_src){.app_name = "dicom-core",
+                              .host = "gw.test",
+                              .source_id = "gw",
+                              .site_id = "Site",
+                              .ae_title = "DICOM_CORE",
+                              .patient_include = include,
+                              .key = KEY,
+                              .key_len = sizeof KEY,
                               .now_us = INT64_C(1700000000000000)};
 }
 
 static const struct audit_party PEER = {
-    .ip = "192.0.2.7", .ae = "CT1", .client_id = "ct-room-1",
-    .cert = {.subject = "CN=ct-room-1,O=T", .issuer = "CN=CA", .cn = "ct-room-1",
-             .serial = "10", .fp_sha256 = "aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00"}};
+    .ip = "192.0.2.7",
+    .ae = "CT1",
+    .client_id = "ct-room-1",
+    .cert = {.subject = "CN=ct-room-1,O=T",
+             .issuer = "CN=CA",
+             .cn = "ct-room-1",
+             .serial = "10",
+             .fp_sha256 = "aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00"}};
 
 static char *out_of(struct wbuf *b)
 {
@@ -42,7 +52,7 @@ static char *out_of(struct wbuf *b)
         wbuf_init(&b_, AUDIT_XML_MAX);                                                             \
         struct wbuf *out = &b_;                                                                    \
         int rc_ = (call);                                                                          \
-        cr_assert_eq(rc_, 0, "%s failed: %d", #call, rc_);                                        \
+        cr_assert_eq(rc_, 0, "%s failed: %d", #call, rc_);                                         \
         out_of(&b_);                                                                               \
     })
 
@@ -60,7 +70,8 @@ Test(audit_events, application_start_and_stop)
 {
     struct audit_src s = src(false);
     char *x = BUILD(audit_ev_app(&s, true, out));
-    has(x, "<EventID csd-code=\"110100\" codeSystemName=\"DCM\" originalText=\"Application Activity\"/>");
+    has(x, "<EventID csd-code=\"110100\" codeSystemName=\"DCM\" originalText=\"Application "
+           "Activity\"/>");
     has(x, "<EventTypeCode csd-code=\"110120\"");
     has(x, "EventActionCode=\"E\"");
     has(x, "EventDateTime=\"2023-11-14T22:13:20.000000Z\"");
@@ -83,7 +94,8 @@ Test(audit_events, tls_authentication_carries_the_certificate)
     has(x, "EventOutcomeIndicator=\"0\"");
     has(x, "UserID=\"ct-room-1\" UserName=\"CN=ct-room-1,O=T\" UserIsRequestor=\"true\" "
            "NetworkAccessPointID=\"192.0.2.7\" NetworkAccessPointTypeCode=\"2\"");
-    has(x, "ParticipantObjectID=\"aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00\"");
+    has(x,
+        "ParticipantObjectID=\"aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00aa00\"");
     has(x, "codeSystemName=\"99DICOMGW\"");
     has(x, "<ParticipantObjectDetail type=\"SerialNumber\" value=\"MTA=\"/>"); /* "10" */
     free(x);
@@ -104,7 +116,8 @@ Test(audit_events, tls_authentication_carries_the_certificate)
 Test(audit_events, security_alerts_by_kind)
 {
     struct audit_src s = src(false);
-    char *x = BUILD(audit_ev_alert(&s, AUDIT_ALERT_POLICY_REFUSED, &PEER, NULL, "not bound", 0, out));
+    char *x =
+        BUILD(audit_ev_alert(&s, AUDIT_ALERT_POLICY_REFUSED, &PEER, NULL, "not bound", 0, out));
     has(x, "csd-code=\"110113\"");
     has(x, "<EventTypeCode csd-code=\"110132\"");
     has(x, "EventOutcomeIndicator=\"4\"");
@@ -134,15 +147,24 @@ Test(audit_events, security_alerts_by_kind)
 
 static const char *UIDS[] = {"2.25.1", "2.25.2"};
 static const char *FAILED[] = {"2.25.3"};
-static const struct audit_sop_count SOPS[] = {
-    {.uid = "1.2.840.10008.5.1.4.1.1.2", .ok = 2, .failed = 1, .ok_uids = UIDS, .n_ok_uids = 2,
-     .failed_uids = FAILED, .n_failed_uids = 1},
-    {.uid = "1.2.840.10008.5.1.4.1.1.4", .ok = 3}};
+static const struct audit_sop_count SOPS[] = {{.uid = "1.2.840.10008.5.1.4.1.1.2",
+                                               .ok = 2,
+                                               .failed = 1,
+                                               .ok_uids = UIDS,
+                                               .n_ok_uids = 2,
+                                               .failed_uids = FAILED,
+                                               .n_failed_uids = 1},
+                                              {.uid = "1.2.840.10008.5.1.4.1.1.4", .ok = 3}};
 
 static struct audit_xfer xfer(void)
 {
-    return (struct audit_xfer){.peer = PEER, .peer_sends = true, .study_uid = "1.2.3",
-                               .patient_id = PID, .sops = SOPS, .n_sops = 2, .tls = true,
+    return (struct audit_xfer){.peer = PEER,
+                               .peer_sends = true,
+                               .study_uid = "1.2.3",
+                               .patient_id = PID,
+                               .sops = SOPS,
+                               .n_sops = 2,
+                               .tls = true,
                                .failure = "A700"};
 }
 
@@ -159,7 +181,8 @@ Test(audit_events, transfers_hash_the_patient_id_by_default)
     has(x, "<RoleIDCode csd-code=\"110153\""); /* the modality sent */
     has(x, "<RoleIDCode csd-code=\"110152\""); /* we received */
     has(x, "<ParticipantObjectIDTypeCode csd-code=\"110180\"");
-    has(x, "<SOPClass UID=\"1.2.840.10008.5.1.4.1.1.2\" NumberOfInstances=\"2\"><Instance UID=\"2.25.1\"/>");
+    has(x, "<SOPClass UID=\"1.2.840.10008.5.1.4.1.1.2\" NumberOfInstances=\"2\"><Instance "
+           "UID=\"2.25.1\"/>");
     has(x, "NumberOfInstances=\"3\"");
     has(x, "<Encrypted>true</Encrypted>");
     has(x, "ParticipantObjectTypeCode=\"1\" ParticipantObjectTypeCodeRole=\"1\"");
@@ -219,19 +242,30 @@ Test(audit_events, query_carries_the_redacted_identifier)
     /* implicit VR LE: (0008,0052) "STUDY ", (0010,0010) "DOE^J", (0010,0020) PID */
     uint8_t ds[128];
     size_t n = 0;
-    const struct { uint16_t g, e; const char *v; } els[] = {
-        {0x0008, 0x0052, "STUDY "}, {0x0010, 0x0010, "DOE^J "}, {0x0010, 0x0020, PID " "}};
+    const struct {
+        uint16_t g, e;
+        const char *v;
+    } els[] = {{0x0008, 0x0052, "STUDY "}, {0x0010, 0x0010, "DOE^J "}, {0x0010, 0x0020, PID " "}};
     for (size_t i = 0; i < 3; i++) {
         size_t l = strlen(els[i].v);
-        uint8_t h[8] = {(uint8_t)els[i].g, (uint8_t)(els[i].g >> 8), (uint8_t)els[i].e,
-                        (uint8_t)(els[i].e >> 8), (uint8_t)l, 0, 0, 0};
+        uint8_t h[8] = {(uint8_t)els[i].g,
+                        (uint8_t)(els[i].g >> 8),
+                        (uint8_t)els[i].e,
+                        (uint8_t)(els[i].e >> 8),
+                        (uint8_t)l,
+                        0,
+                        0,
+                        0};
         memcpy(ds + n, h, 8);
         memcpy(ds + n + 8, els[i].v, l);
         n += 8 + l;
     }
     struct audit_src s = src(false);
-    struct audit_query q = {.peer = PEER, .sop_class = "1.2.840.10008.5.1.4.1.2.2.1",
-                            .transfer_syntax = "1.2.840.10008.1.2", .dataset = ds, .len = n,
+    struct audit_query q = {.peer = PEER,
+                            .sop_class = "1.2.840.10008.5.1.4.1.2.2.1",
+                            .transfer_syntax = "1.2.840.10008.1.2",
+                            .dataset = ds,
+                            .len = n,
                             .ok = true};
     char *x = BUILD(audit_ev_query(&s, &q, out));
     has(x, "csd-code=\"110112\"");
@@ -267,20 +301,29 @@ Test(audit_events, query_carries_the_redacted_identifier)
 Test(audit_events, accessed_and_commitment)
 {
     struct audit_src s = src(false);
-    struct audit_access acc = {.peer = PEER, .action = 'D', .study_uid = "1.2.3",
-                               .patient_id = PID, .sops = SOPS, .n_sops = 2, .ok = true};
+    struct audit_access acc = {.peer = PEER,
+                               .action = 'D',
+                               .study_uid = "1.2.3",
+                               .patient_id = PID,
+                               .sops = SOPS,
+                               .n_sops = 2,
+                               .ok = true};
     char *x = BUILD(audit_ev_accessed(&s, &acc, out));
     has(x, "csd-code=\"110103\"");
     has(x, "EventActionCode=\"D\"");
     free(x);
-    struct audit_commit c = {.peer = PEER, .transaction_uid = "2.25.99", .study_uid = "1.2.3",
-                             .patient_id = NULL, .sops = SOPS, .n_sops = 2};
+    struct audit_commit c = {.peer = PEER,
+                             .transaction_uid = "2.25.99",
+                             .study_uid = "1.2.3",
+                             .patient_id = NULL,
+                             .sops = SOPS,
+                             .n_sops = 2};
     x = BUILD(audit_ev_commit(&s, &c, false, out));
     has(x, "csd-code=\"110104\"");
     has(x, "<EventTypeCode csd-code=\"1.2.840.10008.1.20.1\" codeSystemName=\"DCMUID\"");
     has(x, "EventActionCode=\"R\"");
     has(x, "type=\"TransactionUID\" value=\"Mi4yNS45OQ==\""); /* "2.25.99" */
-    has(x, "ParticipantObjectID=\"UNKNOWN\""); /* no patient ID known */
+    has(x, "ParticipantObjectID=\"UNKNOWN\"");                /* no patient ID known */
     free(x);
     x = BUILD(audit_ev_commit(&s, &c, true, out));
     has(x, "EventOutcomeIndicator=\"4\"");

@@ -19,7 +19,8 @@ Test(audit_hash, hmac_sha256_matches_rfc4231)
 {
     char hex[65];
     /* RFC 4231 test case 2 */
-    cr_assert_eq(audit_hmac_hex((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, hex), 0);
+    cr_assert_eq(
+        audit_hmac_hex((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, hex), 0);
     cr_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     /* RFC 4231 test case 1 */
     uint8_t k[20];

@@ -31,14 +31,18 @@ Test(audit_msg, escapes_markup_quotes_and_whitespace)
 
 Test(audit_msg, replaces_control_characters_and_invalid_utf8)
 {
-    cr_assert_str_eq(esc("a\x01" "b\x1f" "c\x7f", 100), "a?b?c?");
-    cr_assert_str_eq(esc("\xc3\xa9", 100), "\xc3\xa9");           /* é kept */
-    cr_assert_str_eq(esc("\xe2\x82\xac", 100), "\xe2\x82\xac");   /* € kept */
-    cr_assert_str_eq(esc("x\xc3", 100), "x?");                    /* cut sequence */
-    cr_assert_str_eq(esc("\xc0\xaf", 100), "??");                 /* overlong '/' */
-    cr_assert_str_eq(esc("\xed\xa0\x80", 100), "???");            /* a surrogate */
-    cr_assert_str_eq(esc("\xef\xbf\xbe", 100), "???");            /* U+FFFE */
-    cr_assert_str_eq(esc("\xf4\x90\x80\x80", 100), "????");       /* > U+10FFFF */
+    cr_assert_str_eq(esc("a\x01"
+                         "b\x1f"
+                         "c\x7f",
+                         100),
+                     "a?b?c?");
+    cr_assert_str_eq(esc("\xc3\xa9", 100), "\xc3\xa9");         /* é kept */
+    cr_assert_str_eq(esc("\xe2\x82\xac", 100), "\xe2\x82\xac"); /* € kept */
+    cr_assert_str_eq(esc("x\xc3", 100), "x?");                  /* cut sequence */
+    cr_assert_str_eq(esc("\xc0\xaf", 100), "??");               /* overlong '/' */
+    cr_assert_str_eq(esc("\xed\xa0\x80", 100), "???");          /* a surrogate */
+    cr_assert_str_eq(esc("\xef\xbf\xbe", 100), "???");          /* U+FFFE */
+    cr_assert_str_eq(esc("\xf4\x90\x80\x80", 100), "????");     /* > U+10FFFF */
     cr_assert_str_eq(esc("\xff\xfe", 100), "??");
 }
 
@@ -46,7 +50,7 @@ Test(audit_msg, cuts_long_strings_on_a_character_boundary_with_a_marker)
 {
     cr_assert_str_eq(esc("abcdef", 6), "abcdef");
     cr_assert_str_eq(esc("abcdefg", 6), "abcdef...");
-    cr_assert_str_eq(esc("ab\xc3\xa9", 3), "ab...");              /* é would cross the cut */
+    cr_assert_str_eq(esc("ab\xc3\xa9", 3), "ab..."); /* é would cross the cut */
     cr_assert_str_eq(esc("", 0), "");
     struct wbuf b;
     wbuf_init(&b, 16);
@@ -153,8 +157,8 @@ Test(audit_msg, renders_elements_in_the_schemas_order)
     base_event(&e, &ap);
     e.outcome = 4;
     e.outcome_desc = "why";
-    struct audit_po po = {.type = 2, .role = 3, .id_type = &IDT, .id = "1.2.3", .has_desc = true,
-                          .encrypted = 1};
+    struct audit_po po = {
+        .type = 2, .role = 3, .id_type = &IDT, .id = "1.2.3", .has_desc = true, .encrypted = 1};
     po.details[0] = (struct audit_detail){"K", "v", 1};
     po.n_details = 1;
     e.pos = &po;
@@ -170,7 +174,8 @@ Test(audit_msg, renders_elements_in_the_schemas_order)
     assert_before(s, "</ActiveParticipant>", "<AuditSourceIdentification ");
     assert_before(s, "</AuditSourceIdentification>", "<ParticipantObjectIdentification ");
     assert_before(s, "<ParticipantObjectIDTypeCode ", "<ParticipantObjectName/>");
-    assert_before(s, "<ParticipantObjectName/>", "<ParticipantObjectDetail type=\"K\" value=\"dg==\"/>");
+    assert_before(s, "<ParticipantObjectName/>",
+                  "<ParticipantObjectDetail type=\"K\" value=\"dg==\"/>");
     assert_before(s, "<ParticipantObjectDetail ", "<ParticipantObjectDescription>");
     cr_assert_not_null(strstr(s, "EventActionCode=\"E\""));
     cr_assert_not_null(strstr(s, "EventOutcomeIndicator=\"4\""));
@@ -185,8 +190,13 @@ Test(audit_msg, a_query_object_has_no_name)
     struct audit_event e;
     struct audit_ap ap;
     base_event(&e, &ap);
-    struct audit_po po = {.id_type = &IDT, .id = "q", .name = "not me", .has_query = true,
-                          .query = "abc", .query_len = 3, .encrypted = -1};
+    struct audit_po po = {.id_type = &IDT,
+                          .id = "q",
+                          .name = "not me",
+                          .has_query = true,
+                          .query = "abc",
+                          .query_len = 3,
+                          .encrypted = -1};
     e.pos = &po;
     e.n_pos = 1;
     int rc;
@@ -237,13 +247,19 @@ Test(audit_msg, a_message_too_large_drops_instance_lists_then_classes_and_stays_
     }
     struct audit_sop sops[40];
     for (int i = 0; i < 40; i++)
-        sops[i] = (struct audit_sop){.uid = "1.2.840.10008.5.1.4.1.1.2", .count = 150,
-                                     .instances = uids + 150 * i, .n_instances = 150};
+        sops[i] = (struct audit_sop){.uid = "1.2.840.10008.5.1.4.1.1.2",
+                                     .count = 150,
+                                     .instances = uids + 150 * i,
+                                     .n_instances = 150};
     struct audit_event e;
     struct audit_ap ap;
     base_event(&e, &ap);
-    struct audit_po po = {.id_type = &IDT, .id = "1.2.3", .has_desc = true, .sops = sops,
-                          .n_sops = 2, .encrypted = -1};
+    struct audit_po po = {.id_type = &IDT,
+                          .id = "1.2.3",
+                          .has_desc = true,
+                          .sops = sops,
+                          .n_sops = 2,
+                          .encrypted = -1};
     e.pos = &po;
     e.n_pos = 1;
     int rc;

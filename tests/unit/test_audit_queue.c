@@ -37,8 +37,12 @@ TestSuite(audit_queue, .init = setup, .fini = teardown);
 static struct aq *open_q(uint64_t max_msgs, uint64_t max_bytes, enum aq_full pol, size_t readers,
                          struct aq_report *rep)
 {
-    struct aq_opts o = {.dir = dir, .max_bytes = max_bytes, .max_msgs = max_msgs, .on_full = pol,
-                        .n_readers = readers, .readers = {"r0", "r1", "r2"}};
+    struct aq_opts o = {.dir = dir,
+                        .max_bytes = max_bytes,
+                        .max_msgs = max_msgs,
+                        .on_full = pol,
+                        .n_readers = readers,
+                        .readers = {"r0", "r1", "r2"}};
     struct aq *q = NULL;
     struct aq_report r;
     char err[256];
@@ -355,8 +359,8 @@ Test(audit_queue, segments_roll_and_are_reaped_once_every_reader_is_past)
 Test(audit_queue, one_process_per_directory)
 {
     struct aq *q = open_q(10, AQ_MIN_BYTES, AQ_DROP_OLDEST, 1, NULL);
-    struct aq_opts o = {.dir = dir, .max_bytes = AQ_MIN_BYTES, .max_msgs = 10, .n_readers = 1,
-                        .readers = {"r0"}};
+    struct aq_opts o = {
+        .dir = dir, .max_bytes = AQ_MIN_BYTES, .max_msgs = 10, .n_readers = 1, .readers = {"r0"}};
     struct aq *q2 = NULL;
     struct aq_report rep;
     char err[256];
@@ -368,8 +372,8 @@ Test(audit_queue, one_process_per_directory)
 
 Test(audit_queue, bad_options_are_refused)
 {
-    struct aq_opts o = {.dir = dir, .max_bytes = AQ_MIN_BYTES, .max_msgs = 10, .n_readers = 1,
-                        .readers = {"../x"}};
+    struct aq_opts o = {
+        .dir = dir, .max_bytes = AQ_MIN_BYTES, .max_msgs = 10, .n_readers = 1, .readers = {"../x"}};
     struct aq *q = NULL;
     struct aq_report rep;
     char err[256];
@@ -439,7 +443,7 @@ Test(audit_qrec, scan_resynchronises_after_garbage_and_ignores_stale_records)
     cr_assert_eq(aq_rec_encode(&b, 2, "stale", 5), 0); /* seq not above the last: garbage */
     cr_assert_eq(aq_rec_encode(&b, 4, "four", 4), 0);
     size_t whole = b.len;
-    wbuf_str(&b, "AQR1\x05");                          /* a cut record at the end */
+    wbuf_str(&b, "AQR1\x05"); /* a cut record at the end */
     n_seen = 0;
     struct aq_scan_result res;
     cr_assert_eq(aq_scan(b.p, b.len, 0, collect, NULL, &res), 0);

@@ -32,12 +32,17 @@ Test(syslog_frame, header_is_rfc5424_with_facility_10_and_a_bom)
 {
     struct wbuf b;
     wbuf_init(&b, 4096);
-    struct syslog_hdr h = {.severity = 5, .time_us = INT64_C(1735689599000001),
-                           .host = "gw.example", .app = "dicom-core", .procid = 42,
-                           .msgid = SYSLOG_MSGID_DICOM, .bom = true};
+    struct syslog_hdr h = {.severity = 5,
+                           .time_us = INT64_C(1735689599000001),
+                           .host = "gw.example",
+                           .app = "dicom-core",
+                           .procid = 42,
+                           .msgid = SYSLOG_MSGID_DICOM,
+                           .bom = true};
     cr_assert_eq(syslog_format(&b, &h, "<x/>", 4), 0);
-    const char want[] = "<85>1 2024-12-31T23:59:59.000001Z gw.example dicom-core 42 DICOM+RFC3881 - "
-                        "\xEF\xBB\xBF<x/>";
+    const char want[] =
+        "<85>1 2024-12-31T23:59:59.000001Z gw.example dicom-core 42 DICOM+RFC3881 - "
+        "\xEF\xBB\xBF<x/>";
     cr_assert_eq(b.len, sizeof want - 1);
     cr_assert(memcmp(b.p, want, b.len) == 0, "%.*s", (int)b.len, (const char *)b.p);
     wbuf_cleanup(&b);
@@ -50,8 +55,12 @@ Test(syslog_frame, header_fields_are_sanitised_and_bounded)
     char longapp[100];
     memset(longapp, 'a', sizeof longapp - 1);
     longapp[sizeof longapp - 1] = '\0';
-    struct syslog_hdr h = {.severity = 2, .time_us = 0, .host = "bad host\n", .app = longapp,
-                           .msgid = NULL, .bom = false};
+    struct syslog_hdr h = {.severity = 2,
+                           .time_us = 0,
+                           .host = "bad host\n",
+                           .app = longapp,
+                           .msgid = NULL,
+                           .bom = false};
     cr_assert_eq(syslog_format(&b, &h, "m", 1), 0);
     struct syslog_parsed p;
     cr_assert_eq(syslog_parse(b.p, b.len, &p), 0);
@@ -94,26 +103,34 @@ Test(syslog_frame, every_cut_needs_more)
 Test(syslog_frame, malformed_lengths_are_refused)
 {
     struct slice m;
-    cr_assert_eq(parse_frame("0 ", 2, 100, &m), ERR_MALFORMED);     /* MSG-LEN 0 / leading 0 */
+    cr_assert_eq(parse_frame("0 ", 2, 100, &m), ERR_MALFORMED); /* MSG-LEN 0 / leading 0 */
     cr_assert_eq(parse_frame("05 hello", 8, 100, &m), ERR_MALFORMED);
     cr_assert_eq(parse_frame("x5 hello", 8, 100, &m), ERR_MALFORMED);
     cr_assert_eq(parse_frame("5x hello", 8, 100, &m), ERR_MALFORMED);
     cr_assert_eq(parse_frame(" 5 hello", 8, 100, &m), ERR_MALFORMED);
-    cr_assert_eq(parse_frame("100 ", 4, 100, &m), 0);               /* max: need the bytes */
-    cr_assert_eq(parse_frame("101 ", 4, 100, &m), ERR_LIMIT);       /* max + 1 */
+    cr_assert_eq(parse_frame("100 ", 4, 100, &m), 0);         /* max: need the bytes */
+    cr_assert_eq(parse_frame("101 ", 4, 100, &m), ERR_LIMIT); /* max + 1 */
     cr_assert_eq(parse_frame("4294967295 ", 11, 1u << 20, &m), ERR_LIMIT);
     cr_assert_eq(parse_frame("12345678901 ", 12, SIZE_MAX, &m), ERR_LIMIT); /* 11 digits */
-    cr_assert_eq(parse_frame("1234567890", 10, SIZE_MAX, &m), 0);   /* 10 digits, no SP yet */
+    cr_assert_eq(parse_frame("1234567890", 10, SIZE_MAX, &m), 0); /* 10 digits, no SP yet */
 }
 
 Test(syslog_frame, header_parser_refuses_hostile_headers)
 {
     struct syslog_parsed p;
-    const char *bad[] = {"", "<", "<>1 - - - - - -", "<192>1 - - - - - -", "<1a>1 - - - - - -",
-                         "<13>0 - - - - - -", "<13>1 - - - - -", "<13>1 - - - - - [x",
-                         "<13>1 - - - - - [x a=\"]", "<13>1 - - - - - ]",
+    const char *bad[] = {"",
+                         "<",
+                         "<>1 - - - - - -",
+                         "<192>1 - - - - - -",
+                         "<1a>1 - - - - - -",
+                         "<13>0 - - - - - -",
+                         "<13>1 - - - - -",
+                         "<13>1 - - - - - [x",
+                         "<13>1 - - - - - [x a=\"]",
+                         "<13>1 - - - - - ]",
                          "<13>1 2024 h a p mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm - x",
-                         "<0013>1 - - - - - -", "<13>1 -  - - - - -"};
+                         "<0013>1 - - - - - -",
+                         "<13>1 -  - - - - -"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t n = strlen(bad[i]);
         const uint8_t *g = guard_copy(bad[i], n);
