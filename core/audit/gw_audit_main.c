@@ -215,7 +215,7 @@ int main(int argc, char **argv)
     const char *patient = "GWTEST-PATIENT-1";
     unsigned drain_ms = 10000, interval_ms = 0;
     int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
+    while (i < argc && argv[i][0] == '-') { /* each option takes a value: i moves by two */
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(o, "--help") == 0) {
@@ -244,7 +244,7 @@ int main(int argc, char **argv)
             fputs(usage, stderr);
             return 2;
         }
-        i++;
+        i += 2;
     }
     if (!config || i >= argc) {
         fputs(usage, stderr);
