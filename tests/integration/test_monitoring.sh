@@ -29,20 +29,8 @@ AUDIT_PENDING=(gateway_audit_queue_messages gateway_audit_queue_bytes gateway_au
 # Series Prometheus makes itself (not scraped from our programs).
 PROMETHEUS_OWN=(up ALERTS)
 
-started=() # PIDs this test started (or learnt from run-gateway.sh), stopped at exit
-cleanup() {
-    local p
-    for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for p in "${started[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for p in "${started[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$src/tests/integration/lib_gateway.sh" # gw_start, gw_cleanup, started
+trap gw_cleanup EXIT
 command -v promtool >/dev/null || { echo "FAIL promtool missing (apt-get install prometheus; tools/deps/monitoring.txt)"; exit 1; }
 
 # ---------------------------------------------------------------- static checks
@@ -108,24 +96,13 @@ PY
 # ---------------------------------------------------------------- the programs, with traffic
 [[ -x $build/core/dicom-core && -x $build/edge/dicom-edge ]] || { echo "FAIL dicom-core or dicom-edge not built"; exit 1; }
 pc=$(free_port) ph=$(free_port) pe=$(free_port) peh=$(free_port)
-set -m
-env GW_PREBUILT="$build" GW_STATE_DIR="$tmp/state" GW_CORE_DATA_DIR="$tmp/core" \
-    GW_CORE_LISTEN="127.0.0.1:$pc" GW_CORE_HTTP="127.0.0.1:$ph" \
-    GW_EDGE_LISTEN="127.0.0.1:$pe" GW_EDGE_HTTP="127.0.0.1:$peh" \
-    bash "$src/tools/run-gateway.sh" >"$tmp/gw.out" 2>"$tmp/gw.err" &
-gw_pid=$!
-set +m
-started+=("$gw_pid")
-for _ in $(seq 900); do
-    grep -q 'storescu +tls' "$tmp/gw.out" 2>/dev/null && break
-    kill -0 "$gw_pid" 2>/dev/null || break
-    sleep 0.1
-done
-read -r core_pid edge_pid < <(sed -n 's/^run-gateway: dicom-core pid \([0-9]*\), dicom-edge pid \([0-9]*\).*/\1 \2/p' "$tmp/gw.err") || true
-[[ -n ${edge_pid:-} ]] || { echo "FAIL tools/run-gateway.sh did not start"; tail -20 "$tmp/gw.err"; exit 1; }
-started+=("$core_pid" "$edge_pid")
-line=$(grep -m1 '^  storescu +tls' "$tmp/gw.out")
-read -ra scu <<<"$line"
+run_env=(GW_PREBUILT="$build" GW_STATE_DIR="$tmp/state" GW_CORE_DATA_DIR="$tmp/core"
+         GW_CORE_LISTEN="127.0.0.1:$pc" GW_CORE_HTTP="127.0.0.1:$ph"
+         GW_EDGE_LISTEN="127.0.0.1:$pe" GW_EDGE_HTTP="127.0.0.1:$peh")
+gw_start gw
+[[ -n $EDGE_PID ]] || { echo "FAIL tools/run-gateway.sh did not start"; tail -20 "$tmp/gw.err"; exit 1; }
+edge_pid=$EDGE_PID
+read -ra scu <<<"$LINE"
 unset 'scu[-1]' # test.dcm
 
 # a core whose disk is "full": every C-STORE is refused with A700

@@ -11,47 +11,14 @@ src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${GW_BUILD:-$src/build}
 tmp=$(mktemp -d)
 source "$src/tests/support/deploy_lib.sh" # check, expect_fail, free_port
-started=()                                # every PID this test started or learnt (the script's children)
-cleanup() {
-    local p
-    for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for p in "${started[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for p in "${started[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$src/tests/integration/lib_gateway.sh" # gw_start, gw_cleanup, started
+trap gw_cleanup EXIT
 [[ -x $build/core/dicom-core && -x $build/edge/dicom-edge ]] || { echo "FAIL dicom-core or dicom-edge not built in $build"; exit 1; }
 
 pc=$(free_port) ph=$(free_port) pe=$(free_port) peh=$(free_port)
 run_env=(GW_PREBUILT="$build" GW_STATE_DIR="$tmp/state" GW_CORE_DATA_DIR="$tmp/core"
          GW_CORE_LISTEN="127.0.0.1:$pc" GW_CORE_HTTP="127.0.0.1:$ph"
          GW_EDGE_LISTEN="127.0.0.1:$pe" GW_EDGE_HTTP="127.0.0.1:$peh")
-
-# start_gateway TAG [args]: runs the script in the background as a terminal would (job control
-# on, so SIGINT is not ignored in it); sets GW_PID, CORE_PID, EDGE_PID, LINE (the storescu line)
-start_gateway() {
-    local tag=$1
-    shift
-    set -m
-    env "${run_env[@]}" bash "$src/tools/run-gateway.sh" "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
-    GW_PID=$!
-    set +m
-    started+=("$GW_PID")
-    for _ in $(seq 900); do # the first run makes the PKI's keys: allow 90 s on a busy machine
-        grep -q 'storescu +tls' "$tmp/$tag.out" 2>/dev/null && break
-        kill -0 "$GW_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    CORE_PID='' EDGE_PID='' LINE=''
-    read -r CORE_PID EDGE_PID < <(sed -n 's/^run-gateway: dicom-core pid \([0-9]*\), dicom-edge pid \([0-9]*\).*/\1 \2/p' "$tmp/$tag.err") || true
-    [[ -z $CORE_PID ]] || started+=("$CORE_PID" "$EDGE_PID")
-    LINE=$(grep -m1 '^  storescu +tls' "$tmp/$tag.out" || true)
-}
 
 # stop_gateway SIGNAL TAG: signal the script only; -> GW_RC (its exit status)
 stop_gateway() {
@@ -96,7 +63,7 @@ exited_zero() { # tag name pid: the script reported the program's exit status 0,
 }
 
 # ---------------------------------------------------------------- first run
-start_gateway run1
+gw_start run1
 check "first run: the script runs (dicom-core and dicom-edge PIDs printed)" test -n "$CORE_PID" -a -n "$EDGE_PID"
 check "first run: it prints the onboarding's storescu +tls line" test -n "$LINE"
 check "first run: the PKI and the edge's files are under GW_STATE_DIR" \
@@ -130,7 +97,7 @@ check "SIGINT: the edge's pid file is removed" test ! -e "$tmp/state/edge.pid"
 ca_sum=$(sha256sum "$tmp/state/pki/ca/root/ca.crt" "$tmp/state/pki/servers/edge/cert.pem")
 serial=$(jq -r .serial "$tmp/state/pki/modalities/demo-modality/meta.json")
 first_line=$LINE
-start_gateway run2
+gw_start run2
 check "second run: it starts and prints the same storescu line" test -n "$EDGE_PID" -a "$LINE" = "$first_line"
 check "second run: no new PKI (the same root CA and edge certificate)" \
     test "$(sha256sum "$tmp/state/pki/ca/root/ca.crt" "$tmp/state/pki/servers/edge/cert.pem")" = "$ca_sum"
@@ -162,7 +129,7 @@ version_ok() { env "${run_env[@]}" bash "$src/tools/run-gateway.sh" --version | 
 check "extra arguments go to dicom-core (--version)" version_ok
 
 run_env+=(GW_CORE_LISTEN=127.0.0.1:not-a-port)
-start_gateway bad
+gw_start bad
 stop_rc=0
 for _ in $(seq 300); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
 wait "$GW_PID" || stop_rc=$?
