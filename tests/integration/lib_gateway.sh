@@ -4,11 +4,11 @@
 
 started=() # every PID the test started or learnt (run-gateway.sh's children), stopped at exit
 
-# SIGTERM to every recorded PID, then SIGKILL to what is left after 5 s; removes $tmp
+# SIGTERM to every recorded PID, then SIGKILL to what is left after 15 s; removes $tmp
 gw_cleanup() {
     local p alive
     for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 50); do
+    for _ in $(seq 150); do
         alive=0
         for p in "${started[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
         ((alive)) || break
