@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cert_metrics.h"
 #include "common/log.h"
 #include "edge_config.h"
 #include "net/http_listener.h"
@@ -149,6 +150,7 @@ static void on_hup(uv_signal_t *s, int signum)
     log_set_level((enum log_level)log_level_parse(cfg->log_level));
     edge_gen_unref(app->e.gen);
     app->e.gen = g;
+    cert_metrics_update(app->e.metrics, cfg, g->policy);
     struct logb lb;
     if (log_begin(&lb, LOG_INFO, "reloaded")) {
         log_str(&lb, "policy", cfg->policy);
@@ -299,6 +301,7 @@ int main(int argc, char **argv)
     limits_init(&e->limits);
     if (!e->metrics || proxy_start(e) < 0)
         return 1;
+    cert_metrics_update(e->metrics, app->cfg, gen->policy);
     if (app->cfg->http_listen[0]) {
         rc = http_listener_start(e->loop, app->cfg->http_listen, &app->http);
         if (rc == 0)

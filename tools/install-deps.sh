@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing need on Debian 12, as root. Idempotent: packages
-# already present are not fetched again. Used by tools/run-gateway.sh and tests/run-all.sh.
+# already present are not fetched again.
+#   install-deps.sh            build and run dicom-core and dicom-edge
+#   install-deps.sh --gateway  ... plus what tools/run-gateway.sh and the README's client-side
+#                              commands use (tools/run-gateway.sh calls this)
+#   install-deps.sh --test     ... plus everything the tests need (tests/run-all.sh calls this)
 set -euo pipefail
 
 runtime=(libuv1 libssl3 libcjson1 zlib1g ca-certificates)
 build=(build-essential cmake pkg-config libuv1-dev libssl-dev libcjson-dev zlib1g-dev
        libcurl4-openssl-dev)
+# tools/run-gateway.sh: certs/pki (openssl, jq, flock from util-linux) makes the local PKI; the
+# README's client side: DCMTK (storescu, echoscu), Debian's pydicom for tests/support/gen_data.py,
+# curl for /metrics
+gateway=(openssl jq util-linux dcmtk python3-pydicom curl)
 test=(libcriterion-dev dcmtk python3-pydicom python3-numpy clang libclang-rt-14-dev jq
       openssl procps psmisc iproute2 bc curl)
 
 want=("${runtime[@]}" "${build[@]}")
+case "${1:-}" in
+"" | --gateway | --test) ;;
+*) echo "usage: install-deps.sh [--gateway | --test]" >&2; exit 2 ;;
+esac
+[[ -z "${1:-}" ]] || want+=("${gateway[@]}")
 if [[ "${1:-}" == "--test" ]]; then
     want+=("${test[@]}")
     # each area lists the extra Debian packages its tests need, one per line (# comments)

@@ -117,9 +117,17 @@ def commands(text):
             continue
         start = True
         skip_next = False
+        for_list = False  # after `for`/`select`: the variable and its word list, up to `do`
         for t in toks:
             if skip_next:
                 skip_next = False
+                continue
+            if for_list:
+                if t == "do":
+                    for_list, start = False, True
+                continue
+            if start and t in ("for", "select"):
+                for_list = True
                 continue
             if t in (";", "&&", "||", "|", "&", "(", ")", ";;", "|&"):
                 start = True

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Synthetic DICOM test data (no patient data: every name, ID and date is made up and marked
-SYNTHETIC). Needs Debian's pydicom and numpy (/usr/bin/python3; apt-get install python3-pydicom);
-compressed transfer syntaxes are made with DCMTK (dcmcjpeg, dcmcrle).
+SYNTHETIC). Needs only Debian's pydicom (/usr/bin/python3; apt-get install python3-pydicom, which
+tools/run-gateway.sh installs); pixel data is plain Python bytes (no numpy). Compressed transfer
+syntaxes are made with DCMTK (dcmcjpeg, dcmcrle).
 
     gen_data.py --out DIR [--count N] [--modality CT|MR|US|SC|CR|DX|MG|PT|NM|XA]
                 [--ts implicit|explicit|deflated|jpeg-lossless|jpeg-lossless-sv1|rle]
@@ -13,13 +14,14 @@ whose Pixel Data is at least N bytes, streamed to disk frame by frame (memory st
 whatever N is), explicit VR little endian only. Prints the paths written, one per line."""
 import argparse
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
+from array import array
 
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian,
@@ -98,22 +100,70 @@ def base_dataset(modality, study, series, frame_of_ref, index, rows, cols, frame
     return ds, spp, bits, signed
 
 
-def pixels(rng, rows, cols, spp, bits, signed, frames, index):
-    """A smooth pattern plus noise (compresses like an image, not like zeros or pure noise)."""
-    y, x = np.mgrid[0:rows, 0:cols]
-    base = ((x + y + 7 * index) % 256).astype(np.int32)
+def _ramp_rows(rows, cols, bits, scale, offset):
+    """Rows of the pattern ((x + y + offset) % period) * scale, little-endian samples."""
+    period = 248 if bits == 8 else 256  # 8 bits: room for the noise below without a wrap
+    size = bits // 8
+    cycle = b"".join(((k % period) * scale).to_bytes(size, "little") for k in range(period))
+    line = cycle * (cols // period + 2)
+    out = []
+    for y in range(rows):
+        at = (y + offset) % period * size
+        out.append(line[at:at + cols * size])
+    return out
+
+
+def _noise(rng, n, bits, mask):
+    """n samples of random noise in [0, mask], little-endian, as bytes."""
+    table = bytes(b & mask for b in range(256))
+    low = rng.randbytes(n).translate(table)
     if bits == 8:
-        img = (base + rng.integers(0, 8, size=(rows, cols))) % 256
-        dtype = np.uint8
+        return low
+    out = bytearray(2 * n)
+    out[0::2] = low
+    return bytes(out)
+
+
+def _add_lanes(a, b):
+    """Sample-wise a + b of two equal-length little-endian byte strings whose sums never carry
+    out of a sample (callers keep each sum under the sample's range): one big-integer add."""
+    return (int.from_bytes(a, "little") + int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def pixels(rng, rows, cols, spp, bits, signed, frames, index):
+    """A smooth pattern plus noise (compresses like an image, not like zeros or pure noise).
+    Plain Python bytes: every sample of a 16-bit image stays within 12 bits stored, so signed
+    and unsigned pixels have the same bytes."""
+    del signed  # values are non-negative and under 4096 either way
+    size = bits // 8
+    tc = "B" if bits == 8 else "H"
+    if bits == 8:
+        base = b"".join(_ramp_rows(rows, cols, bits, 1, 7 * index))
+        img = _add_lanes(base, _noise(rng, rows * cols, bits, 7))
     else:
-        img = base * 8 + rng.integers(0, 64, size=(rows, cols))  # within 12 bits stored
-        dtype = np.int16 if signed else np.uint16
-    img = img.astype(dtype)
+        base = b"".join(_ramp_rows(rows, cols, bits, 8, 7 * index))
+        img = _add_lanes(base, _noise(rng, rows * cols, bits, 63))
+    row_len = cols * size
+    img_rows = [img[y * row_len:(y + 1) * row_len] for y in range(rows)]
     if spp == 3:
-        img = np.stack([img, img[::-1], img[:, ::-1]], axis=-1)
-    if frames > 1:
-        img = np.stack([np.roll(img, f, axis=0) for f in range(frames)])
-    return img.tobytes()
+        # R: the image, G: flipped top to bottom, B: flipped left to right; samples interleaved
+        out_rows = []
+        for y in range(rows):
+            mirrored = array(tc, img_rows[y])
+            mirrored.reverse()
+            px = array(tc, bytes(3 * row_len))
+            px[0::3] = array(tc, img_rows[y])
+            px[1::3] = array(tc, img_rows[rows - 1 - y])
+            px[2::3] = mirrored
+            out_rows.append(px.tobytes())
+        img_rows = out_rows
+    if frames <= 1:
+        return b"".join(img_rows)
+    out = []
+    for f in range(frames):  # frame f: the image rolled down by f rows
+        k = f % rows
+        out.append(b"".join(img_rows[rows - k:] + img_rows[:rows - k]))
+    return b"".join(out)
 
 
 def file_meta(ds, ts):
@@ -183,8 +233,11 @@ def write_big(args, ids):
     total = frames * frame
     if total > 0xFFFFFFFE:
         sys.exit("gen_data: --big-bytes over 4 GiB does not fit one explicit length")
-    rng = np.random.default_rng(args.seed)
-    chunk = (rng.integers(0, 4096, size=frame // 2, dtype=np.uint16)).tobytes()
+    rng = random.Random(args.seed)
+    chunk = _noise(rng, frame // 2, 16, 0xFF)
+    high = bytearray(chunk)
+    high[1::2] = rng.randbytes(frame // 2).translate(bytes(b & 0x0F for b in range(256)))
+    chunk = bytes(high)  # random samples within 12 bits stored
     with open(path, "ab") as f:
         f.write(b"\xe0\x7f\x10\x00OW\x00\x00" + total.to_bytes(4, "little"))
         for i in range(frames):
@@ -219,7 +272,7 @@ def main():
             sys.exit("gen_data: --big-bytes writes explicit VR little endian only")
         print(write_big(args, ids))
         return
-    rng = np.random.default_rng(args.seed)
+    rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.count):
             print(write_one(args, rng, ids, i, tmp))
