@@ -250,14 +250,8 @@ int proxy_start(struct edge *e)
     rc = uv_tcp_bind(&e->listener, (const struct sockaddr *)&e->listen_addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&e->listener, 511, on_connection);
-    if (rc < 0) {
-        struct logb lb;
-        if (log_begin(&lb, LOG_ERROR, "listen_failed")) {
-            log_str(&lb, "addr", e->cfg->listen);
-            log_str(&lb, "err", uv_strerror(rc));
-            log_end(&lb);
-        }
-    }
+    if (rc < 0)
+        proxy_audit_listen_failed("listen_failed", e->cfg->listen, uv_strerror(rc));
     return rc;
 }
 

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proxy_int.h"
+
 const char *proxy_audit_status(int status)
 {
     return status == UV_EOF ? "closed" : status < 0 && status > -4096 ? uv_strerror(status) :
@@ -74,4 +76,14 @@ void proxy_audit_assoc_end(const struct edge_conn *c)
     log_u64(&lb, "pdus_down", c->f_down.pdus);
     log_str(&lb, "end", c->end ? c->end : "closed");
     log_end(&lb);
+}
+
+void proxy_audit_listen_failed(const char *ev, const char *addr, const char *err)
+{
+    struct logb lb;
+    if (log_begin(&lb, LOG_ERROR, ev)) {
+        log_str(&lb, "addr", addr);
+        log_str(&lb, "err", err);
+        log_end(&lb);
+    }
 }

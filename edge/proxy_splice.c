@@ -40,6 +40,26 @@ static void protocol_violation(struct edge_conn *c, bool from_down, const struct
     proxy_conn_finish(c, "aborted_pdu_limit");
 }
 
+/* Follow n bytes from the modality (from_down) or from upstream, and count them. false when
+ * they break the protocol: c is then finished. */
+static bool follow(struct edge_conn *c, bool from_down, const uint8_t *p, size_t n)
+{
+    struct pdu_follow *f = from_down ? &c->f_up : &c->f_down;
+    int frc = pdu_follow_feed(f, p, n);
+    if (frc < 0) {
+        protocol_violation(c, from_down, f, frc);
+        return false;
+    }
+    if (from_down) {
+        c->bytes_up += n;
+        metric_add(c->e->m.bytes_to_upstream, n);
+    } else {
+        c->bytes_down += n;
+        metric_add(c->e->m.bytes_to_client, n);
+    }
+    return true;
+}
+
 /* The core's A-ASSOCIATE-AC has gone by: the modality's PDUs are capped by what it says. */
 static void after_ac(struct edge_conn *c)
 {
@@ -81,15 +101,10 @@ static uint8_t g_upbuf[256 * 1024];
 static size_t g_up_len;
 static struct edge_conn *g_up_owner;
 
-int proxy_splice_flush_up(void)
+/* Through the upstream's TLS when it has one; a failure loses the upstream. 0 or CONN_STOP. */
+static int send_up(struct edge_conn *c, const uint8_t *p, size_t n)
 {
-    struct edge_conn *c = g_up_owner;
-    size_t n = g_up_len;
-    g_up_len = 0;
-    g_up_owner = NULL;
-    if (!c || n == 0 || c->closing || c->st == ST_FINISH)
-        return 0;
-    int rc = stream_send(&c->s_up, g_upbuf, n);
+    int rc = stream_send(&c->s_up, p, n);
     if (rc < 0) {
         proxy_splice_upstream_lost(c, rc);
         return CONN_STOP;
@@ -98,15 +113,21 @@ int proxy_splice_flush_up(void)
     return 0;
 }
 
+int proxy_splice_flush_up(void)
+{
+    struct edge_conn *c = g_up_owner;
+    size_t n = g_up_len;
+    g_up_len = 0;
+    g_up_owner = NULL;
+    if (!c || n == 0 || c->closing || c->st == ST_FINISH)
+        return 0;
+    return send_up(c, g_upbuf, n);
+}
+
 int proxy_splice_to_up(struct edge_conn *c, const uint8_t *p, size_t n)
 {
-    int frc = pdu_follow_feed(&c->f_up, p, n);
-    if (frc < 0) {
-        protocol_violation(c, true, &c->f_up, frc);
+    if (!follow(c, true, p, n))
         return CONN_STOP;
-    }
-    c->bytes_up += n;
-    metric_add(c->e->m.bytes_to_upstream, n);
     if (!c->up_tls) {
         if ((g_up_owner && g_up_owner != c) || g_up_len + n > sizeof g_upbuf)
             TRY(proxy_splice_flush_up());
@@ -117,26 +138,15 @@ int proxy_splice_to_up(struct edge_conn *c, const uint8_t *p, size_t n)
             return 0; /* proxy_splice_flush_up() sends it, and checks the queue */
         }
     }
-    int rc = stream_send(&c->s_up, p, n); /* through the upstream's TLS when it has one */
-    if (rc < 0) {
-        proxy_splice_upstream_lost(c, rc);
-        return CONN_STOP;
-    }
-    pause_if_full(c, true);
-    return 0;
+    return send_up(c, p, n);
 }
 
 int proxy_splice_to_down(struct edge_conn *c, const uint8_t *p, size_t n)
 {
-    int frc = pdu_follow_feed(&c->f_down, p, n);
-    if (frc < 0) {
-        protocol_violation(c, false, &c->f_down, frc);
+    if (!follow(c, false, p, n))
         return CONN_STOP;
-    }
     if (c->f_down.keep_first && pdu_follow_first_done(&c->f_down))
         after_ac(c);
-    c->bytes_down += n;
-    metric_add(c->e->m.bytes_to_client, n);
     if (stream_send(&c->s_down, p, n) < 0) {
         proxy_conn_finish(c, "client_write_failed");
         return CONN_STOP;
