@@ -25,7 +25,7 @@ enum cfgread_type {
     CFGREAD_T_ENUM,     /* one of names[], stored as an int */
     CFGREAD_T_LIST,     /* array of strings, each through conv into an element of size bytes */
     CFGREAD_T_OBJ,      /* nested object, read with sub against the same base */
-    CFGREAD_T_INLINE,   /* sub's rows, read from this same object */
+    CFGREAD_T_INLINE,   /* sub's rows (not its check), read from this same object */
     CFGREAD_T_ARRAY,    /* array of objects: elements calloc'd, read with sub */
     CFGREAD_T_MAP,      /* object of named objects: elements calloc'd, named, read with sub */
     CFGREAD_T_VARIANT,  /* object whose tag member ("type") chooses its table, or its text */
@@ -128,7 +128,7 @@ struct cfgread_table {
 #define CFGREAD_OBJ(key, table, ...)                                                               \
     {.name = (key), .type = CFGREAD_T_OBJ, .sub = (table), __VA_ARGS__}
 #define CFGREAD_INLINE(table) {.name = "", .type = CFGREAD_T_INLINE, .sub = (table)}
-/* f: ET * in T (calloc'd here, freed by the caller), n: its size_t count. */
+/* f: ET * in T, NULL before (calloc'd here, freed by the caller), n: its size_t count. */
 #define CFGREAD_ARRAY(key, T, f, n, ET, table, lo, hi, why, ...)                                   \
     {.name = (key), .type = CFGREAD_T_ARRAY, .off = CFGREAD_OFF(T, f, ET *), .size = sizeof(ET),  \
      .count_off = CFGREAD_OFF(T, n, size_t), .sub = (table), .min = (lo), .max = (hi),            \
