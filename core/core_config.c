@@ -1,7 +1,6 @@
 #include "core_config.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -9,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cfgread.h"
 #include "common/log.h"
 #include "common/ul.h"
 #include "sop_registry.h"
@@ -26,63 +26,6 @@ static const char g_default_json[] =
 const char *core_config_default_json(void)
 {
     return g_default_json;
-}
-
-static void problem(struct wbuf *errs, const char *key, const char *msg)
-{
-    wbuf_printf(errs, "%s: %s\n", key, msg);
-}
-
-/* Copy a JSON string value into dst (cap bytes with NUL); missing keys keep the default. */
-static void get_str(const cJSON *obj, const char *key, char *dst, size_t cap, struct wbuf *errs)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v)
-        return;
-    if (!cJSON_IsString(v) || !v->valuestring) {
-        problem(errs, key, "must be a string");
-        return;
-    }
-    int n = snprintf(dst, cap, "%s", v->valuestring);
-    if (n < 0 || (size_t)n >= cap)
-        problem(errs, key, "too long");
-}
-
-static void get_bool(const cJSON *obj, const char *key, bool *dst, struct wbuf *errs)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v)
-        return;
-    if (!cJSON_IsBool(v)) {
-        problem(errs, key, "must be true or false");
-        return;
-    }
-    *dst = cJSON_IsTrue(v);
-}
-
-static void get_u64(const cJSON *obj, const char *key, uint64_t *dst, uint64_t min, uint64_t max,
-                    struct wbuf *errs)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v)
-        return;
-    if (!cJSON_IsNumber(v) || v->valuedouble < (double)min || v->valuedouble > (double)max ||
-        v->valuedouble != (double)(uint64_t)v->valuedouble) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "must be a whole number from %llu to %llu",
-                 (unsigned long long)min, (unsigned long long)max);
-        problem(errs, key, msg);
-        return;
-    }
-    *dst = (uint64_t)v->valuedouble;
-}
-
-static void get_u32(const cJSON *obj, const char *key, uint32_t *dst, uint32_t min, uint32_t max,
-                    struct wbuf *errs)
-{
-    uint64_t t = *dst;
-    get_u64(obj, key, &t, min, max, errs);
-    *dst = (uint32_t)t;
 }
 
 int cidr_parse(const char *s, struct cidr *out)
@@ -154,246 +97,148 @@ bool cidr_list_match(const struct cidr *list, size_t n, const struct sockaddr *a
     return false;
 }
 
+/* ---- the table ----------------------------------------------------------------------- */
+
+#define CC struct core_config
+
+static int conv_ae_title(void *base, void *dst, const char *s)
+{
+    (void)base;
+    if (!s[0])
+        return 0; /* "" keeps the default */
+    return ul_ae_normalize((const uint8_t *)s, strnlen(s, 64), dst);
+}
+
+static int conv_ae(void *base, void *dst, const char *s)
+{
+    (void)base;
+    return ul_ae_normalize((const uint8_t *)s, strnlen(s, 17), dst);
+}
+
+static int conv_ts(void *base, void *dst, const char *s)
+{
+    (void)base;
+    const struct ts_info *t = ts_find(s);
+    if (!t)
+        return ERR_CONFIG;
+    memcpy(dst, &t, sizeof t);
+    return 0;
+}
+
+static int conv_uid(void *base, void *dst, const char *s)
+{
+    (void)base;
+    if (!ds_uid_valid(s))
+        return ERR_CONFIG;
+    snprintf(dst, 65, "%s", s);
+    return 0;
+}
+
+static int conv_cidr(void *base, void *dst, const char *s)
+{
+    (void)base;
+    return cidr_parse(s, dst);
+}
+
+static void check_tls(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct core_config *c = base;
+    (void)ctx;
+    c->tls.enabled = true;
+    if (!c->tls.cert[0] || !c->tls.key[0])
+        cfgread_problem(errs, path, "", "needs cert and key");
+}
+
+static void check_proxy(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    (void)ctx;
+    (void)path;
+    (void)errs;
+    ((struct core_config *)base)->proxy_protocol = true;
+}
+
+static const struct cfgread_key g_tls_keys[] = {
+    CFGREAD_STR("cert", CC, tls.cert, NULL),
+    CFGREAD_STR("key", CC, tls.key, NULL),
+    CFGREAD_STR("client_ca", CC, tls.client_ca, NULL),
+    CFGREAD_STR("crl", CC, tls.crl, NULL),
+};
+static const struct cfgread_table g_tls = CFGREAD_TABLE(g_tls_keys, false, check_tls);
+
+static const struct cfgread_key g_proxy_keys[] = {
+    CFGREAD_LIST("trusted", CC, proxy_trusted, n_proxy_trusted, conv_cidr, 1, CFG_MAX_LIST,
+                 "must be a non-empty array of CIDRs", "entries must be CIDRs",
+                 .flags = CFGREAD_REQUIRED),
+};
+static const struct cfgread_table g_proxy = CFGREAD_TABLE(g_proxy_keys, false, check_proxy);
+
+/* The backends a "backend" object may name; each one's own keys are its backend's to read and
+ * check (through the program's registry): the object is kept here as JSON text. */
+static const struct cfgread_enum g_backends[] = {
+    {"file", 0, NULL},
+    {"aws", 1, NULL},
+    {NULL, 0, NULL},
+};
+static const struct cfgread_enum g_acks[] = {
+    {"spool", SPOOL_ACK_SPOOL, NULL},
+    {"s3", SPOOL_ACK_S3, NULL},
+    {"healthimaging", SPOOL_ACK_HEALTHIMAGING, NULL},
+    {NULL, 0, NULL},
+};
+
+/* DICOM_CORE_<KEY> overrides the scalar keys operators set most (env wins over the file). */
+static const struct cfgread_key g_keys[] = {
+    CFGREAD_CONV("ae_title", CC, ae_title, 64, conv_ae_title, "DICOM_CORE",
+                 "must be 1-16 characters without backslash or control chars",
+                 .env = "DICOM_CORE_AE_TITLE"),
+    CFGREAD_BOOL("check_called_ae", CC, check_called_ae, true),
+    CFGREAD_LIST("calling_ae_allow", CC, calling_allow, n_calling_allow, conv_ae, 0,
+                 CFG_MAX_LIST, "must be an array of AE titles",
+                 "entries must be AE titles (1-16 characters, no backslash or control "
+                 "characters), at most 64 of them"),
+    CFGREAD_STR("listen", CC, listen, "0.0.0.0:11112", .env = "DICOM_CORE_LISTEN"),
+    CFGREAD_STR("http_listen", CC, http_listen, "127.0.0.1:9112", .env = "DICOM_CORE_HTTP_LISTEN"),
+    CFGREAD_STR("spool_dir", CC, spool_dir, "/var/lib/dicom-core/spool",
+                .env = "DICOM_CORE_SPOOL_DIR"),
+    CFGREAD_ENUM("ack", CC, ack, g_acks, SPOOL_ACK_SPOOL, .env = "DICOM_CORE_ACK",
+                 .flags = CFGREAD_EMPTY_KEEPS),
+    CFGREAD_BOOL("fsync", CC, fsync, true, .env = "DICOM_CORE_FSYNC"),
+    CFGREAD_U64("min_free_bytes", CC, min_free_bytes, 0, UINT64_MAX / 2, 1ull << 30,
+                .env = "DICOM_CORE_MIN_FREE_BYTES"),
+    CFGREAD_U32("max_pdu", CC, max_pdu, 4096, 16u << 20, 262144),
+    CFGREAD_U32("max_associations", CC, max_associations, 1, 100000, 64,
+                .env = "DICOM_CORE_MAX_ASSOCIATIONS"),
+    CFGREAD_U32("preassoc_max", CC, preassoc_max, 1, 100000, 256),
+    CFGREAD_U32("preassoc_per_source", CC, preassoc_per_source, 1, 100000, 32),
+    CFGREAD_U32("artim_ms", CC, artim_ms, 100, 600000, 30000),
+    CFGREAD_U32("idle_ms", CC, idle_ms, 100, 86400000, 300000),
+    CFGREAD_U32("drain_ms", CC, drain_ms, 0, 3600000, 30000),
+    CFGREAD_BOOL("accept_retired_sop_classes", CC, accept_retired_sops, true),
+    CFGREAD_STR("log_level", CC, log_level, "info", .env = "DICOM_CORE_LOG_LEVEL"),
+    CFGREAD_LIST("transfer_syntaxes", CC, ts, n_ts, conv_ts, 0, ARRAY_LEN(((CC *)0)->ts),
+                 "must be an array of UIDs in preference order",
+                 "unknown or unsupported transfer syntax UID (big endian is not supported)"),
+    CFGREAD_LIST("private_sop_classes", CC, private_sops, n_private_sops, conv_uid, 0,
+                 CFG_MAX_LIST, "must be an array of UIDs", "entries must be valid UIDs (max 64)"),
+    CFGREAD_OBJ("proxy_protocol", &g_proxy,
+                .msg = "must be {\"trusted\": [\"CIDR\", ...]} (non-empty)"),
+    CFGREAD_OBJ("tls", &g_tls),
+    CFGREAD_VARIANT("backend", CC, backend, g_backends, backend_json, 0,
+                    "must be an object with a \"type\""),
+};
+static const struct cfgread_table g_table = CFGREAD_TABLE(g_keys, false, NULL);
+
 static void set_defaults(struct core_config *c)
 {
     memset(c, 0, sizeof *c);
-    snprintf(c->ae_title, sizeof c->ae_title, "DICOM_CORE");
-    c->check_called_ae = true;
-    snprintf(c->listen, sizeof c->listen, "0.0.0.0:11112");
-    snprintf(c->http_listen, sizeof c->http_listen, "127.0.0.1:9112");
-    snprintf(c->spool_dir, sizeof c->spool_dir, "/var/lib/dicom-core/spool");
-    c->ack = SPOOL_ACK_SPOOL;
-    c->fsync = true;
-    c->min_free_bytes = 1ull << 30;
-    c->max_pdu = 262144;
-    c->max_associations = 64;
-    c->preassoc_max = 256;
-    c->preassoc_per_source = 32;
-    c->artim_ms = 30000;
-    c->idle_ms = 300000;
-    c->drain_ms = 30000;
-    c->accept_retired_sops = true;
-    snprintf(c->backend_type, sizeof c->backend_type, "file");
-    snprintf(c->log_level, sizeof c->log_level, "info");
+    cfgread_defaults(&g_table, c);
     for (size_t i = 0; i < ts_default_count() && i < ARRAY_LEN(c->ts); i++)
         c->ts[c->n_ts++] = ts_default_at(i);
 }
 
-static void get_ae_list(const cJSON *obj, const char *key, char (*dst)[17], size_t *n,
-                        struct wbuf *errs)
+static void problem(struct wbuf *errs, const char *key, const char *msg)
 {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!arr)
-        return;
-    if (!cJSON_IsArray(arr)) {
-        problem(errs, key, "must be an array of AE titles");
-        return;
-    }
-    *n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        if (!cJSON_IsString(it) || *n >= CFG_MAX_LIST ||
-            ul_ae_normalize((const uint8_t *)it->valuestring, strnlen(it->valuestring, 17),
-                            dst[*n]) < 0) {
-            problem(errs, key, "entries must be AE titles (1-16 characters, no backslash or "
-                               "control characters), at most 64 of them");
-            return;
-        }
-        (*n)++;
-    }
-}
-
-static void parse_json(const cJSON *root, struct core_config *c, struct wbuf *errs)
-{
-    char ae[64] = "";
-    get_str(root, "ae_title", ae, sizeof ae, errs);
-    if (ae[0] && ul_ae_normalize((const uint8_t *)ae, strnlen(ae, sizeof ae), c->ae_title) < 0)
-        problem(errs, "ae_title", "must be 1-16 characters without backslash or control chars");
-    get_bool(root, "check_called_ae", &c->check_called_ae, errs);
-    get_ae_list(root, "calling_ae_allow", c->calling_allow, &c->n_calling_allow, errs);
-    get_str(root, "listen", c->listen, sizeof c->listen, errs);
-    get_str(root, "http_listen", c->http_listen, sizeof c->http_listen, errs);
-    get_str(root, "spool_dir", c->spool_dir, sizeof c->spool_dir, errs);
-    char ack[32] = "";
-    get_str(root, "ack", ack, sizeof ack, errs);
-    if (strcmp(ack, "spool") == 0)
-        c->ack = SPOOL_ACK_SPOOL;
-    else if (strcmp(ack, "s3") == 0)
-        c->ack = SPOOL_ACK_S3;
-    else if (strcmp(ack, "healthimaging") == 0)
-        c->ack = SPOOL_ACK_HEALTHIMAGING;
-    else if (ack[0])
-        problem(errs, "ack", "must be \"spool\", \"s3\" or \"healthimaging\"");
-    get_bool(root, "fsync", &c->fsync, errs);
-    get_u64(root, "min_free_bytes", &c->min_free_bytes, 0, UINT64_MAX / 2, errs);
-    get_u32(root, "max_pdu", &c->max_pdu, 4096, 16u << 20, errs);
-    get_u32(root, "max_associations", &c->max_associations, 1, 100000, errs);
-    get_u32(root, "preassoc_max", &c->preassoc_max, 1, 100000, errs);
-    get_u32(root, "preassoc_per_source", &c->preassoc_per_source, 1, 100000, errs);
-    get_u32(root, "artim_ms", &c->artim_ms, 100, 600000, errs);
-    get_u32(root, "idle_ms", &c->idle_ms, 100, 86400000, errs);
-    get_u32(root, "drain_ms", &c->drain_ms, 0, 3600000, errs);
-    get_bool(root, "accept_retired_sop_classes", &c->accept_retired_sops, errs);
-    get_str(root, "log_level", c->log_level, sizeof c->log_level, errs);
-    if (log_level_parse(c->log_level) < 0)
-        problem(errs, "log_level", "must be debug, info, warn or error");
-
-    const cJSON *tsl = cJSON_GetObjectItemCaseSensitive(root, "transfer_syntaxes");
-    if (tsl) {
-        c->n_ts = 0;
-        const cJSON *it;
-        if (!cJSON_IsArray(tsl))
-            problem(errs, "transfer_syntaxes", "must be an array of UIDs in preference order");
-        else
-            cJSON_ArrayForEach(it, tsl)
-            {
-                const struct ts_info *t = cJSON_IsString(it) ? ts_find(it->valuestring) : NULL;
-                if (!t) {
-                    problem(errs, "transfer_syntaxes",
-                            "unknown or unsupported transfer syntax UID (big endian is not "
-                            "supported)");
-                    break;
-                }
-                if (c->n_ts < ARRAY_LEN(c->ts))
-                    c->ts[c->n_ts++] = t;
-            }
-        if (c->n_ts == 0)
-            problem(errs, "transfer_syntaxes", "must list at least one transfer syntax");
-    }
-    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(root, "private_sop_classes");
-    if (ps) {
-        const cJSON *it;
-        if (!cJSON_IsArray(ps))
-            problem(errs, "private_sop_classes", "must be an array of UIDs");
-        else
-            cJSON_ArrayForEach(it, ps)
-            {
-                if (!cJSON_IsString(it) || !ds_uid_valid(it->valuestring) ||
-                    c->n_private_sops >= CFG_MAX_LIST) {
-                    problem(errs, "private_sop_classes", "entries must be valid UIDs (max 64)");
-                    break;
-                }
-                snprintf(c->private_sops[c->n_private_sops++], 65, "%s", it->valuestring);
-            }
-    }
-    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "proxy_protocol");
-    if (pp) {
-        const cJSON *tr = cJSON_GetObjectItemCaseSensitive(pp, "trusted");
-        if (!cJSON_IsObject(pp) || !cJSON_IsArray(tr) || cJSON_GetArraySize(tr) == 0) {
-            problem(errs, "proxy_protocol", "must be {\"trusted\": [\"CIDR\", ...]} (non-empty)");
-        } else {
-            c->proxy_protocol = true;
-            const cJSON *it;
-            cJSON_ArrayForEach(it, tr)
-            {
-                if (c->n_proxy_trusted >= CFG_MAX_LIST || !cJSON_IsString(it) ||
-                    cidr_parse(it->valuestring, &c->proxy_trusted[c->n_proxy_trusted]) < 0) {
-                    problem(errs, "proxy_protocol.trusted", "entries must be CIDRs");
-                    break;
-                }
-                c->n_proxy_trusted++;
-            }
-        }
-    }
-    const cJSON *tls = cJSON_GetObjectItemCaseSensitive(root, "tls");
-    if (tls) {
-        if (!cJSON_IsObject(tls)) {
-            problem(errs, "tls", "must be an object");
-        } else {
-            c->tls.enabled = true;
-            get_str(tls, "cert", c->tls.cert, sizeof c->tls.cert, errs);
-            get_str(tls, "key", c->tls.key, sizeof c->tls.key, errs);
-            get_str(tls, "client_ca", c->tls.client_ca, sizeof c->tls.client_ca, errs);
-            get_str(tls, "crl", c->tls.crl, sizeof c->tls.crl, errs);
-            if (!c->tls.cert[0] || !c->tls.key[0])
-                problem(errs, "tls", "needs cert and key");
-        }
-    }
-    const cJSON *be = cJSON_GetObjectItemCaseSensitive(root, "backend");
-    if (be) {
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(be, "type");
-        if (!cJSON_IsObject(be) || !cJSON_IsString(type)) {
-            problem(errs, "backend", "must be an object with a \"type\"");
-        } else if (snprintf(c->backend_type, sizeof c->backend_type, "%s", type->valuestring) >=
-                   (int)sizeof c->backend_type) {
-            problem(errs, "backend.type", "too long");
-        } else {
-            /* the backend's own keys are its own: main checks them through the registry */
-            c->backend_json = cJSON_PrintUnformatted(be);
-            if (!c->backend_json)
-                problem(errs, "backend", "out of memory");
-        }
-    }
-}
-
-/* DICOM_CORE_<KEY> overrides for the scalar keys operators set most (env wins over the file). */
-static void apply_env(cJSON *root, struct wbuf *errs)
-{
-    static const struct {
-        const char *env, *key;
-        bool number, boolean;
-    } map[] = {
-        {"DICOM_CORE_AE_TITLE", "ae_title", false, false},
-        {"DICOM_CORE_LISTEN", "listen", false, false},
-        {"DICOM_CORE_HTTP_LISTEN", "http_listen", false, false},
-        {"DICOM_CORE_SPOOL_DIR", "spool_dir", false, false},
-        {"DICOM_CORE_ACK", "ack", false, false},
-        {"DICOM_CORE_LOG_LEVEL", "log_level", false, false},
-        {"DICOM_CORE_FSYNC", "fsync", false, true},
-        {"DICOM_CORE_MAX_ASSOCIATIONS", "max_associations", true, false},
-        {"DICOM_CORE_MIN_FREE_BYTES", "min_free_bytes", true, false},
-    };
-    for (size_t i = 0; i < ARRAY_LEN(map); i++) {
-        const char *v = getenv(map[i].env);
-        if (!v)
-            continue;
-        cJSON *item;
-        if (map[i].number) {
-            char *end;
-            errno = 0;
-            double d = strtod(v, &end);
-            if (errno || *end || end == v) {
-                problem(errs, map[i].env, "must be a number");
-                continue;
-            }
-            item = cJSON_CreateNumber(d);
-        } else if (map[i].boolean) {
-            if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
-                problem(errs, map[i].env, "must be true or false");
-                continue;
-            }
-            item = cJSON_CreateBool(strcmp(v, "true") == 0);
-        } else {
-            item = cJSON_CreateString(v);
-        }
-        if (!item || !cJSON_ReplaceItemInObjectCaseSensitive(root, map[i].key, item)) {
-            if (item && !cJSON_AddItemToObject(root, map[i].key, item))
-                cJSON_Delete(item);
-        }
-    }
-}
-
-static char *read_file(const char *path, size_t max, size_t *len, struct wbuf *errs)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        wbuf_printf(errs, "%s: cannot open: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    bool err = ferror(f);
-    fclose(f);
-    if (!buf || err || n > max) {
-        wbuf_printf(errs, "%s: %s\n", path, !buf ? "out of memory" : err ? "read error" :
-                                                                            "file too large");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    cfgread_problem(errs, "", key, msg);
 }
 
 int core_config_load(const char *path, struct core_config *cfg, struct wbuf *errs)
@@ -401,25 +246,26 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
     set_defaults(cfg);
     size_t start = errs->len;
     size_t len = 0;
-    char *text = path ? read_file(path, 1u << 20, &len, errs) : NULL;
+    char *text = path ? cfgread_file(path, 1u << 20, &len, errs) : NULL;
     if (path && !text)
         return ERR_CONFIG;
-    const char *src = text ? text : g_default_json;
-    cJSON *root = cJSON_ParseWithLength(src, text ? len : sizeof g_default_json - 1);
-    if (!root || !cJSON_IsObject(root)) {
-        const char *at = cJSON_GetErrorPtr();
-        wbuf_printf(errs, "%s: not a JSON object (error near byte %ld)\n", path ? path : "default",
-                    at && root == NULL ? (long)(at - src) : 0L);
-        cJSON_Delete(root);
-        free(text);
-        return ERR_CONFIG;
-    }
-    apply_env(root, errs);
-    parse_json(root, cfg, errs);
-    cJSON_Delete(root);
+    struct cfgread_job job = {.table = &g_table, .base = cfg, .name = path ? path : "default",
+                              .prefix = ""};
+    int rc = cfgread_text(&job, text ? text : g_default_json,
+                          text ? len : sizeof g_default_json - 1, errs);
     free(text);
+    if (rc == ERR_MALFORMED)
+        return ERR_CONFIG;
+    if (log_level_parse(cfg->log_level) < 0)
+        problem(errs, "log_level", "must be debug, info, warn or error");
+    if (cfg->n_ts == 0)
+        problem(errs, "transfer_syntaxes", "must list at least one transfer syntax");
     if (!cfg->spool_dir[0] || cfg->spool_dir[0] != '/')
         problem(errs, "spool_dir", "must be an absolute path");
+    for (size_t i = 0; g_backends[i].name; i++) {
+        if (g_backends[i].value == cfg->backend)
+            snprintf(cfg->backend_type, sizeof cfg->backend_type, "%s", g_backends[i].name);
+    }
     for (size_t i = 0; i < cfg->n_private_sops; i++) {
         if (sop_registry_find(cfg->private_sops[i]))
             problem(errs, "private_sop_classes", "lists a standard storage SOP class");
@@ -431,8 +277,5 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
 
 void core_config_cleanup(struct core_config *cfg)
 {
-    if (cfg->backend_json) {
-        cJSON_free(cfg->backend_json);
-        cfg->backend_json = NULL;
-    }
+    FREE_NULL(cfg->backend_json);
 }

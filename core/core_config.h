@@ -52,6 +52,7 @@ struct core_config {
         char cert[CFG_PATH_MAX], key[CFG_PATH_MAX], client_ca[CFG_PATH_MAX], crl[CFG_PATH_MAX];
         bool enabled;
     } tls;
+    int backend;                             /* index into the backend kinds (backend_type) */
     char backend_type[32];                   /* the "backend" object's "type" */
     char log_level[8];
     char *backend_json; /* the "backend" object, as text: its backend parses and checks it */

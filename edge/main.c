@@ -15,6 +15,7 @@
 #include "net/tls_ctx.h"
 #include "policy.h"
 #include "proxy.h"
+#include "proxy_audit.h"
 
 static const char g_usage[] =
     "usage: dicom-edge [--config FILE] [--check-config] [--version] [--help]\n"
@@ -309,12 +310,7 @@ int main(int argc, char **argv)
         if (rc == 0)
             rc = http_listener_route(app->http, "/metrics", http_metrics, e);
         if (rc < 0) {
-            struct logb lb;
-            if (log_begin(&lb, LOG_ERROR, "http_listen_failed")) {
-                log_str(&lb, "addr", app->cfg->http_listen);
-                log_str(&lb, "err", err_str(rc));
-                log_end(&lb);
-            }
+            proxy_audit_listen_failed("http_listen_failed", app->cfg->http_listen, err_str(rc));
             return 1;
         }
     }

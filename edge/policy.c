@@ -1,229 +1,197 @@
 #include "policy.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "jcfg.h"
+#include "common/cfgread.h"
+#include "common/hex.h"
 #include "net/addr.h"
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
 
 /* 64 hex digits, optionally separated by ':' (as `openssl x509 -fingerprint` prints them). */
 static int parse_fp(const char *s, uint8_t fp[32])
 {
+    char digits[64];
     size_t n = 0;
-    int hi = -1;
     for (; *s; s++) {
         if (*s == ':')
             continue;
-        int v = hexval(*s);
-        if (v < 0 || n >= 32)
+        if (n >= sizeof digits)
             return ERR_CONFIG;
-        if (hi < 0) {
-            hi = v;
-        } else {
-            fp[n++] = (uint8_t)(hi << 4 | v);
-            hi = -1;
-        }
+        digits[n++] = *s;
     }
-    return n == 32 && hi < 0 ? 0 : ERR_CONFIG;
+    return hex_decode(digits, n, fp, 32) == 32 ? 0 : ERR_CONFIG;
 }
 
-static void parse_ae_list(const cJSON *c, const char *ctx, const char *key,
-                          char list[][UL_AE_LEN + 1], size_t *n, bool *any, struct wbuf *errs)
+#define PC struct policy_client
+#define PR struct policy_route
+
+/* "*" admits any title; otherwise a title, normalised. */
+static int conv_ae(char *dst, bool *any, const char *s)
 {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(c, key);
-    if (!a || !cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0) {
-        jcfg_problem(errs, ctx, key, "must be a non-empty array of AE titles (or [\"*\"])");
-        return;
+    if (strcmp(s, "*") == 0) {
+        *any = true;
+        return CFGREAD_SKIP;
     }
-    const cJSON *v;
-    cJSON_ArrayForEach(v, a)
-    {
-        if (!cJSON_IsString(v) || !v->valuestring) {
-            jcfg_problem(errs, ctx, key, "entries must be strings");
-            continue;
-        }
-        if (strcmp(v->valuestring, "*") == 0) {
-            *any = true;
-            continue;
-        }
-        if (*n >= POLICY_MAX_AE) {
-            jcfg_problem(errs, ctx, key, "too many AE titles (64 at most)");
-            return;
-        }
-        size_t l = strnlen(v->valuestring, UL_AE_LEN + 1);
-        if (ul_ae_normalize((const uint8_t *)v->valuestring, l, list[*n]) < 0) {
-            jcfg_problem(errs, ctx, key, "invalid AE title (1-16 characters, no \\ or controls)");
-            continue;
-        }
-        (*n)++;
-    }
+    return ul_ae_normalize((const uint8_t *)s, strnlen(s, UL_AE_LEN + 1), dst);
 }
 
-static void parse_route(const cJSON *r, struct policy_route *rt, struct wbuf *errs)
+static int conv_calling(void *base, void *dst, const char *s)
 {
-    char ctx[96];
-    snprintf(ctx, sizeof ctx, "routes.%s", rt->name);
-    if (!cJSON_IsObject(r)) {
-        jcfg_problem(errs, "routes", rt->name, "must be an object");
-        return;
-    }
-    jcfg_str(r, ctx, "upstream", rt->upstream, sizeof rt->upstream, errs);
+    return conv_ae(dst, &((PC *)base)->any_calling, s);
+}
+
+static int conv_called(void *base, void *dst, const char *s)
+{
+    return conv_ae(dst, &((PC *)base)->any_called, s);
+}
+
+static int conv_rewrite(void *base, void *dst, const char *s)
+{
+    (void)base;
+    return s[0] ? ul_ae_normalize((const uint8_t *)s, strnlen(s, UL_AE_LEN + 1), dst) : 0;
+}
+
+static int conv_fp(void *base, void *dst, const char *s)
+{
+    if (!s[0])
+        return 0;
+    TRY(parse_fp(s, dst));
+    ((PC *)base)->has_fp = true;
+    return 0;
+}
+
+static int conv_profile(void *base, void *dst, const char *s)
+{
+    (void)base;
+    return s[0] ? tls_profile_parse(s, dst) : 0;
+}
+
+static void check_route_tls(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct policy_route *rt = base;
+    (void)ctx;
+    rt->tls = true;
+    if (!rt->tls_opts.ca[0])
+        cfgread_problem(errs, path, "ca", "required (the upstream's certificate is verified)");
+    if (rt->tls_opts.cert[0] && !rt->tls_opts.key[0])
+        cfgread_problem(errs, path, "key", "required with cert");
+}
+
+static void check_route(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct policy_route *rt = base;
+    (void)ctx;
     if (addr_split(rt->upstream, rt->host, sizeof rt->host, &rt->port) < 0 || rt->port == 0)
-        jcfg_problem(errs, ctx, "upstream", "must be host:port");
-    jcfg_bool(r, ctx, "proxy_protocol", &rt->proxy_protocol, errs);
-    char rw[64] = "";
-    jcfg_str(r, ctx, "called_ae_rewrite", rw, sizeof rw, errs);
-    if (rw[0] &&
-        ul_ae_normalize((const uint8_t *)rw, strnlen(rw, sizeof rw), rt->called_rewrite) < 0)
-        jcfg_problem(errs, ctx, "called_ae_rewrite", "invalid AE title");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "tls");
-    if (t && !cJSON_IsObject(t)) {
-        jcfg_problem(errs, ctx, "tls", "must be an object");
-    } else if (t) {
-        char tctx[112];
-        snprintf(tctx, sizeof tctx, "%s.tls", ctx);
-        rt->tls = true;
-        jcfg_str(t, tctx, "cert", rt->tls_opts.cert, sizeof rt->tls_opts.cert, errs);
-        jcfg_str(t, tctx, "key", rt->tls_opts.key, sizeof rt->tls_opts.key, errs);
-        jcfg_str(t, tctx, "ca", rt->tls_opts.ca, sizeof rt->tls_opts.ca, errs);
+        cfgread_problem(errs, path, "upstream", "must be host:port");
+    if (rt->tls && !rt->tls_opts.server_name[0]) /* the name checked is the host's by default */
         snprintf(rt->tls_opts.server_name, sizeof rt->tls_opts.server_name, "%s", rt->host);
-        jcfg_str(t, tctx, "server_name", rt->tls_opts.server_name,
-                 sizeof rt->tls_opts.server_name, errs);
-        char prof[32] = "";
-        jcfg_str(t, tctx, "profile", prof, sizeof prof, errs);
-        if (prof[0] && tls_profile_parse(prof, &rt->tls_opts.profile) < 0)
-            jcfg_problem(errs, tctx, "profile", "unknown profile");
-        if (!rt->tls_opts.ca[0])
-            jcfg_problem(errs, tctx, "ca", "required (the upstream's certificate is verified)");
-        if (rt->tls_opts.cert[0] && !rt->tls_opts.key[0])
-            jcfg_problem(errs, tctx, "key", "required with cert");
-    }
 }
 
-static void parse_client(const cJSON *c, size_t idx, struct policy *p, const cJSON *routes,
-                         struct wbuf *errs)
+static void check_match(void *base, void *ctx, const char *path, struct wbuf *errs)
 {
-    struct policy_client *pc = &p->clients[idx];
-    char ctx[160];
-    snprintf(ctx, sizeof ctx, "clients[%zu]", idx);
-    if (!cJSON_IsObject(c)) {
-        jcfg_problem(errs, "clients", ctx, "must be an object");
-        return;
-    }
-    jcfg_str(c, ctx, "id", pc->id, sizeof pc->id, errs);
+    const struct policy_client *pc = base;
+    (void)ctx;
+    if (!pc->subject_cn[0] && !pc->san_dns[0] && !pc->san_uri[0] && !pc->has_fp)
+        cfgread_problem(errs, path, "",
+                        "needs subject_cn, san_dns, san_uri or fingerprint_sha256 "
+                        "(issuer alone would admit a whole CA)");
+}
+
+static void check_client(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct policy_client *pc = base;
+    const struct policy *p = ctx;
+    size_t idx = (size_t)(pc - p->clients);
     if (!pc->id[0])
-        jcfg_problem(errs, ctx, "id", "required");
+        cfgread_problem(errs, path, "id", "required");
     for (size_t i = 0; i < idx; i++) {
         if (pc->id[0] && strcmp(p->clients[i].id, pc->id) == 0)
-            jcfg_problem(errs, ctx, "id", "duplicate client id");
+            cfgread_problem(errs, path, "id", "duplicate client id");
     }
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "match");
-    if (!m || !cJSON_IsObject(m)) {
-        jcfg_problem(errs, ctx, "match", "required object");
-    } else {
-        char mctx[176];
-        snprintf(mctx, sizeof mctx, "%s.match", ctx);
-        jcfg_str(m, mctx, "subject_cn", pc->subject_cn, sizeof pc->subject_cn, errs);
-        jcfg_str(m, mctx, "san_dns", pc->san_dns, sizeof pc->san_dns, errs);
-        jcfg_str(m, mctx, "san_uri", pc->san_uri, sizeof pc->san_uri, errs);
-        jcfg_str(m, mctx, "issuer", pc->issuer, sizeof pc->issuer, errs);
-        char fp[128] = "";
-        jcfg_str(m, mctx, "fingerprint_sha256", fp, sizeof fp, errs);
-        if (fp[0]) {
-            if (parse_fp(fp, pc->fp) < 0)
-                jcfg_problem(errs, mctx, "fingerprint_sha256", "must be 64 hex digits");
-            else
-                pc->has_fp = true;
-        }
-        if (!pc->subject_cn[0] && !pc->san_dns[0] && !pc->san_uri[0] && !pc->has_fp)
-            jcfg_problem(errs, mctx, "",
-                         "needs subject_cn, san_dns, san_uri or fingerprint_sha256 "
-                         "(issuer alone would admit a whole CA)");
-    }
-    parse_ae_list(c, ctx, "calling_ae", pc->calling, &pc->n_calling, &pc->any_calling, errs);
-    parse_ae_list(c, ctx, "called_ae", pc->called, &pc->n_called, &pc->any_called, errs);
-    char route[64] = "";
-    jcfg_str(c, ctx, "route", route, sizeof route, errs);
-    if (!route[0] && p->n_routes == 1)
-        snprintf(route, sizeof route, "%s", p->routes[0].name);
+    if (!pc->route_name[0] && p->n_routes == 1)
+        snprintf(pc->route_name, sizeof pc->route_name, "%s", p->routes[0].name);
     bool found = false;
     for (size_t i = 0; i < p->n_routes; i++) {
-        if (strcmp(p->routes[i].name, route) == 0) {
+        if (strcmp(p->routes[i].name, pc->route_name) == 0) {
             pc->route = i;
             found = true;
         }
     }
     if (!found)
-        jcfg_problem(errs, ctx, "route", route[0] ? "names no route in \"routes\"" : "required");
-    (void)routes;
-    jcfg_u32(c, ctx, "max_associations", &pc->max_associations, 0, 100000, errs);
-    jcfg_u32(c, ctx, "max_per_minute", &pc->max_per_minute, 0, 1000000, errs);
+        cfgread_problem(errs, path, "route",
+                        pc->route_name[0] ? "names no route in \"routes\"" : "required");
 }
+
+static const struct cfgread_key g_route_tls_keys[] = {
+    CFGREAD_STR("cert", PR, tls_opts.cert, NULL),
+    CFGREAD_STR("key", PR, tls_opts.key, NULL),
+    CFGREAD_STR("ca", PR, tls_opts.ca, NULL),
+    CFGREAD_STR("server_name", PR, tls_opts.server_name, NULL),
+    CFGREAD_CONV("profile", PR, tls_opts.profile, 32, conv_profile, "bcp195-nd",
+                 "unknown profile"),
+};
+static const struct cfgread_table g_route_tls =
+    CFGREAD_TABLE(g_route_tls_keys, false, check_route_tls);
+
+static const struct cfgread_key g_route_keys[] = {
+    CFGREAD_STR("upstream", PR, upstream, NULL),
+    CFGREAD_BOOL("proxy_protocol", PR, proxy_protocol, false),
+    CFGREAD_CONV("called_ae_rewrite", PR, called_rewrite, 64, conv_rewrite, NULL,
+                 "invalid AE title"),
+    CFGREAD_OBJ("tls", &g_route_tls),
+};
+static const struct cfgread_table g_route = CFGREAD_TABLE(g_route_keys, false, check_route);
+
+static const struct cfgread_key g_match_keys[] = {
+    CFGREAD_STR("subject_cn", PC, subject_cn, NULL),
+    CFGREAD_STR("san_dns", PC, san_dns, NULL),
+    CFGREAD_STR("san_uri", PC, san_uri, NULL),
+    CFGREAD_STR("issuer", PC, issuer, NULL),
+    CFGREAD_CONV("fingerprint_sha256", PC, fp, 128, conv_fp, NULL, "must be 64 hex digits"),
+};
+static const struct cfgread_table g_match = CFGREAD_TABLE(g_match_keys, false, check_match);
+
+#define AE_LIST_MSG "must be a non-empty array of AE titles (or [\"*\"])"
+#define AE_BAD_MSG "invalid AE title (1-16 characters, no \\ or controls)"
+#define AE_MANY_MSG "too many AE titles (64 at most)"
+
+static const struct cfgread_key g_client_keys[] = {
+    CFGREAD_STR("id", PC, id, NULL),
+    CFGREAD_OBJ("match", &g_match, .flags = CFGREAD_REQUIRED, .msg = "required object"),
+    CFGREAD_LIST("calling_ae", PC, calling, n_calling, conv_calling, 1, POLICY_MAX_AE,
+                 AE_LIST_MSG, AE_BAD_MSG, .flags = CFGREAD_REQUIRED, .many_msg = AE_MANY_MSG),
+    CFGREAD_LIST("called_ae", PC, called, n_called, conv_called, 1, POLICY_MAX_AE, AE_LIST_MSG,
+                 AE_BAD_MSG, .flags = CFGREAD_REQUIRED, .many_msg = AE_MANY_MSG),
+    CFGREAD_STR("route", PC, route_name, NULL),
+    CFGREAD_U32("max_associations", PC, max_associations, 0, 100000, 0),
+    CFGREAD_U32("max_per_minute", PC, max_per_minute, 0, 1000000, 0),
+};
+static const struct cfgread_table g_client = CFGREAD_TABLE(g_client_keys, false, check_client);
+
+/* routes before clients: a client names its route */
+static const struct cfgread_key g_keys[] = {
+    CFGREAD_MAP("routes", struct policy, routes, n_routes, PR, name, &g_route, 1,
+                POLICY_MAX_ROUTES, "must be an object with 1 to 256 named routes",
+                "route names must be 1-63 characters", .flags = CFGREAD_REQUIRED),
+    CFGREAD_ARRAY("clients", struct policy, clients, n_clients, PC, &g_client, 0,
+                  POLICY_MAX_CLIENTS, "must be an array of at most 10000 entries",
+                  .flags = CFGREAD_REQUIRED),
+};
+static const struct cfgread_table g_table = CFGREAD_TABLE(g_keys, false, NULL);
 
 int policy_parse(const char *json, size_t len, struct policy **out, struct wbuf *errs)
 {
-    size_t before = errs->len;
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        wbuf_printf(errs, "policy: not a JSON object\n");
-        return ERR_CONFIG;
-    }
     struct policy *p = calloc(1, sizeof *p);
-    if (!p) {
-        cJSON_Delete(root);
+    if (!p)
         return ERR_NOMEM;
-    }
-    const cJSON *routes = cJSON_GetObjectItemCaseSensitive(root, "routes");
-    const cJSON *clients = cJSON_GetObjectItemCaseSensitive(root, "clients");
-    int nr = cJSON_IsObject(routes) ? cJSON_GetArraySize(routes) : 0;
-    int nc = cJSON_IsArray(clients) ? cJSON_GetArraySize(clients) : -1;
-    if (nr <= 0 || nr > POLICY_MAX_ROUTES)
-        jcfg_problem(errs, "", "routes", "must be an object with 1 to 256 named routes");
-    if (nc < 0 || nc > POLICY_MAX_CLIENTS)
-        jcfg_problem(errs, "", "clients", "must be an array of at most 10000 entries");
-    if (errs->len > before)
-        goto done;
-    p->routes = calloc((size_t)nr, sizeof *p->routes);
-    p->clients = calloc(nc > 0 ? (size_t)nc : 1, sizeof *p->clients);
-    if (!p->routes || !p->clients) {
-        wbuf_printf(errs, "policy: out of memory\n");
-        goto done;
-    }
-    const cJSON *r;
-    cJSON_ArrayForEach(r, routes)
-    {
-        struct policy_route *rt = &p->routes[p->n_routes++];
-        int n = snprintf(rt->name, sizeof rt->name, "%s", r->string ? r->string : "");
-        if (n <= 0 || (size_t)n >= sizeof rt->name)
-            jcfg_problem(errs, "routes", "", "route names must be 1-63 characters");
-        parse_route(r, rt, errs);
-    }
-    const cJSON *c;
-    cJSON_ArrayForEach(c, clients)
-    {
-        parse_client(c, p->n_clients, p, routes, errs);
-        p->n_clients++;
-    }
-done:
-    cJSON_Delete(root);
-    if (errs->len > before || errs->err) {
+    struct cfgread_job job = {.table = &g_table, .base = p, .ctx = p, .name = "policy",
+                              .prefix = ""};
+    int rc = cfgread_text(&job, json, len, errs);
+    if (rc < 0) {
         policy_free(p);
-        return errs->err ? ERR_NOMEM : ERR_CONFIG;
+        return rc == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
     }
     *out = p;
     return 0;
@@ -231,10 +199,11 @@ done:
 
 int policy_load(const char *path, struct policy **out, struct wbuf *errs)
 {
-    char *text = jcfg_read_file(path, 64u * 1024u * 1024u, errs);
+    size_t len = 0;
+    char *text = cfgread_file(path, 64u * 1024u * 1024u, &len, errs);
     if (!text)
         return ERR_CONFIG;
-    int rc = policy_parse(text, strlen(text), out, errs);
+    int rc = policy_parse(text, len, out, errs);
     free(text);
     return rc;
 }

@@ -47,7 +47,8 @@ struct policy_client {
     bool any_calling, any_called; /* "*" listed */
     char calling[POLICY_MAX_AE][UL_AE_LEN + 1];
     char called[POLICY_MAX_AE][UL_AE_LEN + 1];
-    size_t route; /* index into routes */
+    char route_name[64]; /* as written ("" : the only route) */
+    size_t route;        /* index into routes */
     uint32_t max_associations; /* concurrent; 0: no per-client bound */
     uint32_t max_per_minute;   /* new associations per minute; 0: no bound */
 };

@@ -1,6 +1,7 @@
 /* proxy: the edge's connections: accept, mTLS handshake, first-PDU admission, upstream
  * connect (TCP or TLS, PROXY v2), then a splice both ways with backpressure that follows PDU
- * headers; audit lines and metrics. Everything runs on one loop. */
+ * headers; audit lines and metrics. Everything runs on one loop. The work is split over
+ * proxy_*.c by job; what those files share is in proxy_int.h. */
 #ifndef GW_PROXY_H
 #define GW_PROXY_H
 
@@ -8,26 +9,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include <openssl/ssl.h>
-
 #include "edge_config.h"
+#include "edge_gen.h"
 #include "limits.h"
 #include "net/metrics.h"
-#include "policy.h"
-
-/* A generation of reloadable state: the server context and the policy (with its routes' client
- * contexts). Connections hold a reference to the one they started with. */
-struct edge_gen {
-    unsigned refs;
-    SSL_CTX *server;
-    struct policy *policy;
-};
-
-/* Build a generation from cfg (certificates, CRL, policy). 0 and *out (one reference), or
- * ERR_CONFIG / ERR_TLS with one line per problem in errs. */
-MUST_CHECK int edge_gen_new(const struct edge_config *cfg, struct edge_gen **out,
-                            struct wbuf *errs);
-void edge_gen_unref(struct edge_gen *g);
 
 struct edge_metrics {
     struct metric_gauge *conns_active, *assocs_active;

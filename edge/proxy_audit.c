@@ -1,0 +1,89 @@
+#include "proxy_audit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy_int.h"
+
+const char *proxy_audit_status(int status)
+{
+    return status == UV_EOF ? "closed" : status < 0 && status > -4096 ? uv_strerror(status) :
+                                                                        err_str(status);
+}
+
+void proxy_audit_conn(struct logb *lb, const struct edge_conn *c)
+{
+    log_u64(lb, "conn", c->id);
+    log_str(lb, "peer", c->peer_s);
+}
+
+void proxy_audit_identity(struct logb *lb, const struct edge_conn *c)
+{
+    log_str(lb, "subject", c->subject);
+    log_str(lb, "cn", c->cn);
+    log_str(lb, "serial", c->serial);
+    log_str(lb, "fingerprint", c->fp_hex);
+}
+
+void proxy_audit_count(struct edge *e, const char *name, const char *help, const char *k1,
+                       const char *v1, const char *v2)
+{
+    char labels[160];
+    snprintf(labels, sizeof labels, "%s=\"%s\",reason=\"%s\"", k1, v1, v2);
+    struct metric_counter *m = metrics_counter_get(e->metrics, name, help, labels);
+    if (m)
+        metric_inc(m);
+}
+
+void proxy_audit_decision(struct edge_conn *c, const char *decision, const char *why,
+                          const struct adm_decision *d)
+{
+    struct logb lb;
+    if (log_begin(&lb, strcmp(decision, "admit") == 0 ? LOG_INFO : LOG_WARN, "admission")) {
+        proxy_audit_conn(&lb, c);
+        proxy_audit_identity(&lb, c);
+        log_str(&lb, "calling_ae", c->calling);
+        log_str(&lb, "called_ae", c->called);
+        log_str(&lb, "decision", decision);
+        log_str(&lb, "reason", why);
+        if (d && d->verdict == ADM_REJECT) {
+            log_u64(&lb, "rj_result", d->result);
+            log_u64(&lb, "rj_source", d->source);
+            log_u64(&lb, "rj_reason", d->reason);
+        }
+        log_str(&lb, "client", c->client_id);
+        log_str(&lb, "route", c->route ? c->route->name : "");
+        log_end(&lb);
+    }
+    proxy_audit_count(c->e, "dicom_edge_associations_total",
+                      "Associations by decision and reason", "decision", decision, why);
+}
+
+void proxy_audit_assoc_end(const struct edge_conn *c)
+{
+    struct logb lb;
+    if (!log_begin(&lb, LOG_INFO, "assoc_end"))
+        return;
+    proxy_audit_conn(&lb, c);
+    log_str(&lb, "client", c->client_id);
+    log_str(&lb, "calling_ae", c->calling);
+    log_str(&lb, "called_ae", c->called);
+    log_str(&lb, "route", c->route ? c->route->name : "");
+    log_u64(&lb, "duration_ms", uv_now(c->e->loop) - c->t_admit);
+    log_u64(&lb, "bytes_up", c->bytes_up);
+    log_u64(&lb, "bytes_down", c->bytes_down);
+    log_u64(&lb, "pdus_up", c->f_up.pdus);
+    log_u64(&lb, "pdus_down", c->f_down.pdus);
+    log_str(&lb, "end", c->end ? c->end : "closed");
+    log_end(&lb);
+}
+
+void proxy_audit_listen_failed(const char *ev, const char *addr, const char *err)
+{
+    struct logb lb;
+    if (log_begin(&lb, LOG_ERROR, ev)) {
+        log_str(&lb, "addr", addr);
+        log_str(&lb, "err", err);
+        log_end(&lb);
+    }
+}
