@@ -14,6 +14,7 @@
 #include "common/wbuf.h"
 #include "dimse.h"
 #include "dimse_service.h"
+#include "net/stream.h"
 
 #define GLITCH_MAX 256 /* odd-but-legal items tolerated on one connection */
 
@@ -81,6 +82,7 @@ struct assoc {
     bool awaiting_proxy;
     unsigned glitches;
     struct tls_conn *tls; /* NULL on a plain TCP listener */
+    struct stream out_stream; /* the write path (clear, or through tls) */
     struct assoc_out *out; /* the requestor role, or NULL */
     bool pre_counted;      /* holds a pre-association slot (pre_key) */
     bool established;      /* counted in ctx->established */

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "core_ctx.h"
 #include "net/proxy2.h"
+#include "net/stream.h"
 #include "net/tls_conn.h"
 #include "net/tls_ctx.h"
 
@@ -21,81 +22,40 @@
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 
-/* ---- output ------------------------------------------------------------------------------ */
-
-struct out_req {
-    uv_write_t req;
-    uint8_t *owned; /* TLS: the ciphertext buffer, else NULL (data follows) */
-    uint8_t data[];
-};
-
-static void on_written(uv_write_t *w, int status)
-{
-    struct out_req *o = (struct out_req *)w;
-    struct assoc *a = w->data;
-    free(o->owned);
-    free(o);
-    if (!a || a->closing)
-        return;
-    if (status < 0) {
-        assoc_close(a, "write failed");
-        return;
-    }
-    assoc_io_written(a);
-}
-
-static int write_req(struct assoc *a, struct out_req *o, uint8_t *p, size_t n)
-{
-    o->req.data = a;
-    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-    int rc = uv_write(&o->req, (uv_stream_t *)&a->tcp, &b, 1, on_written);
-    if (rc < 0) {
-        free(o->owned);
-        free(o);
-    }
-    return rc;
-}
+/* ---- output: the one write path (net/stream) ----------------------------------------------- */
 
 /* TLS: ciphertext from tls_conn (takes buf). */
 static int tls_out(void *arg, uint8_t *buf, size_t n)
 {
     struct assoc *a = arg;
-    struct out_req *o = malloc(sizeof *o);
-    if (!o) {
-        free(buf);
-        return ERR_NOMEM;
-    }
-    o->owned = buf;
-    return write_req(a, o, buf, n);
+    return stream_send_owned(&a->out_stream, buf, n);
+}
+
+static void on_out_failed(struct stream *s, int status)
+{
+    struct assoc *a = s->data;
+    (void)status;
+    if (!a->closing)
+        assoc_close(a, "write failed");
+}
+
+static void on_out_drained(struct stream *s)
+{
+    assoc_io_written(s->data);
 }
 
 int assoc_send_bytes(struct assoc *a, const uint8_t *p, size_t n)
 {
     if (a->closing)
         return ERR_WRONG_STATE;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&a->tcp) > OUT_CAP) {
+    if (stream_queued(&a->out_stream) > OUT_CAP) {
         assoc_close(a, "peer does not read");
         return ERR_LIMIT;
     }
-    if (a->tls) {
-        int rc = tls_conn_write(a->tls, p, n);
-        if (rc < 0) {
-            assoc_close(a, "TLS write failed");
-            return rc;
-        }
-        a->bytes_out += n;
-        return 0;
-    }
-    struct out_req *o = malloc(sizeof *o + n);
-    if (!o) {
-        assoc_close(a, "out of memory");
-        return ERR_NOMEM;
-    }
-    o->owned = NULL;
-    memcpy(o->data, p, n);
-    int rc = write_req(a, o, o->data, n);
+    int rc = stream_send(&a->out_stream, p, n); /* through TLS when set, else clear */
     if (rc < 0) {
-        assoc_close(a, "write failed");
+        assoc_close(a, a->tls ? "TLS write failed" : rc == ERR_NOMEM ? "out of memory"
+                                                                     : "write failed");
         return rc;
     }
     a->bytes_out += n;
@@ -111,20 +71,20 @@ int assoc_send_wbuf(struct assoc *a, struct wbuf *b)
 
 size_t assoc_out_queued(const struct assoc *a)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&a->tcp);
+    return stream_queued(&a->out_stream);
 }
 
 void assoc_on_out_room(struct assoc *a, void (*cb)(void *), void *arg)
 {
     a->out_room_cb = cb;
     a->out_room_arg = arg;
-    if (assoc_out_queued(a) < ASSOC_OUT_HIGH / 2)
+    if (!stream_is_full(&a->out_stream)) /* else on_out_drained calls back at the low mark */
         assoc_io_written(a);
 }
 
 void assoc_io_written(struct assoc *a)
 {
-    if (!a->out_room_cb || assoc_out_queued(a) >= ASSOC_OUT_HIGH / 2)
+    if (!a->out_room_cb || a->closing)
         return;
     void (*cb)(void *) = a->out_room_cb;
     a->out_room_cb = NULL;
@@ -411,6 +371,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 int assoc_io_start(struct assoc *a)
 {
+    stream_init(&a->out_stream, (uv_stream_t *)&a->tcp, on_out_failed, on_out_drained, a);
+    stream_set_marks(&a->out_stream, ASSOC_OUT_HIGH, ASSOC_OUT_HIGH / 2);
     uv_tcp_nodelay(&a->tcp, 1);
     uv_tcp_keepalive(&a->tcp, 1, 60);
     struct sockaddr_storage ss;
@@ -443,6 +405,7 @@ int assoc_io_start(struct assoc *a)
             assoc_close(a, "out of memory");
             return 0;
         }
+        stream_set_tls(&a->out_stream, a->tls);
         if (a->out && tls_conn_start(a->tls) < 0) {
             a->out->err = ERR_TLS;
             assoc_close(a, "TLS start failed");
