@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/wbuf.h"
 #include "creds.h"
@@ -477,11 +478,7 @@ int http_req_payload_sha256(struct http_req *r, const char *hex)
 {
     uint8_t bin[32];
     TRY(sigv4_hex_to_bin32(hex, bin));
-    for (int i = 0; i < 64; i++) {
-        char ch = hex[i];
-        r->payload_hex[i] = (ch >= 'A' && ch <= 'F') ? (char)(ch - 'A' + 'a') : ch;
-    }
-    r->payload_hex[64] = '\0';
+    hex_lower(bin, 32, r->payload_hex);
     r->hash_ready = true;
     r->payload = HTTP_PAYLOAD_KNOWN;
     return 0;
@@ -1290,16 +1287,6 @@ static int digest_file(EVP_MD_CTX *md, uint8_t *buf, const char *path, uint64_t 
     return rc;
 }
 
-static void hex32(const uint8_t d[32], char hex[65])
-{
-    static const char hx[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = hx[d[i] >> 4];
-        hex[2 * i + 1] = hx[d[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
 /* Threadpool: SHA-256 of the whole body (memory and file segments). */
 static void hash_work(uv_work_t *w)
 {
@@ -1326,7 +1313,7 @@ static void hash_work(uv_work_t *w)
         if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32)
             r->work_rc = ERR_UNSUPPORTED;
         else
-            hex32(d, r->work_hex);
+            hex_lower(d, 32, r->work_hex);
     }
 out:
     EVP_MD_CTX_free(md);
@@ -1400,7 +1387,7 @@ int http_send(struct http_client *c, struct http_req *r, http_done_cb done, void
                 http_req_free(r);
                 return ERR_UNSUPPORTED;
             }
-            hex32(d, r->payload_hex);
+            hex_lower(d, 32, r->payload_hex);
             r->hash_ready = true;
         } else {
             r->state = RQ_HASHING;

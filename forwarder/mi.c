@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/wbuf.h"
 #include "creds.h"
 #include "sigv4.h"
@@ -365,13 +366,8 @@ int mi_store_dicom(struct mi_client *m, const char *datastore_id, const char *st
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         return ERR_UNSUPPORTED;
     char boundary[48];
-    static const char hx[] = "0123456789abcdef";
     memcpy(boundary, "gw-", 3);
-    for (int i = 0; i < 16; i++) {
-        boundary[3 + 2 * i] = hx[rnd[i] >> 4];
-        boundary[4 + 2 * i] = hx[rnd[i] & 15];
-    }
-    boundary[35] = '\0';
+    hex_lower(rnd, sizeof rnd, boundary + 3);
     struct wbuf u;
     wbuf_init(&u, 4096);
     wbuf_str(&u, m->dicom);

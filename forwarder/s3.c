@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/wbuf.h"
 #include "creds.h"
 #include "sigv4.h"
@@ -313,12 +314,7 @@ static void part_hashed(void *arg, int err, const uint8_t hash[32])
     int rc = err;
     char hex[65];
     if (rc == 0) {
-        static const char hx[] = "0123456789abcdef";
-        for (int i = 0; i < 32; i++) {
-            hex[2 * i] = hx[hash[i] >> 4];
-            hex[2 * i + 1] = hx[hash[i] & 15];
-        }
-        hex[64] = '\0';
+        hex_lower(hash, 32, hex);
         sigv4_base64_32(hash, op->checksum_b64);
         rc = add_checksum(r, op->checksum_b64);
     }
