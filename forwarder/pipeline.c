@@ -11,15 +11,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aws/ddb.h"
+#include "aws/mi.h"
+#include "aws/s3.h"
 #include "batch.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/sha256_file.h"
-#include "ddb.h"
-#include "mi.h"
 #include "net/metrics.h"
 #include "pipeline_journal.h"
-#include "s3.h"
 #include "state.h"
 
 #define PL_MAX_ENTRIES 20000u  /* spool entries held in memory at once; the rest wait in ready/ */
