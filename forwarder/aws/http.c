@@ -17,7 +17,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/wbuf.h"
-#include "creds.h"
+#include "creds_provider.h"
 #include "sigv4.h"
 #include "xml.h"
 
