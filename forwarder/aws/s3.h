@@ -17,6 +17,9 @@
 struct s3_client;
 struct creds_provider;
 
+#define S3_MIN_PART (5ull * 1024 * 1024) /* S3's smallest part but the last */
+#define S3_MAX_PARTS 10000u              /* S3's most parts in one upload */
+
 enum s3_sse { S3_SSE_NONE = 0, S3_SSE_AES256, S3_SSE_KMS };
 
 struct s3_opts {
