@@ -52,15 +52,21 @@ struct op *pl_op_new(struct pipeline *p, struct ent *e, struct pbatch *b, size_t
     return o;
 }
 
-/* A result that arrives after stop (the http client cancels everything) changes nothing: every
- * step is journaled or idempotent and will be redone by the next start. */
-bool pl_op_dead(struct op *o, const struct http_result *res)
+bool pl_op_end(struct op *o, const struct http_result *res, enum pl_budget budget,
+               struct op *out)
 {
-    if (o->p->stopping || (res && res->err == HTTP_ERR_CANCELED)) {
-        free(o);
-        return true;
-    }
-    return false;
+    struct pipeline *p = o->p;
+    if (budget == PL_BUDGET_DDB)
+        p->ddb--;
+    else if (budget == PL_BUDGET_UPLOADS)
+        p->uploads--;
+    *out = *o;
+    free(o);
+    if (p->stopping || (res && res->err == HTTP_ERR_CANCELED))
+        return false;
+    if (out->e)
+        out->e->busy = false;
+    return true;
 }
 
 int pl_ddb_send(struct pipeline *p, const char *op_name, cJSON *req, ddb_cb cb, struct op *o)

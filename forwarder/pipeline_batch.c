@@ -68,16 +68,14 @@ static void batch_finish(struct pipeline *p, struct pbatch *b)
 
 static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *out)
 {
-    struct op *o = arg;
-    struct pipeline *p = o->p;
     (void)out;
-    p->ddb--;
-    if (pl_op_dead(o, res))
+    struct op o;
+    if (!pl_op_end(arg, res, PL_BUDGET_DDB, &o))
         return;
-    struct pbatch *b = o->b;
-    int kind = o->kind;
-    size_t idx = o->idx;
-    free(o);
+    struct pipeline *p = o.p;
+    struct pbatch *b = o.b;
+    int kind = o.kind;
+    size_t idx = o.idx;
     bool ok = res->err == 0 || res->err == HTTP_ERR_CONDITION;
     if (kind == 1) { /* a member update of a fan-out */
         b->inflight--;
@@ -133,21 +131,29 @@ static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *
     pl_pump(p);
 }
 
+/* The start of an import-job call's callback: its batch no longer busy. False for a dead result,
+ * and when the call failed (!ok: then it is retried later); else true with *o the call's op. */
+static bool job_answered(void *arg, const struct http_result *res, bool ok, const char *step,
+                         struct op *o)
+{
+    if (!pl_op_end(arg, res, PL_BUDGET_NONE, o))
+        return false;
+    o->b->busy = false;
+    if (!ok) {
+        batch_retry(o->p, o->b, step, res, 0);
+        pl_pump(o->p);
+    }
+    return ok;
+}
+
 static void on_start_job(void *arg, const struct http_result *res, const struct mi_job *job)
 {
-    struct op *o = arg;
-    struct pipeline *p = o->p;
-    if (pl_op_dead(o, res))
+    /* a failed start is retried with the job slot still taken */
+    struct op o;
+    if (!job_answered(arg, res, res->err == 0 && job && job->job_id[0], "start_import_job", &o))
         return;
-    struct pbatch *b = o->b;
-    free(o);
-    b->busy = false;
-    if (res->err != 0 || !job || !job->job_id[0]) {
-        /* the job slot stays taken while the start is retried */
-        batch_retry(p, b, "start_import_job", res, 0);
-        pl_pump(p);
-        return;
-    }
+    struct pipeline *p = o.p;
+    struct pbatch *b = o.b;
     pl_scpy(b->job_id, sizeof b->job_id, job->job_id);
     cJSON *r = pl_rec_id("job", "b", b->id);
     if (r)
@@ -175,18 +181,11 @@ static void on_start_job(void *arg, const struct http_result *res, const struct 
 
 static void on_get_job(void *arg, const struct http_result *res, const struct mi_job *job)
 {
-    struct op *o = arg;
-    struct pipeline *p = o->p;
-    if (pl_op_dead(o, res))
+    struct op o;
+    if (!job_answered(arg, res, res->err == 0 && job, "get_import_job", &o))
         return;
-    struct pbatch *b = o->b;
-    free(o);
-    b->busy = false;
-    if (res->err != 0 || !job) {
-        batch_retry(p, b, "get_import_job", res, 0);
-        pl_pump(p);
-        return;
-    }
+    struct pipeline *p = o.p;
+    struct pbatch *b = o.b;
     enum state_job st = state_job_parse(job->job_status);
     if (st == STATE_JOB_COMPLETED || st == STATE_JOB_FAILED) {
         b->final = st;
@@ -250,13 +249,12 @@ static void apply_results(struct pbatch *b, const uint8_t *body, size_t len, boo
 
 static void on_fetch(void *arg, const struct http_result *res, const uint8_t *body, size_t len)
 {
-    struct op *o = arg;
-    struct pipeline *p = o->p;
-    if (pl_op_dead(o, res))
+    struct op o;
+    if (!pl_op_end(arg, res, PL_BUDGET_NONE, &o))
         return;
-    struct pbatch *b = o->b;
-    int which = o->kind;
-    free(o);
+    struct pipeline *p = o.p;
+    struct pbatch *b = o.b;
+    int which = o.kind;
     b->busy = false;
     bool absent = res->err != 0 && (strcmp(res->error_code, "NoSuchKey") == 0 ||
                                     res->status == 404);
@@ -378,6 +376,16 @@ static void record_outcomes(struct pipeline *p, struct pbatch *b)
     }
 }
 
+/* UpdateItem: the batch's job item moved forward to st, with its counters. */
+static int job_item(struct pipeline *p, struct pbatch *b, enum state_job st, const char *now)
+{
+    char in[1200], outu[1200];
+    struct state_job_rec j;
+    job_rec(p, b, &j, in, sizeof in, outu, sizeof outu);
+    return ddb_update(p, state_req_job(p->cfg->ddb.table, &j, st, now),
+                      pl_op_new(p, NULL, b, 0, 0));
+}
+
 void pl_run_batch(struct pipeline *p, struct pbatch *b)
 {
     uint64_t now = pl_now_ms();
@@ -421,9 +429,7 @@ void pl_run_batch(struct pipeline *p, struct pbatch *b)
     case B_JOB_OPEN:
         if (p->ddb >= PL_MAX_DDB)
             return;
-        job_rec(p, b, &j, in, sizeof in, outu, sizeof outu);
-        rc = ddb_update(p, state_req_job(p->cfg->ddb.table, &j, STATE_JOB_STARTING, now_iso),
-                        pl_op_new(p, NULL, b, 0, 0));
+        rc = job_item(p, b, STATE_JOB_STARTING, now_iso);
         break;
     case B_START: {
         job_rec(p, b, &j, in, sizeof in, outu, sizeof outu);
@@ -442,9 +448,7 @@ void pl_run_batch(struct pipeline *p, struct pbatch *b)
     case B_SUBMITTED:
         if (p->ddb >= PL_MAX_DDB)
             return;
-        job_rec(p, b, &j, in, sizeof in, outu, sizeof outu);
-        rc = ddb_update(p, state_req_job(p->cfg->ddb.table, &j, STATE_JOB_SUBMITTED, now_iso),
-                        pl_op_new(p, NULL, b, 0, 0));
+        rc = job_item(p, b, STATE_JOB_SUBMITTED, now_iso);
         break;
     case B_IMPORTING:
         if (fan_out(p, b, false)) {
@@ -491,9 +495,7 @@ void pl_run_batch(struct pipeline *p, struct pbatch *b)
     job_final:
         if (p->ddb >= PL_MAX_DDB)
             return;
-        job_rec(p, b, &j, in, sizeof in, outu, sizeof outu);
-        rc = ddb_update(p, state_req_job(p->cfg->ddb.table, &j, b->final, now_iso),
-                        pl_op_new(p, NULL, b, 0, 0));
+        rc = job_item(p, b, b->final, now_iso);
         if (rc == 0) {
             if (b->final == STATE_JOB_FAILED) {
                 p->st.jobs_failed++;

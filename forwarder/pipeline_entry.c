@@ -125,14 +125,11 @@ static void torn_release(struct pipeline *p, struct ent *e)
 
 static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *out)
 {
-    struct op *o = arg;
-    struct pipeline *p = o->p;
-    p->ddb--;
-    if (pl_op_dead(o, res))
+    struct op o;
+    if (!pl_op_end(arg, res, PL_BUDGET_DDB, &o))
         return;
-    struct ent *e = o->e;
-    free(o);
-    e->busy = false;
+    struct pipeline *p = o.p;
+    struct ent *e = o.e;
     if (res->err == 0 || res->err == HTTP_ERR_CONDITION)
         p->hold_ddb = 0;
     switch (e->step) {
@@ -194,14 +191,11 @@ static void on_ddb_entry(void *arg, const struct http_result *res, const cJSON *
 
 static void on_upload(void *arg, const struct http_result *res)
 {
-    struct op *o = arg;
-    struct pipeline *p = o->p;
-    p->uploads--;
-    if (pl_op_dead(o, res))
+    struct op o;
+    if (!pl_op_end(arg, res, PL_BUDGET_UPLOADS, &o))
         return;
-    struct ent *e = o->e;
-    free(o);
-    e->busy = false;
+    struct pipeline *p = o.p;
+    struct ent *e = o.e;
     if (res->err == 0) {
         p->hold_s3 = 0;
         p->st.uploaded++;
@@ -231,14 +225,11 @@ static void on_upload(void *arg, const struct http_result *res)
 
 static void on_stow(void *arg, const struct http_result *res, const struct mi_stow_result *out)
 {
-    struct op *o = arg;
-    struct pipeline *p = o->p;
-    p->uploads--;
-    if (pl_op_dead(o, res))
+    struct op o;
+    if (!pl_op_end(arg, res, PL_BUDGET_UPLOADS, &o))
         return;
-    struct ent *e = o->e;
-    free(o);
-    e->busy = false;
+    struct pipeline *p = o.p;
+    struct ent *e = o.e;
     const struct mi_stow_instance *in = NULL;
     for (size_t i = 0; out && i < out->n; i++) {
         if (strcmp(out->inst[i].sop_instance_uid, e->o.sop) == 0)
@@ -271,6 +262,16 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
 static int ddb_send(struct pipeline *p, cJSON *req, const char *op, struct op *o) /* takes req */
 {
     return pl_ddb_send(p, op, req, on_ddb_entry, o);
+}
+
+/* An upload (S3 or STOW-RS) of o was sent (rc 0): it counts against max_uploads; else o goes. */
+static int uploading(struct pipeline *p, struct op *o, int rc)
+{
+    if (rc == 0)
+        p->uploads++;
+    else
+        free(o);
+    return rc;
 }
 
 void pl_run_entry(struct pipeline *p, struct ent *e)
@@ -326,10 +327,7 @@ void pl_run_entry(struct pipeline *p, struct ent *e)
                                 e->o.sha, p->cfg->s3.multipart_threshold, p->cfg->s3.part_size,
                                 on_upload, o)
                : ERR_NOMEM;
-        if (rc == 0)
-            p->uploads++;
-        else
-            free(o);
+        rc = uploading(p, o, rc);
         break;
     }
     case E_TORN:
@@ -359,10 +357,7 @@ void pl_run_entry(struct pipeline *p, struct ent *e)
         rc = o ? mi_store_dicom(p->env.mi, p->cfg->hi.datastore_id, NULL, path, 0, e->o.bytes,
                                 on_stow, o)
                : ERR_NOMEM;
-        if (rc == 0)
-            p->uploads++;
-        else
-            free(o);
+        rc = uploading(p, o, rc);
         break;
     }
     case E_FINAL: {

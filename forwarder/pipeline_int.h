@@ -189,9 +189,15 @@ uint32_t pl_rnd32(struct pipeline *p);
 void pl_pump(struct pipeline *p);
 /* A request's state, or NULL when out of memory. */
 struct op *pl_op_new(struct pipeline *p, struct ent *e, struct pbatch *b, size_t idx, int kind);
-/* True (and o freed) when a result arrives after stop or was cancelled: it changes nothing,
- * every step being journaled or idempotent and redone by the next start. */
-bool pl_op_dead(struct op *o, const struct http_result *res);
+/* The budget a request holds while in flight. */
+enum pl_budget { PL_BUDGET_NONE, PL_BUDGET_DDB, PL_BUDGET_UPLOADS };
+/* The start of every step's callback: o's request is over. Gives back the budget it held and
+ * frees o. False when the result is dead: it came after stop, or was cancelled, and changes
+ * nothing (every step is journaled or idempotent and redone by the next start). Else true,
+ * with *out a copy of o whose entry, if any, is no longer busy (a batch's callers clear its
+ * busy flag: the members of a fan-out do not hold it). */
+bool pl_op_end(struct op *o, const struct http_result *res, enum pl_budget budget,
+               struct op *out);
 /* Send a DynamoDB request (op_name, req) whose answer goes to cb(o). Takes req and o (both freed
  * on failure). 0 or < 0. */
 MUST_CHECK int pl_ddb_send(struct pipeline *p, const char *op_name, cJSON *req, ddb_cb cb,
@@ -205,6 +211,9 @@ MUST_CHECK int pl_entry_path(const struct pipeline *p, const char *id, const cha
 /* The S3 key of an object: <prefix>/<batch>/<SOP>.dcm. */
 void pl_s3_key_of(const struct pipeline *p, const char *batch, const char *sop, char *out,
                   size_t cap);
+/* The whole of a small file path (at most max bytes) as a NUL-terminated string (free it), its
+ * length in *len; NULL when it cannot be read (errno from open), is empty or is over max. */
+char *pl_read_small(const char *path, size_t max, size_t *len);
 /* Take spool entry id into the pipeline. 0 taken (or finished off), 1 skipped (known, over the
  * cap, or unusable: left for an operator), < 0 a journal failure: stop for now. */
 int pl_admit(struct pipeline *p, const char *id);
@@ -274,6 +283,15 @@ int pl_replay(void *arg, const cJSON *rec);
 MUST_CHECK int pl_compact(struct pipeline *p);
 
 /* ---- pipeline_status.c -------------------------------------------------------------------- */
+
+/* The counters of status.json after "mode", in order: name and place in struct pipeline_stats
+ * (a uint64_t). The operator's status command prints the same list. */
+struct pl_stat_field {
+    const char *name;
+    size_t off;
+};
+extern const struct pl_stat_field pl_stat_fields[];
+extern const size_t pl_n_stat_fields;
 
 /* A failed step: kept for status.json, counted, logged. res may be NULL (then rc says). */
 void pl_note_error(struct pipeline *p, const char *step, const char *id,

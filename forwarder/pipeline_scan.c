@@ -36,7 +36,7 @@ static int json_filter(const struct dirent *d)
     return n > 5 && n - 5 < SPOOL_ID_LEN && strcmp(d->d_name + n - 5, ".json") == 0;
 }
 
-static char *read_small(const char *path, size_t max, size_t *len)
+char *pl_read_small(const char *path, size_t max, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -92,7 +92,7 @@ int pl_admit(struct pipeline *p, const char *id)
     char path[1200];
     size_t slen = 0;
     char *side = pl_entry_path(p, id, ".json", path, sizeof path) == 0
-                     ? read_small(path, 64u * 1024u, &slen)
+                     ? pl_read_small(path, 64u * 1024u, &slen)
                      : NULL;
     if (!side && errno == ENOENT)
         return 1; /* not (yet, or any more) in ready/ */
@@ -218,7 +218,7 @@ static bool redrive_key_ok(const struct pipeline *p, const char *key, const char
 static int redrive_one(struct pipeline *p, const char *path)
 {
     size_t len = 0;
-    char *text = read_small(path, 64u * 1024u, &len);
+    char *text = pl_read_small(path, 64u * 1024u, &len);
     cJSON *r = text ? cJSON_ParseWithLength(text, len) : NULL;
     free(text);
     const cJSON *sop = cJSON_GetObjectItemCaseSensitive(r, "sop");

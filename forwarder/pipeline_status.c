@@ -4,6 +4,7 @@
 #include "pipeline_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,16 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "net/metrics.h"
+
+#define STAT(f) {#f, offsetof(struct pipeline_stats, f)}
+const struct pl_stat_field pl_stat_fields[] = {
+    STAT(entries_inflight), STAT(uploads_inflight), STAT(batches_open), STAT(batches_closing),
+    STAT(jobs_inflight),    STAT(uploaded),         STAT(duplicates),   STAT(imported),
+    STAT(failed),           STAT(jobs_started),     STAT(jobs_completed), STAT(jobs_failed),
+    STAT(retries),
+};
+#undef STAT
+const size_t pl_n_stat_fields = ARRAY_LEN(pl_stat_fields);
 
 void pl_note_error(struct pipeline *p, const char *step, const char *id,
                        const struct http_result *res, int rc)
@@ -128,19 +139,10 @@ void pl_write_status(struct pipeline *p)
     cJSON_AddNumberToObject(j, "pid", (double)getpid());
     cJSON_AddStringToObject(j, "mode", p->cfg->hi.mode == PIPELINE_MODE_STOW ? "stow" :
                                                                                  "import");
-    cJSON_AddNumberToObject(j, "entries_inflight", (double)s.entries_inflight);
-    cJSON_AddNumberToObject(j, "uploads_inflight", (double)s.uploads_inflight);
-    cJSON_AddNumberToObject(j, "batches_open", (double)s.batches_open);
-    cJSON_AddNumberToObject(j, "batches_closing", (double)s.batches_closing);
-    cJSON_AddNumberToObject(j, "jobs_inflight", (double)s.jobs_inflight);
-    cJSON_AddNumberToObject(j, "uploaded", (double)s.uploaded);
-    cJSON_AddNumberToObject(j, "duplicates", (double)s.duplicates);
-    cJSON_AddNumberToObject(j, "imported", (double)s.imported);
-    cJSON_AddNumberToObject(j, "failed", (double)s.failed);
-    cJSON_AddNumberToObject(j, "jobs_started", (double)s.jobs_started);
-    cJSON_AddNumberToObject(j, "jobs_completed", (double)s.jobs_completed);
-    cJSON_AddNumberToObject(j, "jobs_failed", (double)s.jobs_failed);
-    cJSON_AddNumberToObject(j, "retries", (double)s.retries);
+    for (size_t i = 0; i < pl_n_stat_fields; i++) {
+        const uint64_t *v = (const uint64_t *)((const char *)&s + pl_stat_fields[i].off);
+        cJSON_AddNumberToObject(j, pl_stat_fields[i].name, (double)*v);
+    }
     cJSON *batches = cJSON_AddArrayToObject(j, "batches");
     static const char *const bnames[] = {"OPEN",     "CLOSED",    "JOB_OPEN", "STARTING",
                                          "SUBMITTED", "IMPORTING", "POLLING",  "FETCHING",
@@ -191,36 +193,45 @@ void pl_metrics_init(struct pipeline *p)
     struct metrics *m = p->env.metrics;
     if (!m)
         return;
-    static const char h_obj[] = "Objects by forwarder stage outcome";
-    p->m.uploaded = metrics_counter(m, "dicom_core_forwarder_objects_total", h_obj,
-                                    "stage=\"s3_stored\"");
-    p->m.dups = metrics_counter(m, "dicom_core_forwarder_objects_total", h_obj,
-                                "stage=\"duplicate\"");
-    p->m.torn = metrics_counter(m, "dicom_core_forwarder_objects_total", h_obj,
-                                "stage=\"torn_dropped\"");
-    p->m.imported = metrics_counter(m, "dicom_core_forwarder_objects_total", h_obj,
-                                    "stage=\"imported\"");
-    p->m.failed = metrics_counter(m, "dicom_core_forwarder_objects_total", h_obj,
-                                  "stage=\"failed\"");
-    p->m.uploaded_bytes = metrics_counter(m, "dicom_core_forwarder_s3_bytes_total",
-                                          "Bytes uploaded to S3", NULL);
-    static const char h_jobs[] = "HealthImaging import jobs by outcome";
-    p->m.jobs_started = metrics_counter(m, "dicom_core_forwarder_jobs_total", h_jobs,
-                                        "outcome=\"started\"");
-    p->m.jobs_completed = metrics_counter(m, "dicom_core_forwarder_jobs_total", h_jobs,
-                                          "outcome=\"completed\"");
-    p->m.jobs_failed = metrics_counter(m, "dicom_core_forwarder_jobs_total", h_jobs,
-                                       "outcome=\"failed\"");
-    p->m.retries = metrics_counter(m, "dicom_core_forwarder_retries_total",
-                                   "Pipeline steps retried after a failure", NULL);
-    p->m.errors = metrics_counter(m, "dicom_core_forwarder_errors_total",
-                                  "Failed pipeline steps (each is retried)", NULL);
-    p->m.inflight = metrics_gauge(m, "dicom_core_forwarder_entries_inflight",
-                                  "Spool entries the forwarder is working on", NULL);
-    p->m.uploads = metrics_gauge(m, "dicom_core_forwarder_uploads_inflight",
-                                 "S3 uploads (or STOW-RS requests) in flight", NULL);
-    p->m.batches_open = metrics_gauge(m, "dicom_core_forwarder_batches",
-                                      "Batches not yet finished (open or closing)", NULL);
-    p->m.jobs = metrics_gauge(m, "dicom_core_forwarder_jobs_inflight",
-                              "HealthImaging import jobs started and not yet finished", NULL);
+    static const char objs[] = "dicom_core_forwarder_objects_total", jobs[] =
+        "dicom_core_forwarder_jobs_total";
+    static const char h_obj[] = "Objects by forwarder stage outcome", h_jobs[] =
+        "HealthImaging import jobs by outcome";
+    const struct {
+        struct metric_counter **at;
+        const char *name, *help, *labels;
+    } counters[] = {
+        {&p->m.uploaded, objs, h_obj, "stage=\"s3_stored\""},
+        {&p->m.dups, objs, h_obj, "stage=\"duplicate\""},
+        {&p->m.torn, objs, h_obj, "stage=\"torn_dropped\""},
+        {&p->m.imported, objs, h_obj, "stage=\"imported\""},
+        {&p->m.failed, objs, h_obj, "stage=\"failed\""},
+        {&p->m.uploaded_bytes, "dicom_core_forwarder_s3_bytes_total", "Bytes uploaded to S3",
+         NULL},
+        {&p->m.jobs_started, jobs, h_jobs, "outcome=\"started\""},
+        {&p->m.jobs_completed, jobs, h_jobs, "outcome=\"completed\""},
+        {&p->m.jobs_failed, jobs, h_jobs, "outcome=\"failed\""},
+        {&p->m.retries, "dicom_core_forwarder_retries_total",
+         "Pipeline steps retried after a failure", NULL},
+        {&p->m.errors, "dicom_core_forwarder_errors_total",
+         "Failed pipeline steps (each is retried)", NULL},
+    };
+    const struct {
+        struct metric_gauge **at;
+        const char *name, *help;
+    } gauges[] = {
+        {&p->m.inflight, "dicom_core_forwarder_entries_inflight",
+         "Spool entries the forwarder is working on"},
+        {&p->m.uploads, "dicom_core_forwarder_uploads_inflight",
+         "S3 uploads (or STOW-RS requests) in flight"},
+        {&p->m.batches_open, "dicom_core_forwarder_batches",
+         "Batches not yet finished (open or closing)"},
+        {&p->m.jobs, "dicom_core_forwarder_jobs_inflight",
+         "HealthImaging import jobs started and not yet finished"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(counters); i++)
+        *counters[i].at = metrics_counter(m, counters[i].name, counters[i].help,
+                                          counters[i].labels);
+    for (size_t i = 0; i < ARRAY_LEN(gauges); i++)
+        *gauges[i].at = metrics_gauge(m, gauges[i].name, gauges[i].help, NULL);
 }

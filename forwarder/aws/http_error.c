@@ -139,13 +139,17 @@ bool http_is_expired_code(const char *code)
     return code_in(code, g_expired_codes, ARRAY_LEN(g_expired_codes));
 }
 
-uint64_t http_backoff_ms(unsigned n, unsigned base_ms, unsigned max_ms, double rnd)
+uint64_t http_backoff_ceiling_ms(unsigned n, uint64_t base_ms, uint64_t max_ms)
 {
     uint64_t cap = base_ms;
     for (unsigned i = 0; i < n && cap < max_ms; i++)
         cap *= 2;
-    if (cap > max_ms)
-        cap = max_ms;
+    return cap > max_ms ? max_ms : cap;
+}
+
+uint64_t http_backoff_ms(unsigned n, unsigned base_ms, unsigned max_ms, double rnd)
+{
+    uint64_t cap = http_backoff_ceiling_ms(n, base_ms, max_ms);
     if (rnd < 0 || rnd >= 1)
         rnd = 0;
     return (uint64_t)(rnd * (double)cap);
