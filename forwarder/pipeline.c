@@ -3,7 +3,6 @@
 #include "pipeline.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -164,13 +163,8 @@ int pipeline_start(const struct pipeline_env *env, struct pipeline **out)
     p->rnd = (uint32_t)pl_now_ms() ^ (uint32_t)getpid() * 2654435761u;
     if (p->rnd == 0)
         p->rnd = 1;
-    snprintf(p->ready_dir, sizeof p->ready_dir, "%s/ready", env->spool_dir);
-    snprintf(p->own_dir, sizeof p->own_dir, "%s/forwarder", env->spool_dir);
-    snprintf(p->redrive_dir, sizeof p->redrive_dir, "%s/redrive", p->own_dir);
-    snprintf(p->failed_path, sizeof p->failed_path, "%s/failed.jsonl", p->own_dir);
-    snprintf(p->status_path, sizeof p->status_path, "%s/status.json", p->own_dir);
     char jpath[1200];
-    snprintf(jpath, sizeof jpath, "%s/journal.jsonl", p->own_dir);
+    pl_layout(p, env->spool_dir, jpath, sizeof jpath);
     int rc = mkdir_one(p->own_dir);
     if (rc == 0)
         rc = pipeline_journal_open(jpath, env->fsync, pl_replay, p, &p->journal);

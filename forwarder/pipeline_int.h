@@ -205,6 +205,9 @@ MUST_CHECK int pl_ddb_send(struct pipeline *p, const char *op_name, cJSON *req, 
 
 /* ---- pipeline_scan.c ---------------------------------------------------------------------- */
 
+/* The spool's layout as the pipeline sees it: the core's <spool>/ready/, and ours under
+ * <spool>/forwarder/ (redrive/, failed.jsonl, status.json; the journal's path into jpath). */
+void pl_layout(struct pipeline *p, const char *spool_dir, char *jpath, size_t cap);
 /* <spool>/ready/<id><ext> into out. 0 or ERR_LIMIT. */
 MUST_CHECK int pl_entry_path(const struct pipeline *p, const char *id, const char *ext,
                              char *out, size_t cap);

@@ -17,6 +17,16 @@
 
 #include "common/log.h"
 
+void pl_layout(struct pipeline *p, const char *spool_dir, char *jpath, size_t cap)
+{
+    snprintf(p->ready_dir, sizeof p->ready_dir, "%s/ready", spool_dir);
+    snprintf(p->own_dir, sizeof p->own_dir, "%s/forwarder", spool_dir);
+    snprintf(p->redrive_dir, sizeof p->redrive_dir, "%s/redrive", p->own_dir);
+    snprintf(p->failed_path, sizeof p->failed_path, "%s/failed.jsonl", p->own_dir);
+    snprintf(p->status_path, sizeof p->status_path, "%s/status.json", p->own_dir);
+    snprintf(jpath, cap, "%s/journal.jsonl", p->own_dir);
+}
+
 int pl_entry_path(const struct pipeline *p, const char *id, const char *ext, char *out,
                       size_t cap)
 {
