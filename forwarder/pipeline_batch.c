@@ -83,7 +83,7 @@ static void on_ddb_batch(void *arg, const struct http_result *res, const cJSON *
             b->m[idx].marked = true;
         } else {
             pl_note_error(p, b->st == B_IMPORTING ? "ddb_importing" : "ddb_mark", b->m[idx].sop,
-                       res, 0);
+                          res, 0);
             b->next_ms = pl_now_ms() + pl_retry_delay(p, b->attempts++);
         }
         pl_pump(p);

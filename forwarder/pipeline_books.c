@@ -50,7 +50,7 @@ void pl_batch_free(struct pipeline *p, struct pbatch *b)
 }
 
 struct member *pl_member_add(struct pbatch *b, const char *id, const char *sop,
-                                       const char *sha, uint64_t bytes)
+                             const char *sha, uint64_t bytes)
 {
     if (b->n == b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 64;

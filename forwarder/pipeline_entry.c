@@ -250,7 +250,7 @@ static void on_stow(void *arg, const struct http_result *res, const struct mi_st
         /* refused as a whole (not throttling, not auth): the object itself is at fault */
         e->stow_ok = false;
         pl_scpy(e->err_type, sizeof e->err_type,
-             res->error_code[0] ? res->error_code : "StowRejected");
+                res->error_code[0] ? res->error_code : "StowRejected");
         pl_scpy(e->err_msg, sizeof e->err_msg, res->message);
         e->step = E_FINAL;
     } else {

@@ -94,7 +94,7 @@ int pl_replay(void *arg, const cJSON *rec)
         if (!b && !(b = pl_batch_add(p, bid)))
             return ERR_NOMEM;
         if (!pl_member_add(b, id, sop->valuestring, sha->valuestring,
-                              (uint64_t)bytes->valuedouble))
+                           (uint64_t)bytes->valuedouble))
             return ERR_NOMEM;
     } else if ((strcmp(t->valuestring, "stored") == 0 || strcmp(t->valuestring, "dup") == 0) &&
                id) {
@@ -125,7 +125,7 @@ int pl_replay(void *arg, const cJSON *rec)
         if (!(b = pl_batch_add(p, bid)))
             return ERR_NOMEM;
         struct member *m = pl_member_add(b, "-", sop->valuestring, sha->valuestring,
-                                            (uint64_t)bytes->valuedouble);
+                                         (uint64_t)bytes->valuedouble);
         if (!m)
             return ERR_NOMEM;
         m->stored = true;

@@ -28,14 +28,14 @@ void pl_layout(struct pipeline *p, const char *spool_dir, char *jpath, size_t ca
 }
 
 int pl_entry_path(const struct pipeline *p, const char *id, const char *ext, char *out,
-                      size_t cap)
+                  size_t cap)
 {
     int n = snprintf(out, cap, "%s/%s%s", p->ready_dir, id, ext);
     return n < 0 || (size_t)n >= cap ? ERR_LIMIT : 0;
 }
 
 void pl_s3_key_of(const struct pipeline *p, const char *batch, const char *sop, char *out,
-                      size_t cap)
+                  size_t cap)
 {
     snprintf(out, cap, "%s/%s/%s.dcm", p->cfg->s3.prefix, batch, sop);
 }
@@ -250,7 +250,7 @@ static int redrive_one(struct pipeline *p, const char *path)
             rc = ERR_NOMEM;
         if (rc == 0 &&
             !(m = pl_member_add(b, "-", sop->valuestring, sha->valuestring,
-                                   cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0)))
+                                cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0)))
             rc = ERR_NOMEM;
         if (rc == 0) {
             m->stored = true;

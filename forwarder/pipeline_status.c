@@ -26,7 +26,7 @@ const struct pl_stat_field pl_stat_fields[] = {
 const size_t pl_n_stat_fields = ARRAY_LEN(pl_stat_fields);
 
 void pl_note_error(struct pipeline *p, const char *step, const char *id,
-                       const struct http_result *res, int rc)
+                   const struct http_result *res, int rc)
 {
     size_t i = p->n_errors++ % PL_ERRORS;
     state_now_iso(p->errors[i].at);
@@ -58,7 +58,7 @@ uint64_t pl_retry_delay(struct pipeline *p, unsigned attempts)
 }
 
 void pl_append_failed(struct pipeline *p, const struct state_obj *o, const char *job,
-                          const char *type, const char *msg)
+                      const char *type, const char *msg)
 {
     cJSON *r = cJSON_CreateObject();
     if (!r)

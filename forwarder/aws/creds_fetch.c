@@ -40,7 +40,7 @@ static void on_ecs(void *arg, const struct http_resp *resp)
     p->inflight--;
     if (resp->res.err < 0)
         creds_fetch_done(p, resp->res.err == HTTP_ERR_CANCELED ? HTTP_ERR_CANCELED : HTTP_ERR_CREDS,
-                   NULL);
+                         NULL);
     else
         creds_from_body(p, resp);
     creds_maybe_free(p);
@@ -119,8 +119,8 @@ static int imds_get(struct creds_chain *p, const char *suffix, http_done_cb cb)
 
 static void imds_fail(struct creds_chain *p, const struct http_resp *resp)
 {
-    creds_fetch_done(p, resp && resp->res.err == HTTP_ERR_CANCELED ? HTTP_ERR_CANCELED : HTTP_ERR_CREDS,
-               NULL);
+    int err = resp && resp->res.err == HTTP_ERR_CANCELED ? HTTP_ERR_CANCELED : HTTP_ERR_CREDS;
+    creds_fetch_done(p, err, NULL);
 }
 
 static void on_imds_creds(void *arg, const struct http_resp *resp)

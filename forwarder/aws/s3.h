@@ -92,8 +92,9 @@ MUST_CHECK int s3_get_object(struct s3_client *s, const char *bucket, const char
 /* Upload len bytes of path from off as key: one PutObject when len < threshold, else a
  * multipart upload in parts of part_size (>= 5 MiB, the last smaller; doubled while over 10,000
  * parts), up to 4 parts in flight, each streamed from the file; on any failure the upload is
- * aborted (best effort, once no part is in flight) before cb runs with the first failure. sha256_hex is the whole object's hash (used for the
- * single PUT; multipart parts carry their own checksums). */
+ * aborted (best effort, once no part is in flight) before cb runs with the first failure.
+ * sha256_hex is the whole object's hash (used for the single PUT; multipart parts carry their
+ * own checksums). s3_upload.c. */
 MUST_CHECK int s3_upload_file(struct s3_client *s, const char *bucket, const char *key,
                               const char *path, uint64_t off, uint64_t len,
                               const char *sha256_hex, uint64_t threshold, uint64_t part_size,
