@@ -237,9 +237,11 @@ void pl_run_batch(struct pipeline *p, struct pbatch *b);
 
 /* ---- pipeline_books.c --------------------------------------------------------------------- */
 
+/* The batch with this id, or NULL. */
 struct pbatch *pl_batch_find(struct pipeline *p, const char *id);
 /* A new batch at the end of the list, OPEN; NULL when out of memory. */
 struct pbatch *pl_batch_add(struct pipeline *p, const char *id);
+/* Unlink b (and forget it as the open batch) and free it. */
 void pl_batch_free(struct pipeline *p, struct pbatch *b);
 /* A new member of b (pending); NULL when out of memory. */
 struct member *pl_member_add(struct pbatch *b, const char *id, const char *sop, const char *sha,
@@ -254,12 +256,14 @@ MUST_CHECK int pl_batch_close(struct pipeline *p, struct pbatch *b);
 MUST_CHECK int pl_batch_open_new(struct pipeline *p);
 /* The configured batch limits into *l. */
 const struct batch_limits *pl_limits(const struct pipeline *p, struct batch_limits *l);
+/* The entry of spool id being worked on, or NULL; insert a new one (at the end: scan order). */
 struct ent *pl_ent_find(struct pipeline *p, const char *id);
 void pl_ent_insert(struct pipeline *p, struct ent *e);
 /* Unlink and free e. */
 void pl_ent_remove(struct pipeline *p, struct ent *e);
 /* The result of a recently finished entry (true when known). */
 bool pl_done_lookup(const struct pipeline *p, const char *id, int *result);
+/* Remember a finished entry's result (a ring of PL_DONE_RING, for late awaits). */
 void pl_done_note(struct pipeline *p, const char *id, int result);
 /* The ack point of e was reached (result 0) or cannot be (result < 0): answer its awaiters. */
 void pl_ack_reach(struct pipeline *p, struct ent *e, int result);

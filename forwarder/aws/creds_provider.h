@@ -43,6 +43,7 @@ const struct aws_creds *creds_peek(struct creds_provider *p);
 MUST_CHECK int creds_get(struct creds_provider *p, creds_cb cb, void *arg);
 /* Forget the cached credentials (after an ExpiredToken answer); the next get fetches anew. */
 void creds_invalidate(struct creds_provider *p);
+/* Where p's credentials come from. */
 enum creds_source creds_provider_source(const struct creds_provider *p);
 /* Number of successful fetches so far (env counts once). */
 uint64_t creds_fetch_count(const struct creds_provider *p);
