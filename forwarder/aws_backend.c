@@ -5,14 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/creds.h"
+#include "aws/ddb.h"
+#include "aws/http.h"
+#include "aws/mi.h"
+#include "aws/s3.h"
 #include "common/log.h"
-#include "creds.h"
-#include "ddb.h"
-#include "http.h"
-#include "mi.h"
 #include "pipeline.h"
 #include "pipeline_config.h"
-#include "s3.h"
 
 /* One awaited acknowledgement; travels core -> forwarder -> core. */
 struct ack_rec {
