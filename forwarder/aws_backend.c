@@ -5,14 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/creds.h"
+#include "aws/ddb.h"
+#include "aws/http.h"
+#include "aws/mi.h"
+#include "aws/s3.h"
 #include "common/log.h"
-#include "creds.h"
-#include "ddb.h"
-#include "http.h"
-#include "mi.h"
 #include "pipeline.h"
 #include "pipeline_config.h"
-#include "s3.h"
 
 /* One awaited acknowledgement; travels core -> forwarder -> core. */
 struct ack_rec {
@@ -25,7 +25,6 @@ struct ack_rec {
 
 struct aws_backend {
     struct pipeline_config cfg;
-    char spool_dir[1024];
     struct spool *spool;
     bool fsync;
     enum pipeline_ack ack;
@@ -179,14 +178,12 @@ static int open_clients(struct aws_backend *b)
     TRY(mi_client_new(b->http, b->creds, &mo, &b->mi));
     struct pipeline_env env = {.loop = &b->loop,
                                .cfg = &b->cfg,
-                               .spool_dir = b->spool_dir,
+                               .spool = b->spool,
                                .fsync = b->fsync,
                                .ack = b->ack,
                                .s3 = b->s3,
                                .ddb = b->ddb,
                                .mi = b->mi,
-                               .spool_depth = &b->spool->depth,
-                               .spool_bytes = &b->spool->depth_bytes,
                                .metrics = b->metrics,
                                .acked = on_acked,
                                .acked_arg = b};
@@ -277,7 +274,6 @@ static int ops_start(const struct backend_env *env, void **impl)
         return ERR_CONFIG;
     }
     wbuf_cleanup(&errs);
-    snprintf(b->spool_dir, sizeof b->spool_dir, "%s", env->spool->dir);
     b->spool = env->spool;
     b->fsync = env->fsync;
     b->ack = (enum pipeline_ack)ack_of(env->ack);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aws/http.h"
+
 bool batch_accepts(const struct batch_fill *fill, const struct batch_limits *lim,
                    uint64_t obj_bytes)
 {
@@ -91,10 +93,6 @@ uint64_t batch_pacer_take(struct batch_pacer *p, uint64_t now_ms)
 
 uint64_t batch_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, uint32_t rnd)
 {
-    uint64_t ceil = base_ms;
-    for (unsigned i = 0; i < attempt && ceil < cap_ms; i++)
-        ceil *= 2;
-    if (ceil > cap_ms)
-        ceil = cap_ms;
+    uint64_t ceil = http_backoff_ceiling_ms(attempt, base_ms, cap_ms);
     return ceil == 0 ? 0 : (uint64_t)rnd % (ceil + 1);
 }

@@ -19,6 +19,7 @@
 
 #include "common/err.h"
 #include "pipeline_config.h"
+#include "spool/spool.h"
 
 struct s3_client;
 struct ddb_client;
@@ -36,13 +37,12 @@ typedef void (*pipeline_acked_cb)(void *arg, uint64_t token, int result);
 struct pipeline_env {
     uv_loop_t *loop;
     const struct pipeline_config *cfg; /* borrowed, frozen */
-    const char *spool_dir;             /* the core's spool: ready/ is read, forwarder/ is ours */
+    struct spool *spool;               /* ready entries are read and released; forwarder/ is ours */
     bool fsync;                        /* false only for benchmarks */
     enum pipeline_ack ack;
     struct s3_client *s3;
     struct ddb_client *ddb;
     struct mi_client *mi;
-    _Atomic int64_t *spool_depth, *spool_bytes; /* the core's gauges, decremented on release */
     struct metrics *metrics;                    /* may be NULL */
     pipeline_acked_cb acked;
     void *acked_arg;

@@ -1,5 +1,6 @@
 /* The operator's commands of pipeline.h (status, failed, redrive): files only, no network. */
 #include "pipeline.h"
+#include "spool/spool.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -12,53 +13,33 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *slurp(const char *path, size_t max, size_t *len)
+#include "common/fileio.h"
+#include "pipeline_int.h"
+
+/* obj[key] when it is a string, else dflt. */
+static const char *str_or(const cJSON *obj, const char *key, const char *dflt)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
 }
 
 int pipeline_cli_status(const char *spool_dir, bool json)
 {
-    char ready[1200], status[1200];
-    snprintf(ready, sizeof ready, "%s/ready", spool_dir);
+    char status[1200];
     snprintf(status, sizeof status, "%s/forwarder/status.json", spool_dir);
-    DIR *d = opendir(ready);
-    if (!d) {
-        fprintf(stderr, "dicom-core status: cannot read %s: %s\n", ready, strerror(errno));
-        return -errno;
+    struct spool_peek pk;
+    int prc = spool_peek(spool_dir, &pk);
+    if (prc < 0) {
+        fprintf(stderr, "dicom-core status: cannot read the spool %s: %s\n", spool_dir,
+                err_str(prc));
+        return prc;
     }
-    uint64_t depth = 0, bytes = 0;
-    time_t oldest = 0, now = time(NULL);
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n <= 4 || strcmp(de->d_name + n - 4, ".dcm") != 0)
-            continue;
-        char p[1500];
-        struct stat st;
-        snprintf(p, sizeof p, "%s/%s", ready, de->d_name);
-        if (stat(p, &st) < 0)
-            continue;
-        depth++;
-        bytes += (uint64_t)st.st_size;
-        if (!oldest || st.st_mtime < oldest)
-            oldest = st.st_mtime;
-    }
-    closedir(d);
+    uint64_t depth = pk.depth, bytes = pk.bytes;
+    time_t oldest = (time_t)pk.oldest_unix, now = time(NULL);
     size_t len = 0;
-    char *text = slurp(status, 1u << 20, &len);
+    char *text = NULL;
+    if (fileio_read_small(status, 1u << 20, &text, &len) < 0)
+        text = NULL;
     cJSON *st = text ? cJSON_ParseWithLength(text, len) : NULL;
     free(text);
     struct stat sst;
@@ -92,42 +73,29 @@ int pipeline_cli_status(const char *spool_dir, bool json)
     const cJSON *v;
     printf("forwarder: status written %ld s ago%s\n", status_age,
            status_age > 5 ? " (not running?)" : "");
-    static const char *const keys[] = {"mode",        "entries_inflight", "uploads_inflight",
-                                       "batches_open", "batches_closing", "jobs_inflight",
-                                       "uploaded",    "duplicates",      "imported",
-                                       "failed",      "jobs_started",    "jobs_completed",
-                                       "jobs_failed", "retries"};
-    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-        v = cJSON_GetObjectItemCaseSensitive(st, keys[i]);
+    for (size_t i = 0; i <= pl_n_stat_fields; i++) {
+        const char *key = i == 0 ? "mode" : pl_stat_fields[i - 1].name;
+        v = cJSON_GetObjectItemCaseSensitive(st, key);
         if (cJSON_IsNumber(v))
-            printf("  %-18s %.0f\n", keys[i], v->valuedouble);
+            printf("  %-18s %.0f\n", key, v->valuedouble);
         else if (cJSON_IsString(v))
-            printf("  %-18s %s\n", keys[i], v->valuestring);
+            printf("  %-18s %s\n", key, v->valuestring);
     }
     const cJSON *it;
     v = cJSON_GetObjectItemCaseSensitive(st, "batches");
     cJSON_ArrayForEach(it, v)
     {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        const cJSON *step = cJSON_GetObjectItemCaseSensitive(it, "step");
         const cJSON *objs = cJSON_GetObjectItemCaseSensitive(it, "objects");
-        const cJSON *job = cJSON_GetObjectItemCaseSensitive(it, "job_id");
-        printf("  batch %s %s objects=%.0f job=%s\n", cJSON_IsString(id) ? id->valuestring : "?",
-               cJSON_IsString(step) ? step->valuestring : "?",
-               cJSON_IsNumber(objs) ? objs->valuedouble : 0,
-               cJSON_IsString(job) && job->valuestring[0] ? job->valuestring : "-");
+        const char *job = str_or(it, "job_id", "");
+        printf("  batch %s %s objects=%.0f job=%s\n", str_or(it, "id", "?"),
+               str_or(it, "step", "?"), cJSON_IsNumber(objs) ? objs->valuedouble : 0,
+               job[0] ? job : "-");
     }
     v = cJSON_GetObjectItemCaseSensitive(st, "last_errors");
     cJSON_ArrayForEach(it, v)
     {
-        const cJSON *at = cJSON_GetObjectItemCaseSensitive(it, "at");
-        const cJSON *step = cJSON_GetObjectItemCaseSensitive(it, "step");
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(it, "code");
-        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(it, "message");
-        printf("  error %s %s %s %s\n", cJSON_IsString(at) ? at->valuestring : "?",
-               cJSON_IsString(step) ? step->valuestring : "?",
-               cJSON_IsString(code) ? code->valuestring : "?",
-               cJSON_IsString(msg) ? msg->valuestring : "");
+        printf("  error %s %s %s %s\n", str_or(it, "at", "?"), str_or(it, "step", "?"),
+               str_or(it, "code", "?"), str_or(it, "message", ""));
     }
     cJSON_Delete(st);
     return 0;
@@ -185,9 +153,8 @@ int pipeline_cli_failed_list(const char *spool_dir, bool json)
         }
         const char *f[] = {"at", "sop", "batch", "job", "error_type", "error_message"};
         for (size_t i = 0; i < ARRAY_LEN(f); i++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, f[i]);
-            printf("%s%s", i ? "  " : "", cJSON_IsString(v) && v->valuestring[0] ? v->valuestring :
-                                                                                  "-");
+            const char *v = str_or(r, f[i], "");
+            printf("%s%s", i ? "  " : "", v[0] ? v : "-");
         }
         printf("\n");
     }

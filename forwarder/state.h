@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/err.h"
+#include "spool/spool_sidecar.h"
 
 enum state_inst {
     STATE_RECEIVED = 1,
@@ -43,6 +44,7 @@ struct state_obj {
     char received_at[40];
     char s3_key[600];
     char batch[48];
+    bool redrive; /* a re-drive's copy (the received item may take over a FAILED one) */
 };
 
 /* Extra attributes set with a state change; empty strings and is_primary < 0 are left out. */
@@ -51,11 +53,18 @@ struct state_extra {
     int is_primary; /* -1 unknown, 0 false, 1 true */
 };
 
+/* PS3.5 9.1: a UID of 1-64 characters, digits and dots. */
+bool state_uid_valid(const char *s);
+/* A SHA-256 as sidecars, journal records and DynamoDB keys carry it: 64 lowercase hex digits. */
+bool state_sha_valid(const char *s);
+
 /* ISO 8601 UTC with milliseconds, "2026-11-24T03:00:00.000Z". */
 void state_now_iso(char out[40]);
 
-/* Fill *o from a spool sidecar (JSON text). 0, or ERR_MALFORMED when a required field (SOP,
- * Study and Series Instance UIDs, sha256, bytes) is missing or invalid. */
+/* Fill *o from a spool entry's sidecar (the spool library reads and checks it). */
+void state_obj_from_spool(const struct spool_sidecar *sc, struct state_obj *o);
+/* The same from the sidecar's JSON text: 0, or ERR_MALFORMED when a required field (SOP, Study
+ * and Series Instance UIDs, sha256, bytes) is missing or invalid (spool_sidecar_decode). */
 MUST_CHECK int state_obj_from_sidecar(const char *json, size_t len, struct state_obj *o);
 
 /* PutItem: the instance item as RECEIVED. The condition lets it in when there is no item yet,

@@ -30,11 +30,11 @@
 
 #include "common/log.h"
 #include "net/sha256_file.h"
-#include "forwarder/creds.h"
-#include "forwarder/ddb.h"
-#include "forwarder/http.h"
-#include "forwarder/mi.h"
-#include "forwarder/s3.h"
+#include "forwarder/aws/creds.h"
+#include "forwarder/aws/ddb.h"
+#include "forwarder/aws/http.h"
+#include "forwarder/aws/mi.h"
+#include "forwarder/aws/s3.h"
 
 static int g_exit = 1;
 static const char *g_out_path;

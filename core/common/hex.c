@@ -27,11 +27,14 @@ int hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t outcap)
 {
     if (hexlen % 2 != 0 || hexlen / 2 > outcap || hexlen / 2 > INT_MAX)
         return ERR_MALFORMED;
-    for (size_t i = 0; i < hexlen / 2; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+    for (size_t i = 0; i < hexlen; i += 2) {
+        int hi = hex_value(hex[i]); /* checked before the next digit is read (a NUL stops it) */
+        if (hi < 0)
             return ERR_MALFORMED;
-        out[i] = (uint8_t)(hi << 4 | lo);
+        int lo = hex_value(hex[i + 1]);
+        if (lo < 0)
+            return ERR_MALFORMED;
+        out[i / 2] = (uint8_t)(hi << 4 | lo);
     }
     return (int)(hexlen / 2);
 }

@@ -177,24 +177,69 @@ static int json_filter(const struct dirent *e)
     return has_suffix(e->d_name, ".json");
 }
 
-int spool_ready_list(const struct spool *s, char (*ids)[SPOOL_ID_MAX], size_t max)
+int spool_ready_each(const struct spool *s, spool_each_cb cb, void *arg)
 {
     struct dirent **names = NULL;
     int n = scandir(s->ready_dir, &names, json_filter, alphasort);
     if (n < 0)
         return -errno;
-    size_t got = 0;
+    int rc = 0;
     for (int i = 0; i < n; i++) {
         size_t len = strlen(names[i]->d_name) - 5; /* without ".json" */
-        if (got < max && len < SPOOL_ID_MAX) {
-            memcpy(ids[got], names[i]->d_name, len);
-            ids[got][len] = '\0';
-            got++;
+        if (rc >= 0 && len < SPOOL_ID_MAX) {
+            char id[SPOOL_ID_MAX];
+            memcpy(id, names[i]->d_name, len);
+            id[len] = '\0';
+            rc = cb(arg, id);
         }
         free(names[i]);
     }
     free(names);
-    return (int)got;
+    return rc < 0 ? rc : 0;
+}
+
+struct list_job {
+    char (*ids)[SPOOL_ID_MAX];
+    size_t max, got;
+};
+
+static int list_one(void *arg, const char *id)
+{
+    struct list_job *j = arg;
+    if (j->got >= j->max)
+        return 1; /* enough: the rest are newer */
+    snprintf(j->ids[j->got++], SPOOL_ID_MAX, "%s", id);
+    return 0;
+}
+
+int spool_ready_list(const struct spool *s, char (*ids)[SPOOL_ID_MAX], size_t max)
+{
+    struct list_job j = {.ids = ids, .max = max};
+    TRY(spool_ready_each(s, list_one, &j));
+    return (int)j.got;
+}
+
+int spool_peek(const char *dir, struct spool_peek *out)
+{
+    memset(out, 0, sizeof *out);
+    char ready[SPOOL_PATH_MAX];
+    if (snprintf(ready, sizeof ready, "%s/ready", dir) >= (int)sizeof ready)
+        return ERR_LIMIT;
+    DIR *d = opendir(ready);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (!has_suffix(e->d_name, ".dcm") || fstatat(dirfd(d), e->d_name, &st, 0) < 0)
+            continue;
+        out->depth++;
+        out->bytes += (uint64_t)st.st_size;
+        if (!out->oldest_unix || st.st_mtime < out->oldest_unix)
+            out->oldest_unix = st.st_mtime;
+    }
+    closedir(d);
+    return 0;
 }
 
 void spool_entry_release(struct spool *s, const char *id, uint64_t bytes)

@@ -57,6 +57,19 @@ void spool_obj_discard(struct spool *s, const char *id);
 /* Reader side. Up to max ids of ready entries (complete: sidecar present), oldest first, into
  * ids (caller's array of max rows). Returns how many, or a negative errno. */
 MUST_CHECK int spool_ready_list(const struct spool *s, char (*ids)[SPOOL_ID_MAX], size_t max);
+/* cb(arg, id) for every ready entry, oldest first; a negative return stops the walk and is
+ * returned. 0, or -errno when ready/ cannot be read. */
+typedef int (*spool_each_cb)(void *arg, const char *id);
+MUST_CHECK int spool_ready_each(const struct spool *s, spool_each_cb cb, void *arg);
+
+/* A read-only look at a spool directory that may belong to a running process (the operator's
+ * status command): ready entries, their bytes, the oldest one's age. Nothing is changed. */
+struct spool_peek {
+    uint64_t depth, bytes;
+    int64_t oldest_unix; /* mtime of the oldest ready entry, 0 when there is none */
+};
+MUST_CHECK int spool_peek(const char *dir, struct spool_peek *out);
+
 /* An entry leaves the spool: data first, sidecar last (a crash in between leaves a sidecar
  * without data, which readers treat as a released entry), and the gauges go down by one entry
  * and bytes. */

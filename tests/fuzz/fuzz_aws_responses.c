@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forwarder/creds.h"
-#include "forwarder/http.h"
-#include "forwarder/mi.h"
-#include "forwarder/sigv4.h"
-#include "forwarder/xml.h"
+#include "forwarder/aws/creds.h"
+#include "forwarder/aws/http.h"
+#include "forwarder/aws/mi.h"
+#include "forwarder/aws/sigv4.h"
+#include "forwarder/aws/xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,7 +2,8 @@
 """The layer rule (STYLE.md section 1, DESIGN.md "Layers", docs/architecture.md), checked from the
 sources: every `#include "..."` in core/, edge/ and forwarder/ is resolved to a file of the tree,
 and the directory it lives in must be one the including directory may use. Modules (foo.c +
-foo.h + foo_int.h) must not include each other in a circle either.
+foo.h + foo_int.h, and every file that includes foo_int.h) must not include each other in a
+circle either.
 
   check_layers.py [SRC]      prints one line per violation; exit 1 if any, else 0
 
@@ -64,9 +65,14 @@ def resolve(src, rel, inc):
     return None
 
 
+GROUP = {}  # file stem -> module, for the files of a module split by job (they share X_int.h)
+
+
 def module_of(rel):
     stem = os.path.splitext(rel)[0]
-    return stem[:-4] if stem.endswith("_int") else stem
+    if stem.endswith("_int"):
+        return stem[:-4]
+    return GROUP.get(stem, stem)
 
 
 def main():
@@ -74,6 +80,20 @@ def main():
                           os.path.join(os.path.dirname(__file__), "..", ".."))
     problems = []
     edges = {}
+    # a module split along its jobs is one module: every file that includes X_int.h (a .c, or the
+    # header of one of its parts) is part of X (STYLE.md section 2: helpers shared between a module's own files
+    # go in foo_int.h); circles inside it are its own business, circles between modules are not
+    for top in ("core", "edge", "forwarder"):
+        for root, _, files in os.walk(os.path.join(src, top)):
+            for f in files:
+                if not f.endswith((".c", ".h")) or f.endswith("_int.h"):
+                    continue
+                rel = os.path.relpath(os.path.join(root, f), src)
+                with open(os.path.join(src, rel), encoding="utf-8", errors="replace") as fh:
+                    for inc in INCLUDE.findall(fh.read()):
+                        target = resolve(src, rel, inc)
+                        if target and target.endswith("_int.h"):
+                            GROUP[os.path.splitext(rel)[0]] = target[:-6]
     for top in ("core", "edge", "forwarder"):
         for root, _, files in os.walk(os.path.join(src, top)):
             for f in files:

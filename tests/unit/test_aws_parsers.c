@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "forwarder/creds.h"
-#include "forwarder/ddb.h"
-#include "forwarder/http.h"
-#include "forwarder/mi.h"
-#include "forwarder/xml.h"
+#include "forwarder/aws/creds.h"
+#include "forwarder/aws/ddb.h"
+#include "forwarder/aws/http.h"
+#include "forwarder/aws/mi.h"
+#include "forwarder/aws/xml.h"
 #include "guard.h"
 
 static const char k_create[] =

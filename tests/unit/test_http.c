@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "forwarder/creds.h"
-#include "forwarder/http.h"
-#include "forwarder/sigv4.h"
+#include "forwarder/aws/creds.h"
+#include "forwarder/aws/http.h"
+#include "forwarder/aws/sigv4.h"
 #include "http_script.h"
 
 /* ---- client side ------------------------------------------------------------------------- */
@@ -432,9 +432,9 @@ Test(creds, nothing_in_the_chain_is_a_config_error)
 
 /* ---- S3, DynamoDB and HealthImaging clients over the scripted server ---------------------- */
 
-#include "forwarder/ddb.h"
-#include "forwarder/mi.h"
-#include "forwarder/s3.h"
+#include "forwarder/aws/ddb.h"
+#include "forwarder/aws/mi.h"
+#include "forwarder/aws/s3.h"
 
 struct env_creds {
     struct creds_provider *cp;

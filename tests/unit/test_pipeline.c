@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "forwarder/pipeline_config.h"
-#include "forwarder/pipeline_journal.h"
 #include "forwarder/state.h"
 
 static const char good_cfg[] =
@@ -264,48 +263,3 @@ Test(state, stow_response_per_instance)
     cr_assert_eq(state_parse_stow("x", 1, "1", &why), ERR_MALFORMED);
 }
 
-static int count_cb(void *arg, const cJSON *rec)
-{
-    (void)rec;
-    (*(int *)arg)++;
-    return 0;
-}
-
-Test(pipeline_journal, replay_skips_a_torn_last_line_and_compaction_replaces)
-{
-    char dir[] = "/tmp/test_pipeline_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/journal.jsonl", dir);
-    struct pipeline_journal *j;
-    int n = 0;
-    cr_assert_eq(pipeline_journal_open(path, true, count_cb, &n, &j), 0);
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "t", "assign");
-    cr_assert_eq(pipeline_journal_append(j, r), 0);
-    cr_assert_eq(pipeline_journal_append(j, r), 0);
-    cr_assert_eq(pipeline_journal_sync(j), 0);
-    pipeline_journal_close(j);
-    int fd = open(path, O_WRONLY | O_APPEND);
-    cr_assert(write(fd, "{\"t\":\"sto", 9) == 9); /* a crash in the middle of a record */
-    close(fd);
-    n = 0;
-    cr_assert_eq(pipeline_journal_open(path, true, count_cb, &n, &j), 0);
-    cr_assert_eq(n, 2);
-    cr_assert_eq(pipeline_journal_append(j, r), 0); /* lands on a line of its own */
-    pipeline_journal_close(j);
-    n = 0;
-    cr_assert_eq(pipeline_journal_open(path, true, count_cb, &n, &j), 0);
-    cr_assert_eq(n, 3);
-    cJSON *recs[1] = {r};
-    cr_assert_eq(pipeline_journal_compact(j, recs, 1), 0);
-    cr_assert_eq(pipeline_journal_append(j, r), 0);
-    pipeline_journal_close(j);
-    n = 0;
-    cr_assert_eq(pipeline_journal_open(path, true, count_cb, &n, &j), 0);
-    cr_assert_eq(n, 2);
-    pipeline_journal_close(j);
-    cJSON_Delete(r);
-    unlink(path);
-    rmdir(dir);
-}

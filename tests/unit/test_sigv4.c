@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forwarder/sigv4.h"
+#include "forwarder/aws/sigv4.h"
 
 static char *slurp(const char *path, size_t *len)
 {

@@ -164,6 +164,8 @@ bool http_is_retryable(int curl_code, long status, const char *error_code);
  * the client keeps that offset for all later signatures and retries the request once (clock
  * skew correction, as the SDKs do). */
 MUST_CHECK int http_parse_http_date(const char *s, int64_t *out);
+/* The ceiling of the n-th backoff: base_ms doubled n times, at most max_ms. */
+uint64_t http_backoff_ceiling_ms(unsigned n, uint64_t base_ms, uint64_t max_ms);
 /* The full-jitter delay before attempt n (n >= 1 is the first retry) for rnd in [0, 1). */
 uint64_t http_backoff_ms(unsigned n, unsigned base_ms, unsigned max_ms, double rnd);
 

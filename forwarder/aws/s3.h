@@ -17,6 +17,9 @@
 struct s3_client;
 struct creds_provider;
 
+#define S3_MIN_PART (5ull * 1024 * 1024) /* S3's smallest part but the last */
+#define S3_MAX_PARTS 10000u              /* S3's most parts in one upload */
+
 enum s3_sse { S3_SSE_NONE = 0, S3_SSE_AES256, S3_SSE_KMS };
 
 struct s3_opts {
@@ -89,8 +92,9 @@ MUST_CHECK int s3_get_object(struct s3_client *s, const char *bucket, const char
 /* Upload len bytes of path from off as key: one PutObject when len < threshold, else a
  * multipart upload in parts of part_size (>= 5 MiB, the last smaller; doubled while over 10,000
  * parts), up to 4 parts in flight, each streamed from the file; on any failure the upload is
- * aborted (best effort, once no part is in flight) before cb runs with the first failure. sha256_hex is the whole object's hash (used for the
- * single PUT; multipart parts carry their own checksums). */
+ * aborted (best effort, once no part is in flight) before cb runs with the first failure.
+ * sha256_hex is the whole object's hash (used for the single PUT; multipart parts carry their
+ * own checksums). s3_upload.c. */
 MUST_CHECK int s3_upload_file(struct s3_client *s, const char *bucket, const char *key,
                               const char *path, uint64_t off, uint64_t len,
                               const char *sha256_hex, uint64_t threshold, uint64_t part_size,

@@ -31,27 +31,9 @@ void sigv4_sha256_hex(const void *p, size_t n, char hex[65])
     hex_lower(md, 32, hex);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int sigv4_hex_to_bin32(const char *hex, uint8_t out[32])
 {
-    for (size_t i = 0; i < 32; i++) {
-        if (hex[2 * i] == '\0' || hex[2 * i + 1] == '\0')
-            return ERR_MALFORMED;
-        int hi = hexval((unsigned char)hex[2 * i]), lo = hexval((unsigned char)hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return ERR_MALFORMED;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
+    TRY(hex_decode(hex, 64, out, 32)); /* stops at a NUL: a short string is never read past */
     return hex[64] == '\0' ? 0 : ERR_MALFORMED;
 }
 
@@ -101,10 +83,9 @@ static int pct_decode(const char *s, size_t n, char *out, size_t *outlen)
         if (s[i] == '%') {
             if (n - i < 3)
                 return ERR_MALFORMED;
-            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return ERR_MALFORMED;
-            out[o++] = (char)(hi << 4 | lo);
+            uint8_t b;
+            TRY(hex_decode(s + i + 1, 2, &b, 1));
+            out[o++] = (char)b;
             i += 2;
         } else {
             out[o++] = s[i];

@@ -7,61 +7,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/wbuf.h"
-#include "creds.h"
+#include "aws_client.h"
 #include "sigv4.h"
 
 #define MI_RESP_CAP (256u * 1024)
 #define MI_STOW_RESP_CAP (4u << 20)
 
 struct mi_client {
-    struct http_client *http;
-    struct creds_provider *creds;
-    char region[40];
+    struct aws_client c;
     char *control; /* "https://medical-imaging.<region>.amazonaws.com" (no trailing '/') */
     char *dicom;   /* "https://dicom-medical-imaging.<region>.amazonaws.com" */
 };
-
-static char *endpoint_dup(const char *override, const char *prefix, const char *region)
-{
-    char buf[1024];
-    int n;
-    if (override && *override) {
-        size_t l = strlen(override);
-        while (l > 8 && override[l - 1] == '/')
-            l--;
-        n = snprintf(buf, sizeof(buf), "%.*s", (int)l, override);
-    } else {
-        n = snprintf(buf, sizeof(buf), "https://%s.%s.amazonaws.com", prefix, region);
-    }
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        return NULL;
-    return strdup(buf);
-}
-
-static bool url_ok(const char *u)
-{
-    return !u || !*u || strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
-}
 
 int mi_client_new(struct http_client *http, struct creds_provider *creds,
                   const struct mi_opts *o, struct mi_client **out)
 {
     *out = NULL;
-    if (!o->region || !*o->region || strlen(o->region) >= 40 || !url_ok(o->endpoint) ||
-        !url_ok(o->dicom_endpoint))
-        return ERR_CONFIG;
     struct mi_client *m = calloc(1, sizeof(*m));
     if (!m)
         return ERR_NOMEM;
-    m->http = http;
-    m->creds = creds;
-    memcpy(m->region, o->region, strlen(o->region) + 1);
-    m->control = endpoint_dup(o->endpoint, "medical-imaging", o->region);
-    m->dicom = endpoint_dup(o->dicom_endpoint, "dicom-medical-imaging", o->region);
-    if (!m->control || !m->dicom) {
+    int rc = aws_client_init(&m->c, http, creds, o->region, "medical-imaging", false);
+    if (rc == 0 && (!aws_endpoint_valid(o->endpoint) || !aws_endpoint_valid(o->dicom_endpoint)))
+        rc = ERR_CONFIG;
+    if (rc == 0) {
+        m->control = aws_endpoint_dup(o->endpoint, "medical-imaging", o->region, "");
+        m->dicom = aws_endpoint_dup(o->dicom_endpoint, "dicom-medical-imaging", o->region, "");
+        if (!m->control || !m->dicom)
+            rc = ERR_NOMEM;
+    }
+    if (rc < 0) {
         mi_client_free(m);
-        return ERR_NOMEM;
+        return rc;
     }
     *out = m;
     return 0;
@@ -78,6 +56,18 @@ void mi_client_free(struct mi_client *m)
 
 /* ---- parsers ------------------------------------------------------------------------------ */
 
+/* v's string into dst[sz]: ERR_MALFORMED when v is not a string, ERR_LIMIT when it does not fit. */
+static int copy_string(const cJSON *v, char *dst, size_t sz)
+{
+    if (!cJSON_IsString(v))
+        return ERR_MALFORMED;
+    size_t n = strlen(v->valuestring);
+    if (n >= sz)
+        return ERR_LIMIT;
+    memcpy(dst, v->valuestring, n + 1);
+    return 0;
+}
+
 static int copy_field(const cJSON *o, const char *key, char *dst, size_t sz, bool required)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -91,13 +81,7 @@ static int copy_field(const cJSON *o, const char *key, char *dst, size_t sz, boo
         int n = snprintf(dst, sz, "%.3f", v->valuedouble);
         return (n < 0 || (size_t)n >= sz) ? ERR_LIMIT : 0;
     }
-    if (!cJSON_IsString(v))
-        return ERR_MALFORMED;
-    size_t n = strlen(v->valuestring);
-    if (n >= sz)
-        return ERR_LIMIT;
-    memcpy(dst, v->valuestring, n + 1);
-    return 0;
+    return copy_string(v, dst, sz);
 }
 
 int mi_parse_job(const uint8_t *p, size_t len, const char *wrapper, struct mi_job *out)
@@ -107,25 +91,25 @@ int mi_parse_job(const uint8_t *p, size_t len, const char *wrapper, struct mi_jo
     const cJSON *o = j;
     if (wrapper && cJSON_IsObject(j))
         o = cJSON_GetObjectItemCaseSensitive(j, wrapper);
+    const struct {
+        const char *key;
+        char *dst;
+        size_t sz;
+        bool required;
+    } f[] = {
+        {"jobId", out->job_id, sizeof(out->job_id), true},
+        {"jobStatus", out->job_status, sizeof(out->job_status), true},
+        {"datastoreId", out->datastore_id, sizeof(out->datastore_id), false},
+        {"jobName", out->job_name, sizeof(out->job_name), false},
+        {"inputS3Uri", out->input_s3_uri, sizeof(out->input_s3_uri), false},
+        {"outputS3Uri", out->output_s3_uri, sizeof(out->output_s3_uri), false},
+        {"message", out->message, sizeof(out->message), false},
+        {"submittedAt", out->submitted_at, sizeof(out->submitted_at), false},
+        {"endedAt", out->ended_at, sizeof(out->ended_at), false},
+    };
     int rc = cJSON_IsObject(o) ? 0 : ERR_MALFORMED;
-    if (rc == 0)
-        rc = copy_field(o, "jobId", out->job_id, sizeof(out->job_id), true);
-    if (rc == 0)
-        rc = copy_field(o, "jobStatus", out->job_status, sizeof(out->job_status), true);
-    if (rc == 0)
-        rc = copy_field(o, "datastoreId", out->datastore_id, sizeof(out->datastore_id), false);
-    if (rc == 0)
-        rc = copy_field(o, "jobName", out->job_name, sizeof(out->job_name), false);
-    if (rc == 0)
-        rc = copy_field(o, "inputS3Uri", out->input_s3_uri, sizeof(out->input_s3_uri), false);
-    if (rc == 0)
-        rc = copy_field(o, "outputS3Uri", out->output_s3_uri, sizeof(out->output_s3_uri), false);
-    if (rc == 0)
-        rc = copy_field(o, "message", out->message, sizeof(out->message), false);
-    if (rc == 0)
-        rc = copy_field(o, "submittedAt", out->submitted_at, sizeof(out->submitted_at), false);
-    if (rc == 0)
-        rc = copy_field(o, "endedAt", out->ended_at, sizeof(out->ended_at), false);
+    for (size_t i = 0; rc == 0 && i < ARRAY_LEN(f); i++)
+        rc = copy_field(o, f[i].key, f[i].dst, f[i].sz, f[i].required);
     if (rc == 0 && (!out->job_id[0] || !out->job_status[0]))
         rc = ERR_MALFORMED;
     cJSON_Delete(j);
@@ -152,13 +136,7 @@ static int value_str(const cJSON *obj, const char *tag, char *dst, size_t sz)
     const cJSON *v = first_value(obj, tag);
     if (!v)
         return 0;
-    if (!cJSON_IsString(v))
-        return ERR_MALFORMED;
-    size_t n = strlen(v->valuestring);
-    if (n >= sz)
-        return ERR_LIMIT;
-    memcpy(dst, v->valuestring, n + 1);
-    return 0;
+    return copy_string(v, dst, sz);
 }
 
 static int value_us(const cJSON *obj, const char *tag, int *out)
@@ -265,18 +243,40 @@ static void on_http(void *arg, const struct http_resp *resp)
     free(op);
 }
 
-static int send_op(struct mi_client *m, struct http_req *r, struct mi_op *op)
+/* The state of a call (NULL when rc says its request could not be built, or out of memory). */
+static struct mi_op *op_new(int rc, void *arg, const char *wrapper, mi_job_cb job_cb,
+                            mi_stow_cb stow_cb)
 {
-    int rc = http_send(m->http, r, on_http, op);
-    if (rc < 0)
-        free(op);
-    return rc;
+    struct mi_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
+    if (op) {
+        op->stow = stow_cb != NULL;
+        op->job_cb = job_cb;
+        op->stow_cb = stow_cb;
+        op->wrapper = wrapper;
+        op->arg = arg;
+    }
+    return op;
 }
 
 /* Path segment: datastore and job ids are [A-Za-z0-9]; encode anyway. */
 static void put_seg(struct wbuf *w, const char *s)
 {
     sigv4_uri_encode(w, s, strlen(s), false);
+}
+
+/* StartDICOMImportJob's body as JSON text (free it), or NULL when out of memory. */
+static char *start_job_body(const struct mi_start_job *q)
+{
+    cJSON *body = cJSON_CreateObject();
+    char *text = NULL;
+    if (body && cJSON_AddStringToObject(body, "dataAccessRoleArn", q->role_arn) &&
+        cJSON_AddStringToObject(body, "clientToken", q->client_token) &&
+        cJSON_AddStringToObject(body, "inputS3Uri", q->input_s3_uri) &&
+        cJSON_AddStringToObject(body, "outputS3Uri", q->output_s3_uri) &&
+        (!q->job_name || cJSON_AddStringToObject(body, "jobName", q->job_name)))
+        text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    return text;
 }
 
 int mi_start_import_job(struct mi_client *m, const struct mi_start_job *q, mi_job_cb cb,
@@ -290,41 +290,18 @@ int mi_start_import_job(struct mi_client *m, const struct mi_start_job *q, mi_jo
     wbuf_str(&u, m->control);
     wbuf_str(&u, "/startDICOMImportJob/datastore/");
     put_seg(&u, q->datastore_id);
-    wbuf_u8(&u, 0);
-    cJSON *body = cJSON_CreateObject();
-    int rc = u.err ? u.err : (body ? 0 : ERR_NOMEM);
-    if (rc == 0 && (!cJSON_AddStringToObject(body, "dataAccessRoleArn", q->role_arn) ||
-                    !cJSON_AddStringToObject(body, "clientToken", q->client_token) ||
-                    !cJSON_AddStringToObject(body, "inputS3Uri", q->input_s3_uri) ||
-                    !cJSON_AddStringToObject(body, "outputS3Uri", q->output_s3_uri) ||
-                    (q->job_name && !cJSON_AddStringToObject(body, "jobName", q->job_name))))
-        rc = ERR_NOMEM;
-    char *text = rc == 0 ? cJSON_PrintUnformatted(body) : NULL;
+    struct http_req *r = NULL;
+    int rc = aws_client_req("POST", &u, &r);
+    char *text = rc == 0 ? start_job_body(q) : NULL;
     if (rc == 0 && !text)
         rc = ERR_NOMEM;
-    cJSON_Delete(body);
-    struct http_req *r = NULL;
-    if (rc == 0)
-        rc = http_req_new("POST", (const char *)u.p, &r);
-    wbuf_cleanup(&u);
     if (rc == 0)
         rc = http_req_add_header(r, "Content-Type", "application/json");
     if (rc == 0)
         rc = http_req_body_mem(r, text, strlen(text));
     free(text);
-    struct mi_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    op->job_cb = cb;
-    op->arg = arg;
-    op->wrapper = NULL;
-    http_req_set_response_cap(r, MI_RESP_CAP);
-    http_req_sign(r, m->creds, m->region, "medical-imaging", false, HTTP_PAYLOAD_SIGNED);
-    return send_op(m, r, op);
+    return aws_client_send(&m->c, r, rc, op_new(rc, arg, NULL, cb, NULL), MI_RESP_CAP,
+                           HTTP_PAYLOAD_SIGNED, on_http);
 }
 
 int mi_get_import_job(struct mi_client *m, const char *datastore_id, const char *job_id,
@@ -337,25 +314,10 @@ int mi_get_import_job(struct mi_client *m, const char *datastore_id, const char 
     put_seg(&u, datastore_id);
     wbuf_str(&u, "/job/");
     put_seg(&u, job_id);
-    wbuf_u8(&u, 0);
     struct http_req *r = NULL;
-    int rc = u.err;
-    if (rc == 0)
-        rc = http_req_new("GET", (const char *)u.p, &r);
-    wbuf_cleanup(&u);
-    struct mi_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    op->job_cb = cb;
-    op->arg = arg;
-    op->wrapper = "jobProperties";
-    http_req_set_response_cap(r, MI_RESP_CAP);
-    http_req_sign(r, m->creds, m->region, "medical-imaging", false, HTTP_PAYLOAD_SIGNED);
-    return send_op(m, r, op);
+    int rc = aws_client_req("GET", &u, &r);
+    return aws_client_send(&m->c, r, rc, op_new(rc, arg, "jobProperties", cb, NULL),
+                           MI_RESP_CAP, HTTP_PAYLOAD_SIGNED, on_http);
 }
 
 int mi_store_dicom(struct mi_client *m, const char *datastore_id, const char *study_uid,
@@ -365,13 +327,8 @@ int mi_store_dicom(struct mi_client *m, const char *datastore_id, const char *st
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         return ERR_UNSUPPORTED;
     char boundary[48];
-    static const char hx[] = "0123456789abcdef";
     memcpy(boundary, "gw-", 3);
-    for (int i = 0; i < 16; i++) {
-        boundary[3 + 2 * i] = hx[rnd[i] >> 4];
-        boundary[4 + 2 * i] = hx[rnd[i] & 15];
-    }
-    boundary[35] = '\0';
+    hex_lower(rnd, sizeof rnd, boundary + 3);
     struct wbuf u;
     wbuf_init(&u, 4096);
     wbuf_str(&u, m->dicom);
@@ -382,18 +339,14 @@ int mi_store_dicom(struct mi_client *m, const char *datastore_id, const char *st
         wbuf_u8(&u, '/');
         put_seg(&u, study_uid);
     }
-    wbuf_u8(&u, 0);
     char ctype[160], head[160], tail[64];
-    int n1 = snprintf(ctype, sizeof(ctype),
-                      "multipart/related; type=\"application/dicom\"; boundary=%s", boundary);
+    snprintf(ctype, sizeof(ctype), "multipart/related; type=\"application/dicom\"; boundary=%s",
+             boundary);
     int n2 = snprintf(head, sizeof(head), "--%s\r\nContent-Type: application/dicom\r\n\r\n",
                       boundary);
     int n3 = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", boundary);
     struct http_req *r = NULL;
-    int rc = u.err;
-    if (rc == 0)
-        rc = http_req_new("POST", (const char *)u.p, &r);
-    wbuf_cleanup(&u);
+    int rc = aws_client_req("POST", &u, &r);
     if (rc == 0)
         rc = http_req_add_header(r, "Content-Type", ctype);
     if (rc == 0)
@@ -404,18 +357,6 @@ int mi_store_dicom(struct mi_client *m, const char *datastore_id, const char *st
         rc = http_req_body_file(r, path, off, len);
     if (rc == 0)
         rc = http_req_body_mem(r, tail, (size_t)n3);
-    (void)n1;
-    struct mi_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
-    }
-    op->stow = true;
-    op->stow_cb = cb;
-    op->arg = arg;
-    http_req_set_response_cap(r, MI_STOW_RESP_CAP);
-    http_req_sign(r, m->creds, m->region, "medical-imaging", false, HTTP_PAYLOAD_SIGNED);
-    return send_op(m, r, op);
+    return aws_client_send(&m->c, r, rc, op_new(rc, arg, NULL, NULL, cb), MI_STOW_RESP_CAP,
+                           HTTP_PAYLOAD_SIGNED, on_http);
 }

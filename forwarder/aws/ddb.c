@@ -6,50 +6,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "creds.h"
+#include "aws_client.h"
 
 #define DDB_RESP_CAP (4u << 20) /* a Query page is at most 1 MB of items, plus JSON overhead */
 
 struct ddb_client {
-    struct http_client *http;
-    struct creds_provider *creds;
-    char region[40];
-    char *url;
+    struct aws_client c;
+    char *url; /* "https://dynamodb.<region>.amazonaws.com/" or the override + "/" */
 };
 
 int ddb_client_new(struct http_client *http, struct creds_provider *creds,
                    const struct ddb_opts *o, struct ddb_client **out)
 {
     *out = NULL;
-    if (!o->region || !*o->region || strlen(o->region) >= 40)
-        return ERR_CONFIG;
-    if (o->endpoint && *o->endpoint && strncmp(o->endpoint, "http://", 7) != 0 &&
-        strncmp(o->endpoint, "https://", 8) != 0)
-        return ERR_CONFIG;
     struct ddb_client *d = calloc(1, sizeof(*d));
     if (!d)
         return ERR_NOMEM;
-    d->http = http;
-    d->creds = creds;
-    memcpy(d->region, o->region, strlen(o->region) + 1);
-    char url[1024];
-    int n;
-    if (o->endpoint && *o->endpoint) {
-        size_t l = strlen(o->endpoint);
-        while (l > 8 && o->endpoint[l - 1] == '/')
-            l--;
-        n = snprintf(url, sizeof(url), "%.*s/", (int)l, o->endpoint);
-    } else {
-        n = snprintf(url, sizeof(url), "https://dynamodb.%s.amazonaws.com/", o->region);
-    }
-    if (n < 0 || (size_t)n >= sizeof(url)) {
-        free(d);
-        return ERR_CONFIG;
-    }
-    d->url = strdup(url);
-    if (!d->url) {
-        free(d);
-        return ERR_NOMEM;
+    int rc = aws_client_init(&d->c, http, creds, o->region, "dynamodb", false);
+    if (rc == 0 && !aws_endpoint_valid(o->endpoint))
+        rc = ERR_CONFIG;
+    if (rc == 0 && !(d->url = aws_endpoint_dup(o->endpoint, "dynamodb", o->region, "/")))
+        rc = ERR_NOMEM;
+    if (rc < 0) {
+        ddb_client_free(d);
+        return rc;
     }
     *out = d;
     return 0;
@@ -110,47 +90,45 @@ int ddb_call(struct ddb_client *d, const char *op_name, const cJSON *req, ddb_cb
         rc = http_req_body_mem(r, body, strlen(body));
     free(body);
     struct ddb_op *op = rc == 0 ? calloc(1, sizeof(*op)) : NULL;
-    if (rc == 0 && !op)
-        rc = ERR_NOMEM;
-    if (rc < 0) {
-        http_req_free(r);
-        return rc;
+    if (op) {
+        op->cb = cb;
+        op->arg = arg;
     }
-    op->cb = cb;
-    op->arg = arg;
-    http_req_set_response_cap(r, DDB_RESP_CAP);
-    http_req_sign(r, d->creds, d->region, "dynamodb", false, HTTP_PAYLOAD_SIGNED);
-    rc = http_send(d->http, r, on_http, op);
-    if (rc < 0)
-        free(op);
-    return rc;
+    return aws_client_send(&d->c, r, rc, op, DDB_RESP_CAP, HTTP_PAYLOAD_SIGNED, on_http);
 }
 
-/* Add a borrowed object to req as a deep copy; NULL src adds nothing. */
-static int add_copy(cJSON *req, const char *name, const cJSON *src)
+/* One member of a request: a string, or a borrowed object that is deep-copied; a member whose
+ * value is NULL is left out. */
+struct field {
+    const char *name;
+    const char *str;
+    const cJSON *obj;
+};
+
+/* {"TableName": table, f...} in this order, or NULL when out of memory. */
+static cJSON *req_new(const char *table, const struct field *f, size_t n)
 {
-    if (!src)
-        return 0;
-    cJSON *c = cJSON_Duplicate(src, 1);
-    if (!c || !cJSON_AddItemToObject(req, name, c)) {
-        cJSON_Delete(c);
-        return ERR_NOMEM;
+    cJSON *req = cJSON_CreateObject();
+    bool ok = req != NULL;
+    for (size_t i = 0; ok && i <= n; i++) {
+        const struct field t = i == 0 ? (struct field){"TableName", table, NULL} : f[i - 1];
+        if (!t.str && !t.obj)
+            continue;
+        cJSON *v = t.str ? cJSON_CreateString(t.str) : cJSON_Duplicate(t.obj, 1);
+        ok = v && cJSON_AddItemToObject(req, t.name, v);
+        if (!ok)
+            cJSON_Delete(v);
     }
-    return 0;
+    if (!ok) {
+        cJSON_Delete(req);
+        return NULL;
+    }
+    return req;
 }
 
-static int add_str(cJSON *req, const char *name, const char *v)
+static int call_and_free(struct ddb_client *d, const char *op, cJSON *req, ddb_cb cb, void *arg)
 {
-    if (!v)
-        return 0;
-    return cJSON_AddStringToObject(req, name, v) ? 0 : ERR_NOMEM;
-}
-
-static int call_and_free(struct ddb_client *d, const char *op, cJSON *req, int rc, ddb_cb cb,
-                         void *arg)
-{
-    if (rc == 0)
-        rc = ddb_call(d, op, req, cb, arg);
+    int rc = req ? ddb_call(d, op, req, cb, arg) : ERR_NOMEM;
     cJSON_Delete(req);
     return rc;
 }
@@ -158,83 +136,61 @@ static int call_and_free(struct ddb_client *d, const char *op, cJSON *req, int r
 int ddb_put_item(struct ddb_client *d, const char *table, const cJSON *item, const char *cond,
                  const cJSON *names, const cJSON *values, ddb_cb cb, void *arg)
 {
-    cJSON *req = cJSON_CreateObject();
-    if (!req)
-        return ERR_NOMEM;
-    int rc = add_str(req, "TableName", table);
-    if (rc == 0)
-        rc = add_copy(req, "Item", item);
-    if (rc == 0)
-        rc = add_str(req, "ConditionExpression", cond);
-    if (rc == 0)
-        rc = add_copy(req, "ExpressionAttributeNames", names);
-    if (rc == 0)
-        rc = add_copy(req, "ExpressionAttributeValues", values);
-    if (rc == 0 && cond)
-        rc = add_str(req, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
-    return call_and_free(d, "PutItem", req, rc, cb, arg);
+    const struct field f[] = {
+        {"Item", NULL, item},
+        {"ConditionExpression", cond, NULL},
+        {"ExpressionAttributeNames", NULL, names},
+        {"ExpressionAttributeValues", NULL, values},
+        {"ReturnValuesOnConditionCheckFailure", cond ? "ALL_OLD" : NULL, NULL},
+    };
+    return call_and_free(d, "PutItem", req_new(table, f, ARRAY_LEN(f)), cb, arg);
 }
 
 int ddb_update_item(struct ddb_client *d, const char *table, const cJSON *key,
                     const char *update_expr, const char *cond, const cJSON *names,
                     const cJSON *values, const char *return_values, ddb_cb cb, void *arg)
 {
-    cJSON *req = cJSON_CreateObject();
-    if (!req)
-        return ERR_NOMEM;
-    int rc = add_str(req, "TableName", table);
-    if (rc == 0)
-        rc = add_copy(req, "Key", key);
-    if (rc == 0)
-        rc = add_str(req, "UpdateExpression", update_expr);
-    if (rc == 0)
-        rc = add_str(req, "ConditionExpression", cond);
-    if (rc == 0)
-        rc = add_copy(req, "ExpressionAttributeNames", names);
-    if (rc == 0)
-        rc = add_copy(req, "ExpressionAttributeValues", values);
-    if (rc == 0)
-        rc = add_str(req, "ReturnValues", return_values);
-    if (rc == 0 && cond)
-        rc = add_str(req, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
-    return call_and_free(d, "UpdateItem", req, rc, cb, arg);
+    const struct field f[] = {
+        {"Key", NULL, key},
+        {"UpdateExpression", update_expr, NULL},
+        {"ConditionExpression", cond, NULL},
+        {"ExpressionAttributeNames", NULL, names},
+        {"ExpressionAttributeValues", NULL, values},
+        {"ReturnValues", return_values, NULL},
+        {"ReturnValuesOnConditionCheckFailure", cond ? "ALL_OLD" : NULL, NULL},
+    };
+    return call_and_free(d, "UpdateItem", req_new(table, f, ARRAY_LEN(f)), cb, arg);
 }
 
 int ddb_get_item(struct ddb_client *d, const char *table, const cJSON *key, bool consistent,
                  ddb_cb cb, void *arg)
 {
-    cJSON *req = cJSON_CreateObject();
-    if (!req)
-        return ERR_NOMEM;
-    int rc = add_str(req, "TableName", table);
-    if (rc == 0)
-        rc = add_copy(req, "Key", key);
-    if (rc == 0 && !cJSON_AddBoolToObject(req, "ConsistentRead", consistent))
-        rc = ERR_NOMEM;
-    return call_and_free(d, "GetItem", req, rc, cb, arg);
+    const struct field f[] = {{"Key", NULL, key}};
+    cJSON *req = req_new(table, f, ARRAY_LEN(f));
+    if (req && !cJSON_AddBoolToObject(req, "ConsistentRead", consistent)) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
+    return call_and_free(d, "GetItem", req, cb, arg);
 }
 
 int ddb_query(struct ddb_client *d, const char *table, const char *index, const char *key_cond,
               const cJSON *names, const cJSON *values, const cJSON *start_key, unsigned limit,
               ddb_cb cb, void *arg)
 {
-    cJSON *req = cJSON_CreateObject();
-    if (!req)
-        return ERR_NOMEM;
-    int rc = add_str(req, "TableName", table);
-    if (rc == 0)
-        rc = add_str(req, "IndexName", index);
-    if (rc == 0)
-        rc = add_str(req, "KeyConditionExpression", key_cond);
-    if (rc == 0)
-        rc = add_copy(req, "ExpressionAttributeNames", names);
-    if (rc == 0)
-        rc = add_copy(req, "ExpressionAttributeValues", values);
-    if (rc == 0)
-        rc = add_copy(req, "ExclusiveStartKey", start_key);
-    if (rc == 0 && limit && !cJSON_AddNumberToObject(req, "Limit", limit))
-        rc = ERR_NOMEM;
-    return call_and_free(d, "Query", req, rc, cb, arg);
+    const struct field f[] = {
+        {"IndexName", index, NULL},
+        {"KeyConditionExpression", key_cond, NULL},
+        {"ExpressionAttributeNames", NULL, names},
+        {"ExpressionAttributeValues", NULL, values},
+        {"ExclusiveStartKey", NULL, start_key},
+    };
+    cJSON *req = req_new(table, f, ARRAY_LEN(f));
+    if (req && limit && !cJSON_AddNumberToObject(req, "Limit", limit)) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
+    return call_and_free(d, "Query", req, cb, arg);
 }
 
 /* ---- attribute values ---------------------------------------------------------------------- */
