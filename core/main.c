@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "assoc.h"
+#include "common/cli.h"
 #include "common/log.h"
 #include "core_config.h"
 #include "core_ctx.h"
@@ -221,23 +222,31 @@ static void on_hup(uv_signal_t *s, int signum)
     log_msg(LOG_INFO, "reloaded", app->config_path ? app->config_path : "(default)");
 }
 
+/* Load and check the configuration for a command-line use; a problem is printed. 0 or < 0 (the
+ * caller still cleans cfg up). */
+static int config_load_reported(const char *path, struct core_config *cfg)
+{
+    struct wbuf errs;
+    wbuf_init(&errs, 64u * 1024u);
+    int rc = config_load_checked(path, cfg, &errs);
+    if (rc < 0)
+        fprintf(stderr, "%s: configuration invalid:\n%.*s", path ? path : "(default)",
+                (int)errs.len, errs.p ? (const char *)errs.p : "");
+    wbuf_cleanup(&errs);
+    return rc;
+}
+
 static void print_config_problems(const char *path)
 {
     struct core_config cfg;
-    struct wbuf errs;
-    wbuf_init(&errs, 64u * 1024u);
-    int rc = config_load_checked(path, &cfg, &errs);
-    if (rc < 0) {
-        fprintf(stderr, "%s: configuration invalid:\n%.*s", path ? path : "(default)",
-                (int)errs.len, errs.p ? (const char *)errs.p : "");
-    } else {
+    int rc = config_load_reported(path, &cfg);
+    if (rc == 0) {
         printf("%s: configuration OK (ae_title %s, listen %s, spool %s, backend %s, %zu storage "
                "SOP classes, %zu transfer syntaxes)\n",
                path ? path : "(default)", cfg.ae_title, cfg.listen, cfg.spool_dir,
                cfg.backend_type, sop_registry_count(), cfg.n_ts);
     }
     core_config_cleanup(&cfg);
-    wbuf_cleanup(&errs);
     exit(rc < 0 ? 1 : 0);
 }
 
@@ -265,17 +274,11 @@ static int subcommand(int argc, char **argv)
         }
     }
     struct core_config cfg;
-    struct wbuf errs;
-    wbuf_init(&errs, 64u * 1024u);
-    int rc = config_load_checked(config, &cfg, &errs);
+    int rc = config_load_reported(config, &cfg);
     if (rc < 0) {
-        fprintf(stderr, "%s: configuration invalid:\n%.*s", config ? config : "(default)",
-                (int)errs.len, errs.p ? (const char *)errs.p : "");
-        wbuf_cleanup(&errs);
         core_config_cleanup(&cfg);
         return 1;
     }
-    wbuf_cleanup(&errs);
     const struct backend_ops *ops = backend_find(g_core_backends, cfg.backend_type);
     rc = ops->cli ? ops->cli(argv[1], n_rest, rest, cfg.spool_dir, cfg.backend_json) : -1;
     if (rc < 0) {
@@ -289,33 +292,16 @@ static int subcommand(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    bool check = false;
-    if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "failed") == 0 ||
-                     strcmp(argv[1], "redrive") == 0))
+    if (argc > 1 && argv[1][0] != '-') /* status, failed, redrive ...: the backend's */
         return subcommand(argc, argv);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            config = argv[i] + 9;
-        } else if (strcmp(argv[i], "--check-config") == 0) {
-            check = true;
-        } else if (strcmp(argv[i], "--print-default-config") == 0) {
-            fputs(core_config_default_json(), stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("dicom-core %s\n", GW_VERSION);
-            return 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(g_usage, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "dicom-core: unknown argument '%s'\n\n%s", argv[i], g_usage);
-            return 2;
-        }
-    }
-    if (check)
+    struct cli_args args;
+    const struct cli_prog prog = {.name = "dicom-core", .usage = g_usage, .version = GW_VERSION,
+                                  .default_config = core_config_default_json()};
+    int exit_rc = cli_parse(argc, argv, &prog, &args);
+    if (exit_rc >= 0)
+        return exit_rc;
+    const char *config = args.config;
+    if (args.check)
         print_config_problems(config);
 
     log_setup("core", LOG_INFO);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cert_metrics.h"
+#include "common/cli.h"
 #include "common/log.h"
 #include "edge_config.h"
 #include "net/http_listener.h"
@@ -249,27 +250,15 @@ static void http_metrics(void *arg, struct wbuf *body, int *status, const char *
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    bool check = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            config = argv[i] + 9;
-        } else if (strcmp(argv[i], "--check-config") == 0) {
-            check = true;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("dicom-edge %s (%s)\n", GW_VERSION, OpenSSL_version(OPENSSL_VERSION));
-            return 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(g_usage, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "dicom-edge: unknown argument '%s'\n\n%s", argv[i], g_usage);
-            return 2;
-        }
-    }
-    if (check)
+    struct cli_args args;
+    char version[160];
+    snprintf(version, sizeof version, "%s (%s)", GW_VERSION, OpenSSL_version(OPENSSL_VERSION));
+    const struct cli_prog prog = {.name = "dicom-edge", .usage = g_usage, .version = version};
+    int exit_rc = cli_parse(argc, argv, &prog, &args);
+    if (exit_rc >= 0)
+        return exit_rc;
+    const char *config = args.config;
+    if (args.check)
         return check_config(config);
 
     log_setup("edge", LOG_INFO);

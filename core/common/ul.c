@@ -51,6 +51,23 @@ struct slice ul_uid_trim(struct slice s)
 }
 
 /* A UID slice as it may stand in an item: 1..64 characters after padding is removed. */
+/* PS3.8 9.3.2: every item and sub-item is type, reserved byte, 16-bit length, value. The next
+ * one of r: its type and length, and its value as *val (which cannot read past the item). */
+static int next_item(struct rd *r, uint8_t *type, uint16_t *len, struct rd *val)
+{
+    size_t at = r->pos;
+    int rc = rd_u8(r, type);
+    if (rc == 0)
+        rc = rd_skip(r, 1);
+    if (rc == 0)
+        rc = rd_u16be(r, len);
+    if (rc == 0)
+        rc = rd_sub(r, *len, val);
+    if (rc < 0)
+        r->pos = at; /* a reader leaves the cursor where it was on failure */
+    return rc;
+}
+
 static int check_uid_slice(struct slice s)
 {
     struct slice t = ul_uid_trim(s);
@@ -83,11 +100,9 @@ static int parse_pctx_rq(struct rd *item, struct ul_assoc_rq *rq, uint8_t *reaso
     while (rd_left(item) > 0) {
         uint8_t type;
         uint16_t len;
-        struct slice val;
-        TRY(rd_u8(item, &type));
-        TRY(rd_skip(item, 1));
-        TRY(rd_u16be(item, &len));
-        TRY(rd_slice(item, len, &val));
+        struct rd v;
+        TRY(next_item(item, &type, &len, &v));
+        struct slice val = {v.p, v.len};
         if (type == UL_ITEM_ABSTRACT) {
             if (have_abstract) {
                 *reason = UL_ABORT_UNEXPECTED_PARAM;
@@ -129,10 +144,7 @@ static int parse_user_info(struct rd *item, struct ul_user_info *ui, unsigned *g
         uint8_t type;
         uint16_t len;
         struct rd sub;
-        TRY(rd_u8(item, &type));
-        TRY(rd_skip(item, 1));
-        TRY(rd_u16be(item, &len));
-        TRY(rd_sub(item, len, &sub));
+        TRY(next_item(item, &type, &len, &sub));
         *reason = UL_ABORT_INVALID_PARAM;
         switch (type) {
         case UL_SUB_MAX_LEN:
@@ -247,10 +259,7 @@ int ul_parse_assoc_rq(struct rd *body, struct ul_assoc_rq *rq, uint8_t *abort_re
         uint8_t type;
         uint16_t len;
         struct rd item;
-        TRY(rd_u8(body, &type));
-        TRY(rd_skip(body, 1));
-        TRY(rd_u16be(body, &len));
-        TRY(rd_sub(body, len, &item));
+        TRY(next_item(body, &type, &len, &item));
         switch (type) {
         case UL_ITEM_APP_CONTEXT:
             if (have_ctx || check_uid_slice((struct slice){item.p, item.len}) < 0) {
@@ -305,10 +314,7 @@ int ul_parse_assoc_ac(struct rd *body, struct ul_assoc_ac *ac)
         uint8_t type;
         uint16_t len;
         struct rd item;
-        TRY(rd_u8(body, &type));
-        TRY(rd_skip(body, 1));
-        TRY(rd_u16be(body, &len));
-        TRY(rd_sub(body, len, &item));
+        TRY(next_item(body, &type, &len, &item));
         if (type == UL_ITEM_APP_CONTEXT) {
             ac->app_context = ul_uid_trim((struct slice){item.p, item.len});
         } else if (type == UL_ITEM_PCTX_AC) {
