@@ -434,10 +434,10 @@ static int copy_into(struct dcm_ds *ds, struct dcm_item *it, const struct dcm_el
 {
     if (!src->seq)
         return add_value(ds, it, src->tag, src->vr, src->val.p, src->val.len);
-    struct dcm_elem *seq;
+    struct dcm_elem *seq = NULL;
     TRY(dcm_ds_add_seq(ds, it, src->tag, &seq));
     for (const struct dcm_item *si = src->items; si; si = si->next) {
-        struct dcm_item *di;
+        struct dcm_item *di = NULL;
         TRY(dcm_ds_add_item(ds, seq, &di));
         for (const struct dcm_elem *se = si->first; se; se = se->next)
             TRY(copy_into(ds, di, se)); /* depth bounded by dcm_ds_add_item's check */
