@@ -176,6 +176,10 @@ Test(dcm_match, range_and_date_time_matching)
         {STIME, DCM_VR_TM, "1000-1800", "1801", false},
         {STIME, DCM_VR_TM, "1000-1800", "0959", false},
         {STIME, DCM_VR_TM, "-0800", "000000", true},
+        {STIME, DCM_VR_TM, "-1000", "100059.999999", true}, /* bounds are included */
+        {STIME, DCM_VR_TM, "-1000", "100100.000000", false},
+        {STIME, DCM_VR_TM, "1000-", "100000.000000", true},
+        {STIME, DCM_VR_TM, "1000-", "095959.999999", false},
         {STIME, DCM_VR_TM, "2200-", "235959.999999", true},
         /* C.2.2.2.1.3 note 1: DT by meaning, offsets taken into account */
         {DTT, DCM_VR_DT, "19980128103000", "19980128103000.0000", true},
