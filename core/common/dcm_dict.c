@@ -173,3 +173,9 @@ uint16_t dcm_dict_vr(uint32_t tag)
         return DCM_VR_LO; /* private creator (PS3.5 7.8.1) */
     return DCM_VR_UN;
 }
+
+bool dcm_dict_seq_conflict(uint32_t tag, bool seq)
+{
+    uint16_t vr = dcm_dict_vr(tag);
+    return seq ? (vr != DCM_VR_SQ && vr != DCM_VR_UN) : vr == DCM_VR_SQ;
+}

@@ -5,6 +5,7 @@
 #ifndef GW_DCM_DICT_H
 #define GW_DCM_DICT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define DCM_TAG(g, e) (((uint32_t)(g) << 16) | (uint32_t)(e))
@@ -45,5 +46,10 @@ const struct dcm_dict_entry *dcm_dict_find(uint32_t tag);
 /* The VR to decode tag with in Implicit VR: the dictionary's, UL for a group length
  * (gggg,0000), LO for a private creator (odd group, element 0x0010..0x00FF), else UN. */
 uint16_t dcm_dict_vr(uint32_t tag);
+
+/* True when Implicit VR cannot carry this element: a sequence (seq) whose tag dcm_dict_vr()
+ * gives another VR than SQ or UN, or a value whose tag it gives SQ. A reader with a dictionary
+ * would misread either. */
+bool dcm_dict_seq_conflict(uint32_t tag, bool seq);
 
 #endif

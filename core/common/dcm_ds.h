@@ -35,7 +35,9 @@
  * Writing: sequences and items are always written with undefined length and delimiters (PS3.5
  * 7.5.2), so a sequence of an unknown tag reads back as a sequence in Implicit VR too. Odd values
  * are padded (UI with NUL, other text VRs with a space, binary with 0; PS3.5 6.2); a padded value
- * longer than 0xFFFE bytes in a VR with a 2-byte length (PS3.5 7.1.2) fails with ERR_LIMIT. */
+ * longer than 0xFFFE bytes in a VR with a 2-byte length (PS3.5 7.1.2) fails with ERR_LIMIT. In
+ * Implicit VR, a sequence whose tag the dictionary gives another VR (or a value whose tag it
+ * gives SQ) fails with ERR_UNSUPPORTED: no reader could parse it back (dcm_dict_seq_conflict). */
 #ifndef GW_DCM_DS_H
 #define GW_DCM_DS_H
 
@@ -84,8 +86,9 @@ MUST_CHECK int dcm_ds_parse(const uint8_t *p, size_t n, enum dcm_ts ts,
                             const struct dcm_limits *lim, struct dcm_ds **out);
 
 /* Append the encoding of the whole tree in ts to out (see "Writing" above). Returns 0, ERR_LIMIT
- * (a value too long for its length field, or out's cap) or ERR_NOMEM; out's sticky error is set
- * too on a cap or allocation failure. */
+ * (a value too long for its length field, or out's cap), ERR_UNSUPPORTED (Implicit VR cannot
+ * carry an element, see above) or ERR_NOMEM; out's sticky error is set too on a cap or
+ * allocation failure. */
 MUST_CHECK int dcm_ds_write(const struct dcm_ds *ds, enum dcm_ts ts, struct wbuf *out);
 
 /* ---- reading ---- */

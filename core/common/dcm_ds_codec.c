@@ -192,6 +192,8 @@ static int write_elem(const struct dcm_elem *e, bool implicit, struct wbuf *w)
     size_t len = e->seq ? UNDEF : e->val.len + (e->val.len & 1);
     if (!e->seq && len > (vi->long_len ? 0xFFFFFFFEu : 0xFFFEu))
         return ERR_LIMIT; /* PS3.5 7.1.2: does not fit the length field */
+    if (implicit && dcm_dict_seq_conflict(e->tag, e->seq))
+        return ERR_UNSUPPORTED; /* a reader would take it for what the dictionary says */
     put_tag(w, e->tag);
     if (implicit) {
         wbuf_u32le(w, (uint32_t)len);

@@ -120,25 +120,46 @@ static bool value_eq(const struct dcm_qkey *k, const struct dcm_qvalue *v, struc
     }
 }
 
-/* The candidate's values of e one by one: text values stripped, else the whole raw value. */
+/* Value idx of a candidate's raw text read as VR vr (the key's: the candidate may say UN),
+ * padding stripped; false past the last value. */
+static bool cand_text(uint16_t vr, struct slice raw, size_t idx, struct slice *out)
+{
+    const struct dcm_vr_info *vi = dcm_vr_info(vr);
+    size_t start = 0, k = 0;
+    for (size_t i = 0; i <= raw.len; i++) {
+        if (i < raw.len && (vi->kind != DCM_VK_TEXT || raw.p[i] != '\\'))
+            continue;
+        if (k++ == idx) {
+            const uint8_t *p = raw.p + start;
+            size_t n = i - start;
+            dcm_vr_strip(vr, &p, &n);
+            *out = (struct slice){p, n};
+            return true;
+        }
+        start = i + 1;
+    }
+    return false;
+}
+
+/* The candidate's values of e one by one (C.2.2.3: any may match): text values as the key's VR
+ * reads them, else the whole raw value. */
 static bool any_value(const struct dcm_qkey *k, const struct dcm_elem *e,
                       const struct dcm_match_opts *o)
 {
-    size_t vm = is_text(k->vr) && is_text(dcm_elem_vr(e)) ? dcm_elem_vm(e) : 1;
-    for (size_t j = 0; j < vm; j++) {
-        struct slice c;
-        if (is_text(k->vr)) {
-            if (dcm_elem_str(e, j, &c) < 0)
+    struct slice raw = dcm_elem_raw(e), c;
+    for (size_t j = 0;; j++) {
+        if (!is_text(k->vr)) {
+            if (j > 0)
                 return false;
-        } else {
-            c = dcm_elem_raw(e);
+            c = raw;
+        } else if (!cand_text(k->vr, raw, j, &c)) {
+            return false;
         }
         for (size_t i = 0; i < k->nvalues; i++) {
             if (value_eq(k, &k->values[i], c, o))
                 return true;
         }
     }
-    return false;
 }
 
 static bool combined_eq(const struct dcm_qkey *k, const struct dcm_elem *da,
@@ -147,11 +168,11 @@ static bool combined_eq(const struct dcm_qkey *k, const struct dcm_elem *da,
     struct dcm_span day, tm;
     struct slice s;
     const struct dcm_elem *t = dcm_item_find(cand, k->partner);
-    for (size_t j = 0; j < dcm_elem_vm(da); j++) {
-        if (dcm_elem_str(da, j, &s) < 0 || dcm_da_parse(s.p, s.len, &day) < 0)
+    for (size_t j = 0; cand_text(DCM_VR_DA, dcm_elem_raw(da), j, &s); j++) {
+        if (dcm_da_parse(s.p, s.len, &day) < 0)
             continue;
         struct dcm_span c = day;
-        if (t && !dcm_elem_is_seq(t) && dcm_elem_str(t, 0, &s) == 0 &&
+        if (t && !dcm_elem_is_seq(t) && cand_text(DCM_VR_TM, dcm_elem_raw(t), 0, &s) &&
             dcm_tm_parse(s.p, s.len, &tm) == 0) {
             c.lo = day.lo + tm.lo;
             c.hi = day.lo + tm.hi;
@@ -237,18 +258,24 @@ static int put_value(struct rbuild *rb, struct dcm_item *it, uint32_t tag, uint1
     return rc;
 }
 
-static int copy_elem(struct rbuild *rb, struct dcm_item *it, const struct dcm_elem *e)
+/* Copy a candidate element, as vr (0: its own). Inside a copied sequence, an element that
+ * Implicit VR could not carry (dcm_dict_seq_conflict) is left out, so that the response always
+ * encodes in both syntaxes; its own vr is kept. */
+static int copy_elem(struct rbuild *rb, struct dcm_item *it, const struct dcm_elem *e,
+                     uint16_t vr)
 {
     if (!dcm_elem_is_seq(e))
-        return put_value(rb, it, dcm_elem_tag(e), dcm_elem_vr(e), dcm_elem_raw(e),
+        return put_value(rb, it, dcm_elem_tag(e), vr ? vr : dcm_elem_vr(e), dcm_elem_raw(e),
                          rb->o->cand_cs);
     struct dcm_elem *seq = NULL;
     TRY(dcm_ds_add_seq(rb->ds, it, dcm_elem_tag(e), &seq));
     for (const struct dcm_item *si = dcm_elem_first_item(e); si; si = dcm_item_next(si)) {
         struct dcm_item *di = NULL;
         TRY(dcm_ds_add_item(rb->ds, seq, &di));
-        for (const struct dcm_elem *x = dcm_item_first(si); x; x = dcm_elem_next(x))
-            TRY(copy_elem(rb, di, x));
+        for (const struct dcm_elem *x = dcm_item_first(si); x; x = dcm_elem_next(x)) {
+            if (!dcm_dict_seq_conflict(dcm_elem_tag(x), dcm_elem_is_seq(x)))
+                TRY(copy_elem(rb, di, x, 0));
+        }
     }
     return 0;
 }
@@ -274,8 +301,10 @@ static int put_key(struct rbuild *rb, const struct dcm_query *q, const struct dc
         }
         return 0;
     }
-    if (e)
-        return copy_elem(rb, it, e);
+    if (e && dcm_elem_is_seq(e) != (k->vr == DCM_VR_SQ))
+        e = NULL; /* not the shape the request asked for: as if absent */
+    if (e) /* an UN value (an intermediary did not know it) goes out with the key's VR */
+        return copy_elem(rb, it, e, dcm_elem_vr(e) == DCM_VR_UN ? k->vr : 0);
     if (q == rb->top && k->role == DCM_DK_UNIQUE && k->level < dcm_query_level(q) &&
         k->type == DCM_MT_SINGLE)
         return put_value(rb, it, k->tag, k->vr, k->values[0].text, DCM_CS_UTF8);
@@ -318,7 +347,7 @@ static int build(const struct dcm_query *q, const struct dcm_item *cand,
     const struct dcm_elem *ctz = dcm_item_find(cand, TAG_TZ);
     if (rc == 0 && dcm_query_timezone(q, &tz) && ctz && !dcm_elem_is_seq(ctz) &&
         dcm_elem_vm(ctz) > 0)
-        rc = copy_elem(&rb, root, ctz); /* never zero length (C.4.1.1.3.2) */
+        rc = copy_elem(&rb, root, ctz, 0); /* never zero length (C.4.1.1.3.2) */
     if (rc == 0)
         rc = put_keys(&rb, q, root, cand);
     if (rc < 0) {

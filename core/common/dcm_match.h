@@ -65,7 +65,11 @@ bool dcm_match(const struct dcm_query *q, const struct dcm_item *cand,
  *    C.4.1.1.3.2 permits); Specific Character Set (0008,0005) present exactly when that set is
  *    not the default repertoire;
  *  - nothing else: no attribute of the candidate that the request did not ask for.
- * Values are copied as the candidate has them (not re-validated). Returns 0, ERR_MALFORMED (a
+ * Values are copied as the candidate has them (not re-validated); a candidate attribute of
+ * another shape than the key (a sequence for a value or the reverse) counts as absent, an UN one
+ * takes the key's VR, and inside a copied sequence an element Implicit VR could not carry is
+ * left out (dcm_dict_seq_conflict), so the response encodes in both syntaxes. Returns 0,
+ * ERR_MALFORMED (a
  * candidate text value is not valid in o->cand_cs, or retrieve_ae is not a valid AE), ERR_LIMIT
  * (lim's caps; NULL: DCM_LIMITS_DEFAULT) or ERR_NOMEM. */
 MUST_CHECK int dcm_match_response(const struct dcm_query *q, const struct dcm_item *cand,

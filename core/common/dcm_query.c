@@ -222,6 +222,8 @@ static int key_values(struct qparse *qp, const struct dcm_elem *e, struct dcm_qk
             return fail(qp, ERR_MALFORMED, DCM_QERR_BAD_VALUE, k->tag,
                         "value not valid in its character set");
     }
+    if (vi->kind == DCM_VK_BIN && n % vi->unit != 0)
+        return fail(qp, ERR_MALFORMED, DCM_QERR_BAD_VALUE, k->tag, "binary value length");
     size_t nv = 0;
     if (n > 0)
         nv = vi->kind == DCM_VK_TEXT ? 1 : vi->kind == DCM_VK_BIN ? n / vi->unit : 1;
@@ -289,6 +291,18 @@ static int key_of(struct qparse *qp, const struct dcm_elem *e, struct dcm_query 
 {
     k->tag = dcm_elem_tag(e);
     k->vr = dcm_elem_vr(e);
+    const struct dcm_dict_entry *d = dcm_dict_find(k->tag);
+    if (d && k->vr != d->vr) {
+        /* PS3.5 6.2: a standard attribute has its dictionary VR; UN (an intermediary that did
+         * not know it) carries the same bytes, so read it as the dictionary says */
+        if (k->vr != DCM_VR_UN || d->vr == DCM_VR_SQ)
+            return fail(qp, ERR_MALFORMED, DCM_QERR_BAD_VALUE, k->tag,
+                        "VR does not match the data dictionary");
+        k->vr = d->vr;
+    } else if (dcm_dict_seq_conflict(k->tag, dcm_elem_is_seq(e))) {
+        return fail(qp, ERR_MALFORMED, DCM_QERR_BAD_VALUE, k->tag,
+                    "sequence where the dictionary has a value");
+    }
     if (q->level)
         classify(q->model, q->level, k->tag, &k->level, &k->role);
     else

@@ -13,7 +13,9 @@
  *  - values valid for their VR and matching type: UIDs (PS3.5 9.1) in UI keys, DA/TM/DT single
  *    values or ranges "a-b", "-b", "a-" with a <= b and one '-' only (C.2.2.2.5; a TM range
  *    crossing midnight is refused, C.2.2.2.5.2), AS/DS/IS syntax, text decodable in the
- *    declared character set [BAD_VALUE, ERR_MALFORMED]; a sequence key holds at most one item
+ *    declared character set, the VR of an attribute dcm_dict knows equal to its dictionary VR
+ *    (PS3.5 6.2; UN is read as the dictionary's VR, except for a sequence), no sequence for a
+ *    tag of another VR [BAD_VALUE, ERR_MALFORMED]; a sequence key holds at most one item
  *    (C.2.2.2.6) [SEQ, ERR_MALFORMED];
  *  - the hierarchical (baseline) search only: relational queries (C.4.1.2.2.1) and relational
  *    retrievals (C.4.2.2.2) are not supported [RELATIONAL, ERR_UNSUPPORTED]. A request is
@@ -123,7 +125,8 @@ struct dcm_qvalue {
 
 struct dcm_qkey {
     uint32_t tag;
-    uint16_t vr;     /* from the identifier (Implicit VR: the dictionary's, or UN) */
+    uint16_t vr;     /* the dictionary's when dcm_dict knows the tag, else the identifier's
+                        (Implicit VR: UN) */
     uint8_t level;   /* enum dcm_qr_level of the attribute in this model; 0 inside a sequence */
     uint8_t role;    /* enum dcm_dict_key: UNIQUE, REQUIRED, OPTIONAL or RETURN */
     enum dcm_match_type type;

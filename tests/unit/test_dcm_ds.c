@@ -1021,3 +1021,33 @@ Test(dcm_ds, builder_stops_at_the_depth_and_element_caps)
     (void)notseq;
     dcm_ds_free(ds);
 }
+
+/* A sequence under a tag the dictionary calls LO (or a value under an SQ tag) is fine in
+ * Explicit VR but cannot be written in Implicit VR: no reader could parse it back. */
+Test(dcm_ds, implicit_vr_refuses_what_the_dictionary_contradicts)
+{
+    struct dcm_ds *ds = dcm_ds_new(NULL);
+    struct dcm_item *r = dcm_ds_root_mut(ds);
+    struct dcm_elem *seq = NULL;
+    cr_assert_eq(dcm_ds_add_seq(ds, r, DCM_TAG(0x0008, 0x1030), &seq), 0); /* LO */
+    struct wbuf w;
+    write_ok(ds, DCM_TS_EXPLICIT_LE, &w);
+    wbuf_reset(&w);
+    cr_assert_eq(dcm_ds_write(ds, DCM_TS_IMPLICIT_LE, &w), ERR_UNSUPPORTED);
+    wbuf_cleanup(&w);
+    dcm_ds_free(ds);
+    ds = dcm_ds_new(NULL);
+    r = dcm_ds_root_mut(ds);
+    cr_assert_eq(dcm_ds_add_raw(ds, r, DCM_TAG(0x0008, 0x1032), DCM_VR_LO, "AB", 2), 0); /* SQ */
+    wbuf_init(&w, 1024);
+    cr_assert_eq(dcm_ds_write(ds, DCM_TS_IMPLICIT_LE, &w), ERR_UNSUPPORTED);
+    wbuf_cleanup(&w);
+    dcm_ds_free(ds);
+    /* unknown and private tags may hold sequences in Implicit VR */
+    ds = dcm_ds_new(NULL);
+    r = dcm_ds_root_mut(ds);
+    cr_assert_eq(dcm_ds_add_seq(ds, r, DCM_TAG(0x0009, 0x1010), &seq), 0);
+    write_ok(ds, DCM_TS_IMPLICIT_LE, &w);
+    wbuf_cleanup(&w);
+    dcm_ds_free(ds);
+}

@@ -548,3 +548,35 @@ Test(dcm_match, response_respects_its_limits)
     dcm_ds_free(cand);
     dcm_query_free(q);
 }
+
+/* A candidate that says UN (an intermediary did not know the tag) is read with the key's VR;
+ * one of the wrong shape counts as absent. */
+Test(dcm_match, candidate_vrs_are_read_as_the_key_says)
+{
+    struct kv qkv[] = {{T(0008, 0052), DCM_VR_CS, "STUDY "}, {T(0010, 0010), DCM_VR_PN, "Doe*"}};
+    struct dcm_query *q = query(qkv, 2, false);
+    struct kv c[] = {{T(0010, 0010), DCM_VR_UN, "Doe^Jane"}};
+    struct dcm_ds *cand = mk(c, 1);
+    struct dcm_match_opts o = {0, DCM_CS_UTF8, NULL};
+    cr_assert(dcm_match(q, dcm_ds_root(cand), &o));
+    struct dcm_ds *rsp = NULL;
+    cr_assert_eq(dcm_match_response(q, dcm_ds_root(cand), &o, NULL, &rsp), 0);
+    cr_assert_eq(dcm_elem_vr(dcm_item_find(dcm_ds_root(rsp), T(0010, 0010))), DCM_VR_PN);
+    dcm_ds_free(rsp);
+    dcm_ds_free(cand);
+    cand = dcm_ds_new(NULL);
+    struct dcm_elem *seq = NULL;
+    cr_assert_eq(dcm_ds_add_seq(cand, dcm_ds_root_mut(cand), T(0010, 0010), &seq), 0);
+    cr_assert(!dcm_match(q, dcm_ds_root(cand), &o));
+    cr_assert_eq(dcm_match_response(q, dcm_ds_root(cand), &o, NULL, &rsp), 0);
+    const struct dcm_elem *pn = dcm_item_find(dcm_ds_root(rsp), T(0010, 0010));
+    cr_assert(!dcm_elem_is_seq(pn));
+    cr_assert_eq(dcm_elem_raw(pn).len, 0);
+    struct wbuf w;
+    wbuf_init(&w, 4096);
+    cr_assert_eq(dcm_ds_write(rsp, DCM_TS_IMPLICIT_LE, &w), 0);
+    wbuf_cleanup(&w);
+    dcm_ds_free(rsp);
+    dcm_ds_free(cand);
+    dcm_query_free(q);
+}

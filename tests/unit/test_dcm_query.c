@@ -611,3 +611,43 @@ Test(dcm_query, implicit_vr_identifier_end_to_end)
     cr_assert_str_eq(dcm_query_level_name(dcm_query_level(q)), "STUDY");
     dcm_query_free(q);
 }
+
+/* PS3.5 6.2: a standard attribute carries its dictionary VR; UN is read as that VR. */
+Test(dcm_query, key_vrs_follow_the_dictionary)
+{
+    struct kv un[] = {
+        {T(0008, 0052), DCM_VR_CS, "STUDY "},
+        {T(0010, 0010), DCM_VR_UN, "Doe* "},
+    };
+    struct dcm_query *q = NULL;
+    struct dcm_query_error err;
+    cr_assert_eq(RUN(un, DCM_QR_STUDY_ROOT, DCM_QOP_FIND, &q, &err), 0);
+    const struct dcm_qkey *k = dcm_query_find(q, T(0010, 0010));
+    cr_assert_eq(k->vr, DCM_VR_PN);
+    cr_assert_eq(k->type, DCM_MT_WILDCARD);
+    cr_assert(text_is(k->values[0].text, "Doe*"));
+    dcm_query_free(q);
+    struct kv wrong[] = {
+        {T(0008, 0052), DCM_VR_CS, "STUDY "},
+        {T(0010, 0010), DCM_VR_LO, "Doe"},
+    };
+    ERR(wrong, DCM_QR_STUDY_ROOT, DCM_QOP_FIND, ERR_MALFORMED, DCM_QERR_BAD_VALUE, T(0010, 0010));
+    struct kv seq_for_lo[] = {
+        {T(0008, 0052), DCM_VR_CS, "STUDY "},
+        {T(0008, 1030), DCM_VR_SQ, SQ_ITEM0},
+    };
+    ERR(seq_for_lo, DCM_QR_STUDY_ROOT, DCM_QOP_FIND, ERR_MALFORMED, DCM_QERR_BAD_VALUE,
+        T(0008, 1030));
+    struct kv odd_us[] = {
+        {T(0008, 0052), DCM_VR_CS, "IMAGE "},
+        {T(0020, 000D), DCM_VR_UI, "1.2"},
+        {T(0020, 000E), DCM_VR_UI, "1.2.3"},
+        {T(0028, 0010), DCM_VR_UN, "\x01\x02\x03\x04\x05\x06"},
+    };
+    cr_assert_eq(RUN(odd_us, DCM_QR_STUDY_ROOT, DCM_QOP_FIND, &q, &err), 0);
+    k = dcm_query_find(q, T(0028, 0010));
+    cr_assert_eq(k->vr, DCM_VR_US);
+    cr_assert_eq(k->type, DCM_MT_MULTI);
+    cr_assert_eq(k->nvalues, 3);
+    dcm_query_free(q);
+}
