@@ -183,17 +183,30 @@ static bool combined_eq(const struct dcm_qkey *k, const struct dcm_elem *da,
     return false;
 }
 
-static bool key_matches(const struct dcm_query *q, const struct dcm_qkey *k,
-                        const struct dcm_item *cand, const struct dcm_match_opts *o)
+/* True when no key of q (recursively) asks for matching: only return keys. */
+static bool only_return_keys(const struct dcm_query *q)
+{
+    for (size_t i = 0; i < dcm_query_nkeys(q); i++) {
+        const struct dcm_qkey *k = dcm_query_key(q, i);
+        if (k->type == DCM_MT_SEQUENCE ? !only_return_keys(k->item)
+                                       : k->type != DCM_MT_UNIVERSAL)
+            return false;
+    }
+    return true;
+}
+
+static bool key_matches(const struct dcm_qkey *k, const struct dcm_item *cand,
+                        const struct dcm_match_opts *o)
 {
     if (k->type == DCM_MT_UNIVERSAL || k->role == DCM_DK_RETURN)
         return true;
     if (k->partner && k->vr == DCM_VR_TM)
         return true; /* matched through its DA key */
-    (void)q;
     bool unknown = (o->flags & DCM_MATCH_UNKNOWN_MATCHES) != 0;
     const struct dcm_elem *e = dcm_item_find(cand, k->tag);
     if (k->type == DCM_MT_SEQUENCE) {
+        if (only_return_keys(k->item))
+            return true; /* item keys that only ask to be returned filter nothing */
         if (!e || !dcm_elem_is_seq(e) || dcm_elem_nitems(e) == 0)
             return unknown;
         for (const struct dcm_item *it = dcm_elem_first_item(e); it; it = dcm_item_next(it)) {
@@ -213,7 +226,7 @@ static bool match_keys(const struct dcm_query *q, const struct dcm_item *cand,
                        const struct dcm_match_opts *o)
 {
     for (size_t i = 0; i < dcm_query_nkeys(q); i++) {
-        if (!key_matches(q, dcm_query_key(q, i), cand, o))
+        if (!key_matches(dcm_query_key(q, i), cand, o))
             return false;
     }
     return true;

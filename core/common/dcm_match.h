@@ -23,7 +23,9 @@
  *    candidate value its VR cannot parse does not match;
  *  - combined date-time (C.2.2.2.5.4, when negotiated): the candidate's date plus its time (the
  *    whole day when the time is absent or unreadable) against the DT range;
- *  - sequence (C.2.2.2.6): some item of the candidate's sequence matches every item key.
+ *  - sequence (C.2.2.2.6): some item of the candidate's sequence matches every item key; when
+ *    no item key asks for matching (all empty), the key filters nothing, like universal
+ *    matching, and only selects what is returned.
  * Wild card patterns longer than DCM_MATCH_PATTERN_MAX bytes never match (bounded cost). */
 #ifndef GW_DCM_MATCH_H
 #define GW_DCM_MATCH_H

@@ -91,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap(); /* and read back */
     if (!same_item(dcm_ds_root(a), dcm_ds_root(b)))
         __builtin_trap(); /* as the same tree */
-    if (dcm_ds_write(b, ts, &w2) != 0 || w1.len != w2.len || memcmp(w1.p, w2.p, w1.len) != 0)
+    if (dcm_ds_write(b, ts, &w2) != 0 || w1.len != w2.len ||
+        (w1.len && memcmp(w1.p, w2.p, w1.len) != 0))
         __builtin_trap(); /* and the writer is a fixed point */
     enum dcm_ts ots = ts == DCM_TS_IMPLICIT_LE ? DCM_TS_EXPLICIT_LE : DCM_TS_IMPLICIT_LE;
     if (dcm_ds_write(a, ots, &other) == 0) {

@@ -350,6 +350,9 @@ Test(dcm_match, sequence_matching)
     struct dcm_query *q = seq_query("T-2", "");
     cr_assert(!dcm_match(q, dcm_ds_root(none), &o), "no sequence: no match");
     dcm_query_free(q);
+    q = seq_query("", "");
+    cr_assert(dcm_match(q, dcm_ds_root(none), &o), "return-only item keys filter nothing");
+    dcm_query_free(q);
     dcm_ds_free(none);
     dcm_ds_free(cand);
 }
@@ -449,6 +452,14 @@ Test(dcm_match, response_sequences_whole_or_only_the_matching_items)
     uint32_t want[] = {T(0008, 0100), T(0008, 0102)};
     expect_tags(it, want, 2);
     expect_value(it, T(0008, 0100), "T-2");
+    dcm_ds_free(rsp);
+    dcm_query_free(q);
+    /* return-only item keys: every item, with those keys only */
+    q = seq_query("", "");
+    cr_assert_eq(dcm_match_response(q, dcm_ds_root(cand), &o, NULL, &rsp), 0);
+    s = dcm_item_find(dcm_ds_root(rsp), T(0008, 1032));
+    cr_assert_eq(dcm_elem_nitems(s), 2);
+    expect_tags(dcm_item_next(dcm_elem_first_item(s)), want, 2);
     dcm_ds_free(rsp);
     dcm_query_free(q);
     dcm_ds_free(cand);
