@@ -30,7 +30,8 @@ enum dcm_dict_key {
     DCM_DK_OPTIONAL = 3, /* O */
     DCM_DK_CONTROL = 4, /* shapes the query, never matched: (0008,0005) (0008,0052) (0008,0053)
                            (0008,0201) */
-    DCM_DK_RETURN = 5,  /* returned, never matched: (0008,0054) (0008,0056) (0088,0130) (0088,0140) */
+    DCM_DK_RETURN = 5,  /* returned, never matched: (0008,0054) (0008,0056) (0088,0130)
+                           (0088,0140) */
 };
 
 struct dcm_dict_entry {

@@ -2,6 +2,8 @@
 
 #include <stdbool.h>
 
+#include "dcm_vr.h"
+
 #define US_PER_SEC 1000000LL
 
 /* Read k decimal digits at p[*i]; false if fewer are there or one is not a digit. */
@@ -166,4 +168,18 @@ int dcm_dt_parse(const uint8_t *p, size_t n, struct dcm_span *out)
     out->lo = start + tod - off_us; /* local = UTC + offset */
     out->hi = out->lo + len - 1;
     return 0;
+}
+
+int dcm_dt_span(uint16_t vr, const uint8_t *p, size_t n, struct dcm_span *out)
+{
+    switch (vr) {
+    case DCM_VR_DA:
+        return dcm_da_parse(p, n, out);
+    case DCM_VR_TM:
+        return dcm_tm_parse(p, n, out);
+    case DCM_VR_DT:
+        return dcm_dt_parse(p, n, out);
+    default:
+        return ERR_MALFORMED;
+    }
 }

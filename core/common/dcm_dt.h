@@ -32,4 +32,8 @@ MUST_CHECK int dcm_tm_parse(const uint8_t *p, size_t n, struct dcm_span *out);
  * Returns 0 or ERR_MALFORMED. */
 MUST_CHECK int dcm_dt_parse(const uint8_t *p, size_t n, struct dcm_span *out);
 
+/* One of the three above by vr (DCM_VR_DA, DCM_VR_TM or DCM_VR_DT); ERR_MALFORMED for another
+ * VR. */
+MUST_CHECK int dcm_dt_span(uint16_t vr, const uint8_t *p, size_t n, struct dcm_span *out);
+
 #endif

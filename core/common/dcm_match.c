@@ -84,15 +84,6 @@ static bool wild_eq(struct slice k, struct slice c, enum dcm_charset cs, bool ic
     return pi == k.len;
 }
 
-static int span_of(uint16_t vr, struct slice s, struct dcm_span *out)
-{
-    if (vr == DCM_VR_DA)
-        return dcm_da_parse(s.p, s.len, out);
-    if (vr == DCM_VR_TM)
-        return dcm_tm_parse(s.p, s.len, out);
-    return dcm_dt_parse(s.p, s.len, out);
-}
-
 static bool overlap(struct dcm_span a, struct dcm_span b)
 {
     return a.lo <= b.hi && b.lo <= a.hi;
@@ -106,7 +97,7 @@ static bool value_eq(const struct dcm_qkey *k, const struct dcm_qvalue *v, struc
     bool icase = k->vr == DCM_VR_PN && (o->flags & DCM_MATCH_PN_ICASE);
     if (k->vr == DCM_VR_DA || k->vr == DCM_VR_TM || k->vr == DCM_VR_DT) {
         struct dcm_span cspan;
-        return span_of(k->vr, c, &cspan) == 0 && overlap(cspan, v->span);
+        return dcm_dt_span(k->vr, c.p, c.len, &cspan) == 0 && overlap(cspan, v->span);
     }
     switch (v->type) {
     case DCM_MT_WILDCARD:

@@ -135,15 +135,6 @@ static bool date_vr(uint16_t vr)
     return vr == DCM_VR_DA || vr == DCM_VR_TM || vr == DCM_VR_DT;
 }
 
-static int span_of(uint16_t vr, struct slice s, struct dcm_span *out)
-{
-    if (vr == DCM_VR_DA)
-        return dcm_da_parse(s.p, s.len, out);
-    if (vr == DCM_VR_TM)
-        return dcm_tm_parse(s.p, s.len, out);
-    return dcm_dt_parse(s.p, s.len, out);
-}
-
 /* Classify and check one value of a text key. */
 static int text_value(uint16_t vr, struct dcm_qvalue *v)
 {
@@ -152,7 +143,7 @@ static int text_value(uint16_t vr, struct dcm_qvalue *v)
     if (date_vr(vr)) {
         const uint8_t *dash = memchr(s.p, '-', s.len);
         if (!dash)
-            return span_of(vr, s, &v->span);
+            return dcm_dt_span(vr, s.p, s.len, &v->span);
         size_t at = (size_t)(dash - s.p);
         if (memchr(dash + 1, '-', s.len - at - 1))
             return ERR_MALFORMED; /* one '-' only (C.2.2.2.1.3 note 3) */
@@ -163,9 +154,9 @@ static int text_value(uint16_t vr, struct dcm_qvalue *v)
             return ERR_MALFORMED;
         struct dcm_span a = {INT64_MIN, INT64_MIN}, b = {INT64_MAX, INT64_MAX};
         if (v->lo.len > 0)
-            TRY(span_of(vr, v->lo, &a));
+            TRY(dcm_dt_span(vr, v->lo.p, v->lo.len, &a));
         if (v->hi.len > 0)
-            TRY(span_of(vr, v->hi, &b));
+            TRY(dcm_dt_span(vr, v->hi.p, v->hi.len, &b));
         v->span.lo = a.lo;
         v->span.hi = b.hi;
         /* "<date1> - <date2>, where <date1> is less or equal to <date2>" (C.2.2.2.5); for TM

@@ -126,7 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct dcm_match_opts mo = {(unsigned)((f >> 4) & 3), (enum dcm_charset)(data[1] % 3),
                                 (f & 0x80) ? "DICOM_CORE" : NULL};
     (void)dcm_match(q, dcm_ds_root(ident), &mo); /* the identifier as its own candidate */
-    struct dcm_ds *cand = parse_copy(cp, clen, (f & 0x40) ? DCM_TS_EXPLICIT_LE : DCM_TS_IMPLICIT_LE);
+    struct dcm_ds *cand =
+        parse_copy(cp, clen, (f & 0x40) ? DCM_TS_EXPLICIT_LE : DCM_TS_IMPLICIT_LE);
     if (cand) {
         bool m = dcm_match(q, dcm_ds_root(cand), &mo);
         if (m != dcm_match(q, dcm_ds_root(cand), &mo))

@@ -24,7 +24,8 @@ dcmqridx "$work/db" "$work"/data/*/*.dcm
 study=$(dcmdump +P StudyInstanceUID "$work"/data/ct/CT_00000.dcm | sed 's/.*\[\(.*\)\].*/\1/')
 series=$(dcmdump +P SeriesInstanceUID "$work"/data/ct/CT_00000.dcm | sed 's/.*\[\(.*\)\].*/\1/')
 study2=$(dcmdump +P StudyInstanceUID "$work"/data/mr/MR_00000.dcm | sed 's/.*\[\(.*\)\].*/\1/')
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(/usr/bin/python3 -c \
+    'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$work/qr.cfg" <<CFG
 NetworkTCPPort  = $port
 MaxPDUSize      = 16384

@@ -47,7 +47,8 @@ static int run(const struct kv *kv, size_t n, enum dcm_qr_model model, enum dcm_
     return rc;
 }
 
-#define RUN(kv, model, op, q, err) run((kv), sizeof(kv) / sizeof((kv)[0]), (model), (op), (q), (err))
+#define RUN(kv, model, op, q, err)                                                                 \
+    run((kv), sizeof(kv) / sizeof((kv)[0]), (model), (op), (q), (err))
 
 static void expect_err(const struct kv *kv, size_t n, enum dcm_qr_model model, enum dcm_qr_op op,
                        int rc, enum dcm_qerr reason, uint32_t tag)
