@@ -119,6 +119,7 @@ void assoc_who(const struct assoc *a, struct assoc_who *out)
     out->cert_cn = a->cert_cn;
     out->cert_fp = a->cert_fp;
     out->client_id = a->client_id;
+    out->grants = a->grants;
 }
 
 struct core_ctx *assoc_ctx(const struct assoc *a)

@@ -85,6 +85,8 @@ struct assoc {
     struct stream out_stream; /* the write path (clear, or through tls) */
     struct assoc_out *out; /* the requestor role, or NULL */
     bool pre_counted;      /* holds a pre-association slot (pre_key) */
+    bool proxy_grants;     /* grants came in the PROXY v2 header */
+    struct grants grants;  /* what this client may do (set at the RQ at the latest) */
     bool established;      /* counted in ctx->established */
     uint8_t pre_key[16];
     void (*out_room_cb)(void *);

@@ -168,6 +168,20 @@ static bool handle_proxy(struct assoc *a)
         return false;
     snprintf(a->cert_cn, sizeof a->cert_cn, "%s", info.ssl_cn);
     snprintf(a->client_id, sizeof a->client_id, "%s", info.client_id);
+    if (info.grants[0]) {
+        if (grants_parse(info.grants, strlen(info.grants), &a->grants) < 0) {
+            struct logb lb;
+            if (log_begin(&lb, LOG_WARN, "proxy_header_invalid")) {
+                log_u64(&lb, "assoc", a->id);
+                log_str(&lb, "peer", a->peer);
+                log_str(&lb, "err", "grants TLV not understood");
+                log_end(&lb);
+            }
+            assoc_close(a, "invalid PROXY v2 header");
+            return false;
+        }
+        a->proxy_grants = true;
+    }
     if (info.has_fingerprint)
         hex_lower(info.fingerprint, 32, a->cert_fp);
     memmove(a->rbuf, a->rbuf + rc, a->rlen - (size_t)rc);

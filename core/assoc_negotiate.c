@@ -139,10 +139,17 @@ static unsigned accept_contexts(struct assoc *a, const struct ul_assoc_rq *rq,
         e->svc = services_serving(a->cfg, e->abstract);
         /* the peer as SCP (we the SCU: C-GET sub-operations) where it asks and a service
          * wants it; then the context is accepted for that role even if no service serves it */
-        e->peer_scp = role && role->scp && services_peer_scp(a->cfg, e->abstract);
+        e->peer_scp = role && role->scp && services_peer_scp(a->cfg, e->abstract, a->grants);
         if (!e->svc && !e->peer_scp) {
             out->result = UL_PCTX_ABSTRACT_NOT_SUPPORTED;
             out->ts = pc->ts[0];
+            continue;
+        }
+        if (e->svc && !e->peer_scp && !(a->grants.services & e->svc->grant)) {
+            /* PS3.8 9.3.3.2: a context this client may not use is refused by the user */
+            out->result = UL_PCTX_USER_REJECT;
+            out->ts = pc->ts[0];
+            e->svc = NULL;
             continue;
         }
         const struct ts_info *chosen =
@@ -184,7 +191,7 @@ static void user_info(struct assoc *a, const struct ul_assoc_rq *rq, struct ul_a
         uid[n] = '\0';
         /* the SCU role as proposed; the SCP role only where a service wants to send the peer
          * requests on that class (PS3.8 D.3.3.4) */
-        r->scp = r->scp && services_peer_scp(a->cfg, uid) ? 1 : 0;
+        r->scp = r->scp && services_peer_scp(a->cfg, uid, a->grants) ? 1 : 0;
     }
 }
 
@@ -240,6 +247,8 @@ void assoc_handle_rq(struct assoc *a, struct rd *body)
     if (refuse(a, rq))
         goto out;
 
+    if (!a->proxy_grants)
+        core_config_grants(a->cfg, a->calling, &a->grants);
     memset(ac, 0, sizeof *ac);
     ac->protocol_version = 1;
     snprintf(ac->called, sizeof ac->called, "%s", rq->called);

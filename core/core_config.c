@@ -279,3 +279,11 @@ void core_config_cleanup(struct core_config *cfg)
 {
     FREE_NULL(cfg->backend_json);
 }
+
+void core_config_grants(const struct core_config *cfg, const char *calling, struct grants *out)
+{
+    (void)cfg;
+    (void)calling;
+    out->services = GRANT_DEFAULT_SERVICES;
+    out->scope = GRANT_SCOPE_NONE;
+}

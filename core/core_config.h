@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/grants.h"
 #include "common/wbuf.h"
 #include "spool/spool_backend.h"
 #include "ts.h"
@@ -65,6 +66,10 @@ const char *core_config_default_json(void);
  * validate. Every problem found is appended to errs as one line; returns 0 or ERR_CONFIG. */
 MUST_CHECK int core_config_load(const char *path, struct core_config *cfg, struct wbuf *errs);
 void core_config_cleanup(struct core_config *cfg);
+
+/* What a direct connection (no PROXY v2 grants) from calling AE title may do: the services and
+ * read scope configured for it, else GRANT_DEFAULT_SERVICES and no reads. */
+void core_config_grants(const struct core_config *cfg, const char *calling, struct grants *out);
 
 /* True when addr (AF_INET / AF_INET6, v4-mapped v6 included) lies in one of the CIDRs. */
 bool cidr_list_match(const struct cidr *list, size_t n, const struct sockaddr *addr);

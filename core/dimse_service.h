@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/grants.h"
 #include "core_config.h"
 #include "dimse.h"
 #include "ts.h"
@@ -65,13 +66,15 @@ struct svc_op {
 
 struct dimse_service {
     const char *name;
+    /* The grant a client needs for it (common/grants.h): its contexts are rejected otherwise. */
+    uint32_t grant;
     /* The request command fields this service handles, 0-terminated. */
     uint16_t commands[4];
     /* Negotiation: is abstract syntax uid served (as SCP) by this service? */
     bool (*serves)(const struct core_config *cfg, const char *abstract);
     /* Negotiation: may the peer take the SCP role for abstract (we then act as SCU on it, e.g.
-     * C-STORE sub-operations of a C-GET)? NULL: never. */
-    bool (*peer_scp)(const struct core_config *cfg, const char *abstract);
+     * C-STORE sub-operations of a C-GET), given the client's grants? NULL: never. */
+    bool (*peer_scp)(const struct core_config *cfg, const char *abstract, struct grants g);
     /* Only uncompressed transfer syntaxes on this service's contexts (commands and
      * identifiers carry no pixel data). */
     bool uncompressed_only;
@@ -83,7 +86,7 @@ struct dimse_service {
 
 /* The table (services.c). */
 const struct dimse_service *services_serving(const struct core_config *cfg, const char *abstract);
-bool services_peer_scp(const struct core_config *cfg, const char *abstract);
+bool services_peer_scp(const struct core_config *cfg, const char *abstract, struct grants g);
 
 /* ---- what an association offers its services ------------------------------------------------ */
 
@@ -91,6 +94,7 @@ struct assoc_who {
     uint64_t id;
     const char *calling, *called, *peer;
     const char *cert_cn, *cert_fp, *client_id; /* "" when unknown */
+    struct grants grants; /* from the edge (PROXY v2), else the core's per-calling-AE settings */
 };
 void assoc_who(const struct assoc *a, struct assoc_who *out);
 struct core_ctx *assoc_ctx(const struct assoc *a);

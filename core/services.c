@@ -19,10 +19,10 @@ const struct dimse_service *services_serving(const struct core_config *cfg, cons
     return NULL;
 }
 
-bool services_peer_scp(const struct core_config *cfg, const char *abstract)
+bool services_peer_scp(const struct core_config *cfg, const char *abstract, struct grants g)
 {
     for (size_t i = 0; i < sizeof g_services / sizeof g_services[0]; i++) {
-        if (g_services[i]->peer_scp && g_services[i]->peer_scp(cfg, abstract))
+        if (g_services[i]->peer_scp && g_services[i]->peer_scp(cfg, abstract, g))
             return true;
     }
     return false;

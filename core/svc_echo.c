@@ -30,6 +30,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
 
 const struct dimse_service svc_echo = {
     .name = "echo",
+    .grant = GRANT_ECHO,
     .commands = {DIMSE_C_ECHO_RQ, 0},
     .serves = serves,
     .uncompressed_only = true,

@@ -191,6 +191,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
 
 const struct dimse_service svc_store = {
     .name = "store",
+    .grant = GRANT_STORE,
     .commands = {DIMSE_C_STORE_RQ, 0},
     .serves = serves,
     .uncompressed_only = false,

@@ -75,6 +75,9 @@ static int parse_tlvs(struct rd *r, struct proxy2_info *out)
         case PP2_TYPE_GW_CLIENT_ID:
             TRY(copy_text(&v, out->client_id, sizeof out->client_id));
             break;
+        case PP2_TYPE_GW_GRANTS:
+            TRY(copy_text(&v, out->grants, sizeof out->grants));
+            break;
         default: /* others (ALPN, AUTHORITY, CRC32C, NOOP, AWS VPC endpoint id...) are skipped */
             break;
         }
@@ -169,11 +172,19 @@ static void put_tlv(struct wbuf *out, uint8_t type, const void *v, size_t n)
 int proxy2_encode(struct wbuf *out, const struct sockaddr *src, const struct sockaddr *dst,
                   const char *cn, const uint8_t fp[32], const char *client_id)
 {
+    return proxy2_encode_grants(out, src, dst, cn, fp, client_id, NULL);
+}
+
+int proxy2_encode_grants(struct wbuf *out, const struct sockaddr *src,
+                         const struct sockaddr *dst, const char *cn, const uint8_t fp[32],
+                         const char *client_id, const char *grants)
+{
     if (!src || !dst || src->sa_family != dst->sa_family)
         return ERR_MALFORMED;
     size_t cn_len = cn ? strnlen(cn, 256) : 0;
     size_t id_len = client_id ? strnlen(client_id, 129) : 0;
-    if (cn_len > 255 || id_len > 128)
+    size_t gr_len = grants ? strnlen(grants, 129) : 0;
+    if (cn_len > 255 || id_len > 128 || gr_len > 128)
         return ERR_LIMIT;
     size_t start = out->len;
     wbuf_put(out, sig, sizeof sig);
@@ -210,6 +221,8 @@ int proxy2_encode(struct wbuf *out, const struct sockaddr *src, const struct soc
         put_tlv(out, PP2_TYPE_GW_CERT_SHA256, fp, 32);
     if (client_id)
         put_tlv(out, PP2_TYPE_GW_CLIENT_ID, client_id, id_len);
+    if (grants)
+        put_tlv(out, PP2_TYPE_GW_GRANTS, grants, gr_len);
     if (out->err)
         return out->err;
     size_t body = out->len - start - PROXY2_HDR_LEN;

@@ -31,6 +31,7 @@ enum proxy2_tlv {
     PP2_TYPE_NETNS = 0x30,
     PP2_TYPE_GW_CERT_SHA256 = 0xE0, /* ours: 32-byte SHA-256 of the client certificate (DER) */
     PP2_TYPE_GW_CLIENT_ID = 0xE1,   /* ours: the edge policy's client id (UTF-8) */
+    PP2_TYPE_GW_GRANTS = 0xE2,      /* ours: the client's grants, common/grants.h text form */
 };
 
 enum { PP2_CLIENT_SSL = 0x01, PP2_CLIENT_CERT_CONN = 0x02, PP2_CLIENT_CERT_SESS = 0x04 };
@@ -44,6 +45,7 @@ struct proxy2_info {
     char ssl_cn[257];             /* client certificate CN, "" if none */
     char ssl_version[32];
     char client_id[129];          /* PP2_TYPE_GW_CLIENT_ID, "" if none */
+    char grants[129];             /* PP2_TYPE_GW_GRANTS, "" if none */
     bool has_fingerprint;
     uint8_t fingerprint[32];      /* PP2_TYPE_GW_CERT_SHA256 */
 };
@@ -61,5 +63,10 @@ MUST_CHECK int proxy2_parse(const uint8_t *p, size_t n, struct proxy2_info *out)
 MUST_CHECK int proxy2_encode(struct wbuf *out, const struct sockaddr *src,
                              const struct sockaddr *dst, const char *cn, const uint8_t fp[32],
                              const char *client_id);
+/* The same with the grants TLV too when grants is not NULL (at most 128 bytes). */
+MUST_CHECK int proxy2_encode_grants(struct wbuf *out, const struct sockaddr *src,
+                                    const struct sockaddr *dst, const char *cn,
+                                    const uint8_t fp[32], const char *client_id,
+                                    const char *grants);
 
 #endif
