@@ -2,7 +2,6 @@
 
 #include <stdbool.h>
 
-#include "dcm_vr.h"
 
 #define US_PER_SEC 1000000LL
 
@@ -170,14 +169,16 @@ int dcm_dt_parse(const uint8_t *p, size_t n, struct dcm_span *out)
     return 0;
 }
 
+/* The VR codes of dcm_vr.h ('D' << 8 | 'A' ...), spelled out here: dcm_vr validates with this
+ * module, so this one must not include it back. */
 int dcm_dt_span(uint16_t vr, const uint8_t *p, size_t n, struct dcm_span *out)
 {
     switch (vr) {
-    case DCM_VR_DA:
+    case 'D' << 8 | 'A':
         return dcm_da_parse(p, n, out);
-    case DCM_VR_TM:
+    case 'T' << 8 | 'M':
         return dcm_tm_parse(p, n, out);
-    case DCM_VR_DT:
+    case 'D' << 8 | 'T':
         return dcm_dt_parse(p, n, out);
     default:
         return ERR_MALFORMED;

@@ -72,3 +72,18 @@ void backend_stop(struct backend *b)
     b->ops->stop(b->impl);
     free(b);
 }
+
+const struct backend_read_ops *backend_read(const struct backend *b)
+{
+    return b ? b->ops->read : NULL;
+}
+
+const struct backend_commit_ops *backend_commit(const struct backend *b)
+{
+    return b ? b->ops->commit : NULL;
+}
+
+void *backend_impl(const struct backend *b)
+{
+    return b ? b->impl : NULL;
+}

@@ -14,6 +14,8 @@
 #include "spool/spool.h"
 
 struct metrics;
+struct backend_read_ops;   /* spool/backend_read.h */
+struct backend_commit_ops; /* spool/backend_commit.h */
 
 /* Where a C-STORE success is decided (DESIGN.md invariant 1). */
 enum spool_ack { SPOOL_ACK_SPOOL = 0, SPOOL_ACK_S3 = 1, SPOOL_ACK_HEALTHIMAGING = 2 };
@@ -56,7 +58,12 @@ struct backend_ops {
     int (*cli)(const char *cmd, int argc, char **argv, const char *spool_dir,
                const char *config_json);
     const char *cli_usage; /* lines for --help, or NULL */
+    /* Reading back (C-FIND, C-GET, C-MOVE), or NULL when the backend cannot. */
+    const struct backend_read_ops *read;
+    /* Storage Commitment's questions, or NULL when the backend cannot answer them. */
+    const struct backend_commit_ops *commit;
 };
+
 
 /* The registry: a NULL-terminated table of the backends a program is built with. */
 const struct backend_ops *backend_find(const struct backend_ops *const *registry,
@@ -71,6 +78,10 @@ void backend_notify(struct backend *b);
 void backend_await(struct backend *b, const char *id, backend_ack_cb cb, void *arg);
 void backend_get_stats(struct backend *b, struct backend_stats *out);
 const char *backend_name(const struct backend *b);
+/* The optional parts of an open backend (NULL when it has none), and its impl for their calls. */
+const struct backend_read_ops *backend_read(const struct backend *b);
+const struct backend_commit_ops *backend_commit(const struct backend *b);
+void *backend_impl(const struct backend *b);
 /* Stop and free. NULL is fine. */
 void backend_stop(struct backend *b);
 
