@@ -11,6 +11,7 @@
 #include "common/cfgread.h"
 #include "common/log.h"
 #include "common/ul.h"
+#include "net/tls_ctx.h"
 #include "sop_registry.h"
 
 static const char g_default_json[] =
@@ -165,6 +166,100 @@ static const struct cfgread_key g_tls_keys[] = {
 };
 static const struct cfgread_table g_tls = CFGREAD_TABLE(g_tls_keys, false, check_tls);
 
+static int conv_profile(void *base, void *dst, const char *s)
+{
+    (void)base;
+    enum tls_profile p;
+    if (tls_profile_parse(s, &p) < 0)
+        return ERR_CONFIG;
+    snprintf(dst, 32, "%s", s);
+    return 0;
+}
+
+static void check_client_tls(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct core_config *c = base;
+    (void)ctx;
+    c->client_tls.enabled = true;
+    if (!c->client_tls.ca[0])
+        cfgread_problem(errs, path, "ca", "required (the CA that signs the peers' certificates)");
+    if (!c->client_tls.cert[0] != !c->client_tls.key[0])
+        cfgread_problem(errs, path, "", "cert and key go together");
+}
+
+static const struct cfgread_key g_client_tls_keys[] = {
+    CFGREAD_STR("cert", CC, client_tls.cert, NULL),
+    CFGREAD_STR("key", CC, client_tls.key, NULL),
+    CFGREAD_STR("ca", CC, client_tls.ca, NULL),
+    CFGREAD_CONV("profile", CC, client_tls.profile, 32, conv_profile, "bcp195-nd",
+                 "unknown profile"),
+};
+static const struct cfgread_table g_client_tls =
+    CFGREAD_TABLE(g_client_tls_keys, false, check_client_tls);
+
+#define CP struct core_peer
+
+static void check_peer(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct core_peer *p = base;
+    (void)ctx;
+    char ae[17];
+    if (ul_ae_normalize((const uint8_t *)p->ae, strnlen(p->ae, 17), ae) < 0)
+        cfgread_problem(errs, path, "", "the name must be an AE title (1-16 characters)");
+    else
+        memcpy(p->ae, ae, sizeof ae);
+    if (!p->host[0])
+        cfgread_problem(errs, path, "host", "required");
+    if (p->port == 0)
+        cfgread_problem(errs, path, "port", "required (1-65535)");
+}
+
+static const struct cfgread_key g_peer_keys[] = {
+    CFGREAD_STR("host", CP, host, NULL),
+    CFGREAD_U32("port", CP, port, 0, 65535, 0),
+    CFGREAD_BOOL("tls", CP, tls, false),
+    CFGREAD_STR("server_name", CP, server_name, NULL),
+};
+static const struct cfgread_table g_peer = CFGREAD_TABLE(g_peer_keys, true, check_peer);
+
+#define CL struct core_client
+
+static void check_client(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct core_client *c = base;
+    (void)ctx;
+    c->grants.services = c->n_services ? 0 : GRANT_DEFAULT_SERVICES;
+    for (size_t i = 0; i < c->n_services; i++) {
+        uint32_t bit = grants_service_bit(c->services[i], strlen(c->services[i]));
+        if (!bit)
+            cfgread_problem(errs, path, "services",
+                            "entries must be store, echo, find, get, move or commit");
+        c->grants.services |= bit;
+    }
+    c->grants.scope = GRANT_SCOPE_NONE;
+    if (c->read_scope[0] &&
+        grants_scope_parse(c->read_scope, strlen(c->read_scope), &c->grants.scope) < 0)
+        cfgread_problem(errs, path, "read_scope", "must be none, own, shared or all");
+}
+
+static int conv_word(void *base, void *dst, const char *s)
+{
+    (void)base;
+    return snprintf(dst, 8, "%s", s) >= 8 ? ERR_CONFIG : 0;
+}
+
+static const struct cfgread_key g_client_keys[] = {
+    CFGREAD_LIST("calling_ae", CL, calling, n_calling, conv_ae, 1, CFG_MAX_LIST,
+                 "must be a non-empty array of AE titles", "entries must be AE titles",
+                 .flags = CFGREAD_REQUIRED),
+    CFGREAD_LIST("services", CL, services, n_services, conv_word, 0, 8,
+                 "must be an array of service names",
+                 "entries must be store, echo, find, get, move or commit"),
+    CFGREAD_CONV("read_scope", CL, read_scope, 8, conv_word, "none",
+                 "must be none, own, shared or all"),
+};
+static const struct cfgread_table g_client = CFGREAD_TABLE(g_client_keys, true, check_client);
+
 static const struct cfgread_key g_proxy_keys[] = {
     CFGREAD_LIST("trusted", CC, proxy_trusted, n_proxy_trusted, conv_cidr, 1, CFG_MAX_LIST,
                  "must be a non-empty array of CIDRs", "entries must be CIDRs",
@@ -223,6 +318,11 @@ static const struct cfgread_key g_keys[] = {
     CFGREAD_OBJ("proxy_protocol", &g_proxy,
                 .msg = "must be {\"trusted\": [\"CIDR\", ...]} (non-empty)"),
     CFGREAD_OBJ("tls", &g_tls),
+    CFGREAD_OBJ("client_tls", &g_client_tls),
+    CFGREAD_MAP("ae_peers", CC, peers, n_peers, CP, ae, &g_peer, 0, 1024,
+                "must be an object of at most 1024 AE titles", "AE titles are 1-16 characters"),
+    CFGREAD_ARRAY("clients", CC, clients, n_clients, CL, &g_client, 0, 1024,
+                  "must be an array of at most 1024 entries"),
     CFGREAD_VARIANT("backend", CC, backend, g_backends, backend_json, 0,
                     "must be an object with a \"type\""),
 };
@@ -278,12 +378,29 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
 void core_config_cleanup(struct core_config *cfg)
 {
     FREE_NULL(cfg->backend_json);
+    FREE_NULL(cfg->peers);
+    FREE_NULL(cfg->clients);
 }
 
 void core_config_grants(const struct core_config *cfg, const char *calling, struct grants *out)
 {
-    (void)cfg;
-    (void)calling;
     out->services = GRANT_DEFAULT_SERVICES;
     out->scope = GRANT_SCOPE_NONE;
+    for (size_t i = 0; i < cfg->n_clients; i++) {
+        for (size_t k = 0; k < cfg->clients[i].n_calling; k++) {
+            if (strcmp(cfg->clients[i].calling[k], calling) == 0) {
+                *out = cfg->clients[i].grants;
+                return;
+            }
+        }
+    }
+}
+
+const struct core_peer *core_config_peer(const struct core_config *cfg, const char *ae)
+{
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        if (strcmp(cfg->peers[i].ae, ae) == 0)
+            return &cfg->peers[i];
+    }
+    return NULL;
 }

@@ -23,6 +23,27 @@ struct cidr {
     unsigned prefix;
 };
 
+/* An AE title the core opens associations to (a C-MOVE destination, a modality awaiting its
+ * Storage Commitment report): its address, directly or through an edge's reverse path. */
+struct core_peer {
+    char ae[17];
+    char host[256];
+    uint32_t port;
+    bool tls;              /* with client_tls (our certificate, the CA that signs theirs) */
+    char server_name[256]; /* the name their certificate must carry ("": not checked) */
+};
+
+/* What direct connections (no PROXY v2 grants from an edge) from these calling AE titles may
+ * do; a calling AE title in no entry gets GRANT_DEFAULT_SERVICES and no reads. */
+struct core_client {
+    char calling[CFG_MAX_LIST][17];
+    size_t n_calling;
+    char services[8][8];
+    size_t n_services;
+    char read_scope[8];
+    struct grants grants; /* from services and read_scope */
+};
+
 struct core_config {
     char ae_title[17];
     bool check_called_ae;                    /* reject other called AE titles (reason 7) */
@@ -54,6 +75,15 @@ struct core_config {
         bool enabled;
     } tls;
     int backend;                             /* index into the backend kinds (backend_type) */
+    struct {                                 /* our identity when we open associations */
+        char cert[CFG_PATH_MAX], key[CFG_PATH_MAX], ca[CFG_PATH_MAX];
+        char profile[32];
+        bool enabled;
+    } client_tls;
+    struct core_peer *peers;                 /* "ae_peers": AE title -> where to reach it */
+    size_t n_peers;
+    struct core_client *clients;             /* "clients": grants of direct connections */
+    size_t n_clients;
     char backend_type[32];                   /* the "backend" object's "type" */
     char log_level[8];
     char *backend_json; /* the "backend" object, as text: its backend parses and checks it */
@@ -70,6 +100,8 @@ void core_config_cleanup(struct core_config *cfg);
 /* What a direct connection (no PROXY v2 grants) from calling AE title may do: the services and
  * read scope configured for it, else GRANT_DEFAULT_SERVICES and no reads. */
 void core_config_grants(const struct core_config *cfg, const char *calling, struct grants *out);
+/* The peer named ae ("ae_peers"), or NULL. */
+const struct core_peer *core_config_peer(const struct core_config *cfg, const char *ae);
 
 /* True when addr (AF_INET / AF_INET6, v4-mapped v6 included) lies in one of the CIDRs. */
 bool cidr_list_match(const struct cidr *list, size_t n, const struct sockaddr *addr);

@@ -29,6 +29,7 @@ struct core_ctx {
     struct spool_committer *committer;
     struct backend *backend;
     SSL_CTX *tls; /* the DICOM listener's TLS context (cfg "tls"), NULL for plain TCP */
+    SSL_CTX *client_tls; /* for associations we open (cfg "client_tls"), or NULL */
     struct metrics *metrics;
     struct core_metrics m;
     uint32_t active;     /* associations (connections) accepted and alive */

@@ -70,8 +70,29 @@ int server_tls_load(struct core_ctx *ctx, const struct core_config *cfg)
             return rc;
         }
     }
+    SSL_CTX *client = NULL;
+    if (cfg->client_tls.enabled) {
+        enum tls_profile profile = TLS_PROFILE_BCP195_ND;
+        if (tls_profile_parse(cfg->client_tls.profile, &profile) < 0)
+            profile = TLS_PROFILE_BCP195_ND;
+        struct tls_client_opts o = {
+            .cert = cfg->client_tls.cert[0] ? cfg->client_tls.cert : NULL,
+            .key = cfg->client_tls.key[0] ? cfg->client_tls.key : NULL,
+            .ca = cfg->client_tls.ca,
+            .profile = profile,
+        };
+        char err[512];
+        int rc = tls_ctx_client_new(&o, &client, err, sizeof err);
+        if (rc < 0) {
+            log_msg(LOG_ERROR, "tls_config_invalid", err);
+            SSL_CTX_free(tls);
+            return rc;
+        }
+    }
     SSL_CTX_free(ctx->tls); /* live associations hold their own reference */
     ctx->tls = tls;
+    SSL_CTX_free(ctx->client_tls);
+    ctx->client_tls = client;
     return 0;
 }
 
@@ -141,6 +162,8 @@ void server_close(struct server *s)
     server_stop_accepting(s);
     SSL_CTX_free(s->ctx->tls);
     s->ctx->tls = NULL;
+    SSL_CTX_free(s->ctx->client_tls); /* open associations hold their own reference */
+    s->ctx->client_tls = NULL;
     if (s->http) {
         http_listener_close(s->http, NULL, NULL);
         s->http = NULL;
