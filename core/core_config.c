@@ -319,6 +319,7 @@ static const struct cfgread_key g_keys[] = {
                 .msg = "must be {\"trusted\": [\"CIDR\", ...]} (non-empty)"),
     CFGREAD_OBJ("tls", &g_tls),
     CFGREAD_OBJ("client_tls", &g_client_tls),
+    CFGREAD_TEXT("audit", CC, audit_json),
     CFGREAD_MAP("ae_peers", CC, peers, n_peers, CP, ae, &g_peer, 0, 1024,
                 "must be an object of at most 1024 AE titles", "AE titles are 1-16 characters"),
     CFGREAD_ARRAY("clients", CC, clients, n_clients, CL, &g_client, 0, 1024,
@@ -378,6 +379,7 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
 void core_config_cleanup(struct core_config *cfg)
 {
     FREE_NULL(cfg->backend_json);
+    FREE_NULL(cfg->audit_json);
     FREE_NULL(cfg->peers);
     FREE_NULL(cfg->clients);
 }

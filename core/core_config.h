@@ -87,6 +87,7 @@ struct core_config {
     char backend_type[32];                   /* the "backend" object's "type" */
     char log_level[8];
     char *backend_json; /* the "backend" object, as text: its backend parses and checks it */
+    char *audit_json;   /* the "audit" object, as text (core/audit/audit_config.h), or NULL */
 };
 
 /* The embedded default configuration, as JSON text. */
