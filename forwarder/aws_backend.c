@@ -21,6 +21,7 @@ struct ack_rec {
     backend_ack_cb cb;
     void *arg;
     int result;
+    char refused[65]; /* "" or why the object is refused for good */
 };
 
 struct aws_backend {
@@ -69,12 +70,13 @@ static int ops_check_config(const char *json, enum spool_ack ack, struct wbuf *e
 
 /* ---- forwarder thread -------------------------------------------------------------------- */
 
-static void on_acked(void *arg, uint64_t token, int result)
+static void on_acked(void *arg, uint64_t token, int result, const char *refusal)
 {
     struct aws_backend *b = arg;
     struct ack_rec *r = (struct ack_rec *)(uintptr_t)token;
     /* the core names only its own and errno codes; the forwarder logged the detail */
     r->result = result <= HTTP_ERR_BASE && result > HTTP_ERR_LAST ? ERR_IO : result;
+    snprintf(r->refused, sizeof r->refused, "%s", result < 0 && refusal ? refusal : "");
     pthread_mutex_lock(&b->mu);
     r->next = b->to_core;
     b->to_core = r;
@@ -239,7 +241,7 @@ static void on_core_async(uv_async_t *a)
     pthread_mutex_unlock(&b->mu);
     while (list) {
         struct ack_rec *n = list->next;
-        list->cb(list->arg, list->result);
+        list->cb(list->arg, list->result, list->refused[0] ? list->refused : NULL);
         free(list);
         list = n;
     }
@@ -350,7 +352,7 @@ static void ops_await(void *impl, const char *spool_id, backend_ack_cb cb, void 
     struct aws_backend *b = impl;
     struct ack_rec *r = calloc(1, sizeof *r);
     if (!r) {
-        cb(arg, ERR_NOMEM);
+        cb(arg, ERR_NOMEM, NULL);
         return;
     }
     snprintf(r->id, sizeof r->id, "%s", spool_id);
@@ -395,7 +397,7 @@ static void ops_stop(void *impl)
     pthread_mutex_unlock(&b->mu);
     while (left) {
         struct ack_rec *n = left->next;
-        left->cb(left->arg, ERR_WRONG_STATE);
+        left->cb(left->arg, ERR_WRONG_STATE, NULL);
         free(left);
         left = n;
     }

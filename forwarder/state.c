@@ -336,6 +336,45 @@ cJSON *state_req_advance(const char *table, const char *sop, const char *sha, en
     return upd_finish(&u, cond);
 }
 
+cJSON *state_req_reattempt(const char *table, const char *sop, const char *sha, bool ok,
+                           const struct state_extra *x, const char *now)
+{
+    char pk[96], sk[96];
+    if (inst_keys(sop, sha, pk, sizeof pk, sk, sizeof sk) < 0)
+        return NULL;
+    enum state_inst st = ok ? STATE_IMPORTED : STATE_FAILED;
+    struct upd u;
+    upd_init(&u, table, pk, sk);
+    int st_v = upd_set(&u, "state", "S", state_inst_name(st), false);
+    char rank[8];
+    snprintf(rank, sizeof rank, "%d", (int)st);
+    upd_set(&u, "state_rank", "N", rank, false);
+    upd_set(&u, "updated_at", "S", now, false);
+    if (x) {
+        upd_set(&u, "image_set_id", "S", x->image_set_id, false);
+        if (x->is_primary >= 0)
+            upd_set(&u, "is_primary", "BOOL", x->is_primary ? "1" : "0", false);
+        if (!ok) {
+            upd_set(&u, "error_type", "S", x->error_type, false);
+            upd_set(&u, "error_message", "S", x->error_message, false);
+        }
+    }
+    if (ok) {
+        char et[16], em[16], buf[64];
+        upd_name(&u, "error_type", et);
+        u.n++;
+        upd_name(&u, "error_message", em);
+        u.n++;
+        snprintf(buf, sizeof buf, " REMOVE %s, %s", et, em);
+        upd_raw(&u, buf);
+    }
+    /* only a FAILED item: the first attempt to finish wins, a replay changes nothing */
+    char fv[16], cond[64];
+    upd_value(&u, "S", state_inst_name(STATE_FAILED), fv);
+    snprintf(cond, sizeof cond, "#a%d = %s", st_v, fv);
+    return upd_finish(&u, cond);
+}
+
 cJSON *state_req_redrive(const char *table, const char *sop, const char *sha,
                          const char *redrive_batch, const char *now)
 {

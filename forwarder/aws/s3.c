@@ -105,13 +105,14 @@ static int add_checksum(struct http_req *r, const char *b64)
 
 /* ---- one operation --------------------------------------------------------------------- */
 
-enum op_kind { OP_DONE, OP_CREATE, OP_PART, OP_GET, OP_COMPLETE, OP_ABORT };
+enum op_kind { OP_DONE, OP_CREATE, OP_PART, OP_GET, OP_COMPLETE, OP_ABORT, OP_HEAD };
 
 union s3_cb {
     s3_done_cb done;
     s3_create_cb create;
     s3_part_cb part;
     s3_get_cb get;
+    s3_head_cb head;
 };
 
 struct s3_op {
@@ -174,6 +175,11 @@ static void on_http(void *arg, const struct http_resp *resp)
         }
         op->cb.part(op->arg, &res, res.err == 0 ? etag : NULL,
                     res.err == 0 ? op->checksum_b64 : NULL);
+        break;
+    }
+    case OP_HEAD: {
+        bool found = res.err == 0 && res.status >= 200 && res.status < 300;
+        op->cb.head(op->arg, &res, found);
         break;
     }
     case OP_GET:
@@ -399,4 +405,15 @@ int s3_get_object(struct s3_client *s, const char *bucket, const char *key, size
     struct http_req *r;
     TRY(new_req(s, "GET", bucket, key, NULL, &r));
     return dispatch(s, r, 0, OP_GET, (union s3_cb){.get = cb}, arg, max, HTTP_PAYLOAD_SIGNED);
+}
+
+int s3_head_object(struct s3_client *s, const char *bucket, const char *key, s3_head_cb cb,
+                   void *arg)
+{
+    struct http_req *r;
+    TRY(new_req(s, "HEAD", bucket, key, NULL, &r));
+    http_req_accept_status(r, 404);
+    http_req_accept_status(r, 403);
+    return dispatch(s, r, 0, OP_HEAD, (union s3_cb){.head = cb}, arg, S3_XML_CAP,
+                    HTTP_PAYLOAD_SIGNED);
 }

@@ -89,6 +89,13 @@ typedef void (*s3_get_cb)(void *arg, const struct http_result *res, const uint8_
 MUST_CHECK int s3_get_object(struct s3_client *s, const char *bucket, const char *key,
                              size_t max, s3_get_cb cb, void *arg);
 
+/* HeadObject: found when the key exists (200). A missing key is res->err 0 and found false:
+ * 404, or 403, S3's answer for a missing key to a caller without s3:ListBucket (the task role
+ * has none). Needs s3:GetObject on the key. */
+typedef void (*s3_head_cb)(void *arg, const struct http_result *res, bool found);
+MUST_CHECK int s3_head_object(struct s3_client *s, const char *bucket, const char *key,
+                              s3_head_cb cb, void *arg);
+
 /* Upload len bytes of path from off as key: one PutObject when len < threshold, else a
  * multipart upload in parts of part_size (>= 5 MiB, the last smaller; doubled while over 10,000
  * parts), up to 4 parts in flight, each streamed from the file; on any failure the upload is
