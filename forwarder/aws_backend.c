@@ -170,7 +170,10 @@ static int open_clients(struct aws_backend *b)
     struct s3_opts so = {.region = b->cfg.region,
                          .endpoint = b->cfg.endpoints.s3,
                          .sse = b->cfg.s3.sse == PIPELINE_SSE_KMS ? S3_SSE_KMS : S3_SSE_AES256,
-                         .kms_key_id = b->cfg.s3.kms_key_id[0] ? b->cfg.s3.kms_key_id : NULL};
+                         .kms_key_id = b->cfg.s3.kms_key_id[0] ? b->cfg.s3.kms_key_id : NULL,
+                         .checksum = b->cfg.s3.checksum == PIPELINE_CHECKSUM_CRC64NVME
+                                         ? S3_CHECKSUM_CRC64NVME
+                                         : S3_CHECKSUM_SHA256};
     TRY(s3_client_new(b->http, b->creds, &so, &b->s3));
     struct ddb_opts dop = {.region = b->cfg.region, .endpoint = b->cfg.endpoints.dynamodb};
     TRY(ddb_client_new(b->http, b->creds, &dop, &b->ddb));

@@ -81,7 +81,7 @@ static void upl_completed(void *arg, const struct http_result *res)
 }
 
 static void upl_part_done(void *arg, const struct http_result *res, const char *etag,
-                          const char *sum)
+                          const char *sum, uint64_t crc)
 {
     struct upl_part_ctx *pc = arg;
     struct upl *u = pc->u;
@@ -94,6 +94,10 @@ static void upl_part_done(void *arg, const struct http_result *res, const char *
     p->part_no = pc->idx + 1;
     snprintf(p->etag, sizeof(p->etag), "%s", etag);
     snprintf(p->checksum_b64, sizeof(p->checksum_b64), "%s", sum);
+    p->crc = crc;
+    p->len = u->len - (uint64_t)pc->idx * u->part_size < u->part_size
+                 ? u->len - (uint64_t)pc->idx * u->part_size
+                 : u->part_size;
     u->done++;
     upl_pump(u);
 }
