@@ -77,6 +77,7 @@ int pl_ddb_send(struct pipeline *p, const char *op_name, cJSON *req, ddb_cb cb, 
         return rc;
     }
     p->ddb++;
+    p->st.ddb_requests++;
     return 0;
 }
 

@@ -71,6 +71,8 @@ struct pipeline_stats {
     uint64_t entries_inflight, uploads_inflight, batches_open, batches_closing, jobs_inflight;
     uint64_t uploaded, uploaded_bytes, duplicates, torn, imported, failed, jobs_started,
         jobs_completed, jobs_failed, retries;
+    uint64_t ddb_requests; /* DynamoDB requests sent (each attempt of the HTTP client is one) */
+    uint64_t s3_requests;  /* S3 requests sent: PUT (a multipart upload: parts + 2), HEAD, GET */
 };
 void pipeline_get_stats(const struct pipeline *p, struct pipeline_stats *out);
 

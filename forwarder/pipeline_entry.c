@@ -393,6 +393,20 @@ static int uploading(struct pipeline *p, struct op *o, int rc)
     return rc;
 }
 
+/* S3 requests of an upload of n bytes: one PUT, or a multipart upload's parts and two more. */
+static uint64_t s3_requests_of(const struct pipeline *p, uint64_t n)
+{
+    uint64_t part = p->cfg->s3.part_size < S3_MIN_PART ? S3_MIN_PART : p->cfg->s3.part_size;
+    if (n < p->cfg->s3.multipart_threshold || n == 0)
+        return 1;
+    uint64_t parts = (n + part - 1) / part;
+    while (parts > S3_MAX_PARTS) {
+        part *= 2;
+        parts = (n + part - 1) / part;
+    }
+    return parts + 2;
+}
+
 /* E_UPLOAD: the spool file checked as far as needed, then PUT (or multipart). 1 when the entry
  * moved to another step instead, 0 sent, < 0 not sent. */
 static int run_upload(struct pipeline *p, struct ent *e)
@@ -424,6 +438,8 @@ static int run_upload(struct pipeline *p, struct ent *e)
                                 e->o.sha, p->cfg->s3.multipart_threshold, p->cfg->s3.part_size,
                                 on_upload, o)
                : ERR_NOMEM;
+    if (rc == 0)
+        p->st.s3_requests += s3_requests_of(p, e->o.bytes);
     return uploading(p, o, rc);
 }
 
@@ -470,6 +486,7 @@ void pl_run_entry(struct pipeline *p, struct ent *e)
         const char *key = e->step == E_PROBE && e->got ? e->got->s3_key : e->o.s3_key;
         struct op *o = pl_op_new(p, e, NULL, 0, 0);
         rc = o ? s3_head_object(p->env.s3, p->cfg->s3.bucket, key, on_head, o) : ERR_NOMEM;
+        p->st.s3_requests += rc == 0;
         rc = uploading(p, o, rc);
         break;
     }
