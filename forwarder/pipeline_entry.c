@@ -134,6 +134,8 @@ static void decide(struct pipeline *p, struct ent *e, int in_s3)
                               .stow = p->cfg->hi.mode == PIPELINE_MODE_STOW};
     switch (state_dup_decide(&in)) {
     case STATE_DUP_CLAIM:
+        if (e->got->found && strcmp(e->got->batch, STATE_TORN_BATCH) == 0)
+            log_dup(e, "duplicate_takes_over", NULL);
         e->step = E_RECEIVE;
         break;
     case STATE_DUP_PROBE:

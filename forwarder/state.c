@@ -178,6 +178,18 @@ static int upd_set_u64(struct upd *u, const char *attr, uint64_t v, bool keep)
     return upd_set(u, attr, "N", buf, keep);
 }
 
+/* " REMOVE error_type, error_message" (after the SET list): a FAILED item's reason goes. */
+static void upd_remove_errors(struct upd *u)
+{
+    char et[16], em[16], buf[64];
+    upd_name(u, "error_type", et);
+    u->n++;
+    upd_name(u, "error_message", em);
+    u->n++;
+    snprintf(buf, sizeof buf, " REMOVE %s, %s", et, em);
+    upd_raw(u, buf);
+}
+
 /* Finish with a condition (placeholders already bound) and hand over the request tree. */
 static cJSON *upd_finish(struct upd *u, const char *cond)
 {
@@ -359,15 +371,8 @@ cJSON *state_req_reattempt(const char *table, const char *sop, const char *sha, 
             upd_set(&u, "error_message", "S", x->error_message, false);
         }
     }
-    if (ok) {
-        char et[16], em[16], buf[64];
-        upd_name(&u, "error_type", et);
-        u.n++;
-        upd_name(&u, "error_message", em);
-        u.n++;
-        snprintf(buf, sizeof buf, " REMOVE %s, %s", et, em);
-        upd_raw(&u, buf);
-    }
+    if (ok)
+        upd_remove_errors(&u);
     /* only a FAILED item: the first attempt to finish wins, a replay changes nothing */
     char fv[16], cond[64];
     upd_value(&u, "S", state_inst_name(STATE_FAILED), fv);
@@ -387,13 +392,8 @@ cJSON *state_req_redrive(const char *table, const char *sop, const char *sha,
     upd_set(&u, "state_rank", "N", "2", false);
     upd_set(&u, "updated_at", "S", now, false);
     int rb_v = upd_set(&u, "redrive_batch", "S", redrive_batch, false);
-    char et[16], em[16], fv[16], buf[128];
-    upd_name(&u, "error_type", et);
-    u.n++;
-    upd_name(&u, "error_message", em);
-    u.n++;
-    snprintf(buf, sizeof buf, " REMOVE %s, %s", et, em);
-    upd_raw(&u, buf);
+    char fv[16];
+    upd_remove_errors(&u);
     upd_value(&u, "S", state_inst_name(STATE_FAILED), fv);
     /* FAILED; or this same re-drive's own update replayed after a crash (an item another
      * re-drive took, or one that went on, is left alone: no second job for one object) */
