@@ -476,8 +476,13 @@ void pl_run_entry(struct pipeline *p, struct ent *e)
     int rc = 0;
     switch (e->step) {
     case E_RECEIVE:
-        rc = ddb_send(p, state_req_received(tbl, &e->o, e->o.redrive, now), "PutItem",
-                      pl_op_new(p, e, NULL, 0, 0));
+        rc = ddb_send(p,
+                      state_req_received(tbl, &e->o,
+                                         e->o.redrive ? STATE_CLAIM_REDRIVE :
+                                         e->got       ? STATE_CLAIM_TAKEOVER :
+                                                        STATE_CLAIM_NEW,
+                                         now),
+                      "PutItem", pl_op_new(p, e, NULL, 0, 0));
         break;
     case E_DUPCHECK:
         rc = ddb_send(p, state_req_get(tbl, e->o.sop, e->o.sha), "GetItem",

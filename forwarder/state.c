@@ -232,7 +232,7 @@ static void put_n(cJSON *item, const char *name, uint64_t v, bool *err)
 
 /* A PutItem, not an UpdateItem: the whole item is known here, and a put is several times
  * cheaper to evaluate than an update expression of twenty clauses (measured against moto). */
-cJSON *state_req_received(const char *table, const struct state_obj *o, bool redrive,
+cJSON *state_req_received(const char *table, const struct state_obj *o, enum state_claim how,
                           const char *now)
 {
     char pk[96], sk[96];
@@ -266,26 +266,32 @@ cJSON *state_req_received(const char *table, const struct state_obj *o, bool red
     put_s(item, "batch_id", o->batch, &err);
     put_s(item, "received_at", o->received_at[0] ? o->received_at : now, &err);
     put_s(item, "updated_at", now, &err);
-    /* new; or this batch's own item still at RECEIVED (a replay writes the same item); a
-     * re-drive may also take a FAILED item over */
-    cJSON *names = cJSON_AddObjectToObject(r, "ExpressionAttributeNames");
-    cJSON *values = cJSON_AddObjectToObject(r, "ExpressionAttributeValues");
-    if (!names || !values || !cJSON_AddStringToObject(names, "#b", "batch_id") ||
-        !cJSON_AddStringToObject(names, "#r", "state_rank"))
-        err = true;
-    if (values) {
-        put_s(values, ":b", o->batch, &err);
-        put_s(values, ":torn", STATE_TORN_BATCH, &err);
-        put_n(values, ":one", STATE_RECEIVED, &err);
-    }
-    char cond[160] = "attribute_not_exists(pk) OR ((#b = :b OR #b = :torn) AND #r = :one)";
-    if (redrive) {
-        if (names && !cJSON_AddStringToObject(names, "#s", "state"))
+    /* new; or this batch's own item still at RECEIVED (a replay writes the same item), or one
+     * a torn copy gave up; a re-drive may also take a FAILED item over. The first claim asks
+     * only for a new item: the cheapest condition to evaluate (moto: about 2 ms less per
+     * write), and whatever it lets in the full one would too */
+    char cond[160] = "attribute_not_exists(pk)";
+    if (how != STATE_CLAIM_NEW) {
+        cJSON *names = cJSON_AddObjectToObject(r, "ExpressionAttributeNames");
+        cJSON *values = cJSON_AddObjectToObject(r, "ExpressionAttributeValues");
+        if (!names || !values || !cJSON_AddStringToObject(names, "#b", "batch_id") ||
+            !cJSON_AddStringToObject(names, "#r", "state_rank"))
             err = true;
-        if (values)
-            put_s(values, ":failed", state_inst_name(STATE_FAILED), &err);
-        size_t l = strlen(cond);
-        snprintf(cond + l, sizeof cond - l, " OR #s = :failed");
+        if (values) {
+            put_s(values, ":b", o->batch, &err);
+            put_s(values, ":torn", STATE_TORN_BATCH, &err);
+            put_n(values, ":one", STATE_RECEIVED, &err);
+        }
+        snprintf(cond, sizeof cond,
+                 "attribute_not_exists(pk) OR ((#b = :b OR #b = :torn) AND #r = :one)");
+        if (how == STATE_CLAIM_REDRIVE) {
+            if (names && !cJSON_AddStringToObject(names, "#s", "state"))
+                err = true;
+            if (values)
+                put_s(values, ":failed", state_inst_name(STATE_FAILED), &err);
+            size_t l = strlen(cond);
+            snprintf(cond + l, sizeof cond - l, " OR #s = :failed");
+        }
     }
     if (!cJSON_AddStringToObject(r, "ConditionExpression", cond))
         err = true;

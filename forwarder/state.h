@@ -67,13 +67,16 @@ void state_obj_from_spool(const struct spool_sidecar *sc, struct state_obj *o);
  * and Series Instance UIDs, sha256, bytes) is missing or invalid (spool_sidecar_decode). */
 MUST_CHECK int state_obj_from_sidecar(const char *json, size_t len, struct state_obj *o);
 
-/* PutItem: the instance item as RECEIVED. The condition lets it in when there is no item yet,
- * or when this batch's own item is still RECEIVED (a replay after a crash). It fails when
- * another batch owns the item (a duplicate of an object already forwarded) or when the item
- * went further (look it up to tell). An item left RECEIVED by a copy dropped as torn (batch_id
- * STATE_TORN_BATCH, see state_req_torn) is taken over too. redrive: a FAILED item may be taken
- * over too. NULL when out of memory or o->batch is empty. */
-cJSON *state_req_received(const char *table, const struct state_obj *o, bool redrive,
+/* PutItem: the instance item as RECEIVED, the claim of a copy (the one write of the normal
+ * path, before the S3 PUT). how says which items it may replace: STATE_CLAIM_NEW only a missing
+ * one (the first try: the cheapest condition); STATE_CLAIM_TAKEOVER also this batch's own item
+ * still at RECEIVED (a replay after a crash writes the same item) and one a torn copy gave up
+ * (batch_id STATE_TORN_BATCH, see state_req_torn); STATE_CLAIM_REDRIVE also a FAILED one. It
+ * fails when another batch owns the item (a duplicate of an object already forwarded, or on its
+ * way) or when the item went further (state_dup_decide tells what then). NULL when out of
+ * memory or o->batch is empty. */
+enum state_claim { STATE_CLAIM_NEW = 0, STATE_CLAIM_TAKEOVER, STATE_CLAIM_REDRIVE };
+cJSON *state_req_received(const char *table, const struct state_obj *o, enum state_claim how,
                           const char *now);
 /* The batch_id of an item whose copy was dropped as torn before it reached S3. */
 #define STATE_TORN_BATCH "TORN"
