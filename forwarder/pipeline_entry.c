@@ -479,8 +479,8 @@ void pl_run_entry(struct pipeline *p, struct ent *e)
         rc = ddb_send(p,
                       state_req_received(tbl, &e->o,
                                          e->o.redrive ? STATE_CLAIM_REDRIVE :
-                                         e->got       ? STATE_CLAIM_TAKEOVER :
-                                                        STATE_CLAIM_NEW,
+                                         e->got || e->replayed ? STATE_CLAIM_TAKEOVER :
+                                                                 STATE_CLAIM_NEW,
                                          now),
                       "PutItem", pl_op_new(p, e, NULL, 0, 0));
         break;

@@ -103,6 +103,7 @@ struct ent {
     enum ent_step step;
     bool busy, ack_reached, dup;
     bool journaled; /* its assign record is durable: only then may requests go out */
+    bool replayed;  /* assigned by an earlier run (the journal's replay) */
     int ack_result;
     unsigned attempts;
     uint64_t next_ms;

@@ -114,6 +114,7 @@ int pl_admit(struct pipeline *p, const char *id)
     if (m) {
         e->b = owner;
         e->journaled = true; /* its assign was replayed from the journal */
+        e->replayed = true;  /* its claim may have been written: claim with the takeover */
     } else if ((rc = assign(p, e)) < 0) {
         pl_note_error(p, "journal", id, NULL, rc);
         free(e);
