@@ -21,8 +21,9 @@
 #   with a probe of the machine's limit for our request mix in the same run: a Python client
 #   (boto3, 10 threads, like the CLI) doing per object exactly what the forwarder does, one
 #   conditional PutItem and one PutObject with x-amz-checksum-sha256, against the same moto.
-#   With PIN=1 (default when the machine has 2+ CPUs and taskset exists) moto runs on CPU 1 and
-#   everything else on CPU 0, so that the client's CPU and moto's are measured apart.
+#   With PIN=1 (needs 2+ CPUs and taskset) moto runs on CPU 1 and everything else on CPU 0, so
+#   that neither client's CPU competes with moto's; on a machine that other work shares, CPU 1
+#   is not moto's own and every rate drops (the default, PIN=0, lets the scheduler place them).
 # Usage: [ROUNDS=2] [PIN=0|1] tests/bench/forwarder_vs_awscli.sh [N=300] [STUDY=100]
 src=$(cd "$(dirname "$0")/../.." && pwd)
 export GW_SRC=${GW_SRC:-$src} GW_BUILD=${GW_BUILD:-$src/build}
@@ -38,13 +39,9 @@ now() { date +%s.%N; }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 MOTO_PID=$(head -1 "$T/aws/pids")
 best() { echo "if ($1 > $2) $1 else $2" | bc -l; }
-PIN=${PIN:-auto}
-if [[ $PIN == auto ]]; then
-    PIN=0
-    [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null && PIN=1
-fi
+PIN=${PIN:-0}
 ON0=()
-if [[ $PIN == 1 ]]; then
+if [[ $PIN == 1 ]] && [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
     taskset -apc 1 "$MOTO_PID" >/dev/null # every thread of moto on CPU 1
     ON0=(taskset -c 0)
     CORE_ENV=(taskset -c 0)
