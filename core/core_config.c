@@ -274,6 +274,11 @@ static const struct cfgread_enum g_backends[] = {
     {"aws", 1, NULL},
     {NULL, 0, NULL},
 };
+static const struct cfgread_enum g_checksums[] = {
+    {"sha256", SPOOL_CHECKSUM_SHA256, NULL},
+    {"crc64nvme", SPOOL_CHECKSUM_CRC64NVME, NULL},
+    {NULL, 0, NULL},
+};
 static const struct cfgread_enum g_acks[] = {
     {"spool", SPOOL_ACK_SPOOL, NULL},
     {"s3", SPOOL_ACK_S3, NULL},
@@ -298,6 +303,7 @@ static const struct cfgread_key g_keys[] = {
     CFGREAD_ENUM("ack", CC, ack, g_acks, SPOOL_ACK_SPOOL, .env = "DICOM_CORE_ACK",
                  .flags = CFGREAD_EMPTY_KEEPS),
     CFGREAD_BOOL("fsync", CC, fsync, true, .env = "DICOM_CORE_FSYNC"),
+    CFGREAD_ENUM("spool_checksum", CC, spool_checksum, g_checksums, SPOOL_CHECKSUM_SHA256),
     CFGREAD_U64("min_free_bytes", CC, min_free_bytes, 0, UINT64_MAX / 2, 1ull << 30,
                 .env = "DICOM_CORE_MIN_FREE_BYTES"),
     CFGREAD_U32("max_pdu", CC, max_pdu, 4096, 16u << 20, 262144),

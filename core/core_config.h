@@ -44,6 +44,10 @@ struct core_client {
     struct grants grants; /* from services and read_scope */
 };
 
+/* The spool's checksum of each object (its sidecar): CRC-64/NVME always; SHA-256 too unless
+ * told to skip it (a backend that keys on SHA-256, aws, needs it). */
+enum spool_checksum { SPOOL_CHECKSUM_SHA256 = 0, SPOOL_CHECKSUM_CRC64NVME = 1 };
+
 struct core_config {
     char ae_title[17];
     bool check_called_ae;                    /* reject other called AE titles (reason 7) */
@@ -54,6 +58,7 @@ struct core_config {
     char spool_dir[CFG_PATH_MAX];
     enum spool_ack ack;
     bool fsync;                              /* false only for benchmarks: weakens durability */
+    enum spool_checksum spool_checksum;
     uint64_t min_free_bytes;                 /* refuse stores (0xA700) under this free space */
     uint32_t max_pdu;                        /* our maximum receive PDU length */
     uint32_t max_associations;               /* established associations at once */

@@ -141,6 +141,12 @@ static int config_load_checked(const char *path, struct core_config *cfg, struct
     }
     if (ops->check_config(cfg->backend_json, cfg->ack, errs) < 0)
         rc = ERR_CONFIG;
+    if (ops->needs_sha256 && cfg->spool_checksum != SPOOL_CHECKSUM_SHA256) {
+        wbuf_printf(errs, "spool_checksum: the %s backend keys its records on SHA-256: use "
+                          "\"sha256\"\n",
+                    ops->name);
+        rc = ERR_CONFIG;
+    }
     return rc;
 }
 

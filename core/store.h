@@ -30,6 +30,8 @@ struct store_params {
     uint64_t assoc_id;
     size_t buf_cap;           /* each of the two buffers; >= the largest single append */
     bool early_sync;          /* fsync mode: start writeback while receiving */
+    bool sha256;              /* compute the SHA-256 too (spool_checksum "sha256"); the
+                                 CRC-64/NVME is always computed */
     struct backend *ack_via;  /* ack "s3"/"healthimaging": success waits for this backend's
                                  backend_await (NULL: success once durable in the spool) */
 };
@@ -65,7 +67,8 @@ void store_release_buffers(void);
 
 /* Accessors for logs and metrics. */
 uint64_t store_bytes(const struct store_obj *o);
-const char *store_sha256_hex(const struct store_obj *o);
+const char *store_sha256_hex(const struct store_obj *o); /* "" without spool_checksum sha256 */
+const char *store_crc64_hex(const struct store_obj *o);  /* 16 lowercase hex digits */
 const struct ds_uids *store_uids(const struct store_obj *o);
 const char *store_id(const struct store_obj *o);
 

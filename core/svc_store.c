@@ -70,7 +70,9 @@ static void log_store(const struct assoc *a, const struct dimse_cmd *req, uint16
     if (status == DIMSE_SUCCESS) {
         log_str(&lb, "spool_id", store_id(o));
         log_u64(&lb, "bytes", store_bytes(o));
-        log_str(&lb, "sha256", store_sha256_hex(o));
+        if (store_sha256_hex(o)[0])
+            log_str(&lb, "sha256", store_sha256_hex(o));
+        log_str(&lb, "crc64nvme", store_crc64_hex(o));
     }
     log_end(&lb);
 }
@@ -171,6 +173,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
         /* two buffers of 1 MiB (or two PDUs): large writes, few hand-offs to the disk */
         .buf_cap = (size_t)max_pdu * 2 > STORE_BUF ? (size_t)max_pdu * 2 : STORE_BUF,
         .early_sync = cfg->fsync,
+        .sha256 = cfg->spool_checksum == SPOOL_CHECKSUM_SHA256,
         .ack_via = cfg->ack != SPOOL_ACK_SPOOL ? ctx->backend : NULL,
     };
     int rc = store_begin(ctx->loop, &ctx->spool, ctx->committer, &p, &op->obj);

@@ -446,6 +446,7 @@ static int ops_cli(const char *cmd, int argc, char **argv, const char *spool_dir
 
 const struct backend_ops aws_backend_ops = {
     .name = "aws",
+    .needs_sha256 = true, /* DynamoDB items are keyed INSTANCE#<sop> / SHA256#<hash> */
     .check_config = ops_check_config,
     .start = ops_start,
     .notify = ops_notify,

@@ -42,13 +42,14 @@ static int on_replay(void *arg, const cJSON *rec)
     struct file_backend *b = arg;
     const char *ev = jstr(rec, "ev"), *id = jstr(rec, "id"), *key = jstr(rec, "key");
     const char *sop = jstr(rec, "sop_instance_uid"), *sha = jstr(rec, "sha256");
+    const char *crc = jstr(rec, "crc64nvme");
     if (!ev)
         return 0;
     if (strcmp(ev, "assign") == 0 && id && key)
         return strmap_put(&b->assigned, id, key);
-    if (strcmp(ev, "stored") == 0 && sop && sha) {
+    if (strcmp(ev, "stored") == 0 && sop && (sha || crc)) {
         char k[200];
-        snprintf(k, sizeof k, "%s|%s", sop, sha);
+        file_backend_stored_key(sop, sha, crc, k, sizeof k);
         return strmap_put(&b->stored, k, NULL);
     }
     return 0;

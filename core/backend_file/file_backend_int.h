@@ -49,6 +49,10 @@ struct file_backend {
 };
 
 uint64_t file_backend_now_ms(void);
+/* What makes a copy the same copy: the SOP Instance UID and the content's hash (the SHA-256, or
+ * the CRC-64/NVME where the spool computed no SHA-256). */
+void file_backend_stored_key(const char *sop, const char *sha, const char *crc, char *k,
+                             size_t cap);
 /* One step: up to FILE_BACKEND_STEP ready entries. How many were finished, or < 0. */
 int file_backend_step(struct file_backend *b);
 /* Close the open batch (a journal "job" record, as a HealthImaging import job would be). */

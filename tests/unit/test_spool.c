@@ -233,3 +233,26 @@ Test(spool_journal, replay_skips_a_torn_last_line_and_compaction_replaces)
     unlink(path);
     rmdir(dir);
 }
+
+Test(spool_sidecar, a_crc64_alone_is_a_checksum_and_none_at_all_is_refused)
+{
+    struct spool_sidecar a, b;
+    fill(&a);
+    a.sha256[0] = '\0';
+    snprintf(a.crc64nvme, sizeof a.crc64nvme, "ae8b14860a799888");
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(spool_sidecar_encode(&a, &text, &len), 0);
+    cr_assert_null(strstr(text, "\"sha256\""), "no empty sha256 written: %s", text);
+    cr_assert_eq(spool_sidecar_decode(text, len, &b), 0);
+    cr_assert_str_eq(b.crc64nvme, "ae8b14860a799888");
+    free(text);
+    a.crc64nvme[0] = '\0';
+    cr_assert_eq(spool_sidecar_encode(&a, &text, &len), 0);
+    cr_assert_eq(spool_sidecar_decode(text, len, &b), ERR_MALFORMED, "no checksum: %s", text);
+    free(text);
+    static const char bad_crc[] =
+        "{\"sop_instance_uid\":\"1.2.3\",\"study_instance_uid\":\"1.2\",\"series_instance_uid\":"
+        "\"1.3\",\"bytes\":1,\"crc64nvme\":\"zz8b14860a799888\"}";
+    cr_assert_eq(spool_sidecar_decode(bad_crc, sizeof bad_crc - 1, &b), ERR_MALFORMED);
+}
