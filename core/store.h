@@ -1,5 +1,5 @@
 /* store: one object being received. It writes the Part-10 file (preamble, File Meta Information,
- * then the dataset bytes exactly as received) into the spool's tmp area through two capped
+ * then the dataset bytes exactly as received) into the spool (spool_obj_create) through two capped
  * buffers: the loop thread fills one while a threadpool worker writes the other and hashes it
  * (SHA-256 of the whole file). The dataset scanner reads the UIDs on the way. At the end the
  * object is checked and handed to the group committer; the callback gets the DIMSE status. */
