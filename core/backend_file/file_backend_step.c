@@ -148,6 +148,8 @@ static int take(struct file_backend *b, char (*ids)[SPOOL_ID_MAX], int n, struct
         }
         if (torn(b, e, path))
             continue;
+        file_commit_note(b->commit_ix, e->sc.sop_instance, e->sc.sha256, e->sc.sop_class,
+                         e->sc.received_end, COPY_SPOOL);
         TRY(assign(b, e));
         count++;
     }
@@ -246,6 +248,9 @@ int file_backend_step(struct file_backend *b)
         stored_key(&e->sc, k, sizeof k);
         if ((rc = strmap_put(&b->stored, k, NULL)) < 0)
             goto out;
+        if (!e->dup)
+            file_commit_note(b->commit_ix, e->sc.sop_instance, e->sc.sha256, e->sc.sop_class,
+                             e->sc.received_end, COPY_STORED);
         spool_entry_release(b->spool, e->id, e->sc.bytes);
         if (e->dup)
             b->stats.duplicates++;
