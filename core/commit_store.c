@@ -154,8 +154,8 @@ static void list_one(void *arg, const char *uid, const struct commit_txn *t, con
             unlink(path); /* remembered long enough */
         return;
     }
-    if (j->rc < 0 || j->n_uids >= 100)
-        return;
+    if (j->rc < 0)
+        return; /* every open one: this store is read only at start */
     if (j->n_uids % 16 == 0) {
         char(*nu)[65] = realloc(j->uids, (j->n_uids + 16) * sizeof *nu);
         if (!nu) {

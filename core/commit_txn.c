@@ -293,6 +293,19 @@ static void on_created(void *arg, int err)
     commit_txn_free(x);
 }
 
+/* A repeated N-ACTION: same modality, same references in the same order. */
+static bool same_request(const struct commit_txn *a, const struct commit_txn *b)
+{
+    if (strcmp(a->calling, b->calling) != 0 || a->n_refs != b->n_refs)
+        return false;
+    for (size_t i = 0; i < a->n_refs; i++) {
+        if (strcmp(a->refs[i].sop_instance, b->refs[i].sop_instance) != 0 ||
+            strcmp(a->refs[i].sop_class, b->refs[i].sop_class) != 0)
+            return false;
+    }
+    return true;
+}
+
 void commit_open(struct core_ctx *ctx, struct commit_txn *t, uint64_t assoc_id,
                  commit_open_cb cb, void *arg)
 {
@@ -302,7 +315,16 @@ void commit_open(struct core_ctx *ctx, struct commit_txn *t, uint64_t assoc_id,
         cb(arg, 0x0110, m ? "shutting down" : "Storage Commitment is not available here");
         return;
     }
-    if (commit_txn_find(m, t->uid)) {
+    struct ctxn *held = commit_txn_find(m, t->uid);
+    if (held && same_request(&held->t, t)) {
+        /* the SCU sending its N-ACTION again (it never saw our answer): the same transaction,
+         * reported on the newer association if it is still open then */
+        held->assoc_id = assoc_id;
+        commit_txn_cleanup(t);
+        cb(arg, 0x0000, NULL);
+        return;
+    }
+    if (held) {
         commit_txn_cleanup(t);
         cb(arg, 0x0115, "Transaction UID already in use");
         return;

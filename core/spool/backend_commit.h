@@ -69,7 +69,8 @@ struct backend_txn_ops {
      * that a reuse of the Transaction UID is still recognised. Only while owner holds it. */
     int (*reported)(void *impl, const char *uid, const char *owner, int64_t keep_until,
                     backend_txn_cb cb, void *arg);
-    /* Open transactions whose lease expired before now (at most 100 per call). */
+    /* Open transactions whose lease expired before now (a shared store: at most 100 per call,
+     * the rest at the next sweep; the core's own store: all of them, read once at start). */
     int (*list)(void *impl, int64_t now, backend_txn_list_cb cb, void *arg);
 };
 

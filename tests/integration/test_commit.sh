@@ -11,7 +11,9 @@
 #    a modality without the commit grant has its context rejected;
 #  - the modality refuses the report's association twice: retried with backoff, delivered once;
 #  - kill -9 of the core between the N-ACTION and the report, then a restart: `dicom-core
-#    status` shows the transaction open, the report still comes once the object is there, once;
+#    status` shows the transaction open; the same N-ACTION repeated is accepted as the same
+#    transaction, other references under its UID are not (0115H); the report still comes once
+#    the object is there, once;
 #  - metrics.
 set -uo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -206,6 +208,13 @@ wait "$core" 2>/dev/null
 grep -q "1 open transaction" "$T/status.out" && ok "dicom-core status shows the open transaction" ||
     fail "status: $(cat "$T/status.out")"
 start_core auto
+for _ in $(seq 100); do grep -q '"ev":"commit_resumed","transaction_uid":"'"$t6"'"' "$T/core.log" && break; sleep 0.1; done
+request "$t6" "$T/c/refs.txt" 0
+[[ $(action_status) == 0 ]] && ok "the same N-ACTION again while open: success (the same transaction)" ||
+    fail "repeated N-ACTION: $(cat "$T/rq.out")"
+request "$t6" "$T/b/refs.txt" 0
+[[ $(action_status) == 277 ]] && ok "its Transaction UID with other references: 0115H" ||
+    fail "reused Transaction UID: $(cat "$T/rq.out")"
 store "$T/c"
 if wait_report "$t6" 20; then
     sleep 2
