@@ -9,6 +9,7 @@
 # and the requests per transaction: commitment's own DynamoDB requests (the core's
 # dicom_core_commit_backend_requests), and the whole pipeline's HealthImaging requests per
 # operation for that study (the emulator's counters, /_emulator/state).
+# Each point gets a study of its own (a resent study would be recognised as duplicates).
 # Timing only: never pass/fail. Env: N (instances, default 100), POINTS (subset of
 # "spool stored s3 hi-import hi-stow").
 set -euo pipefail
@@ -19,8 +20,6 @@ N=${N:-100}
 POINTS=${POINTS:-spool stored s3 hi-import hi-stow}
 source "$GW_SRC/tests/integration/lib_forwarder.sh"
 SCU=(node "$GW_SRC/tests/support/commit_scu.js")
-gen_objects "$T/study" "$N" 64
-awk '{print "1.2.840.10008.5.1.4.1.1.2", $2}' "$T/study/uids.txt" >"$T/refs.txt"
 printf "%-10s %-7s %14s %15s %9s %s\n" point backend last_store_ms n_action_rsp_ms ddb_reqs \
     "healthimaging requests (whole pipeline, this study)"
 
@@ -32,8 +31,10 @@ hi_state() { curl -sf "$HI_ENDPOINT/_emulator/state" | jq -c '.counters.requests
 
 run_point() { # run_point NAME BACKEND POINT [hi extra]
     local name=$1 backend=$2 point=$3 extra=${4:-}
-    rm -rf "$T/spool" "$T/store"
+    rm -rf "$T/spool" "$T/store" "$T/study"
     : >"$T/core.log"
+    gen_objects "$T/study" "$N" 64 # a new study each time: never a duplicate of an earlier run
+    awk '{print "1.2.840.10008.5.1.4.1.1.2", $2}' "$T/study/uids.txt" >"$T/refs.txt"
     if [[ $backend == file ]]; then
         CORE_PORT=$(free_port) HTTP_PORT=$(free_port)
         cat >"$T/core.json" <<EOF
