@@ -114,6 +114,7 @@ struct assoc {
     bool release_wanted; /* drain: release when idle */
     uint16_t next_msg_id;
     struct rsp_wait *waits;
+    bool out_open;       /* a message of ours is half sent (its dataset is still to come) */
 
     uint64_t bytes_in, bytes_out, objects, failures;
     const char *end_reason;

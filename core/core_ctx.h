@@ -15,6 +15,7 @@
 
 struct backend;
 struct assoc;
+struct commit_mgr;
 
 struct core_metrics {
     struct metric_counter *assoc_accepted, *assoc_rejected, *assoc_aborted, *assoc_released;
@@ -40,6 +41,7 @@ struct core_ctx {
     bool draining;
     struct assoc *assocs; /* intrusive list of live connections */
     void (*on_last_assoc)(struct core_ctx *ctx); /* drain: fired when none is left, either way */
+    struct commit_mgr *commit; /* Storage Commitment transactions (commit_txn.h), or NULL */
 };
 
 /* core_metrics.c: register the core's metrics in ctx->metrics. 0 or ERR_NOMEM. */

@@ -7,10 +7,12 @@
 
 #include "assoc.h"
 #include "common/cli.h"
+#include "commit_txn.h"
 #include "common/log.h"
 #include "core_config.h"
 #include "core_ctx.h"
 #include "main_backends.h"
+#include "main_status.h"
 #include "server.h"
 #include "sop_registry.h"
 #include "spool/spool_backend.h"
@@ -34,8 +36,10 @@ static const char g_usage[] =
     "  --version               print the version\n"
     "  --help                  this text\n"
     "\n"
-    "  status, failed, redrive the backend's own commands (aws backend: its state, FAILED\n"
-    "                          objects, importing them again)\n"
+    "  status                  the spool and open Storage Commitment transactions, then\n"
+    "                          the backend's state (aws backend)\n"
+    "  failed, redrive         the aws backend's commands: FAILED objects, importing them\n"
+    "                          again\n"
     "\n"
     "Signals: SIGHUP reloads the configuration for new associations; SIGTERM or SIGINT stops\n"
     "accepting, lets live associations finish (drain_ms), then exits.\n";
@@ -66,6 +70,7 @@ static void finish_shutdown(struct app *app)
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
+    commit_stop(&app->ctx);
     spool_commit_stop(app->ctx.committer); /* waits for queued commits, then closes its handle */
     app->ctx.committer = NULL;
     log_msg(LOG_INFO, "stopped", "drained");
@@ -286,7 +291,14 @@ static int subcommand(int argc, char **argv)
         return 1;
     }
     const struct backend_ops *ops = backend_find(g_core_backends, cfg.backend_type);
+    bool status = strcmp(argv[1], "status") == 0; /* the core's part, then the backend's */
+    bool json = false;
+    for (int i = 1; i < n_rest; i++)
+        json = json || strcmp(rest[i], "--json") == 0;
+    int core_rc = status ? main_status(cfg.spool_dir, json) : 0;
     rc = ops->cli ? ops->cli(argv[1], n_rest, rest, cfg.spool_dir, cfg.backend_json) : -1;
+    if (status && rc < 0)
+        rc = core_rc;
     if (rc < 0) {
         fprintf(stderr, "dicom-core %s: not a command of the %s backend\n", argv[1],
                 cfg.backend_type);
@@ -362,7 +374,7 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = spool_commit_start(ctx->loop, &ctx->spool, cfg->fsync, &ctx->committer);
-    if (rc < 0 || server_start(&app.srv, ctx) < 0)
+    if (rc < 0 || commit_start(ctx) < 0 || server_start(&app.srv, ctx) < 0)
         return 1;
     uv_timer_init(ctx->loop, &app.drain_timer);
     app.drain_timer.data = &app;

@@ -62,6 +62,12 @@ void file_backend_stored_key(const char *sop, const char *sha, const char *crc, 
         snprintf(k, cap, "%s|crc:%s", sop, crc ? crc : "");
 }
 
+/* The hash a copy is known by: its SHA-256, or its CRC-64/NVME without one. */
+static const char *copy_hash(const struct spool_sidecar *sc)
+{
+    return sc->sha256[0] ? sc->sha256 : sc->crc64nvme;
+}
+
 static void stored_key(const struct spool_sidecar *sc, char *k, size_t cap)
 {
     file_backend_stored_key(sc->sop_instance, sc->sha256, sc->crc64nvme, k, cap);
@@ -172,6 +178,8 @@ static int take(struct file_backend *b, char (*ids)[SPOOL_ID_MAX], int n, struct
         }
         if (torn(b, e, path))
             continue;
+        file_commit_note(b->commit_ix, e->sc.sop_instance, copy_hash(&e->sc), e->sc.sop_class,
+                         e->sc.received_end, COPY_SPOOL);
         TRY(assign(b, e));
         count++;
     }
@@ -270,6 +278,9 @@ int file_backend_step(struct file_backend *b)
         stored_key(&e->sc, k, sizeof k);
         if ((rc = strmap_put(&b->stored, k, NULL)) < 0)
             goto out;
+        if (!e->dup)
+            file_commit_note(b->commit_ix, e->sc.sop_instance, copy_hash(&e->sc),
+                             e->sc.sop_class, e->sc.received_end, COPY_STORED);
         spool_entry_release(b->spool, e->id, e->sc.bytes);
         if (e->dup)
             b->stats.duplicates++;
