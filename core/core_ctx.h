@@ -15,6 +15,7 @@
 
 struct backend;
 struct assoc;
+struct core_audit;
 
 struct core_metrics {
     struct metric_counter *assoc_accepted, *assoc_rejected, *assoc_aborted, *assoc_released;
@@ -32,6 +33,7 @@ struct core_ctx {
     SSL_CTX *client_tls; /* for associations we open (cfg "client_tls"), or NULL */
     struct metrics *metrics;
     struct core_metrics m;
+    struct core_audit *audit; /* the audit trail (core_audit.h), or NULL when not configured */
     uint32_t active;     /* associations (connections) accepted and alive */
     uint32_t outbound;   /* associations we requested, alive */
     uint32_t established; /* accepted associations past A-ASSOCIATE-AC (max_associations) */

@@ -68,5 +68,8 @@ uint64_t store_bytes(const struct store_obj *o);
 const char *store_sha256_hex(const struct store_obj *o);
 const struct ds_uids *store_uids(const struct store_obj *o);
 const char *store_id(const struct store_obj *o);
+/* The object's Patient ID (ds_scan_patient_id), for the audit trail only (core_audit_stored):
+ * never into logs, sidecars or tables. "" when unknown. Lives as long as o. */
+const char *store_patient_id(const struct store_obj *o);
 
 #endif
