@@ -182,6 +182,15 @@ bool core_audit_status_ok(uint16_t status)
            (status & 0xF000) == 0xB000;
 }
 
+/* The audit trail of a's program with the peer described in *cp, or NULL (audit off). */
+static struct audit *event_of(const struct assoc *a, struct core_party *cp)
+{
+    struct audit *au = core_audit_of(a);
+    if (au)
+        core_party_of(a, cp);
+    return au;
+}
+
 /* ---- the association ------------------------------------------------------------------------- */
 
 void core_audit_tls_auth(struct assoc *a, const char *tcp_peer, SSL *ssl, bool ok,
@@ -204,11 +213,10 @@ void core_audit_tls_auth(struct assoc *a, const char *tcp_peer, SSL *ssl, bool o
 
 void core_audit_refused(struct assoc *a, const char *why)
 {
-    struct audit *au = core_audit_of(a);
+    struct core_party cp;
+    struct audit *au = event_of(a, &cp);
     if (!au)
         return;
-    struct core_party cp;
-    core_party_of(a, &cp);
     (void)audit_policy_refused(au, &cp.p, why);
 }
 
@@ -223,11 +231,10 @@ static const char *status_text(uint16_t status, char *buf, size_t cap)
 void core_audit_query(struct assoc *a, const char *sop_class, const struct dcm_ds *identifier,
                       uint16_t status)
 {
-    struct audit *au = core_audit_of(a);
+    struct core_party cp;
+    struct audit *au = event_of(a, &cp);
     if (!au)
         return;
-    struct core_party cp;
-    core_party_of(a, &cp);
     struct wbuf ds;
     wbuf_init(&ds, QUERY_MAX);
     bool have = identifier && dcm_ds_write(identifier, DCM_TS_EXPLICIT_LE, &ds) == 0;
@@ -253,11 +260,10 @@ void core_audit_accessed(struct assoc *a, char action, const char *sop_class,
                          const char *study_uid, const char *patient_id, uint64_t n,
                          uint16_t status)
 {
-    struct audit *au = core_audit_of(a);
+    struct core_party cp;
+    struct audit *au = event_of(a, &cp);
     if (!au)
         return;
-    struct core_party cp;
-    core_party_of(a, &cp);
     bool ok = core_audit_status_ok(status);
     struct audit_sop_count sop = {.uid = sop_class, .ok = ok ? n : 0, .failed = ok ? 0 : n};
     char why[40];
@@ -350,11 +356,10 @@ void core_audit_commitment(struct assoc *a, const char *transaction_uid,
                            const struct core_audit_commit_ref *refs, size_t n,
                            const char *failure)
 {
-    struct audit *au = core_audit_of(a);
-    if (!au || !refs)
-        return;
     struct core_party cp;
-    core_party_of(a, &cp);
+    struct audit *au = refs ? event_of(a, &cp) : NULL;
+    if (!au)
+        return;
     for (size_t i = 0; i < n; i++) {
         bool earlier = false; /* this study was reported with an earlier ref */
         for (size_t j = 0; j < i && !earlier; j++)

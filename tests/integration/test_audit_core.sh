@@ -90,14 +90,6 @@ stop_core() { # pid: SIGTERM, wait (bounded)
     for _ in $(seq 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
     fail "dicom-core $1 did not stop"
 }
-lines() { [[ -f $1 ]] && wc -l <"$1" || echo 0; }
-wait_lines() { # file count [tenths]
-    for _ in $(seq "${3:-100}"); do
-        (($(lines "$1") >= $2)) && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # One line per message: EventID types action outcome users=... pos=... desc=...
 summary() {
     /usr/bin/python3 - "$1" <<'PY'
@@ -135,17 +127,17 @@ echo "1. --check-config checks the audit object's files"
 start core
 wait_port "$PC" || { fail "core did not start: $(tail -3 "$T/core/core.log")"; exit 1; }
 CORE1=$CPID
-wait_lines "$LOG" 1 50 || fail "no Application Start from the core"
+rsyslog_wait_lines "$LOG" 1 50 || fail "no Application Start from the core"
 
 # 2. a store of a two-study set over TLS
 export TCP_NODELAY=1
 scu storescu ct1 MOD1 DICOM_CORE "$PC" +sd +r "$T/set" >"$T/store.out" 2>&1 || fail "storescu: $(tail -3 "$T/store.out")"
-wait_lines "$LOG" 6 100 || fail "store: $(lines "$LOG") messages, want 6"
+rsyslog_wait_lines "$LOG" 6 100 || fail "store: $(rsyslog_lines "$LOG") messages, want 6"
 # 3. a refusal: the wrong called AE title
 scu echoscu ct1 MOD1 WRONG_AE "$PC" >"$T/refused.out" 2>&1 && fail "a wrong called AE title was accepted"
 # 4. a certificate from a CA the core does not trust
 scu echoscu otherca MOD1 DICOM_CORE "$PC" >"$T/otherca.out" 2>&1 && fail "a certificate from the wrong CA was accepted"
-wait_lines "$LOG" 9 100 || fail "refusals: $(lines "$LOG") messages, want 9"
+rsyslog_wait_lines "$LOG" 9 100 || fail "refusals: $(rsyslog_lines "$LOG") messages, want 9"
 # 5. reloads: an invalid file is refused, a changed audit object needs a restart
 cp "$T/core/core.json" "$T/core/core.json.good"
 echo '{ "listen": ' >"$T/core/core.json"
@@ -155,7 +147,7 @@ sed 's/"source_id": "gw-core-test"/"source_id": "gw-core-test-2"/' "$T/core/core
 kill -HUP "$CORE1"
 wait_log "$T/core/core.log" '"ev":"reloaded"' 50 || fail "no reloaded logged"
 grep '"reload_partial"' "$T/core/core.log" | grep -q audit || fail "reload_partial does not say that audit needs a restart"
-wait_lines "$LOG" 11 100 || fail "reloads: $(lines "$LOG") messages, want 11"
+rsyslog_wait_lines "$LOG" 11 100 || fail "reloads: $(rsyslog_lines "$LOG") messages, want 11"
 
 # 6. the collector stopped and restarted while refusals go on
 for i in $(seq -w 1 12); do
