@@ -251,5 +251,10 @@ curl -fs "http://127.0.0.1:$PH2/metrics" | grep -q '^dicom_core_audit_repository
 stop_core "$CORE2"
 echo "8. fail_closed: refused while full (transient, logged, blocking metric), accepted again after the drain; $lost lost reported"
 
+# a sanitizer build (ASan/UBSan) reports on stderr: none may have spoken
+if grep -l 'Sanitizer\|runtime error:' "$T"/core*/core.log >/dev/null 2>&1; then
+    fail "sanitizer report: $(grep -h -m3 'Sanitizer\|runtime error:' "$T"/core*/core.log)"
+fi
+
 [[ $rc == 0 ]] && echo "PASS: audit core"
 exit $rc
