@@ -59,7 +59,7 @@ void core_audit_tls_ctx(SSL_CTX *server);
  * (tls_fail_reason's words). ssl gives the certificate's subject, serial and fingerprint. */
 void core_audit_tls_auth(struct assoc *a, const char *tcp_peer, SSL *ssl, bool ok,
                          const char *reason);
-/* Security Alert (Use of Restricted Function): a by our own policy refused the peer: called or
+/* Security Alert (Use of Restricted Function): our own policy refused a's peer: called or
  * calling AE title not recognized, a service not granted, a PROXY v2 header refused. why is our
  * own text (no input bytes). */
 void core_audit_refused(struct assoc *a, const char *why);
