@@ -124,6 +124,8 @@ void assoc_who(const struct assoc *a, struct assoc_who *out)
     out->cert_fp = a->cert_fp;
     out->client_id = a->client_id;
     out->grants = a->grants;
+    out->requestor = a->out != NULL;
+    out->tls = a->tls != NULL || a->proxy_ssl;
 }
 
 struct core_ctx *assoc_ctx(const struct assoc *a)

@@ -86,6 +86,7 @@ struct assoc {
     struct assoc_out *out; /* the requestor role, or NULL */
     bool pre_counted;      /* holds a pre-association slot (pre_key) */
     bool proxy_grants;     /* grants came in the PROXY v2 header */
+    bool proxy_ssl;        /* the PROXY v2 header says the client came over TLS */
     struct grants grants;  /* what this client may do (set at the RQ at the latest) */
     bool established;      /* counted in ctx->established */
     uint8_t pre_key[16];

@@ -7,6 +7,7 @@
 #include "assoc.h"
 #include "commit_ds.h"
 #include "common/log.h"
+#include "core_audit.h"
 #include "dimse_service.h"
 
 struct attempt {
@@ -73,10 +74,27 @@ static void on_timeout(uv_timer_t *t)
     finish(at, ERR_IO, 0);
 }
 
+/* The audit trail's Storage Commitment message for a report the modality answered on a. */
+static void audit_report(struct attempt *at, struct assoc *a)
+{
+    struct core_audit_commit_ref *refs = calloc(at->t.n_refs ? at->t.n_refs : 1, sizeof *refs);
+    if (!refs)
+        return; /* the library counts what it could not queue; nothing to do here */
+    for (size_t i = 0; i < at->t.n_refs; i++)
+        refs[i] = (struct core_audit_commit_ref){.sop_class = at->t.refs[i].sop_class,
+                                                 .sop_instance = at->t.refs[i].sop_instance,
+                                                 .committed = at->t.refs[i].result == COMMIT_OK};
+    core_audit_commitment(a, at->t.uid, refs, at->t.n_refs,
+                          at->t.event == 1 ? NULL : "not at the commit point");
+    free(refs);
+}
+
 static void on_rsp(void *arg, const struct dimse_cmd *rsp)
 {
     struct attempt *at = arg;
     struct assoc *a = at->a;
+    if (rsp && a && rsp->command_field == DIMSE_N_EVENT_REPORT_RSP && rsp->has_status)
+        audit_report(at, a);
     if (rsp && (rsp->command_field != DIMSE_N_EVENT_REPORT_RSP || !rsp->has_status)) {
         finish(at, ERR_UNEXPECTED, 0);
         if (a)

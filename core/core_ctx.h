@@ -16,6 +16,7 @@
 struct backend;
 struct assoc;
 struct commit_mgr;
+struct core_audit;
 
 struct core_metrics {
     struct metric_counter *assoc_accepted, *assoc_rejected, *assoc_aborted, *assoc_released;
@@ -33,6 +34,7 @@ struct core_ctx {
     SSL_CTX *client_tls; /* for associations we open (cfg "client_tls"), or NULL */
     struct metrics *metrics;
     struct core_metrics m;
+    struct core_audit *audit; /* the audit trail (core_audit.h), or NULL when not configured */
     uint32_t active;     /* associations (connections) accepted and alive */
     uint32_t outbound;   /* associations we requested, alive */
     uint32_t established; /* accepted associations past A-ASSOCIATE-AC (max_associations) */

@@ -95,6 +95,8 @@ struct assoc_who {
     const char *calling, *called, *peer;
     const char *cert_cn, *cert_fp, *client_id; /* "" when unknown */
     struct grants grants; /* from the edge (PROXY v2), else the core's per-calling-AE settings */
+    bool requestor;       /* we opened it (calling is ours, called the peer's) */
+    bool tls;             /* the peer came over TLS: to our listener, or to the edge (PROXY v2) */
 };
 void assoc_who(const struct assoc *a, struct assoc_who *out);
 struct core_ctx *assoc_ctx(const struct assoc *a);

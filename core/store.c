@@ -566,3 +566,8 @@ const char *store_id(const struct store_obj *o)
 {
     return o->id;
 }
+
+const char *store_patient_id(const struct store_obj *o)
+{
+    return ds_scan_patient_id(o->scan);
+}

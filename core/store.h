@@ -71,5 +71,8 @@ const char *store_sha256_hex(const struct store_obj *o); /* "" without spool_che
 const char *store_crc64_hex(const struct store_obj *o);  /* 16 lowercase hex digits */
 const struct ds_uids *store_uids(const struct store_obj *o);
 const char *store_id(const struct store_obj *o);
+/* The object's Patient ID (ds_scan_patient_id), for the audit trail only (core_audit_stored):
+ * never into logs, sidecars or tables. "" when unknown. Lives as long as o. */
+const char *store_patient_id(const struct store_obj *o);
 
 #endif
