@@ -421,9 +421,12 @@ static int run_upload(struct pipeline *p, struct ent *e)
         drop_torn(e);
         return 1;
     }
-    if (!e->sha_checked && e->o.bytes >= p->cfg->s3.multipart_threshold) {
+    bool crc_end_to_end = p->cfg->s3.checksum == PIPELINE_CHECKSUM_CRC64NVME && e->o.crc64[0];
+    if (!e->sha_checked && !crc_end_to_end && e->o.bytes >= p->cfg->s3.multipart_threshold) {
         /* a multipart upload's checksum is built from the parts as read, so S3 cannot hold it
-         * against the sidecar's SHA-256: check the file here, once */
+         * against the sidecar's SHA-256: check the file here, once (in CRC-64/NVME mode the
+         * received bytes' CRC is the full object's checksum, which the parts must combine into
+         * and S3 checks: no pass over the file needed) */
         int v = verify_sha(path, e->o.sha);
         if (v == ERR_MISMATCH || v == -ENOENT) {
             drop_torn(e);
@@ -436,8 +439,9 @@ static int run_upload(struct pipeline *p, struct ent *e)
         e->sha_checked = true;
     }
     struct op *o = pl_op_new(p, e, NULL, 0, 0);
+    struct s3_sums sums = {.sha256_hex = e->o.sha, .crc64nvme_hex = e->o.crc64};
     int rc = o ? s3_upload_file(p->env.s3, p->cfg->s3.bucket, e->o.s3_key, path, 0, e->o.bytes,
-                                e->o.sha, p->cfg->s3.multipart_threshold, p->cfg->s3.part_size,
+                                &sums, p->cfg->s3.multipart_threshold, p->cfg->s3.part_size,
                                 on_upload, o)
                : ERR_NOMEM;
     if (rc == 0)

@@ -41,6 +41,7 @@ struct state_obj {
     char sop[65], sha[65], study[65], series[65], sop_class[65], ts[65];
     char calling[17], called[17], peer[64], cert_cn[257], cert_fp[65], client_id[129];
     uint64_t bytes;
+    char crc64[17]; /* the CRC-64/NVME of the bytes received (16 hex digits), "" when unknown */
     char received_at[40];
     char s3_key[600];
     char batch[48];

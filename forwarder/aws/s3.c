@@ -297,10 +297,40 @@ static int crc_then_send(struct s3_client *s, struct http_req *r, enum op_kind k
 
 /* ---- calls ------------------------------------------------------------------------------- */
 
+enum s3_checksum s3_client_checksum(const struct s3_client *s)
+{
+    return s->checksum;
+}
+
+int s3_crc64nvme_from_hex(const char *hex, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    for (; hex && hex[i] && i < 17; i++) {
+        char c = hex[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d > 15)
+            return ERR_MALFORMED;
+        v = v << 4 | d;
+    }
+    if (i != 16)
+        return ERR_MALFORMED;
+    *out = v;
+    return 0;
+}
+
 int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
-                       const char *path, uint64_t off, uint64_t len, const char *sha256_hex,
+                       const char *path, uint64_t off, uint64_t len, const struct s3_sums *sums,
                        s3_done_cb cb, void *arg)
 {
+    const char *sha256_hex = sums->sha256_hex;
+    uint64_t crc = 0;
+    bool crc_known = sums->crc64nvme_hex && sums->crc64nvme_hex[0];
+    if (crc_known)
+        TRY(s3_crc64nvme_from_hex(sums->crc64nvme_hex, &crc));
     uint8_t bin[32];
     TRY(sigv4_hex_to_bin32(sha256_hex, bin)); /* refuse a bad hash before building anything */
     struct http_req *r;
@@ -308,7 +338,10 @@ int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
     int rc = put_headers(s, r, "application/dicom", sha256_hex);
     if (rc == 0)
         rc = http_req_body_file(r, path, off, len);
-    if (rc == 0 && s->checksum == S3_CHECKSUM_CRC64NVME)
+    char b64[CRC64NVME_B64_LEN + 1];
+    if (rc == 0 && s->checksum == S3_CHECKSUM_CRC64NVME && crc_known)
+        rc = add_crc(r, crc, b64); /* the CRC of the bytes as received: no read here */
+    else if (rc == 0 && s->checksum == S3_CHECKSUM_CRC64NVME)
         return crc_then_send(s, r, OP_DONE, (union s3_cb){.done = cb}, arg, path, off, len,
                              put_crc_done);
     return dispatch(s, r, rc, OP_DONE, (union s3_cb){.done = cb}, arg, 0,

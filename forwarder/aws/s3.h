@@ -50,13 +50,23 @@ void s3_client_free(struct s3_client *s);
  * the S3 code, e.g. "NoSuchKey", "AccessDenied", "SignatureDoesNotMatch"). */
 typedef void (*s3_done_cb)(void *arg, const struct http_result *res);
 
-/* PutObject of len bytes of path from off, whose SHA-256 (hex, computed by the caller while
- * receiving) is sha256_hex: sent as the signed payload hash, so S3 rejects a corrupted upload
- * (XAmzContentSHA256Mismatch), and with the client's checksum: x-amz-checksum-sha256 (the same
- * hash, BadDigest) or x-amz-checksum-crc64nvme (computed from the file first). */
+/* What the caller knows of an object's bytes, computed while it received them. */
+struct s3_sums {
+    const char *sha256_hex;    /* required: 64 hex digits */
+    const char *crc64nvme_hex; /* 16 hex digits, or NULL/"": computed from the file when needed */
+};
+/* The client's checksum mode. */
+enum s3_checksum s3_client_checksum(const struct s3_client *s);
+/* 16 hex digits (any case) to a CRC. 0 or ERR_MALFORMED. */
+MUST_CHECK int s3_crc64nvme_from_hex(const char *hex, uint64_t *out);
+
+/* PutObject of len bytes of path from off, whose SHA-256 is sums->sha256_hex: sent as the
+ * signed payload hash, so S3 rejects a corrupted upload (XAmzContentSHA256Mismatch), and with
+ * the client's checksum: x-amz-checksum-sha256 (the same hash, BadDigest) or
+ * x-amz-checksum-crc64nvme (sums->crc64nvme_hex, else computed from the file first). */
 MUST_CHECK int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
                                   const char *path, uint64_t off, uint64_t len,
-                                  const char *sha256_hex, s3_done_cb cb, void *arg);
+                                  const struct s3_sums *sums, s3_done_cb cb, void *arg);
 /* PutObject from memory (copied); the hash is computed here. */
 MUST_CHECK int s3_put_object_mem(struct s3_client *s, const char *bucket, const char *key,
                                  const void *p, size_t n, const char *content_type,
@@ -117,12 +127,14 @@ MUST_CHECK int s3_head_object(struct s3_client *s, const char *bucket, const cha
  * multipart upload in parts of part_size (>= 5 MiB, the last smaller; doubled while over 10,000
  * parts), up to 4 parts in flight, each streamed from the file; on any failure the upload is
  * aborted (best effort, once no part is in flight) before cb runs with the first failure.
- * sha256_hex is the whole object's hash (used for the single PUT; multipart parts carry their
- * own checksums). s3_upload.c. */
+ * sums are the whole object's (the single PUT's; multipart parts carry their own checksums). In
+ * CRC-64/NVME mode a multipart upload whose parts' CRCs do not combine into
+ * sums->crc64nvme_hex (the file is not the bytes received) is not completed: cb gets
+ * HTTP_ERR_STATUS with error_code "BadDigest", as S3 would answer. s3_upload.c. */
 MUST_CHECK int s3_upload_file(struct s3_client *s, const char *bucket, const char *key,
                               const char *path, uint64_t off, uint64_t len,
-                              const char *sha256_hex, uint64_t threshold, uint64_t part_size,
-                              s3_done_cb cb, void *arg);
+                              const struct s3_sums *sums, uint64_t threshold,
+                              uint64_t part_size, s3_done_cb cb, void *arg);
 
 /* Pure helper. Appends the path-encoded key ("a b/c" -> "a%20b/c") to out. */
 void s3_key_path(struct wbuf *out, const char *key);

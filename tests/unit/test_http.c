@@ -456,6 +456,8 @@ struct s3_outcome {
     struct http_result res;
 };
 
+static const struct s3_sums empty_sums = {.sha256_hex = SIGV4_EMPTY_SHA256};
+
 static void on_s3(void *arg, const struct http_result *res)
 {
     struct s3_outcome *o = arg;
@@ -495,8 +497,9 @@ Test(s3, put_object_sends_checksum_sse_kms_and_a_path_style_encoded_key)
     char hex[65];
     sigv4_sha256_hex("hello", 5, hex);
     struct s3_outcome o = {0};
-    cr_assert_eq(s3_put_object_file(s3, "bkt", "dicom/b 1/1.2.dcm", path, 0, 5, hex, on_s3, &o),
-                 0);
+    struct s3_sums sums = {.sha256_hex = hex};
+    cr_assert_eq(
+        s3_put_object_file(s3, "bkt", "dicom/b 1/1.2.dcm", path, 0, 5, &sums, on_s3, &o), 0);
     run_until(&f, &o.done);
     cr_assert_eq(o.res.err, 0);
     const char *h = f.srv.seen_head[0];
@@ -529,7 +532,7 @@ Test(s3, a_failed_part_aborts_the_multipart_upload)
     struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
     char *path = zero_file(11u << 20); /* three parts of 5 MiB */
     struct s3_outcome o = {0};
-    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 11u << 20, SIGV4_EMPTY_SHA256,
+    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 11u << 20, &empty_sums,
                                 5u << 20, 5u << 20, on_s3, &o),
                  0);
     run_until(&f, &o.done);
@@ -560,7 +563,7 @@ Test(s3, complete_answering_200_with_an_error_body_is_a_failure)
     struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
     char *path = zero_file(6u << 20);
     struct s3_outcome o = {0};
-    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 6u << 20, SIGV4_EMPTY_SHA256,
+    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 6u << 20, &empty_sums,
                                 5u << 20, 8u << 20, on_s3, &o),
                  0);
     run_until(&f, &o.done);
@@ -640,7 +643,8 @@ Test(s3, crc64nvme_put_sends_the_files_crc_and_keeps_the_sha256_payload_hash)
     sigv4_sha256_hex(d, 70000, hex);
     crc64nvme_base64(crc64nvme_portable(0, d, 70000), b64);
     struct s3_outcome o = {0};
-    cr_assert_eq(s3_put_object_file(s3, "bkt", "k.dcm", path, 0, 70000, hex, on_s3, &o), 0);
+    struct s3_sums sums = {.sha256_hex = hex};
+    cr_assert_eq(s3_put_object_file(s3, "bkt", "k.dcm", path, 0, 70000, &sums, on_s3, &o), 0);
     run_until(&f, &o.done);
     cr_assert_eq(o.res.err, 0);
     const char *h = f.srv.seen_head[0];
@@ -673,10 +677,13 @@ Test(s3, crc64nvme_multipart_sends_each_parts_crc_and_the_full_objects)
     size_t n = (11u << 20) + 12345; /* parts of 5 MiB, 5 MiB and the rest */
     uint8_t *d;
     char *path = pattern_file(n, &d);
+    char whole_hex[17];
+    snprintf(whole_hex, sizeof whole_hex, "%016llx",
+             (unsigned long long)crc64nvme_portable(0, d, n));
+    struct s3_sums sums = {.sha256_hex = SIGV4_EMPTY_SHA256, .crc64nvme_hex = whole_hex};
     struct s3_outcome o = {0};
-    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, n, SIGV4_EMPTY_SHA256, 5u << 20,
-                                5u << 20, on_s3, &o),
-                 0);
+    cr_assert_eq(
+        s3_upload_file(s3, "bkt", "k.dcm", path, 0, n, &sums, 5u << 20, 5u << 20, on_s3, &o), 0);
     run_until(&f, &o.done);
     cr_assert_eq(o.res.err, 0, "%s", o.res.message);
     cr_assert_eq(f.srv.n_seen, 5);
@@ -706,6 +713,74 @@ Test(s3, crc64nvme_multipart_sends_each_parts_crc_and_the_full_objects)
     want_header(f.srv.seen_head[4], "x-amz-checksum-type", "FULL_OBJECT");
     cr_assert(strstr(f.srv.seen_body[4], "<ChecksumCRC64NVME>"), "%s", f.srv.seen_body[4]);
     cr_assert_null(strstr(f.srv.seen_body[4], "SHA256"), "%s", f.srv.seen_body[4]);
+    creds_provider_close(cp);
+    s3_client_free(s3);
+    unlink(path);
+    free(path);
+    free(d);
+    fx_stop(&f);
+}
+
+Test(s3, crc64nvme_put_takes_the_crc_of_the_bytes_received_without_reading_the_file)
+{
+    static const struct hs_canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
+    struct fixture f;
+    fx_start(&f, s, 1, 1);
+    struct creds_provider *cp = env_provider(&f);
+    struct s3_client *s3 = s3_crc_for(&f, cp);
+    uint8_t *d;
+    char *path = pattern_file(1000, &d);
+    char hex[65], b64[CRC64NVME_B64_LEN + 1];
+    sigv4_sha256_hex(d, 1000, hex);
+    /* not the file's CRC: what the caller says it received is what S3 is asked to check */
+    crc64nvme_base64(0x0123456789abcdefull, b64);
+    struct s3_sums sums = {.sha256_hex = hex, .crc64nvme_hex = "0123456789ABCDEF"};
+    struct s3_outcome o = {0};
+    cr_assert_eq(s3_put_object_file(s3, "bkt", "k.dcm", path, 0, 1000, &sums, on_s3, &o), 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, 0);
+    want_header(f.srv.seen_head[0], "x-amz-checksum-crc64nvme", b64);
+    struct s3_sums bad = {.sha256_hex = hex, .crc64nvme_hex = "0123"};
+    cr_assert_eq(s3_put_object_file(s3, "bkt", "k.dcm", path, 0, 1000, &bad, on_s3, &o),
+                 ERR_MALFORMED);
+    creds_provider_close(cp);
+    s3_client_free(s3);
+    unlink(path);
+    free(path);
+    free(d);
+    fx_stop(&f);
+}
+
+Test(s3, crc64nvme_multipart_whose_parts_are_not_the_bytes_received_is_never_completed)
+{
+    static const struct hs_canned s[] = {
+        {200, NULL, "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
+                    "</InitiateMultipartUploadResult>"},
+        {200, "ETag: \"p\"\r\n", NULL},
+        {200, "ETag: \"p\"\r\n", NULL},
+        {204, NULL, NULL}};
+    struct fixture f;
+    fx_start(&f, s, 4, 1);
+    struct creds_provider *cp = env_provider(&f);
+    struct s3_client *s3 = s3_crc_for(&f, cp);
+    size_t n = (6u << 20) + 1;
+    uint8_t *d;
+    char *path = pattern_file(n, &d);
+    char good[17], bad[17];
+    uint64_t crc = crc64nvme_portable(0, d, n);
+    snprintf(good, sizeof good, "%016llx", (unsigned long long)crc);
+    snprintf(bad, sizeof bad, "%016llx", (unsigned long long)(crc ^ 1));
+    struct s3_sums sums = {.sha256_hex = SIGV4_EMPTY_SHA256, .crc64nvme_hex = bad};
+    struct s3_outcome o = {0};
+    cr_assert_eq(
+        s3_upload_file(s3, "bkt", "k.dcm", path, 0, n, &sums, 5u << 20, 5u << 20, on_s3, &o), 0);
+    run_until(&f, &o.done);
+    cr_assert_eq(o.res.err, HTTP_ERR_STATUS);
+    cr_assert_str_eq(o.res.error_code, "BadDigest");
+    cr_assert_eq(f.srv.n_seen, 4);
+    cr_assert(strstr(f.srv.seen_head[3], "DELETE /bkt/k.dcm?uploadId=u1 "), "%s",
+              f.srv.seen_head[3]); /* aborted, not completed */
+    (void)good;
     creds_provider_close(cp);
     s3_client_free(s3);
     unlink(path);
