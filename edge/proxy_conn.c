@@ -23,9 +23,17 @@ static void conn_free(struct edge_conn *c)
         proxy_audit_assoc_end(c);
         e->n_assocs--;
         metric_gauge_add(e->m.assocs_active, -1);
+        if (c->reverse) {
+            e->n_rassocs--;
+            metric_gauge_add(e->m.rassocs_active, -1);
+        }
     }
     if (c->slot_taken)
-        limits_client_put(&e->limits, c->client_id);
+        limits_client_put(&e->limits, c->limit_key);
+    if (c->reverse) {
+        e->n_rconns--;
+        metric_gauge_add(e->m.rconns_active, -1);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
