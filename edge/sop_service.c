@@ -104,8 +104,10 @@ void sop_service_names(uint32_t bits, char *out, size_t cap)
         if (!(bits & (1u << i)))
             continue;
         int n = snprintf(out + at, cap - at, "%s%s", at ? "," : "", g_names[i]);
-        if (n < 0 || (size_t)n >= cap - at)
-            return; /* cut short: what fits stays */
+        if (n < 0 || (size_t)n >= cap - at) {
+            out[at] = '\0'; /* cut short: the whole names that fit stay */
+            return;
+        }
         at += (size_t)n;
     }
 }

@@ -44,7 +44,7 @@ struct sop_proposal {
 void sop_service_check(const struct ul_assoc_rq *rq, uint32_t granted, struct sop_proposal *out);
 
 /* The names of the services in bits, comma-separated ("store,commit"; "" for none) into out
- * (cap bytes with the NUL; cut short when it does not fit). */
+ * (cap bytes with the NUL; only the whole names that fit). */
 void sop_service_names(uint32_t bits, char *out, size_t cap);
 
 #endif
