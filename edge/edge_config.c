@@ -141,6 +141,11 @@ static void load_audit(struct edge_config *c, const char *text, size_t len, stru
     const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "audit");
     if (audit_config_parse(obj, &c->audit, errs) < 0 && errs->len == 0)
         cfgread_problem(errs, "", "audit", "invalid");
+    char *t = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    c->audit_digest = 1469598103934665603ull; /* FNV-1a */
+    for (const char *q = t; q && *q; q++)
+        c->audit_digest = (c->audit_digest ^ (uint8_t)*q) * 1099511628211ull;
+    cJSON_free(t);
     cJSON_Delete(root);
 }
 

@@ -52,6 +52,7 @@ struct edge_config {
         uint32_t max_per_device;   /* ... to one device */
     } reverse;
     struct audit_config audit; /* the "audit" object (docs/audit.md); audit.enabled */
+    uint64_t audit_digest;     /* of the object's text: a reload tells whether it changed */
 };
 
 /* Load path (NULL: /etc/dicom-edge/edge.json), apply environment overrides, validate. Every

@@ -168,7 +168,7 @@ static void on_hup(uv_signal_t *s, int signum)
         strcmp(cfg->reverse.listen, app->cfg->reverse.listen) != 0)
         log_msg(LOG_WARN, "reload_partial",
                 "listen, http_listen and reverse.listen need a restart");
-    if (memcmp(&cfg->audit, &app->cfg->audit, sizeof cfg->audit) != 0)
+    if (cfg->audit_digest != app->cfg->audit_digest)
         log_msg(LOG_WARN, "reload_partial", "the audit object needs a restart");
     snprintf(cfg->listen, sizeof cfg->listen, "%s", app->cfg->listen);
     snprintf(cfg->http_listen, sizeof cfg->http_listen, "%s", app->cfg->http_listen);
@@ -293,6 +293,7 @@ static void http_metrics(void *arg, struct wbuf *body, int *status, const char *
 {
     struct edge *e = arg;
     *ctype = "text/plain; version=0.0.4";
+    proxy_status_audit_metrics(e);
     *status = metrics_render(e->metrics, body) == 0 ? 200 : 500;
 }
 

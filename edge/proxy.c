@@ -40,7 +40,9 @@ static void handshake_failed(struct edge_conn *c, int status)
         proxy_audit_count(c->e, "dicom_edge_handshakes_total",
                           "TLS handshakes by outcome and reason", "result", "failed", reason);
     proxy_audit_refusal(c->e, c->reverse, reason);
-    proxy_audit_tls(c, false, reason);
+    if (tls) /* a TLS failure; a connection closed before it spoke TLS (a load balancer's or
+              * a port probe's) authenticated nobody */
+        proxy_audit_tls(c, false, reason);
     proxy_conn_finish(c, "tls_refused");
 }
 
