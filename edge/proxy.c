@@ -169,13 +169,8 @@ static int on_verify(int ok, X509_STORE_CTX *x)
     if (ok || !c || !leaf || c->fp_hex[0])
         return ok;
     struct tls_peer_id *id = calloc(1, sizeof *id);
-    if (id && tls_cert_id(leaf, id) == 0) {
-        snprintf(c->cn, sizeof c->cn, "%s", id->cn);
-        snprintf(c->subject, sizeof c->subject, "%s", id->subject);
-        snprintf(c->serial, sizeof c->serial, "%s", id->serial);
-        memcpy(c->fp, id->fp, sizeof c->fp);
-        memcpy(c->fp_hex, id->fp_hex, sizeof c->fp_hex);
-    }
+    if (id && tls_cert_id(leaf, id) == 0)
+        proxy_conn_identity(c, id);
     free(id);
     return ok;
 }

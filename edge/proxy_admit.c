@@ -148,11 +148,7 @@ int proxy_admit_ready(void *arg)
         proxy_conn_close(c);
         return CONN_STOP;
     }
-    snprintf(c->cn, sizeof c->cn, "%s", pid->cn);
-    snprintf(c->subject, sizeof c->subject, "%s", pid->subject);
-    snprintf(c->serial, sizeof c->serial, "%s", pid->serial);
-    memcpy(c->fp, pid->fp, sizeof c->fp);
-    memcpy(c->fp_hex, pid->fp_hex, sizeof c->fp_hex);
+    proxy_conn_identity(c, pid);
     free(pid);
     proxy_audit_tls(c, true, NULL);
     struct logb lb;

@@ -14,19 +14,19 @@
       close the connection (the edge then refuses its client: transient).
 """
 import json
+import os
 import socket
 import ssl
 import struct
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from edge_peer import item, read_pdu  # noqa: E402 (the PDU helpers the edge tests share)
+
 IMPLICIT_LE = b"1.2.840.10008.1.2"
 EXPLICIT_LE = b"1.2.840.10008.1.2.1"
 APP_CTX = b"1.2.840.10008.3.1.1.1"
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-def item(t, body):
-    return struct.pack(">BBH", t, 0, len(body)) + body
 
 
 def assoc_rq(calling, called, specs):
@@ -44,23 +44,6 @@ def assoc_rq(calling, called, specs):
     ui = item(0x51, struct.pack(">I", 16384)) + item(0x52, b"1.2.826.0.1.3680043.9.7433.1")
     body += item(0x50, ui + roles)
     return struct.pack(">BBI", 1, 0, len(body)) + body
-
-
-def read_pdu(s):
-    hdr = b""
-    while len(hdr) < 6:
-        d = s.recv(6 - len(hdr))
-        if not d:
-            return None, None
-        hdr += d
-    n = struct.unpack(">I", hdr[2:6])[0]
-    body = b""
-    while len(body) < n:
-        d = s.recv(n - len(body))
-        if not d:
-            return None, None
-        body += d
-    return hdr[0], body
 
 
 def contexts_of_ac(body):
