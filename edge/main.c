@@ -293,7 +293,6 @@ static void http_metrics(void *arg, struct wbuf *body, int *status, const char *
 {
     struct edge *e = arg;
     *ctype = "text/plain; version=0.0.4";
-    proxy_status_audit_metrics(e);
     *status = metrics_render(e->metrics, body) == 0 ? 200 : 500;
 }
 

@@ -201,34 +201,3 @@ int proxy_status_render(struct edge *e, struct wbuf *out)
     cJSON_free(text);
     return out->err ? ERR_NOMEM : 0;
 }
-
-void proxy_status_audit_metrics(struct edge *e)
-{
-    if (!e->audit)
-        return;
-    struct audit_status st;
-    audit_get_status(e->audit, &st);
-    struct metric_gauge *q = metrics_gauge(e->metrics, "gateway_audit_queue_messages",
-                                           "Audit messages held in the queue", NULL);
-    struct metric_gauge *b = metrics_gauge(e->metrics, "gateway_audit_queue_bytes",
-                                           "Bytes of the audit messages held in the queue", NULL);
-    struct metric_counter *d = metrics_counter(
-        e->metrics, "gateway_audit_dropped_total",
-        "Audit messages dropped (on_full drop_oldest) since the queue was made", NULL);
-    if (q)
-        metric_gauge_set(q, (int64_t)st.queued);
-    if (b)
-        metric_gauge_set(b, (int64_t)st.bytes);
-    uint64_t had = d ? metric_counter_value(d) : 0;
-    if (d && st.dropped > had)
-        metric_add(d, st.dropped - had);
-    for (size_t i = 0; i < st.n_repos; i++) {
-        char labels[AQ_NAME_MAX + 20];
-        snprintf(labels, sizeof labels, "repository=\"%s\"", st.repos[i].name);
-        struct metric_gauge *up = metrics_gauge(e->metrics, "gateway_audit_repository_up",
-                                                "1 while the audit repository is connected",
-                                                labels);
-        if (up)
-            metric_gauge_set(up, st.repos[i].up ? 1 : 0);
-    }
-}

@@ -12,11 +12,4 @@
  * (out's error, or building the document ran out of memory). Loop thread only. */
 MUST_CHECK int proxy_status_render(struct edge *e, struct wbuf *out);
 
-/* The audit trail's state under the program-agnostic names the shipped Prometheus rules and
- * Grafana dashboard use for edge and core alike (compose/monitoring): gateway_audit_queue_messages,
- * gateway_audit_queue_bytes, gateway_audit_dropped_total and
- * gateway_audit_repository_up{repository}; the audit library's own dicom_edge_audit_* series
- * stay. Refreshed before each /metrics render; nothing without an audit trail. Loop thread. */
-void proxy_status_audit_metrics(struct edge *e);
-
 #endif

@@ -11,8 +11,8 @@
 #  - a reload, and a reload refused: Security Alert, Security Configuration (110129), 0 and 4;
 #  - fail_closed with a full queue (its repository away): the next association is refused
 #    (transient, local limit) and the refusal is logged;
-#  - the audit metrics on /metrics (the library's dicom_edge_audit_* and the gateway_audit_*
-#    names of the shipped rules) and the audit queue in `dicom-edge status`.
+#  - the audit metrics on /metrics (dicom_edge_audit_*, the names the shipped rules use) and the
+#    audit queue in `dicom-edge status`.
 set -uo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${GW_BUILD:-$src/build}
@@ -86,8 +86,7 @@ cp "$T/policy.good" "$T/policy.json"
 curl -fs "http://127.0.0.1:$HP/metrics" >"$T/metrics.txt"
 for m in dicom_edge_audit_queue_messages dicom_edge_audit_queue_bytes dicom_edge_audit_blocking \
     dicom_edge_audit_messages_dropped_total 'dicom_edge_audit_repository_up{repository=' \
-    'dicom_edge_audit_messages_sent_total{repository=' gateway_audit_queue_messages \
-    gateway_audit_queue_bytes gateway_audit_dropped_total 'gateway_audit_repository_up{repository='; do
+    dicom_edge_audit_messages_refused_total 'dicom_edge_audit_messages_sent_total{repository='; do
     grep -qF "$m" "$T/metrics.txt" || fail "/metrics lacks $m"
 done
 "$build/edge/dicom-edge" status --config "$T/edge.json" --json >"$T/status.json" 2>&1

@@ -8,10 +8,10 @@
 # get traffic (an admission, a refusal, failed TLS handshakes, stores, a refused store); a real
 # Prometheus (Debian's) scrapes them and evaluates every rule (each must be healthy) and every
 # dashboard query (each must evaluate); every metric name the rules and the dashboard use must
-# be one those /metrics pages export, including the audit trail's gateway_audit_* names, which
-# a second edge with an audit repository (UDP, nobody listening) exports. The edge's certificate
-# gauges must equal openssl's dates, also after a reload (a new CRL; a TLS route added, then
-# dropped).
+# be one those /metrics pages export, including the audit trail's dicom_*_audit_* names, which
+# the full core and a second edge with an audit repository (UDP, nobody listening) export. The
+# edge's certificate gauges must equal openssl's dates, also after a reload (a new CRL; a TLS
+# route added, then dropped).
 set -euo pipefail
 export LC_ALL=C # sort and comm agree with Python's order
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -24,7 +24,7 @@ rules=$mon/prometheus/dicom-gateway.rules.yml
 dash=$mon/grafana/dashboards/dicom-gateway.json
 
 # Metric names the rules and the dashboard may use although no program exports them yet (none
-# now: the edge exports the audit trail's gateway_audit_* names).
+# now: the full core below and the edge with an audit trail export the dicom_*_audit_* names).
 AUDIT_PENDING=()
 # Series Prometheus makes itself (not scraped from our programs).
 PROMETHEUS_OWN=(up ALERTS)
@@ -105,20 +105,24 @@ edge_pid=$EDGE_PID
 read -ra scu <<<"$LINE"
 unset 'scu[-1]' # test.dcm
 
-# a core whose disk is "full": every C-STORE is refused with A700
-pf=$(free_port) pfh=$(free_port)
+# a core whose disk is "full": every C-STORE is refused with A700; it has an audit trail whose
+# repository is away (nothing listens there), so that its dicom_core_audit_* metrics are scraped
+pf=$(free_port) pfh=$(free_port) pa=$(free_port)
+openssl rand -hex 32 >"$tmp/audit-site.key" && chmod 600 "$tmp/audit-site.key"
 cat >"$tmp/core-full.json" <<EOF
 { "listen": "127.0.0.1:$pf", "http_listen": "127.0.0.1:$pfh", "spool_dir": "$tmp/full/spool",
-  "min_free_bytes": 9000000000000000000, "backend": { "type": "file", "dir": "$tmp/full/store" } }
+  "min_free_bytes": 9000000000000000000, "backend": { "type": "file", "dir": "$tmp/full/store" },
+  "audit": { "repositories": [ { "host": "127.0.0.1", "port": $pa,
+                                 "ca": "$tmp/state/pki/trust/infra-ca-chain.pem" } ],
+             "queue_dir": "$tmp/full/audit", "hash_key_file": "$tmp/audit-site.key" } }
 EOF
 "$build/core/dicom-core" --config "$tmp/core-full.json" 2>"$tmp/core-full.log" &
 started+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$pfh/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
-# an edge with an audit trail (a UDP repository where nobody listens): the gateway_audit_* names
-pa=$(free_port) pah=$(free_port) pau=$(free_port)
-(umask 077 && openssl rand -hex 32 >"$tmp/audit-site.key")
-jq --arg l "127.0.0.1:$pa" --arg h "127.0.0.1:$pah" --arg p "$tmp/state/policy.json" \
+# an edge with an audit trail (a UDP repository where nobody listens): the dicom_edge_audit_* names
+pea=$(free_port) pah=$(free_port) pau=$(free_port)
+jq --arg l "127.0.0.1:$pea" --arg h "127.0.0.1:$pah" --arg p "$tmp/state/policy.json" \
     --arg q "$tmp/audit-q" --arg k "$tmp/audit-site.key" --argjson u "$pau" \
     '.listen = $l | .http_listen = $h | .policy = $p | .audit = { repositories: [ { transport: "udp",
      host: "127.0.0.1", port: $u } ], queue_dir: $q, hash_key_file: $k }' \
