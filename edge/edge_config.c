@@ -1,6 +1,5 @@
 #include "edge_config.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +110,7 @@ static const struct cfgread_key g_keys[] = {
     CFGREAD_INLINE(&g_limits),
     CFGREAD_OBJ("limits", &g_limits),
     CFGREAD_OBJ("reverse", &g_reverse),
-    CFGREAD_SKIPKEY("audit"), /* read by audit_config_parse, below */
+    CFGREAD_TEXT("audit", EC, audit_json), /* read by audit_config_parse, below */
 };
 static const struct cfgread_table g_table = CFGREAD_TABLE(g_keys, false, NULL);
 
@@ -132,21 +131,16 @@ static void resolve_policy(struct edge_config *c, const char *cfg_path, struct w
     memcpy(c->policy, buf, (size_t)n + 1);
 }
 
-/* The "audit" object of the configuration text, through the audit library's own reader. */
-static void load_audit(struct edge_config *c, const char *text, size_t len, struct wbuf *errs)
+/* The "audit" object's text (c->audit_json, freed here) through the audit library's reader. */
+static void load_audit(struct edge_config *c, struct wbuf *errs)
 {
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root)
-        return; /* cfgread_text has said why */
-    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, "audit");
-    if (audit_config_parse(obj, &c->audit, errs) < 0 && errs->len == 0)
+    if (audit_config_parse(c->audit_json, &c->audit, errs) < 0 && errs->len == 0)
         cfgread_problem(errs, "", "audit", "invalid");
-    char *t = obj ? cJSON_PrintUnformatted(obj) : NULL;
     c->audit_digest = 1469598103934665603ull; /* FNV-1a */
-    for (const char *q = t; q && *q; q++)
+    for (const char *q = c->audit_json; q && *q; q++)
         c->audit_digest = (c->audit_digest ^ (uint8_t)*q) * 1099511628211ull;
-    cJSON_free(t);
-    cJSON_Delete(root);
+    free(c->audit_json);
+    c->audit_json = NULL;
 }
 
 int edge_config_load(const char *path, struct edge_config *c, struct wbuf *errs)
@@ -162,9 +156,8 @@ int edge_config_load(const char *path, struct edge_config *c, struct wbuf *errs)
         return errs->err ? ERR_NOMEM : ERR_CONFIG;
     struct cfgread_job job = {.table = &g_table, .base = c, .name = file, .prefix = ""};
     int rc = cfgread_text(&job, text, len, errs);
-    if (rc != ERR_MALFORMED && rc != ERR_NOMEM)
-        load_audit(c, text, len, errs);
     free(text);
+    load_audit(c, errs);
     if (rc == ERR_MALFORMED || rc == ERR_NOMEM)
         return rc == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
     resolve_policy(c, file, errs);

@@ -51,6 +51,7 @@ struct edge_config {
         uint32_t max_associations; /* reverse associations at once, every device together */
         uint32_t max_per_device;   /* ... to one device */
     } reverse;
+    char *audit_json;          /* while loading only: the "audit" object's text (NULL after) */
     struct audit_config audit; /* the "audit" object (docs/audit.md); audit.enabled */
     uint64_t audit_digest;     /* of the object's text: a reload tells whether it changed */
 };

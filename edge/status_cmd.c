@@ -137,9 +137,10 @@ static void print_human(const cJSON *s)
 {
     char t[32];
     const cJSON *rev = cJSON_GetObjectItemCaseSensitive(s, "reverse");
-    double up = num(s, "now") - num(s, "started_at");
-    printf("dicom-edge %s: %s, up %.0fh %02.0fm; listen %s", str(s, "version"),
-           flag(s, "draining") ? "DRAINING" : "serving", up / 3600, (double)((long)up % 3600 / 60),
+    double upd = num(s, "now") - num(s, "started_at");
+    long up = upd > 0 ? (long)upd : 0;
+    printf("dicom-edge %s: %s, up %ldh %02ldm; listen %s", str(s, "version"),
+           flag(s, "draining") ? "DRAINING" : "serving", up / 3600, up % 3600 / 60,
            str(s, "listen"));
     if (flag(rev, "enabled"))
         printf(", reverse %s", str(rev, "listen"));

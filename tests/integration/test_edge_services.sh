@@ -93,8 +93,13 @@ $PROBE proxy2 "$XP" "$T/tlv.json" >"$T/probe.out" 2>&1 &
 probe=$!
 remember "$probe"
 wait_log "$T/probe.out" listening 50 || fail "the PROXY v2 listener did not start"
-scu echoscu us3 US_PROBE PROBE "$EP" >"$T/probe-echo.out" 2>&1 # refused upstream: transient
+# a granted service (FIND); the listener closes after the header: the edge refuses (transient)
+# or aborts its client, whichever the upstream's close comes before
+$PROBE rq "$EP" "$T/pki/us3.key" "$T/pki/us3.crt" "$T/pki/ca.crt" US_PROBE PROBE "$STUDY_FIND" \
+    >"$T/probe-rq.out" 2>&1
 wait "$probe" || fail "PROXY v2 listener: $(cat "$T/probe.out")"
+grep -qE "^(rj 2 |abort )" "$T/probe-rq.out" ||
+    fail "the probe's client was neither refused transient nor aborted: $(cat "$T/probe-rq.out")"
 jq -e '.grants == "services=find,get,commit;scope=own" and .client_id == "us-probe" and .cn == "us-room-3"' \
     "$T/tlv.json" >/dev/null || fail "grants TLV: $(cat "$T/tlv.json")"
 echo "grants TLV: $(jq -c . "$T/tlv.json")"

@@ -11,7 +11,7 @@
   assoc_probe.py proxy2 PORT OUT
       listen on 127.0.0.1:PORT, accept one connection, read its PROXY protocol v2 header and
       write its TLVs as JSON to OUT ({"cn", "client_id", "grants", "fingerprint", "src"}), then
-      close the connection (the edge then refuses its client: transient).
+      close the connection (the edge then refuses its client, transient, or aborts it).
 """
 import json
 import os
@@ -92,8 +92,13 @@ def proxy2(port, out):
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", int(port)))
     ls.listen(1)
+    ls.settimeout(60)  # never wait for ever: a test that sends nothing fails here
     print("listening", flush=True)
-    c, _ = ls.accept()
+    try:
+        c, _ = ls.accept()
+    except socket.timeout:
+        json.dump({"error": "no connection from the edge"}, open(out, "w"))
+        return 1
     c.settimeout(20)
     hdr = b""
     while len(hdr) < 16:
