@@ -22,6 +22,33 @@
     "The earliest nextUpdate of the CRLs the edge checks client certificates against (unix "      \
     "seconds; 0: no CRL configured)"
 
+#define REVERSE_NEXT_UPDATE "dicom_edge_reverse_crl_next_update_seconds"
+#define REVERSE_NEXT_UPDATE_HELP                                                                   \
+    "The earliest nextUpdate of the CRLs the reverse listener checks the core's certificates "    \
+    "against (unix seconds; 0: no CRL configured)"
+
+/* What the last update read, for the status page (loop thread only). */
+#define MAX_DATES (8 + POLICY_MAX_ROUTES)
+static struct cert_date g_dates[MAX_DATES];
+static size_t g_n_dates;
+
+static void remember(const char *what, const char *path, bool crl, int64_t when)
+{
+    if (g_n_dates >= MAX_DATES || !path || !path[0])
+        return;
+    struct cert_date *d = &g_dates[g_n_dates++];
+    snprintf(d->what, sizeof d->what, "%s", what);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    d->crl = crl;
+    d->when = when;
+}
+
+size_t cert_metrics_dates(const struct cert_date **out)
+{
+    *out = g_dates;
+    return g_n_dates;
+}
+
 /* Route names whose gauge was set once: a reload that drops a route sets its gauge to 0 (the
  * registry cannot remove a series). Only the edge's loop thread calls cert_metrics_update. */
 static char g_routes[POLICY_MAX_ROUTES][64];
@@ -109,6 +136,7 @@ static int cert_gauge(struct metrics *m, const char *labels, const char *what, c
         if (v == 0)
             log_unreadable(what, path);
     }
+    remember(what, path, false, v);
     return set_gauge(m, NOT_AFTER, NOT_AFTER_HELP, labels, v);
 }
 
@@ -140,7 +168,9 @@ static int route_gauges(struct metrics *m, const struct policy *pol)
         int n = snprintf(labels, sizeof labels, "cert=\"route_client\",route=\"%s\"", rt->name);
         if (n < 0 || (size_t)n >= sizeof labels)
             continue;
-        TRY(cert_gauge(m, labels, "route_client", rt->tls ? rt->tls_opts.cert : NULL, true));
+        char what[80];
+        snprintf(what, sizeof what, "routes.%.50s.tls.cert", rt->name);
+        TRY(cert_gauge(m, labels, what, rt->tls ? rt->tls_opts.cert : NULL, true));
         bool seen = false;
         for (size_t j = 0; j < g_n_routes && !seen; j++)
             seen = strcmp(g_routes[j], rt->name) == 0;
@@ -150,18 +180,45 @@ static int route_gauges(struct metrics *m, const struct policy *pol)
     return 0;
 }
 
+/* A CRL file's gauge (0 when path is unset; logged when it yields no date). */
+static int crl_gauge(struct metrics *m, const char *name, const char *help, const char *what,
+                     const char *path)
+{
+    int64_t next = 0;
+    if (path[0]) {
+        next = pem_crl_next_update(path);
+        if (next == 0)
+            log_unreadable(what, path);
+    }
+    remember(what, path, true, next);
+    return set_gauge(m, name, help, NULL, next);
+}
+
+/* The reverse listener's files (cfg->reverse) and the edge's client certificate toward devices;
+ * every gauge 0 when not configured. */
+static int reverse_gauges(struct metrics *m, const struct edge_config *cfg,
+                          const struct policy *pol)
+{
+    bool on = cfg->reverse.enabled;
+    bool own = on && strcmp(cfg->reverse.tls.cert, cfg->tls.cert) != 0;
+    TRY(cert_gauge(m, "cert=\"reverse_server\"", "reverse.tls.cert",
+                   own ? cfg->reverse.tls.cert : NULL, true));
+    TRY(cert_gauge(m, "cert=\"reverse_client_ca\"", "reverse.tls.client_ca",
+                   on ? cfg->reverse.tls.client_ca : NULL, false));
+    TRY(crl_gauge(m, REVERSE_NEXT_UPDATE, REVERSE_NEXT_UPDATE_HELP, "reverse.tls.crl",
+                  on ? cfg->reverse.tls.crl : ""));
+    const char *dev = pol && pol->device_tls.given ? pol->device_tls.cert : NULL;
+    return cert_gauge(m, "cert=\"device_client\"", "device_tls.cert", dev, true);
+}
+
 static int update(struct metrics *m, const struct edge_config *cfg, const struct policy *pol)
 {
+    g_n_dates = 0;
     /* an unreadable file is logged where it is met, and the other gauges go on */
     TRY(cert_gauge(m, "cert=\"server\"", "tls.cert", cfg->tls.cert, true));
     TRY(cert_gauge(m, "cert=\"client_ca\"", "tls.client_ca", cfg->tls.client_ca, false));
-    int64_t next = 0;
-    if (cfg->tls.crl[0]) {
-        next = pem_crl_next_update(cfg->tls.crl);
-        if (next == 0)
-            log_unreadable("tls.crl", cfg->tls.crl);
-    }
-    TRY(set_gauge(m, NEXT_UPDATE, NEXT_UPDATE_HELP, NULL, next));
+    TRY(crl_gauge(m, NEXT_UPDATE, NEXT_UPDATE_HELP, "tls.crl", cfg->tls.crl));
+    TRY(reverse_gauges(m, cfg, pol));
     return route_gauges(m, pol);
 }
 

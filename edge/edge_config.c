@@ -51,6 +51,53 @@ static const struct cfgread_key g_limit_keys[] = {
 };
 static const struct cfgread_table g_limits = CFGREAD_TABLE(g_limit_keys, false, NULL);
 
+static void check_reverse(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct edge_config *c = base;
+    (void)ctx;
+    c->reverse.enabled = true;
+    struct sockaddr_storage ss;
+    if (addr_parse(c->reverse.listen, &ss) < 0)
+        cfgread_problem(errs, path, "listen", "must be a numeric host:port");
+    if (!c->reverse.tls.client_ca[0])
+        cfgread_problem(errs, path, "tls.client_ca",
+                        "required: the infrastructure CA that signs the core's client "
+                        "certificate (and nothing else: never the modality CA)");
+}
+
+static int conv_cn(void *base, void *dst, const char *s)
+{
+    (void)base;
+    size_t n = strnlen(s, 257);
+    if (n == 0 || n >= 257)
+        return ERR_CONFIG;
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+static const struct cfgread_key g_reverse_tls_keys[] = {
+    CFGREAD_STR("cert", EC, reverse.tls.cert, NULL),
+    CFGREAD_STR("key", EC, reverse.tls.key, NULL),
+    CFGREAD_STR("client_ca", EC, reverse.tls.client_ca, NULL),
+    CFGREAD_STR("crl", EC, reverse.tls.crl, NULL),
+    CFGREAD_CONV("profile", EC, reverse.tls.profile, 32, conv_profile, "bcp195-nd",
+                 "must be \"bcp195-nd\", \"bcp195\", \"bcp195-ext\" or \"rfc9325\""),
+    CFGREAD_ENUM("crl_check", EC, reverse.tls.crl_mode, g_crl_modes, TLS_CRL_LEAF,
+                 .flags = CFGREAD_EMPTY_KEEPS),
+};
+static const struct cfgread_table g_reverse_tls = CFGREAD_TABLE(g_reverse_tls_keys, true, NULL);
+
+static const struct cfgread_key g_reverse_keys[] = {
+    CFGREAD_STR("listen", EC, reverse.listen, "0.0.0.0:2763"),
+    CFGREAD_OBJ("tls", &g_reverse_tls),
+    CFGREAD_LIST("allow_cn", EC, reverse.allow_cn, reverse.n_allow_cn, conv_cn, 0,
+                 EDGE_REVERSE_MAX_CN, "must be an array of at most 16 subject CNs",
+                 "must be a subject CN of 1-256 characters"),
+    CFGREAD_U32("max_associations", EC, reverse.max_associations, 1, 100000, 64),
+    CFGREAD_U32("max_per_device", EC, reverse.max_per_device, 1, 100000, 4),
+};
+static const struct cfgread_table g_reverse = CFGREAD_TABLE(g_reverse_keys, true, check_reverse);
+
 static const struct cfgread_key g_keys[] = {
     CFGREAD_STR("listen", EC, listen, "0.0.0.0:2762", .env = "DICOM_EDGE_LISTEN"),
     CFGREAD_STR("http_listen", EC, http_listen, "127.0.0.1:9111", .env = "DICOM_EDGE_HTTP_LISTEN"),
@@ -62,6 +109,8 @@ static const struct cfgread_key g_keys[] = {
     /* the limits may sit at the top or in "limits" (which wins) */
     CFGREAD_INLINE(&g_limits),
     CFGREAD_OBJ("limits", &g_limits),
+    CFGREAD_OBJ("reverse", &g_reverse),
+    CFGREAD_TEXT("audit", EC, audit_json), /* read by audit_config_parse, below */
 };
 static const struct cfgread_table g_table = CFGREAD_TABLE(g_keys, false, NULL);
 
@@ -82,10 +131,23 @@ static void resolve_policy(struct edge_config *c, const char *cfg_path, struct w
     memcpy(c->policy, buf, (size_t)n + 1);
 }
 
+/* The "audit" object's text (c->audit_json, freed here) through the audit library's reader. */
+static void load_audit(struct edge_config *c, struct wbuf *errs)
+{
+    if (audit_config_parse(c->audit_json, &c->audit, errs) < 0 && errs->len == 0)
+        cfgread_problem(errs, "", "audit", "invalid");
+    c->audit_digest = 1469598103934665603ull; /* FNV-1a */
+    for (const char *q = c->audit_json; q && *q; q++)
+        c->audit_digest = (c->audit_digest ^ (uint8_t)*q) * 1099511628211ull;
+    free(c->audit_json);
+    c->audit_json = NULL;
+}
+
 int edge_config_load(const char *path, struct edge_config *c, struct wbuf *errs)
 {
     memset(c, 0, sizeof *c);
     cfgread_defaults(&g_table, c);
+    audit_config_defaults(&c->audit);
     size_t before = errs->len;
     const char *file = path ? path : DEFAULT_PATH;
     size_t len = 0;
@@ -95,9 +157,16 @@ int edge_config_load(const char *path, struct edge_config *c, struct wbuf *errs)
     struct cfgread_job job = {.table = &g_table, .base = c, .name = file, .prefix = ""};
     int rc = cfgread_text(&job, text, len, errs);
     free(text);
+    load_audit(c, errs);
     if (rc == ERR_MALFORMED || rc == ERR_NOMEM)
         return rc == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
     resolve_policy(c, file, errs);
+    if (c->reverse.enabled && !c->reverse.tls.cert[0]) /* the edge's own server certificate */
+        memcpy(c->reverse.tls.cert, c->tls.cert, sizeof c->reverse.tls.cert);
+    if (c->reverse.enabled && !c->reverse.tls.key[0])
+        memcpy(c->reverse.tls.key, c->tls.key, sizeof c->reverse.tls.key);
+    if (c->reverse.enabled && strcmp(c->reverse.listen, c->listen) == 0)
+        cfgread_problem(errs, "reverse", "listen", "must differ from listen");
 
     struct sockaddr_storage ss;
     if (addr_parse(c->listen, &ss) < 0)

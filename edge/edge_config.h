@@ -6,10 +6,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit/audit_config.h"
 #include "common/wbuf.h"
 #include "net/tls_ctx.h"
 
 #define EDGE_PATH_MAX 1024
+#define EDGE_REVERSE_MAX_CN 16
 
 struct edge_config {
     char listen[128];
@@ -33,6 +35,25 @@ struct edge_config {
     uint32_t high_water, low_water; /* backpressure marks on each side's write queue (bytes) */
     uint32_t keepalive_s;           /* TCP keepalive on both legs; 0: off */
     char user[64], group[64];       /* drop privileges to these after binding; "": stay */
+    /* the reverse path (docs/edge.md): the core's associations to devices on the LAN */
+    struct {
+        bool enabled; /* the "reverse" object is present */
+        char listen[128];
+        struct {
+            char cert[EDGE_PATH_MAX], key[EDGE_PATH_MAX]; /* default: tls.cert, tls.key */
+            char client_ca[EDGE_PATH_MAX]; /* the infrastructure CA(s), trusted alone */
+            char crl[EDGE_PATH_MAX];       /* "" : no revocation check */
+            enum tls_crl_mode crl_mode;
+            enum tls_profile profile;
+        } tls;
+        char allow_cn[EDGE_REVERSE_MAX_CN][257]; /* none: any certificate client_ca signs */
+        size_t n_allow_cn;
+        uint32_t max_associations; /* reverse associations at once, every device together */
+        uint32_t max_per_device;   /* ... to one device */
+    } reverse;
+    char *audit_json;          /* while loading only: the "audit" object's text (NULL after) */
+    struct audit_config audit; /* the "audit" object (docs/audit.md); audit.enabled */
+    uint64_t audit_digest;     /* of the object's text: a reload tells whether it changed */
 };
 
 /* Load path (NULL: /etc/dicom-edge/edge.json), apply environment overrides, validate. Every

@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "audit/audit.h"
 
 #include "cert_metrics.h"
 #include "common/cli.h"
@@ -17,13 +20,19 @@
 #include "policy.h"
 #include "proxy.h"
 #include "proxy_audit.h"
+#include "proxy_status.h"
+#include "status_cmd.h"
 
 static const char g_usage[] =
     "usage: dicom-edge [--config FILE] [--check-config] [--version] [--help]\n"
+    "       dicom-edge status [--config FILE] [--json]\n"
     "\n"
     "Terminates DICOM TLS with mutual authentication, binds each client certificate to the AE\n"
-    "titles it may use (policy.json, default deny), and proxies admitted associations to a\n"
-    "dicom-core (TCP or TLS, optionally with a PROXY protocol v2 header).\n"
+    "titles and services it may use (policy.json, default deny), and proxies admitted\n"
+    "associations to a dicom-core (TCP or TLS, optionally with a PROXY protocol v2 header that\n"
+    "carries the client's identity and grants). With a \"reverse\" object it also relays the\n"
+    "core's associations to devices on the hospital network (reverse.listen, default port 2763,\n"
+    "mutual TLS with the infrastructure CA only).\n"
     "\n"
     "  --config FILE    edge.json (default /etc/dicom-edge/edge.json); DICOM_EDGE_LISTEN,\n"
     "                   DICOM_EDGE_HTTP_LISTEN, DICOM_EDGE_POLICY, DICOM_EDGE_LOG_LEVEL override\n"
@@ -32,6 +41,9 @@ static const char g_usage[] =
     "                   problem; exit 1 if any\n"
     "  --version        print the version\n"
     "  --help           this text\n"
+    "  status           ask the running edge (its http_listen) for live associations by\n"
+    "                   client, the last hour's refusals, certificate and CRL dates, the\n"
+    "                   policy generation and the audit queue; --json for the document\n"
     "\n"
     "Signals: SIGHUP reloads certificates, key, CA bundle, CRL and policy (new connections use\n"
     "the new set; a broken set is refused and the old one kept); SIGTERM or SIGINT stops\n"
@@ -80,6 +92,7 @@ static void finish_shutdown(struct app *app)
         http_listener_close(app->http, NULL, NULL);
         app->http = NULL;
     }
+    (void)audit_app_stop(app->e.audit);
     log_msg(LOG_INFO, "stopped", "drained");
 }
 
@@ -133,18 +146,33 @@ static void on_hup(uv_signal_t *s, int signum)
     if (rc < 0) {
         log_problems("reload_refused", &errs);
         log_msg(LOG_ERROR, "reload_refused", "new set invalid; keeping the old one");
+        /* the first problem as the alert's description (file paths and keys, no PHI) */
+        char first[200] = "new configuration invalid";
+        if (errs.len > 0)
+            snprintf(first, sizeof first, "%.*s", (int)strcspn((const char *)errs.p, "\n"),
+                     (const char *)errs.p);
+        (void)audit_config_reloaded(app->e.audit, app->config_path ? app->config_path :
+                                                  "/etc/dicom-edge/edge.json",
+                                    false, first);
         free(cfg);
         wbuf_cleanup(&errs);
         return;
     }
     wbuf_cleanup(&errs);
+    g->number = app->e.gen->number + 1;
     /* tls and policy swap now; listen addresses, user and limits need a restart except the
      * ones read per connection, which follow the new file */
     if (strcmp(cfg->listen, app->cfg->listen) != 0 ||
-        strcmp(cfg->http_listen, app->cfg->http_listen) != 0)
-        log_msg(LOG_WARN, "reload_partial", "listen and http_listen need a restart");
+        strcmp(cfg->http_listen, app->cfg->http_listen) != 0 ||
+        cfg->reverse.enabled != app->cfg->reverse.enabled ||
+        strcmp(cfg->reverse.listen, app->cfg->reverse.listen) != 0)
+        log_msg(LOG_WARN, "reload_partial",
+                "listen, http_listen and reverse.listen need a restart");
+    if (cfg->audit_digest != app->cfg->audit_digest)
+        log_msg(LOG_WARN, "reload_partial", "the audit object needs a restart");
     snprintf(cfg->listen, sizeof cfg->listen, "%s", app->cfg->listen);
     snprintf(cfg->http_listen, sizeof cfg->http_listen, "%s", app->cfg->http_listen);
+    snprintf(cfg->reverse.listen, sizeof cfg->reverse.listen, "%s", app->cfg->reverse.listen);
     /* nothing keeps a pointer to the old config: connections read e->cfg at event time */
     free(app->cfg);
     app->e.cfg = cfg;
@@ -156,10 +184,16 @@ static void on_hup(uv_signal_t *s, int signum)
     struct logb lb;
     if (log_begin(&lb, LOG_INFO, "reloaded")) {
         log_str(&lb, "policy", cfg->policy);
+        log_u64(&lb, "generation", g->number);
         log_u64(&lb, "clients", g->policy->n_clients);
         log_u64(&lb, "routes", g->policy->n_routes);
+        log_u64(&lb, "devices", g->policy->n_returns);
         log_end(&lb);
     }
+    char detail[160];
+    snprintf(detail, sizeof detail, "certificates, CRLs and policy reloaded (generation %llu)",
+             (unsigned long long)g->number);
+    (void)audit_config_reloaded(app->e.audit, cfg->policy, true, detail);
 }
 
 static int check_config(const char *path)
@@ -174,6 +208,11 @@ static int check_config(const char *path)
         char err[512];
         if (tls_check_cert_file(cfg->tls.cert, NULL, err, sizeof err) < 0)
             wbuf_printf(&errs, "tls.cert: %s\n", err);
+        if (cfg->reverse.enabled &&
+            tls_check_cert_file(cfg->reverse.tls.cert, NULL, err, sizeof err) < 0)
+            wbuf_printf(&errs, "reverse.tls.cert: %s\n", err);
+        if (cfg->audit.enabled && audit_config_check(&cfg->audit, &errs) < 0 && errs.len == 0)
+            wbuf_printf(&errs, "audit: invalid\n");
         struct edge_gen *g = NULL;
         if (edge_gen_new(cfg, &g, &errs) == 0) {
             for (size_t i = 0; i < g->policy->n_routes; i++) {
@@ -183,10 +222,13 @@ static int check_config(const char *path)
                     wbuf_printf(&errs, "routes.%s.tls.cert: %s\n", rt->name, err);
             }
             if (errs.len == 0)
-                printf("%s: configuration OK (listen %s, profile %s, %zu clients, %zu routes)\n",
+                printf("%s: configuration OK (listen %s, profile %s, %zu clients, %zu routes, "
+                       "%zu devices; reverse path %s; audit %s)\n",
                        path ? path : "(default)", cfg->listen,
                        tls_profile_name(cfg->tls.profile), g->policy->n_clients,
-                       g->policy->n_routes);
+                       g->policy->n_routes, g->policy->n_returns,
+                       cfg->reverse.enabled ? cfg->reverse.listen : "off",
+                       cfg->audit.enabled ? "on" : "off");
             edge_gen_unref(g);
         }
     }
@@ -241,6 +283,12 @@ static void http_healthz(void *arg, struct wbuf *body, int *status, const char *
                 e->draining ? "draining" : "ok", e->n_conns, e->n_assocs);
 }
 
+static void http_status(void *arg, struct wbuf *body, int *status, const char **ctype)
+{
+    *ctype = "application/json";
+    *status = proxy_status_render(arg, body) == 0 ? 200 : 500;
+}
+
 static void http_metrics(void *arg, struct wbuf *body, int *status, const char **ctype)
 {
     struct edge *e = arg;
@@ -248,8 +296,29 @@ static void http_metrics(void *arg, struct wbuf *body, int *status, const char *
     *status = metrics_render(e->metrics, body) == 0 ? 200 : 500;
 }
 
+/* The audit trail, when configured: started before the edge serves. 0 or 1 (logged). */
+static int start_audit(struct app *app)
+{
+    if (!app->cfg->audit.enabled)
+        return 0;
+    char err[512];
+    struct audit_opts o = {.app_name = "dicom-edge", .ae_title = NULL, .metrics = app->e.metrics};
+    if (audit_start(&app->cfg->audit, &o, &app->e.audit, err, sizeof err) < 0) {
+        struct logb lb;
+        if (log_begin(&lb, LOG_ERROR, "audit_failed")) {
+            log_str(&lb, "err", err);
+            log_end(&lb);
+        }
+        return 1;
+    }
+    (void)audit_app_start(app->e.audit);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return status_cmd_main(argc - 1, argv + 1);
     struct cli_args args;
     char version[160];
     snprintf(version, sizeof version, "%s (%s)", GW_VERSION, OpenSSL_version(OPENSSL_VERSION));
@@ -286,10 +355,12 @@ int main(int argc, char **argv)
     e->loop = &app->loop;
     e->cfg = app->cfg;
     e->gen = gen;
+    gen->number = 1;
+    e->started_at = (int64_t)time(NULL);
     e->on_empty = on_empty;
     e->metrics = metrics_new();
     limits_init(&e->limits);
-    if (!e->metrics || proxy_start(e) < 0)
+    if (!e->metrics || proxy_start(e) < 0 || start_audit(app) != 0)
         return 1;
     cert_metrics_update(e->metrics, app->cfg, gen->policy);
     if (app->cfg->http_listen[0]) {
@@ -298,6 +369,8 @@ int main(int argc, char **argv)
             rc = http_listener_route(app->http, "/healthz", http_healthz, e);
         if (rc == 0)
             rc = http_listener_route(app->http, "/metrics", http_metrics, e);
+        if (rc == 0)
+            rc = http_listener_route(app->http, "/status", http_status, e);
         if (rc < 0) {
             proxy_audit_listen_failed("http_listen_failed", app->cfg->http_listen, err_str(rc));
             return 1;
@@ -321,10 +394,14 @@ int main(int argc, char **argv)
         log_str(&lb, "http", app->cfg->http_listen);
         log_str(&lb, "profile", tls_profile_name(app->cfg->tls.profile));
         log_u64(&lb, "clients", gen->policy->n_clients);
+        log_str(&lb, "reverse", app->cfg->reverse.enabled ? app->cfg->reverse.listen : "");
+        log_str(&lb, "audit", app->cfg->audit.enabled ? "on" : "off");
         log_end(&lb);
     }
     uv_run(e->loop, UV_RUN_DEFAULT);
 
+    audit_stop(e->audit, 2000); /* what is not delivered in 2 s stays queued for the next run */
+    e->audit = NULL;
     edge_gen_unref(e->gen);
     free(app->cfg);
     limits_cleanup(&e->limits);

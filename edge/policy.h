@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+#include "common/grants.h"
 #include "common/ul.h"
 #include "common/wbuf.h"
 #include "net/tls_ctx.h"
@@ -51,12 +52,34 @@ struct policy_client {
     size_t route;        /* index into routes */
     uint32_t max_associations; /* concurrent; 0: no per-client bound */
     uint32_t max_per_minute;   /* new associations per minute; 0: no bound */
+    /* what it may do (issue 15): carried to the core in the PROXY v2 grants TLV */
+    char services[8][8]; /* as written; none: GRANT_DEFAULT_SERVICES */
+    size_t n_services;
+    struct grants grants; /* services bits and read scope */
+    /* where the reverse path reaches this device (its own SCP), for the AE titles it calls
+     * with: Storage Commitment reports, C-MOVE sub-operations (docs/edge.md) */
+    bool has_return;
+    char ret_host[256];
+    uint32_t ret_port;
+    bool ret_tls; /* with the policy's device_tls */
+    char ret_server_name[256]; /* checked in the device's certificate; default ret_host */
+    size_t ret_route;          /* index into returns */
+};
+
+/* The edge's TLS client settings toward devices whose return_address says "tls": true. */
+struct policy_device_tls {
+    bool given;
+    char ca[1024], cert[1024], key[1024];
+    enum tls_profile profile;
 };
 
 struct policy {
-    size_t n_clients, n_routes;
+    size_t n_clients, n_routes, n_returns;
     struct policy_client *clients;
     struct policy_route *routes;
+    struct policy_route *returns; /* one per client with a return_address ("device:<id>") */
+    struct policy_device_tls device_tls;
+    SSL_CTX *device_ctx; /* built by policy_build_tls when device_tls is given */
 };
 
 /* Parse policy JSON text (len bytes). Every problem is one line in errs. Returns 0 and *out
@@ -64,7 +87,8 @@ struct policy {
 MUST_CHECK int policy_parse(const char *json, size_t len, struct policy **out, struct wbuf *errs);
 /* Read and parse a file. */
 MUST_CHECK int policy_load(const char *path, struct policy **out, struct wbuf *errs);
-/* Build the TLS client contexts of routes that use TLS. 0 or ERR_TLS with a line in errs. */
+/* Build the TLS client contexts of routes that use TLS (and of device_tls, which every return
+ * route with "tls": true shares). 0 or ERR_TLS with a line in errs. */
 MUST_CHECK int policy_build_tls(struct policy *p, struct wbuf *errs);
 void policy_free(struct policy *p);
 
@@ -76,5 +100,9 @@ const struct policy_client *policy_match(const struct policy *p, const struct tl
 /* AE title ae (normalised) is listed for the client as calling / called. */
 bool policy_calling_ok(const struct policy_client *c, const char *ae);
 bool policy_called_ok(const struct policy_client *c, const char *ae);
+/* The device reached by the reverse path when an association calls AE title ae: the client
+ * entry with a return_address whose calling_ae lists ae by name ("*" does not count), or NULL.
+ * Its route is &p->returns[c->ret_route]. */
+const struct policy_client *policy_device(const struct policy *p, const char *ae);
 
 #endif

@@ -1,7 +1,10 @@
 #include "proxy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/x509.h>
 
 #include "common/log.h"
 #include "net/addr.h"
@@ -29,8 +32,17 @@ static void handshake_failed(struct edge_conn *c, int status)
             log_u64(&lb, "suppressed", (uint64_t)held); /* lines held back for this source */
         log_end(&lb);
     }
-    proxy_audit_count(c->e, "dicom_edge_handshakes_total",
-                      "TLS handshakes by outcome and reason", "result", "failed", reason);
+    if (c->reverse)
+        proxy_audit_count(c->e, "dicom_edge_reverse_handshakes_total",
+                          "Reverse-path TLS handshakes (the core's) by outcome and reason",
+                          "result", "failed", reason);
+    else
+        proxy_audit_count(c->e, "dicom_edge_handshakes_total",
+                          "TLS handshakes by outcome and reason", "result", "failed", reason);
+    proxy_audit_refusal(c->e, c->reverse, reason);
+    if (tls) /* a TLS failure; a connection closed before it spoke TLS (a load balancer's or
+              * a port probe's) authenticated nobody */
+        proxy_audit_tls(c, false, reason);
     proxy_conn_finish(c, "tls_refused");
 }
 
@@ -103,7 +115,7 @@ static void on_bare_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void refuse_conn(struct edge *e, uv_tcp_t *t, const char *why)
+static void refuse_conn(struct edge *e, uv_tcp_t *t, bool reverse, const char *why)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -115,22 +127,31 @@ static void refuse_conn(struct edge *e, uv_tcp_t *t, const char *why)
     struct logb lb;
     if (held >= 0 && log_begin(&lb, LOG_WARN, "conn_refused")) {
         log_str(&lb, "peer", peer);
+        if (reverse)
+            log_str(&lb, "path", "reverse");
         log_str(&lb, "reason", why);
         if (held > 0)
             log_u64(&lb, "suppressed", (uint64_t)held);
         log_end(&lb);
     }
-    metric_inc(strcmp(why, "per_source_rate") == 0 ? e->m.conns_refused_rate :
+    proxy_audit_refusal(e, reverse, why);
+    metric_inc(reverse                               ? e->m.rconns_refused_limit :
+               strcmp(why, "per_source_rate") == 0 ? e->m.conns_refused_rate :
                                                      e->m.conns_refused_limit);
     uv_close((uv_handle_t *)t, on_bare_closed);
 }
 
-/* Why a new connection from peer is closed at once, or NULL. */
-static const char *refusal(struct edge *e, const struct sockaddr_storage *peer)
+/* Why a new connection from peer is closed at once, or NULL. The reverse path (the core, a few
+ * addresses behind NAT) has its own bound and no per-source rate. */
+static const char *refusal(struct edge *e, const struct sockaddr_storage *peer, bool reverse)
 {
     if (e->draining)
         return "draining";
-    if (e->n_conns >= e->cfg->max_connections)
+    if (reverse)
+        return e->n_rconns >= e->cfg->reverse.max_associations ? "max_associations" :
+               !e->gen->reverse                                 ? "reverse_not_configured" :
+                                                                  NULL;
+    if (e->n_conns - e->n_rconns >= e->cfg->max_connections)
         return "max_connections";
     if (!limits_source_allow(&e->limits, (const struct sockaddr *)peer, uv_now(e->loop),
                              e->cfg->per_source_per_minute))
@@ -138,13 +159,41 @@ static const char *refusal(struct edge *e, const struct sockaddr_storage *peer)
     return NULL;
 }
 
+/* The verified-or-not leaf certificate of a handshake that fails verification: its identity
+ * goes into the audit message of the failure (OpenSSL keeps no peer certificate then). */
+static int on_verify(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct edge_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(x);
+    if (ok || !c || !leaf || c->fp_hex[0])
+        return ok;
+    struct tls_peer_id *id = calloc(1, sizeof *id);
+    if (id && tls_cert_id(leaf, id) == 0)
+        proxy_conn_identity(c, id);
+    free(id);
+    return ok;
+}
+
+static void ip_only(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    int rc = ss->ss_family == AF_INET6 ?
+                 uv_ip6_name((const struct sockaddr_in6 *)ss, out, n) :
+                 uv_ip4_name((const struct sockaddr_in *)ss, out, n);
+    if (rc < 0)
+        snprintf(out, n, "?");
+}
+
 /* Set up an accepted, allowed connection: timer, generation, list, TLS, first read. */
-static void conn_setup(struct edge *e, struct edge_conn *c, const struct sockaddr_storage *peer)
+static void conn_setup(struct edge *e, struct edge_conn *c, const struct sockaddr_storage *peer,
+                       bool reverse)
 {
     c->e = e;
     c->id = ++e->next_id;
     c->peer = *peer;
+    c->reverse = reverse;
     addr_format((const struct sockaddr *)peer, c->peer_s, sizeof c->peer_s);
+    ip_only(peer, c->peer_ip, sizeof c->peer_ip);
     int len = sizeof c->local;
     if (uv_tcp_getsockname(&c->down, (struct sockaddr *)&c->local, &len) < 0)
         c->local = e->listen_addr;
@@ -162,6 +211,10 @@ static void conn_setup(struct edge *e, struct edge_conn *c, const struct sockadd
     e->conns = c;
     e->n_conns++;
     metric_gauge_add(e->m.conns_active, 1);
+    if (reverse) {
+        e->n_rconns++;
+        metric_gauge_add(e->m.rconns_active, 1);
+    }
     c->t_accept = c->last_io = uv_now(e->loop);
     uv_tcp_nodelay(&c->down, 1);
     if (e->cfg->keepalive_s)
@@ -169,7 +222,12 @@ static void conn_setup(struct edge *e, struct edge_conn *c, const struct sockadd
     proxy_write_init_down(c);
     struct tls_conn_cbs cbs = {.out = proxy_write_down_out, .plain = proxy_admit_plain,
                                .ready = proxy_admit_ready, .arg = c};
-    c->tls = tls_conn_new(c->gen->server, false, NULL, &cbs);
+    c->tls = tls_conn_new(reverse ? c->gen->reverse : c->gen->server, false, NULL, &cbs);
+    if (c->tls) {
+        SSL *ssl = tls_conn_ssl(c->tls);
+        SSL_set_app_data(ssl, c);
+        SSL_set_verify(ssl, SSL_get_verify_mode(ssl), on_verify);
+    }
     if (!c->tls ||
         uv_read_start((uv_stream_t *)&c->down, proxy_conn_alloc, proxy_on_down_read) < 0) {
         log_msg(LOG_ERROR, "accept_failed", "cannot start TLS");
@@ -184,6 +242,7 @@ static void conn_setup(struct edge *e, struct edge_conn *c, const struct sockadd
 static void on_connection(uv_stream_t *srv, int status)
 {
     struct edge *e = srv->data;
+    bool reverse = srv == (uv_stream_t *)&e->rlistener;
     if (status < 0) {
         log_msg(LOG_WARN, "accept_failed", uv_strerror(status));
         return;
@@ -203,11 +262,11 @@ static void on_connection(uv_stream_t *srv, int status)
     int len = sizeof peer;
     if (uv_tcp_getpeername(&c->down, (struct sockaddr *)&peer, &len) < 0)
         memset(&peer, 0, sizeof peer);
-    const char *why = refusal(e, &peer);
+    const char *why = refusal(e, &peer, reverse);
     if (why)
-        refuse_conn(e, &c->down, why);
+        refuse_conn(e, &c->down, reverse, why);
     else
-        conn_setup(e, c, &peer);
+        conn_setup(e, c, &peer, reverse);
 }
 
 static int register_metrics(struct edge *e)
@@ -231,28 +290,54 @@ static int register_metrics(struct edge *e)
     em->conns_refused_rate = metrics_counter(m, "dicom_edge_connections_refused_total",
                                              "Connections closed at accept",
                                              "reason=\"per_source_rate\"");
+    em->rconns_active = metrics_gauge(m, "dicom_edge_reverse_connections_active",
+                                      "Reverse-path connections open (the core's, any phase)",
+                                      NULL);
+    em->rassocs_active = metrics_gauge(m, "dicom_edge_reverse_associations_active",
+                                       "Reverse-path associations being proxied to devices",
+                                       NULL);
+    em->rhandshakes_ok = metrics_counter(
+        m, "dicom_edge_reverse_handshakes_total",
+        "Reverse-path TLS handshakes (the core's) by outcome and reason",
+        "result=\"ok\",reason=\"none\"");
+    em->rconns_refused_limit = metrics_counter(
+        m, "dicom_edge_reverse_connections_refused_total",
+        "Reverse-path connections closed at accept", "reason=\"max_associations\"");
     if (!em->conns_active || !em->assocs_active || !em->handshakes_ok ||
         !em->bytes_to_upstream || !em->bytes_to_client || !em->conns_refused_limit ||
-        !em->conns_refused_rate)
+        !em->conns_refused_rate || !em->rconns_active || !em->rassocs_active ||
+        !em->rhandshakes_ok || !em->rconns_refused_limit)
         return ERR_NOMEM;
     return 0;
+}
+
+/* Bind addr on t (a listener of e) and listen. 0 or a negative code (logged). */
+static int listen_on(struct edge *e, uv_tcp_t *t, const char *addr, struct sockaddr_storage *ss,
+                     bool *listening)
+{
+    int rc = addr_parse(addr, ss);
+    if (rc < 0)
+        return rc;
+    TRY(uv_tcp_init(e->loop, t));
+    t->data = e;
+    *listening = true;
+    rc = uv_tcp_bind(t, (const struct sockaddr *)ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)t, 511, on_connection);
+    if (rc < 0)
+        proxy_audit_listen_failed("listen_failed", addr, uv_strerror(rc));
+    return rc;
 }
 
 int proxy_start(struct edge *e)
 {
     TRY(register_metrics(e));
-    int rc = addr_parse(e->cfg->listen, &e->listen_addr);
-    if (rc < 0)
-        return rc;
-    TRY(uv_tcp_init(e->loop, &e->listener));
-    e->listener.data = e;
-    e->listening = true;
-    rc = uv_tcp_bind(&e->listener, (const struct sockaddr *)&e->listen_addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&e->listener, 511, on_connection);
-    if (rc < 0)
-        proxy_audit_listen_failed("listen_failed", e->cfg->listen, uv_strerror(rc));
-    return rc;
+    refusals_init(&e->refusals);
+    TRY(listen_on(e, &e->listener, e->cfg->listen, &e->listen_addr, &e->listening));
+    if (!e->cfg->reverse.enabled)
+        return 0;
+    return listen_on(e, &e->rlistener, e->cfg->reverse.listen, &e->rlisten_addr,
+                     &e->rlistening);
 }
 
 void proxy_drain(struct edge *e)
@@ -261,6 +346,10 @@ void proxy_drain(struct edge *e)
     if (e->listening) {
         e->listening = false;
         uv_close((uv_handle_t *)&e->listener, NULL);
+    }
+    if (e->rlistening) {
+        e->rlistening = false;
+        uv_close((uv_handle_t *)&e->rlistener, NULL);
     }
     for (struct edge_conn *c = e->conns; c; c = c->next) {
         if (c->st < ST_CONNECT)

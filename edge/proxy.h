@@ -9,15 +9,20 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "audit/audit.h"
 #include "edge_config.h"
 #include "edge_gen.h"
 #include "limits.h"
 #include "net/metrics.h"
+#include "refusals.h"
 
 struct edge_metrics {
     struct metric_gauge *conns_active, *assocs_active;
     struct metric_counter *handshakes_ok, *bytes_to_upstream, *bytes_to_client;
     struct metric_counter *admitted, *conns_refused_limit, *conns_refused_rate;
+    /* the reverse path (the core's associations to devices) */
+    struct metric_gauge *rconns_active, *rassocs_active;
+    struct metric_counter *rhandshakes_ok, *rconns_refused_limit;
 };
 
 struct edge_conn;
@@ -29,16 +34,21 @@ struct edge {
     struct metrics *metrics;
     struct edge_metrics m;
     struct limits limits;
-    uv_tcp_t listener;
-    bool listening, draining;
-    struct sockaddr_storage listen_addr;
-    struct edge_conn *conns; /* intrusive list */
-    uint32_t n_conns, n_assocs;
+    uv_tcp_t listener, rlistener; /* the modalities'; the reverse path's (cfg->reverse) */
+    bool listening, rlistening, draining;
+    struct sockaddr_storage listen_addr, rlisten_addr;
+    struct edge_conn *conns; /* intrusive list, both listeners' */
+    uint32_t n_conns, n_assocs;   /* every connection / admitted association */
+    uint32_t n_rconns, n_rassocs; /* of them, the reverse path's */
     uint64_t next_id;
+    struct audit *audit;          /* NULL: no audit trail (every audit_* call is a no-op) */
+    struct refusals refusals;     /* the last hour's, for the status page */
+    int64_t started_at;           /* unix seconds */
     void (*on_empty)(struct edge *e); /* draining and the last connection has gone */
 };
 
-/* Register metrics, bind cfg->listen and start accepting. 0 or a negative code (logged). */
+/* Register metrics, bind cfg->listen (and cfg->reverse.listen when the reverse path is
+ * configured) and start accepting. 0 or a negative code (logged). */
 MUST_CHECK int proxy_start(struct edge *e);
 /* Stop accepting; close connections not yet admitted; admitted ones go on (drain). */
 void proxy_drain(struct edge *e);

@@ -16,11 +16,23 @@ static void admit(struct edge_conn *c, const struct adm_decision *d)
 {
     struct edge *e = c->e;
     c->client = d->client;
-    c->route = &c->gen->policy->routes[d->client->route];
+    c->route = c->reverse ? d->route : &c->gen->policy->routes[d->client->route];
     snprintf(c->client_id, sizeof c->client_id, "%s", d->client->id);
+    if (audit_is_blocking(e->audit)) {
+        /* fail_closed: nothing happens that cannot be audited (docs/audit.md, "Full queue") */
+        proxy_write_refuse(c, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT,
+                           "audit_queue_full", d);
+        return;
+    }
+    /* the reverse path: a slot per device, apart from the device's own associations to us */
+    snprintf(c->limit_key, sizeof c->limit_key, "%s%s", c->reverse ? "reverse:" : "",
+             c->client_id);
+    uint32_t max_active = c->reverse ? e->cfg->reverse.max_per_device :
+                                       d->client->max_associations;
+    uint32_t per_minute = c->reverse ? 0 : d->client->max_per_minute;
     const char *why = NULL;
-    int rc = limits_client_take(&e->limits, c->client_id, uv_now(e->loop),
-                                d->client->max_associations, d->client->max_per_minute, &why);
+    int rc = limits_client_take(&e->limits, c->limit_key, uv_now(e->loop), max_active,
+                                per_minute, &why);
     if (rc < 0) {
         /* PS3.8 9.3.4: transient, service-provider (presentation), local limit exceeded */
         proxy_write_refuse(c, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT,
@@ -33,6 +45,10 @@ static void admit(struct edge_conn *c, const struct adm_decision *d)
     c->rq_max_len = d->max_len;
     e->n_assocs++;
     metric_gauge_add(e->m.assocs_active, 1);
+    if (c->reverse) {
+        e->n_rassocs++;
+        metric_gauge_add(e->m.rassocs_active, 1);
+    }
     proxy_audit_decision(c, "admit", "policy_match", d);
     uv_read_stop((uv_stream_t *)&c->down); /* nothing should come before the A-ASSOCIATE-AC */
     proxy_upstream_start(c);
@@ -42,9 +58,12 @@ static void admit(struct edge_conn *c, const struct adm_decision *d)
  * CRLs), not the one it shook hands under. 0 or CONN_STOP (refused by the new set). */
 static int move_to_current_gen(struct edge_conn *c)
 {
-    long vr;
-    if (tls_peer_reverify(tls_conn_ssl(c->tls), c->e->gen->server, &vr) < 0) {
-        proxy_write_abort_down(c, UL_ABORT_NOT_SPECIFIED, tls_fail_reason(vr, 0), NULL);
+    long vr = 0;
+    SSL_CTX *ctx = c->reverse ? c->e->gen->reverse : c->e->gen->server;
+    if (!ctx || tls_peer_reverify(tls_conn_ssl(c->tls), ctx, &vr) < 0) {
+        const char *why = ctx ? tls_fail_reason(vr, 0) : "reverse_not_configured";
+        proxy_audit_cert_rejected(c, why);
+        proxy_write_abort_down(c, UL_ABORT_NOT_SPECIFIED, why, NULL);
         return CONN_STOP;
     }
     edge_gen_ref(c->e->gen);
@@ -71,7 +90,15 @@ static int decide(struct edge_conn *c)
         free(pid);
         return CONN_STOP;
     }
-    enum adm_verdict v = admission_decide(c->gen->policy, pid, c->rq.p, c->rq.len, &d);
+    enum adm_verdict v;
+    if (c->reverse) {
+        const struct edge_config *cfg = c->e->cfg;
+        struct adm_reverse_rules rules = {.allow_cn = cfg->reverse.allow_cn,
+                                          .n_allow_cn = cfg->reverse.n_allow_cn};
+        v = admission_reverse(c->gen->policy, &rules, pid, c->rq.p, c->rq.len, &d);
+    } else {
+        v = admission_decide(c->gen->policy, pid, c->rq.p, c->rq.len, &d);
+    }
     free(pid);
     if (v == ADM_NEED_MORE)
         return 0;
@@ -80,7 +107,7 @@ static int decide(struct edge_conn *c)
     memcpy(c->called, d.called, sizeof c->called);
     if (d.client) {
         snprintf(c->client_id, sizeof c->client_id, "%s", d.client->id);
-        c->route = &c->gen->policy->routes[d.client->route];
+        c->route = c->reverse ? d.route : &c->gen->policy->routes[d.client->route];
     }
     switch (v) {
     case ADM_ABORT: proxy_write_abort_down(c, d.reason, d.why, &d); return CONN_STOP;
@@ -114,19 +141,16 @@ int proxy_admit_ready(void *arg)
 {
     struct edge_conn *c = arg;
     struct edge *e = c->e;
-    metric_inc(e->m.handshakes_ok);
+    metric_inc(c->reverse ? e->m.rhandshakes_ok : e->m.handshakes_ok);
     struct tls_peer_id *pid = calloc(1, sizeof *pid);
     if (!pid || tls_peer_id_get(tls_conn_ssl(c->tls), pid) < 0) {
         free(pid);
         proxy_conn_close(c);
         return CONN_STOP;
     }
-    snprintf(c->cn, sizeof c->cn, "%s", pid->cn);
-    snprintf(c->subject, sizeof c->subject, "%s", pid->subject);
-    snprintf(c->serial, sizeof c->serial, "%s", pid->serial);
-    memcpy(c->fp, pid->fp, sizeof c->fp);
-    memcpy(c->fp_hex, pid->fp_hex, sizeof c->fp_hex);
+    proxy_conn_identity(c, pid);
     free(pid);
+    proxy_audit_tls(c, true, NULL);
     struct logb lb;
     if (log_begin(&lb, LOG_DEBUG, "tls_ok")) {
         proxy_audit_conn(&lb, c);

@@ -1,6 +1,8 @@
 #include "proxy_conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "proxy_audit.h"
@@ -23,9 +25,17 @@ static void conn_free(struct edge_conn *c)
         proxy_audit_assoc_end(c);
         e->n_assocs--;
         metric_gauge_add(e->m.assocs_active, -1);
+        if (c->reverse) {
+            e->n_rassocs--;
+            metric_gauge_add(e->m.rassocs_active, -1);
+        }
     }
     if (c->slot_taken)
-        limits_client_put(&e->limits, c->client_id);
+        limits_client_put(&e->limits, c->limit_key);
+    if (c->reverse) {
+        e->n_rconns--;
+        metric_gauge_add(e->m.rconns_active, -1);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -45,6 +55,15 @@ static void conn_free(struct edge_conn *c)
     free(c);
     if (e->draining && e->n_conns == 0 && e->on_empty)
         e->on_empty(e);
+}
+
+void proxy_conn_identity(struct edge_conn *c, const struct tls_peer_id *id)
+{
+    snprintf(c->cn, sizeof c->cn, "%s", id->cn);
+    snprintf(c->subject, sizeof c->subject, "%s", id->subject);
+    snprintf(c->serial, sizeof c->serial, "%s", id->serial);
+    memcpy(c->fp, id->fp, sizeof c->fp);
+    memcpy(c->fp_hex, id->fp_hex, sizeof c->fp_hex);
 }
 
 void proxy_conn_release(struct edge_conn *c)

@@ -10,6 +10,8 @@
 void proxy_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 /* Start the timer for this phase: ms from now, c's state decides what expiry means. */
 void proxy_conn_arm(struct edge_conn *c, uint64_t ms);
+/* Keep the certificate identity fields of c (cn, subject, serial, fingerprint) from id. */
+void proxy_conn_identity(struct edge_conn *c, const struct tls_peer_id *id);
 /* One of c's live things (a handle, a pending getaddrinfo) has ended; the last frees c. */
 void proxy_conn_release(struct edge_conn *c);
 /* Close every handle now; c is freed when the last has closed. Idempotent. */

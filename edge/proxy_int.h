@@ -45,6 +45,7 @@ struct edge_conn {
     int live;            /* initialised handles + pending getaddrinfo */
     int shutdowns;       /* pending uv_shutdown requests */
     bool closing, up_init, up_connected, slot_taken, in_assoc_count;
+    bool reverse; /* accepted on the reverse listener: the core calling a device */
     bool down_paused, up_paused;
     enum conn_state st;
     struct tls_conn *tls, *up_tls;
@@ -58,6 +59,8 @@ struct edge_conn {
     const struct policy_route *route;
     const char *end;
     char peer_s[64];
+    char peer_ip[48];     /* the address alone, for audit messages */
+    char limit_key[140];  /* the key of the slot taken in e->limits */
     struct sockaddr_storage peer, local;
     char calling[UL_AE_LEN + 1], called[UL_AE_LEN + 1];
     char client_id[129], cn[257], serial[96], fp_hex[65];

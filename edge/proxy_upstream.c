@@ -26,6 +26,10 @@ void proxy_upstream_failed(struct edge_conn *c, const char *why, const char *det
         c->in_assoc_count = false;
         c->e->n_assocs--;
         metric_gauge_add(c->e->m.assocs_active, -1);
+        if (c->reverse) {
+            c->e->n_rassocs--;
+            metric_gauge_add(c->e->m.rassocs_active, -1);
+        }
     }
     c->up_connected = false; /* no shutdown on a half-made upstream: it is just closed */
     proxy_write_refuse(c, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_CONGESTION, why, NULL);
@@ -86,14 +90,19 @@ void proxy_upstream_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     up_end(c, rc == TLS_CONN_EOF ? UV_EOF : rc);
 }
 
-/* PROXY v2 (DESIGN.md): the modality's address and its certificate identity, before TLS. */
+/* PROXY v2 (DESIGN.md): the modality's address, its certificate identity and its grants (the
+ * services and read scope of its policy entry, common/grants.h), before TLS. */
 static int send_proxy_header(struct edge_conn *c)
 {
+    char grants[GRANTS_TEXT_MAX];
+    int rc = grants_format(&c->client->grants, grants, sizeof grants);
+    if (rc < 0)
+        return rc;
     struct wbuf b;
     wbuf_init(&b, PROXY2_MAX_LEN);
-    int rc = proxy2_encode(&b, (const struct sockaddr *)&c->peer,
-                           (const struct sockaddr *)&c->local, c->cn[0] ? c->cn : NULL, c->fp,
-                           c->client_id);
+    rc = proxy2_encode_grants(&b, (const struct sockaddr *)&c->peer,
+                              (const struct sockaddr *)&c->local, c->cn[0] ? c->cn : NULL, c->fp,
+                              c->client_id, grants);
     if (rc == 0)
         rc = stream_send_clear(&c->s_up, b.p, b.len);
     wbuf_cleanup(&b);
@@ -109,7 +118,7 @@ static void start_up_stream(struct edge_conn *c)
     if (e->cfg->keepalive_s)
         uv_tcp_keepalive(&c->up, 1, e->cfg->keepalive_s);
     int rc = uv_read_start((uv_stream_t *)&c->up, proxy_conn_alloc, proxy_upstream_on_read);
-    if (rc == 0 && rt->proxy_protocol)
+    if (rc == 0 && rt->proxy_protocol && !c->reverse) /* a device reads no PROXY header */
         rc = send_proxy_header(c);
     if (rc < 0) {
         proxy_upstream_failed(c, "upstream_write_failed", err_str(rc));

@@ -88,6 +88,8 @@ static void answer(struct edge_conn *c, const char *decision, const char *why,
                    const struct adm_decision *d, struct wbuf *b, const char *end)
 {
     proxy_audit_decision(c, decision, why, d);
+    if (d) /* refused by admission (not an upstream failure): a Security Alert */
+        proxy_audit_refused(c, why);
     int rc = b->err ? b->err : stream_send(&c->s_down, b->p, b->len);
     if (rc < 0) /* we close after it anyway */
         log_msg(LOG_DEBUG, "answer_not_sent", err_str(rc));

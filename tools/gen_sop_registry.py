@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generate core/sop_registry.c, the table of every Storage SOP Class of the DICOM standard.
+"""Generate core/common/sop_registry.c, the table of every Storage SOP Class of the DICOM standard.
 
 Sources:
   * the UID registry of PS3.6 Table A-1 as pydicom ships it (pydicom._uid_dict; Debian 12's
@@ -26,7 +26,7 @@ import sys
 
 COMMAND = "/usr/bin/python3 tools/gen_sop_registry.py"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUTPUT = os.path.join(ROOT, "core", "sop_registry.c")
+DEFAULT_OUTPUT = os.path.join(ROOT, "core", "common", "sop_registry.c")
 DEFAULT_SUPPLEMENT = os.path.join(ROOT, "tools", "sop_registry_supplement.tsv")
 
 UID_MAX = 64  # PS3.5 9.1

@@ -8,9 +8,10 @@
 # get traffic (an admission, a refusal, failed TLS handshakes, stores, a refused store); a real
 # Prometheus (Debian's) scrapes them and evaluates every rule (each must be healthy) and every
 # dashboard query (each must evaluate); every metric name the rules and the dashboard use must
-# be one those /metrics pages export, except the audit library's names, allow-listed below
-# until it lands. The edge's certificate gauges must equal openssl's dates, also after a reload
-# (a new CRL; a TLS route added, then dropped).
+# be one those /metrics pages export, including the audit trail's dicom_*_audit_* names, which
+# the full core and a second edge with an audit repository (UDP, nobody listening) export. The
+# edge's certificate gauges must equal openssl's dates, also after a reload (a new CRL; a TLS
+# route added, then dropped).
 set -euo pipefail
 export LC_ALL=C # sort and comm agree with Python's order
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -22,12 +23,9 @@ mon=$src/compose/monitoring
 rules=$mon/prometheus/dicom-gateway.rules.yml
 dash=$mon/grafana/dashboards/dicom-gateway.json
 
-# Metric names the rules and the dashboard may use although no program exports them yet: the
-# edge's audit metrics (issue 17, "Audit trail"; the core's are exported by the full core below,
-# which has an audit trail). When the edge exports them, empty this list.
-AUDIT_PENDING=(dicom_edge_audit_queue_messages dicom_edge_audit_queue_bytes
-               dicom_edge_audit_messages_dropped_total dicom_edge_audit_messages_refused_total
-               dicom_edge_audit_repository_up dicom_edge_audit_blocking)
+# Metric names the rules and the dashboard may use although no program exports them yet (none
+# now: the full core below and the edge with an audit trail export the dicom_*_audit_* names).
+AUDIT_PENDING=()
 # Series Prometheus makes itself (not scraped from our programs).
 PROMETHEUS_OWN=(up ALERTS)
 
@@ -122,6 +120,17 @@ EOF
 started+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$pfh/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
+# an edge with an audit trail (a UDP repository where nobody listens): the dicom_edge_audit_* names
+pea=$(free_port) pah=$(free_port) pau=$(free_port)
+jq --arg l "127.0.0.1:$pea" --arg h "127.0.0.1:$pah" --arg p "$tmp/state/policy.json" \
+    --arg q "$tmp/audit-q" --arg k "$tmp/audit-site.key" --argjson u "$pau" \
+    '.listen = $l | .http_listen = $h | .policy = $p | .audit = { repositories: [ { transport: "udp",
+     host: "127.0.0.1", port: $u } ], queue_dir: $q, hash_key_file: $k }' \
+    "$tmp/state/edge.json" >"$tmp/edge-audit.json"
+"$build/edge/dicom-edge" --config "$tmp/edge-audit.json" 2>"$tmp/edge-audit.log" &
+started+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$pah/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
 # ---------------------------------------------------------------- a real Prometheus
 pp=$(free_port)
 cat >"$tmp/prometheus.yml" <<EOF
@@ -204,7 +213,7 @@ kill -HUP "$edge_pid"
 for _ in $(seq 50); do [[ $(vpc_gauge) == 0 ]] && break; sleep 0.1; done
 check "... and 0 once a reload dropped the route" test "$(vpc_gauge)" = 0
 
-for p in "$peh" "$ph" "$pfh"; do curl -fs "http://127.0.0.1:$p/metrics" >>"$tmp/scraped.txt"; done
+for p in "$peh" "$ph" "$pfh" "$pah"; do curl -fs "http://127.0.0.1:$p/metrics" >>"$tmp/scraped.txt"; done
 
 # a forwarder run on the AWS test harness (moto + the HealthImaging EMULATOR), its /metrics kept
 fwd_names=""
