@@ -39,6 +39,8 @@ static const struct cfgread_table g_tls = CFGREAD_TABLE(g_tls_keys, false, NULL)
 static const struct cfgread_key g_limit_keys[] = {
     CFGREAD_U32("max_connections", EC, max_connections, 1, 1000000, 4096),
     CFGREAD_U32("per_source_per_minute", EC, per_source_per_minute, 0, 1000000, 600),
+    CFGREAD_U32("preassoc_max", EC, preassoc_max, 1, 1000000, 256),
+    CFGREAD_U32("preassoc_per_source", EC, preassoc_per_source, 1, 1000000, 32),
     CFGREAD_U32("handshake_ms", EC, handshake_ms, 100, 600000, 10000),
     CFGREAD_U32("assoc_rq_ms", EC, assoc_rq_ms, 100, 600000, 10000),
     CFGREAD_U32("connect_ms", EC, connect_ms, 100, 600000, 10000),

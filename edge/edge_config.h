@@ -26,6 +26,8 @@ struct edge_config {
     char log_level[8];
     uint32_t max_connections;       /* global, TLS or not yet */
     uint32_t per_source_per_minute; /* new connections per source address per minute; 0: off */
+    uint32_t preassoc_max;          /* connections not yet admitted (TLS, A-ASSOCIATE-RQ), at once */
+    uint32_t preassoc_per_source;   /* of them, from one source address (IPv6: its /64) */
     uint32_t handshake_ms;          /* TCP accept to TLS established */
     uint32_t assoc_rq_ms;           /* TLS established to whole A-ASSOCIATE-RQ */
     uint32_t connect_ms;            /* upstream TCP connect + TLS handshake */

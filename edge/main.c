@@ -165,9 +165,11 @@ static void on_hup(uv_signal_t *s, int signum)
     if (strcmp(cfg->listen, app->cfg->listen) != 0 ||
         strcmp(cfg->http_listen, app->cfg->http_listen) != 0 ||
         cfg->reverse.enabled != app->cfg->reverse.enabled ||
-        strcmp(cfg->reverse.listen, app->cfg->reverse.listen) != 0)
+        strcmp(cfg->reverse.listen, app->cfg->reverse.listen) != 0 ||
+        cfg->preassoc_max != app->cfg->preassoc_max ||
+        cfg->preassoc_per_source != app->cfg->preassoc_per_source)
         log_msg(LOG_WARN, "reload_partial",
-                "listen, http_listen and reverse.listen need a restart");
+                "listen, http_listen, reverse.listen and limits.preassoc_* need a restart");
     if (cfg->audit_digest != app->cfg->audit_digest)
         log_msg(LOG_WARN, "reload_partial", "the audit object needs a restart");
     snprintf(cfg->listen, sizeof cfg->listen, "%s", app->cfg->listen);
@@ -405,6 +407,7 @@ int main(int argc, char **argv)
     edge_gen_unref(e->gen);
     free(app->cfg);
     limits_cleanup(&e->limits);
+    preassoc_cleanup(&e->preassoc);
     metrics_free(e->metrics);
     rc = uv_loop_close(e->loop);
     return rc == 0 ? 0 : 1;

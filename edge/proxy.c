@@ -137,6 +137,7 @@ static void refuse_conn(struct edge *e, uv_tcp_t *t, bool reverse, const char *w
     proxy_audit_refusal(e, reverse, why);
     metric_inc(reverse                               ? e->m.rconns_refused_limit :
                strcmp(why, "per_source_rate") == 0 ? e->m.conns_refused_rate :
+               strncmp(why, "preassoc", 8) == 0    ? e->m.conns_refused_preassoc :
                                                      e->m.conns_refused_limit);
     uv_close((uv_handle_t *)t, on_bare_closed);
 }
@@ -263,6 +264,16 @@ static void on_connection(uv_stream_t *srv, int status)
     if (uv_tcp_getpeername(&c->down, (struct sockaddr *)&peer, &len) < 0)
         memset(&peer, 0, sizeof peer);
     const char *why = refusal(e, &peer, reverse);
+    if (!why && !reverse) {
+        /* not admitted yet (TLS, A-ASSOCIATE-RQ to come): the bounded pre-association budget,
+         * each source at most its share, so idle connections cannot starve other clients */
+        const char *detail;
+        preassoc_key((const struct sockaddr *)&peer, c->pre_key);
+        if (preassoc_enter(&e->preassoc, c->pre_key, &detail) < 0)
+            why = strstr(detail, "source") ? "preassoc_per_source" : "preassoc_max";
+        else
+            c->pre_held = true;
+    }
     if (why)
         refuse_conn(e, &c->down, reverse, why);
     else
@@ -290,6 +301,9 @@ static int register_metrics(struct edge *e)
     em->conns_refused_rate = metrics_counter(m, "dicom_edge_connections_refused_total",
                                              "Connections closed at accept",
                                              "reason=\"per_source_rate\"");
+    em->conns_refused_preassoc = metrics_counter(m, "dicom_edge_connections_refused_total",
+                                                 "Connections closed at accept",
+                                                 "reason=\"preassoc\"");
     em->rconns_active = metrics_gauge(m, "dicom_edge_reverse_connections_active",
                                       "Reverse-path connections open (the core's, any phase)",
                                       NULL);
@@ -305,7 +319,7 @@ static int register_metrics(struct edge *e)
         "Reverse-path connections closed at accept", "reason=\"max_associations\"");
     if (!em->conns_active || !em->assocs_active || !em->handshakes_ok ||
         !em->bytes_to_upstream || !em->bytes_to_client || !em->conns_refused_limit ||
-        !em->conns_refused_rate || !em->rconns_active || !em->rassocs_active ||
+        !em->conns_refused_rate || !em->conns_refused_preassoc || !em->rconns_active || !em->rassocs_active ||
         !em->rhandshakes_ok || !em->rconns_refused_limit)
         return ERR_NOMEM;
     return 0;
@@ -333,6 +347,7 @@ int proxy_start(struct edge *e)
 {
     TRY(register_metrics(e));
     refusals_init(&e->refusals);
+    TRY(preassoc_init(&e->preassoc, e->cfg->preassoc_max, e->cfg->preassoc_per_source));
     TRY(listen_on(e, &e->listener, e->cfg->listen, &e->listen_addr, &e->listening));
     if (!e->cfg->reverse.enabled)
         return 0;

@@ -12,6 +12,7 @@
 #include "audit/audit.h"
 #include "edge_config.h"
 #include "edge_gen.h"
+#include "common/preassoc.h"
 #include "limits.h"
 #include "net/metrics.h"
 #include "refusals.h"
@@ -20,6 +21,7 @@ struct edge_metrics {
     struct metric_gauge *conns_active, *assocs_active;
     struct metric_counter *handshakes_ok, *bytes_to_upstream, *bytes_to_client;
     struct metric_counter *admitted, *conns_refused_limit, *conns_refused_rate;
+    struct metric_counter *conns_refused_preassoc;
     /* the reverse path (the core's associations to devices) */
     struct metric_gauge *rconns_active, *rassocs_active;
     struct metric_counter *rhandshakes_ok, *rconns_refused_limit;
@@ -34,6 +36,7 @@ struct edge {
     struct metrics *metrics;
     struct edge_metrics m;
     struct limits limits;
+    struct preassoc preassoc; /* connections not yet admitted (limits.preassoc_*) */
     uv_tcp_t listener, rlistener; /* the modalities'; the reverse path's (cfg->reverse) */
     bool listening, rlistening, draining;
     struct sockaddr_storage listen_addr, rlisten_addr;

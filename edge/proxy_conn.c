@@ -18,9 +18,18 @@ void proxy_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)g_readbuf, sizeof g_readbuf);
 }
 
+void proxy_conn_preassoc_done(struct edge_conn *c)
+{
+    if (!c->pre_held)
+        return;
+    c->pre_held = false;
+    preassoc_leave(&c->e->preassoc, c->pre_key);
+}
+
 static void conn_free(struct edge_conn *c)
 {
     struct edge *e = c->e;
+    proxy_conn_preassoc_done(c);
     if (c->in_assoc_count) {
         proxy_audit_assoc_end(c);
         e->n_assocs--;
@@ -104,6 +113,7 @@ void proxy_conn_finish(struct edge_conn *c, const char *end)
     if (!c->end)
         c->end = end;
     c->st = ST_FINISH;
+    proxy_conn_preassoc_done(c);
     /* Keep reading (and dropping) what the client still sends until it closes: closing a
      * socket with unread data makes the kernel send a reset, which can destroy our last PDU
      * (A-ABORT, A-ASSOCIATE-RJ) before the client has read it. */

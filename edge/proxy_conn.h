@@ -20,5 +20,8 @@ void proxy_conn_close(struct edge_conn *c);
  * client closes, LINGER_MS at most. end names how the association ended (the first one set
  * stays). Idempotent. */
 void proxy_conn_finish(struct edge_conn *c, const char *end);
+/* c is no longer a pending connection (admitted, refused or ending): its slot of the
+ * pre-association budget, if it holds one, is given back. Idempotent. */
+void proxy_conn_preassoc_done(struct edge_conn *c);
 
 #endif

@@ -46,6 +46,8 @@ struct edge_conn {
     int shutdowns;       /* pending uv_shutdown requests */
     bool closing, up_init, up_connected, slot_taken, in_assoc_count;
     bool reverse; /* accepted on the reverse listener: the core calling a device */
+    bool pre_held;      /* holds a slot of e->preassoc (not admitted yet) */
+    uint8_t pre_key[16];
     bool down_paused, up_paused;
     enum conn_state st;
     struct tls_conn *tls, *up_tls;

@@ -179,6 +179,7 @@ void proxy_upstream_start(struct edge_conn *c)
 {
     struct edge *e = c->e;
     c->st = ST_CONNECT;
+    proxy_conn_preassoc_done(c); /* admitted: an association now, no longer pending */
     proxy_conn_arm(c, e->cfg->connect_ms);
     int rc = uv_tcp_init(e->loop, &c->up);
     if (rc < 0) {
