@@ -183,9 +183,14 @@ wait "$listener" 2>/dev/null
 pids+=($!)
 for _ in $(seq 600); do [[ $(grep -c '"ev":"listening"' "$T/reports.jsonl") -ge 2 ]] && break; sleep 0.1; done
 start_core auto
+# instances not stored yet: the N-ACTION's association is released before the transaction can be
+# decided, so the report must travel on a new association (already stored, the core may answer
+# on the N-ACTION's own association within milliseconds, before the SCU releases it)
+gen "$T/e" 2
 t5=$(uid)
-request "$t5" "$T/b/refs.txt" 0
+request "$t5" "$T/e/refs.txt" 0
 [[ $(action_status) == 0 ]] || fail "modality away: N-ACTION $(cat "$T/rq.out")"
+store "$T/e"
 if wait_report "$t5" 90; then
     refused=$(grep -c '"ev":"refused"' "$T/reports.jsonl")
     [[ $refused -ge 2 && $(grep -c '"ev":"commit_report_failed".*"'"$t5"'"' "$T/core.log") -ge 2 ]] &&
