@@ -132,18 +132,23 @@ const struct core_config *assoc_cfg(const struct assoc *a)
     return a->cfg;
 }
 
+size_t assoc_find_pctxs(const struct assoc *a, const char *abstract, bool peer_scp,
+                        struct pctx_info *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned id = 1; id < 256 && n < max; id += 2) {
+        const struct pctx_entry *e = &a->pctx[id];
+        if (e->accepted && e->peer_scp == peer_scp && strcmp(e->abstract, abstract) == 0)
+            out[n++] = (struct pctx_info){.id = (uint8_t)id, .abstract = e->abstract,
+                                          .ts = e->ts, .peer_scp = e->peer_scp};
+    }
+    return n;
+}
+
 int assoc_find_pctx(const struct assoc *a, const char *abstract, bool peer_scp,
                     struct pctx_info *out)
 {
-    for (unsigned id = 1; id < 256; id += 2) {
-        const struct pctx_entry *e = &a->pctx[id];
-        if (e->accepted && e->peer_scp == peer_scp && strcmp(e->abstract, abstract) == 0) {
-            *out = (struct pctx_info){.id = (uint8_t)id, .abstract = e->abstract, .ts = e->ts,
-                                      .peer_scp = e->peer_scp};
-            return 0;
-        }
-    }
-    return ERR_NOTFOUND;
+    return assoc_find_pctxs(a, abstract, peer_scp, out, 1) ? 0 : ERR_NOTFOUND;
 }
 
 void assoc_pause(struct assoc *a)

@@ -3,11 +3,17 @@
 #include "dimse_service.h"
 
 #include "svc_echo.h"
+#include "svc_find.h"
+#include "svc_get.h"
+#include "svc_move.h"
 #include "svc_store.h"
 
 static const struct dimse_service *const g_services[] = {
     &svc_echo,
     &svc_store,
+    &svc_find,
+    &svc_get,
+    &svc_move,
 };
 
 const struct dimse_service *services_serving(const struct core_config *cfg, const char *abstract)
