@@ -288,18 +288,21 @@ static void handle_command(struct assoc *a)
         take_response(a, has_ds);
         return;
     }
-    if (!a->req.has_message_id) {
-        assoc_violation(a, UL_ABORT_INVALID_PARAM, "malformed DIMSE command set");
-        return;
-    }
-    if (a->req.command_field == DIMSE_C_CANCEL_RQ) { /* PS3.7 9.3.2.3: no response */
+    if (a->req.command_field == DIMSE_C_CANCEL_RQ) {
+        /* PS3.7 9.3.2.3: no Message ID of its own (Message ID Being Responded To names the
+         * operation), and no response */
         struct svc_op *op = a->op;
-        if (op && a->req.message_id_rsp == op->msg_id && op->hooks->cancel)
+        if (op && a->req.has_message_id_rsp && a->req.message_id_rsp == op->msg_id &&
+            op->hooks->cancel)
             op->hooks->cancel(op);
         if (has_ds) {
             a->in_dataset = true;
             a->skip_dataset = true;
         }
+        return;
+    }
+    if (!a->req.has_message_id) {
+        assoc_violation(a, UL_ABORT_INVALID_PARAM, "malformed DIMSE command set");
         return;
     }
     if (a->op) {

@@ -136,9 +136,10 @@ void retrieve_op_fail_all(struct retrieve_op *op, const char *why)
             break;
         wbuf_printf(&failed, "%s%s", i ? "\\" : "", op->list.v[i].sop);
     }
+    wbuf_u8(&failed, 0);
     op->c = (struct qr_counts){.failed = (uint16_t)op->list.n};
     struct qr_fail f = {DIMSE_RETRIEVE_OUT_OF_RESOURCES, why, 0}; /* A702 */
-    final(op, &f, failed.len ? (const char *)failed.p : NULL, true);
+    final(op, &f, failed.len > 1 && !failed.err ? (const char *)failed.p : NULL, true);
     wbuf_cleanup(&failed);
 }
 

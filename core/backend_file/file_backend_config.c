@@ -22,6 +22,8 @@ static const struct cfgread_key g_read_keys[] = {
     CFGREAD_U32("page_size", FC, read.page_size, 1, 100000, 500),
     CFGREAD_U32("max_results", FC, read.max_results, 1, 10000000, 10000),
     CFGREAD_U32("chunk_bytes", FC, read.chunk, 4096, 16u << 20, 256u * 1024u),
+    /* a test knob: a pause between pages, standing for a slow QIDO-RS (0: none) */
+    CFGREAD_U32("page_delay_ms", FC, read.page_delay_ms, 0, 60000, 0),
 };
 static const struct cfgread_table g_read = CFGREAD_TABLE(g_read_keys, true, NULL);
 

@@ -28,6 +28,7 @@ struct file_backend_config {
         uint32_t page_size;   /* candidates per search page (one threadpool job each) */
         uint32_t max_results; /* matches one search returns at most (then ERR_LIMIT) */
         uint32_t chunk;       /* bytes per read of a fetch */
+        uint32_t page_delay_ms; /* tests: a pause before each page after the first */
     } read;
 };
 

@@ -378,15 +378,25 @@ static void deliver(struct fb_search *s)
     }
     if (s->paused || s->cancelled)
         return;
-    if (s->more)
+    if (s->more && s->b->cfg.read.page_delay_ms) {
+        for (size_t i = s->next; i < s->n_page; i++)
+            dcm_ds_free(s->page[i]);
+        s->n_page = s->next = 0;
+        uv_timer_start(&s->timer, on_timer, s->b->cfg.read.page_delay_ms, 0);
+    } else if (s->more) {
         next_page(s);
-    else
+    } else {
         finish(s);
+    }
 }
 
 static void on_timer(uv_timer_t *t)
 {
-    deliver(t->data);
+    struct fb_search *s = t->data;
+    if (s->n_page == 0 && s->more && !s->in_work) /* a delayed page */
+        next_page(s);
+    else
+        deliver(s);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
