@@ -242,3 +242,107 @@ int qr_respond(struct assoc *a, const struct dimse_cmd *req, uint8_t pctx,
     wbuf_cleanup(&b);
     return rc;
 }
+
+/* ---- a Q/R request up to its search ------------------------------------------------------- */
+
+int qr_op_check(struct assoc *a, const struct dimse_request *rq, enum qr_kind kind,
+                enum dcm_qr_model *model, uint16_t *status, const char **comment)
+{
+    void *impl;
+    if (!rq->has_dataset) {
+        *status = DIMSE_DATASET_MISMATCH;
+        *comment = "request without an identifier";
+    } else if (strcmp(rq->cmd->affected_sop_class, rq->pctx->abstract) != 0 ||
+               !qr_model(rq->pctx->abstract, kind, model)) {
+        *status = DIMSE_SOP_CLASS_NOT_SUPPORTED;
+        *comment = "SOP class differs from the presentation context";
+    } else if (!qr_backend(a, &impl)) {
+        *status = QR_ST_ARCHIVE;
+        *comment = "this archive's backend cannot be read";
+    } else {
+        return 0;
+    }
+    return ERR_UNSUPPORTED;
+}
+
+void qr_op_init(struct qr_op *op, const struct qr_op_kind *kind, const struct svc_op_hooks *hooks,
+                struct assoc *a, const struct dimse_request *rq, enum dcm_qr_model model)
+{
+    op->base.hooks = hooks;
+    op->kind = kind;
+    op->req = *rq->cmd;
+    op->pctx = *rq->pctx;
+    op->model = model;
+    op->ops = qr_backend(a, &op->impl);
+    qr_ident_init(&op->ident);
+}
+
+void qr_op_cleanup(struct qr_op *op)
+{
+    dcm_query_free(op->q);
+    op->q = NULL;
+    qr_scope_free(op->scope);
+    op->scope = NULL;
+    qr_ident_cleanup(&op->ident);
+}
+
+static void fail(struct qr_op *op, uint16_t status, const char *comment)
+{
+    struct qr_fail f = {status, comment, 0};
+    op->kind->finish(op, &f);
+}
+
+/* The scope is known: refused, or go. */
+static void scoped(struct qr_op *op)
+{
+    if (op->cancelled) /* PS3.4 C.4.1.2.3, C.4.2.3.1: cancelled before anything was done */
+        fail(op, DIMSE_CANCEL, NULL);
+    else if (op->scope->s.scope == GRANT_SCOPE_NONE)
+        fail(op, DIMSE_NOT_AUTHORIZED, "no read scope: this client may not read");
+    else
+        op->kind->start(op);
+}
+
+static void on_scope(void *arg, int err, struct qr_scope *scope)
+{
+    struct qr_op *op = arg;
+    op->scope_req = NULL;
+    op->scope = scope;
+    if (err < 0)
+        fail(op, QR_ST_ARCHIVE, "the client's read scope could not be resolved");
+    else
+        scoped(op);
+}
+
+void qr_op_data(struct svc_op *base, const uint8_t *p, size_t n)
+{
+    qr_ident_put(&((struct qr_op *)base)->ident, p, n);
+}
+
+void qr_op_data_end(struct svc_op *base)
+{
+    struct qr_op *op = (struct qr_op *)base;
+    struct qr_fail f;
+    if (qr_parse(&op->ident, &op->pctx, op->model, op->kind->qop, &op->q, &f) < 0) {
+        op->kind->finish(op, &f);
+        return;
+    }
+    int rc = qr_scope_resolve(base->a, &op->scope, on_scope, op, &op->scope_req);
+    if (rc < 0)
+        fail(op, QR_ST_ARCHIVE, "the archive cannot be read");
+    else if (rc == 0)
+        scoped(op);
+}
+
+bool qr_op_cancel_early(struct qr_op *op)
+{
+    op->cancelled = true;
+    return op->scope_req != NULL; /* on_scope answers FE00 */
+}
+
+void qr_op_gone(struct qr_op *op)
+{
+    op->gone = true;
+    qr_scope_abandon(op->scope_req);
+    op->scope_req = NULL;
+}

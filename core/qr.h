@@ -102,4 +102,51 @@ MUST_CHECK int qr_respond(struct assoc *a, const struct dimse_cmd *req, uint8_t 
 /* The backend's read side of a's core, with its impl; NULL when the backend cannot read. */
 const struct backend_read_ops *qr_backend(struct assoc *a, void **impl);
 
+/* ---- a Q/R request up to its search: what C-FIND, C-GET and C-MOVE share ------------------- */
+
+struct qr_op;
+
+struct qr_op_kind {
+    enum dcm_qr_op qop;
+    /* The identifier is parsed (op->q) and the scope resolved (op->scope, not NONE): go. */
+    void (*start)(struct qr_op *op);
+    /* Answer f as the final response (a parse failure, the scope, a cancel before start). */
+    void (*finish)(struct qr_op *op, const struct qr_fail *f);
+};
+
+/* Embedded first in the service's own operation. */
+struct qr_op {
+    struct svc_op base;
+    const struct qr_op_kind *kind;
+    struct dimse_cmd req;
+    struct pctx_info pctx;
+    enum dcm_qr_model model;
+    struct qr_ident ident;
+    struct dcm_query *q;
+    struct qr_scope *scope;
+    struct qr_scope_req *scope_req; /* resolving: the kind's start waits */
+    const struct backend_read_ops *ops;
+    void *impl;
+    int busy; /* callbacks of the service on the stack */
+    bool cancelled, gone, ended;
+};
+
+/* The checks of a request before its identifier: 0 and the model, or a status and comment to
+ * answer at once (no identifier, SOP class other than the context's, no backend that reads). */
+MUST_CHECK int qr_op_check(struct assoc *a, const struct dimse_request *rq, enum qr_kind kind,
+                           enum dcm_qr_model *model, uint16_t *status, const char **comment);
+/* Set up op (calloc'd by the service) for rq, with the service's hooks. */
+void qr_op_init(struct qr_op *op, const struct qr_op_kind *kind, const struct svc_op_hooks *hooks,
+                struct assoc *a, const struct dimse_request *rq, enum dcm_qr_model model);
+/* The data and data_end hooks: collect the identifier, parse it, resolve the scope, then
+ * kind->start (or kind->finish with the failure). */
+void qr_op_data(struct svc_op *base, const uint8_t *p, size_t n);
+void qr_op_data_end(struct svc_op *base);
+/* C-CANCEL while the scope is being resolved: true when it was (the finish comes then). */
+bool qr_op_cancel_early(struct qr_op *op);
+/* The association ended: the scope's answer, if pending, is dropped. */
+void qr_op_gone(struct qr_op *op);
+/* Free what op holds (not op). */
+void qr_op_cleanup(struct qr_op *op);
+
 #endif

@@ -121,32 +121,17 @@ struct retrieve_kind {
 
 /* Embedded first in the kind's own operation (svc_get.c, svc_move.c). */
 struct retrieve_op {
-    struct svc_op base;
+    struct qr_op qr; /* first: the request, identifier, scope */
     const struct retrieve_kind *kind;
-    struct dimse_cmd req;
-    struct pctx_info pctx;
-    enum dcm_qr_model model;
-    struct qr_ident ident;
-    struct dcm_query *q;
-    struct qr_scope *scope;
-    struct qr_scope_req *scope_req;
-    const struct backend_read_ops *ops;
-    void *impl;
     struct retrieve_plan *plan;
     struct retrieve_list list;
     struct retrieve_run *run;
     struct qr_counts c;
-    int busy;  /* callbacks of ours on the stack */
     int holds; /* the kind's outstanding callbacks (a sub-association's end): keep op */
-    bool cancelled, gone, ended;
 };
 
-/* The checks of a C-GET / C-MOVE request before any dataset: 0 and the model, or a status and
- * comment to answer at once. */
-MUST_CHECK int retrieve_op_check(struct assoc *a, const struct dimse_request *rq,
-                                 enum qr_kind kind, enum dcm_qr_model *model, uint16_t *status,
-                                 const char **comment);
-/* Set up op (calloc'd by the kind, at least sizeof *op) for rq; its hooks are ours. */
+/* Set up op (calloc'd by the kind, at least sizeof *op) for rq (checked with qr_op_check);
+ * its hooks are ours. */
 void retrieve_op_init(struct retrieve_op *op, const struct retrieve_kind *kind,
                       struct assoc *a, const struct dimse_request *rq, enum dcm_qr_model model);
 /* Run the sub-operations on target (C-MOVE: with the requestor as move originator). */

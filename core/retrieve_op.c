@@ -13,31 +13,9 @@
 
 #define TAG_FAILED_LIST DCM_TAG(0x0008, 0x0058)
 
-int retrieve_op_check(struct assoc *a, const struct dimse_request *rq, enum qr_kind kind,
-                      enum dcm_qr_model *model, uint16_t *status, const char **comment)
-{
-    void *impl;
-    if (!rq->has_dataset) {
-        *status = DIMSE_DATASET_MISMATCH;
-        *comment = "retrieve without an identifier";
-    } else if (strcmp(rq->cmd->affected_sop_class, rq->pctx->abstract) != 0 ||
-               !qr_model(rq->pctx->abstract, kind, model)) {
-        *status = DIMSE_SOP_CLASS_NOT_SUPPORTED;
-        *comment = "SOP class differs from the presentation context";
-    } else if (!qr_backend(a, &impl)) {
-        *status = QR_ST_ARCHIVE;
-        *comment = "this archive's backend cannot be read";
-    } else {
-        return 0;
-    }
-    return ERR_UNSUPPORTED;
-}
-
 static void op_free(struct retrieve_op *op)
 {
-    dcm_query_free(op->q);
-    qr_scope_free(op->scope);
-    qr_ident_cleanup(&op->ident);
+    qr_op_cleanup(&op->qr);
     retrieve_list_free(&op->list);
     free(op);
 }
@@ -45,7 +23,7 @@ static void op_free(struct retrieve_op *op)
 /* Free op when nothing holds it any more: true when it was freed. */
 static bool try_free(struct retrieve_op *op)
 {
-    if (op->busy || op->holds || !(op->gone || op->ended))
+    if (op->qr.busy || op->holds || !(op->qr.gone || op->qr.ended))
         return false;
     op_free(op);
     return true;
@@ -59,12 +37,12 @@ void retrieve_op_unhold(struct retrieve_op *op)
 
 /* The one place where the audit record of a retrieve (DICOM "Begin Transferring DICOM
  * Instances" / "DICOM Instances Transferred", PS3.15 A.5.3.3-4) has everything: who
- * (assoc_who), the destination (C-MOVE: op->req.move_destination), the instances planned
+ * (assoc_who), the destination (C-MOVE: op->qr.req.move_destination), the instances planned
  * (op->list: study, series, SOP Instance and class UIDs), the counts and the final status. */
 static void retrieve_audit(const struct retrieve_op *op, uint16_t status)
 {
     struct assoc_who who;
-    assoc_who(op->base.a, &who);
+    assoc_who(op->qr.base.a, &who);
     struct logb lb;
     if (!log_begin(&lb, status == DIMSE_SUCCESS ? LOG_INFO : LOG_WARN, op->kind->event))
         return;
@@ -72,10 +50,10 @@ static void retrieve_audit(const struct retrieve_op *op, uint16_t status)
     log_str(&lb, "calling_ae", who.calling);
     if (who.client_id[0])
         log_str(&lb, "client_id", who.client_id);
-    if (op->req.move_destination[0])
-        log_str(&lb, "destination", op->req.move_destination);
-    if (op->q)
-        log_str(&lb, "level", dcm_query_level_name(dcm_query_level(op->q)));
+    if (op->qr.req.move_destination[0])
+        log_str(&lb, "destination", op->qr.req.move_destination);
+    if (op->qr.q)
+        log_str(&lb, "level", dcm_query_level_name(dcm_query_level(op->qr.q)));
     size_t studies = 0;
     for (size_t i = 0; i < op->list.n; i++)
         studies += i == 0 || strcmp(op->list.v[i].study, op->list.v[i - 1].study) != 0;
@@ -94,28 +72,29 @@ static void retrieve_audit(const struct retrieve_op *op, uint16_t status)
 static void final(struct retrieve_op *op, const struct qr_fail *fail, const char *failed,
                   bool counts)
 {
-    if (op->ended)
+    struct qr_op *q = &op->qr;
+    if (q->ended)
         return;
-    op->ended = true;
+    q->ended = true;
     uint16_t status = fail->status;
     retrieve_audit(op, status);
-    struct assoc *a = op->base.a;
+    struct assoc *a = q->base.a;
     struct dcm_ds *ds = NULL;
     if (failed && failed[0] && (ds = dcm_ds_new(NULL)) &&
         dcm_ds_add_cstr(ds, dcm_ds_root_mut(ds), TAG_FAILED_LIST, DCM_VR_UI, failed) < 0) {
         dcm_ds_free(ds);
         ds = NULL;
     }
-    op->busy++;
-    int rc = qr_respond(a, &op->req, op->pctx.id, op->pctx.ts, fail, counts ? &op->c : NULL,
+    q->busy++;
+    int rc = qr_respond(a, &q->req, q->pctx.id, q->pctx.ts, fail, counts ? &op->c : NULL,
                         status == DIMSE_CANCEL, ds);
-    if (rc < 0 && !op->gone) /* the list could not be encoded: the status alone */
-        rc = qr_respond(a, &op->req, op->pctx.id, op->pctx.ts, fail, counts ? &op->c : NULL,
+    if (rc < 0 && !q->gone) /* the list could not be encoded: the status alone */
+        rc = qr_respond(a, &q->req, q->pctx.id, q->pctx.ts, fail, counts ? &op->c : NULL,
                         status == DIMSE_CANCEL, NULL);
-    op->busy--;
+    q->busy--;
     dcm_ds_free(ds);
-    if (!op->gone)
-        assoc_op_done(a, &op->base);
+    if (!q->gone)
+        assoc_op_done(a, &q->base);
     try_free(op);
 }
 
@@ -150,10 +129,10 @@ static void on_progress(void *arg, const struct qr_counts *c)
     struct retrieve_op *op = arg;
     op->c = *c;
     struct qr_fail f = {DIMSE_PENDING, NULL, 0};
-    op->busy++;
-    if (qr_respond(op->base.a, &op->req, op->pctx.id, op->pctx.ts, &f, c, true, NULL) < 0)
-        op->gone = op->gone || assoc_is_closing(op->base.a); /* gone hook stopped the run */
-    op->busy--;
+    struct qr_op *q = &op->qr;
+    q->busy++;
+    (void)!qr_respond(q->base.a, &q->req, q->pctx.id, q->pctx.ts, &f, c, true, NULL);
+    q->busy--; /* a failure closed the association: its gone hook stopped the run */
     try_free(op);
 }
 
@@ -176,11 +155,11 @@ static void on_run_done(void *arg, const struct qr_counts *c, enum retrieve_end 
 void retrieve_op_run(struct retrieve_op *op, struct assoc *target, bool move)
 {
     struct assoc_who who;
-    assoc_who(op->base.a, &who);
-    struct retrieve_params p = {.target = target, .ops = op->ops, .impl = op->impl,
-                                .scope = &op->scope->s, .list = &op->list,
+    assoc_who(op->qr.base.a, &who);
+    struct retrieve_params p = {.target = target, .ops = op->qr.ops, .impl = op->qr.impl,
+                                .scope = &op->qr.scope->s, .list = &op->list,
                                 .move_originator = move ? who.calling : NULL,
-                                .move_originator_id = op->req.message_id};
+                                .move_originator_id = op->qr.req.message_id};
     struct retrieve_cbs cbs = {.progress = on_progress, .done = on_run_done, .arg = op};
     if (retrieve_run_start(&p, &cbs, &op->run) < 0) {
         op->run = NULL;
@@ -204,17 +183,14 @@ static void on_plan(void *arg, int err, const char *why)
         op->kind->planned(op);
 }
 
-static void start_plan(struct retrieve_op *op)
+static void start(struct qr_op *qop)
 {
-    if (op->scope->s.scope == GRANT_SCOPE_NONE) {
-        retrieve_op_finish(op, DIMSE_NOT_AUTHORIZED, "no read scope: this client may not read");
-        return;
-    }
-    if (!retrieve_in_scope(op->q, op->scope)) {
+    struct retrieve_op *op = (struct retrieve_op *)qop;
+    if (!retrieve_in_scope(qop->q, qop->scope)) {
         retrieve_op_finish(op, DIMSE_NOT_AUTHORIZED, "a study named is outside the read scope");
         return;
     }
-    int rc = retrieve_plan_start(op->ops, op->impl, op->q, op->scope, &op->list, on_plan, op,
+    int rc = retrieve_plan_start(qop->ops, qop->impl, qop->q, qop->scope, &op->list, on_plan, op,
                                  &op->plan);
     if (rc == 1)
         retrieve_op_finish(op, DIMSE_SUCCESS, NULL);
@@ -224,52 +200,23 @@ static void start_plan(struct retrieve_op *op)
                                                  : "the archive could not be searched");
 }
 
-static void on_scope(void *arg, int err, struct qr_scope *scope)
+static void finish_early(struct qr_op *qop, const struct qr_fail *f)
 {
-    struct retrieve_op *op = arg;
-    op->scope_req = NULL;
-    op->scope = scope;
-    if (op->cancelled)
-        retrieve_op_finish(op, DIMSE_CANCEL, NULL);
-    else if (err < 0)
-        retrieve_op_finish(op, QR_ST_ARCHIVE, "the client's read scope could not be resolved");
-    else
-        start_plan(op);
-}
-
-static void data(struct svc_op *base, const uint8_t *p, size_t n)
-{
-    qr_ident_put(&((struct retrieve_op *)base)->ident, p, n);
-}
-
-static void data_end(struct svc_op *base)
-{
-    struct retrieve_op *op = (struct retrieve_op *)base;
-    struct qr_fail f;
-    if (qr_parse(&op->ident, &op->pctx, op->model, DCM_QOP_RETRIEVE, &op->q, &f) < 0) {
-        final(op, &f, NULL, false);
-        return;
-    }
-    int rc = qr_scope_resolve(base->a, &op->scope, on_scope, op, &op->scope_req);
-    if (rc < 0)
-        retrieve_op_finish(op, QR_ST_ARCHIVE, "the archive cannot be read");
-    else if (rc == 0)
-        start_plan(op);
+    final((struct retrieve_op *)qop, f, NULL, false);
 }
 
 static void cancel(struct svc_op *base)
 {
     struct retrieve_op *op = (struct retrieve_op *)base;
-    if (op->ended || op->cancelled)
+    if (op->qr.ended || op->qr.cancelled || qr_op_cancel_early(&op->qr))
         return;
-    op->cancelled = true;
     if (op->run) {
         retrieve_run_cancel(op->run); /* the final response comes from on_run_done */
     } else if (op->plan) {
         retrieve_plan_cancel(op->plan);
         op->plan = NULL;
         retrieve_op_finish(op, DIMSE_CANCEL, NULL);
-    } else if (!op->scope_req && op->kind->cancel) {
+    } else if (op->kind->cancel) {
         op->kind->cancel(op); /* e.g. still connecting to the destination */
     }
 }
@@ -277,33 +224,32 @@ static void cancel(struct svc_op *base)
 static void gone(struct svc_op *base)
 {
     struct retrieve_op *op = (struct retrieve_op *)base;
-    op->gone = true;
+    qr_op_gone(&op->qr);
     retrieve_run_stop(op->run);
     op->run = NULL;
     retrieve_plan_cancel(op->plan);
     op->plan = NULL;
-    qr_scope_abandon(op->scope_req);
-    op->scope_req = NULL;
     if (op->kind->gone)
         op->kind->gone(op);
     try_free(op);
 }
 
 static const struct svc_op_hooks hooks = {
-    .data = data,
-    .data_end = data_end,
+    .data = qr_op_data,
+    .data_end = qr_op_data_end,
     .cancel = cancel,
     .gone = gone,
+};
+
+static const struct qr_op_kind qr_kind = {
+    .qop = DCM_QOP_RETRIEVE,
+    .start = start,
+    .finish = finish_early,
 };
 
 void retrieve_op_init(struct retrieve_op *op, const struct retrieve_kind *kind,
                       struct assoc *a, const struct dimse_request *rq, enum dcm_qr_model model)
 {
-    op->base.hooks = &hooks;
     op->kind = kind;
-    op->req = *rq->cmd;
-    op->pctx = *rq->pctx;
-    op->model = model;
-    op->ops = qr_backend(a, &op->impl);
-    qr_ident_init(&op->ident);
+    qr_op_init(&op->qr, &qr_kind, &hooks, a, rq, model);
 }

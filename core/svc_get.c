@@ -23,7 +23,7 @@ static bool peer_scp(const struct core_config *cfg, const char *abstract, struct
 
 static void planned(struct retrieve_op *op)
 {
-    retrieve_op_run(op, op->base.a, false);
+    retrieve_op_run(op, op->qr.base.a, false);
 }
 
 static const struct retrieve_kind kind = {
@@ -37,7 +37,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
 {
     *out = NULL;
     enum dcm_qr_model model;
-    if (retrieve_op_check(a, rq, QR_GET, &model, status, comment) < 0)
+    if (qr_op_check(a, rq, QR_GET, &model, status, comment) < 0)
         return;
     struct retrieve_op *op = calloc(1, sizeof *op);
     if (!op) {
@@ -46,7 +46,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
         return;
     }
     retrieve_op_init(op, &kind, a, rq, model);
-    *out = &op->base;
+    *out = &op->qr.base;
 }
 
 const struct dimse_service svc_get = {

@@ -50,11 +50,11 @@ static void on_ready(void *arg, struct assoc *a)
 {
     struct move_op *m = arg;
     m->sub = a;
-    if (m->r.gone) {
+    if (m->r.qr.gone) {
         assoc_abort(a, "C-MOVE requestor gone");
         return;
     }
-    if (m->r.cancelled) {
+    if (m->r.qr.cancelled) {
         assoc_release(a);
         retrieve_op_finish(&m->r, DIMSE_CANCEL, NULL);
         return;
@@ -66,10 +66,10 @@ static void on_ended(void *arg, int err, const char *why)
 {
     struct move_op *m = arg;
     m->sub = NULL;
-    if (!m->r.ended && !m->r.gone) {
+    if (!m->r.qr.ended && !m->r.qr.gone) {
         if (m->r.run) {
             retrieve_run_lost(m->r.run); /* the final response comes from the run's end */
-        } else if (m->r.cancelled) {
+        } else if (m->r.qr.cancelled) {
             retrieve_op_finish(&m->r, DIMSE_CANCEL, NULL);
         } else {
             struct logb lb;
@@ -88,8 +88,8 @@ static void on_ended(void *arg, int err, const char *why)
 static void planned(struct retrieve_op *op)
 {
     struct move_op *m = (struct move_op *)op;
-    struct core_ctx *ctx = assoc_ctx(op->base.a);
-    const struct core_config *cfg = assoc_cfg(op->base.a);
+    struct core_ctx *ctx = assoc_ctx(op->qr.base.a);
+    const struct core_config *cfg = assoc_cfg(op->qr.base.a);
     static const char *const uncompressed[] = {TS_EXPLICIT_LE, TS_IMPLICIT_LE};
     struct assoc_propose *c = calloc(UL_MAX_PCTX, sizeof *c);
     size_t n = 0;
@@ -162,7 +162,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
 {
     *out = NULL;
     enum dcm_qr_model model;
-    if (retrieve_op_check(a, rq, QR_MOVE, &model, status, comment) < 0)
+    if (qr_op_check(a, rq, QR_MOVE, &model, status, comment) < 0)
         return;
     const struct core_peer *peer = core_config_peer(assoc_cfg(a), rq->cmd->move_destination);
     if (!peer) { /* PS3.4 C.4.2.1.5: refused, move destination unknown */
@@ -178,7 +178,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
     }
     m->peer = *peer;
     retrieve_op_init(&m->r, &kind, a, rq, model);
-    *out = &m->r.base;
+    *out = &m->r.qr.base;
 }
 
 const struct dimse_service svc_move = {

@@ -182,5 +182,8 @@ MUST_CHECK int fb_fetch(void *impl, const char *study, const char *series, const
                         const struct backend_fetch_cbs *cbs, struct backend_read_op **op);
 /* A study in the scope's list (ALL: every study). */
 bool fb_scope_has(const struct backend_read_scope *scope, const char *study);
+/* file_backend_scope.c: backend_read_ops.scope_studies */
+MUST_CHECK int fb_scope_studies(void *impl, const char *client_id, enum grant_scope scope,
+                                backend_studies_cb cb, void *arg);
 
 #endif

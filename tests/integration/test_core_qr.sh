@@ -39,7 +39,7 @@ ALL='"store","echo","find","get","move"'
 core() {
     cat >"$T/core.json" <<JSON
 { "ae_title": "DICOM_CORE", "listen": "127.0.0.1:$CP", "http_listen": "",
-  "spool_dir": "$T/spool", "min_free_bytes": 0, "fsync": false, "idle_ms": 60000,
+  "spool_dir": "$T/spool", "min_free_bytes": 0, "fsync": false, "idle_ms": ${IDLE:-60000},
   "client_tls": { "cert": "$T/pki/edge-client.crt", "key": "$T/pki/edge-client.key",
                   "ca": "$T/pki/ca.crt" },
   "clients": [
@@ -256,10 +256,17 @@ core '{"page_size": 100}'
 grep -a backend_file_index_ready "$T/core.log" | tail -1 | grep -aq '"read_from_store":36' &&
     ok "index file lost: rebuilt from the store (36 instances)" || fail "rebuild: $(grep -a index_ready "$T/core.log" | tail -1)"
 check "after the rebuild, every study" 7 "$(qfind r2 READER "${S[@]}")"
+IDLE=2000 core '{"page_size": 100}'
+$PY "$src/tests/support/qr_peer.py" 127.0.0.1 "$CP" DICOM_CORE READER get_mute "$SD" >"$T/mute.out" 2>&1
+grep -q 'ended it after' "$T/mute.out" && grep -aq '"why":"idle timeout"' "$T/core.log" &&
+    ok "a C-GET receiver that never answers is aborted after idle_ms ($(sed 's/.*after \([0-9.]*\) s.*/\1/' "$T/mute.out") s)" ||
+    fail "mute C-GET receiver: $(cat "$T/mute.out")"
+check "and the core goes on" 7 "$(qfind r3 READER "${S[@]}")"
 grep -ai 'MÜLLER\|HANS\|SMITH\|DOE' "$T/core.log" && fail "patient data in the core's log"
 
 # ---- a 1 GiB instance, bounded memory --------------------------------------------------------
 if [[ -z $sanitized && ${GW_QR_SKIP_LARGE:-} != 1 ]]; then
+    core '{"page_size": 100}' # idle_ms back to a minute: getscu writes 1 GiB before it answers
     $PY "$src/tests/support/gen_data.py" --out "$T/big" --big-bytes 1073741824 >/dev/null
     storescu -aet READER -aec DICOM_CORE 127.0.0.1 "$CP" "$T"/big/*.dcm || fail "store 1 GiB"
     stored 37 || fail "1 GiB instance not indexed"

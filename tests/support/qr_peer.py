@@ -11,6 +11,8 @@ cancelled after its first sub-operation. Standard library only; reuses pdu_peer.
       get_cancel UID C-GET of study UID, C-CANCEL after the first C-STORE -> FE00, counts
       get_slow UID   C-GET of study UID, reading slowly (the core must not buffer)
       get_implicit UID DIR  C-GET of study UID taking Implicit VR LE only; datasets to DIR/N.raw
+      get_mute UID   C-GET of study UID that never answers its first C-STORE: the core must abort
+                     the association (idle timeout), not wait for ever
     qr_peer.py store_scp PORT DELAY_S
       a Storage SCP on 127.0.0.1:PORT (every context accepted in its first transfer syntax)
       that answers each C-STORE after DELAY_S seconds: a slow move destination
@@ -294,6 +296,17 @@ def main():
         print(f"C-GET, Implicit VR only: status {st:04X}, stores {stores}")
         if st != 0 or stores == 0:
             raise SystemExit("FAIL")
+    elif case == "get_mute":
+        s = Scu(h, port, called, calling, [(1, STUDY_GET, [EXPLICIT]), (3, CT, [EXPLICIT])],
+                roles=[CT])
+        ident = el(0x0008, 0x0052, b"STUDY", b"CS") + el(0x0020, 0x000D, arg.encode(), b"UI")
+        s.send_msg(1, cmd(0x0010, 5, STUDY_GET, True), ident)
+        t0 = time.time()
+        try:
+            while True:
+                s.recv_msg(timeout=120)  # the C-STORE-RQ, then nothing we answer
+        except (AssertionError, OSError) as e:
+            print(f"C-GET never answered: the core ended it after {time.time() - t0:.1f} s ({e})")
     elif case == "get_slow":
         st, stores, counts = get(h, port, called, calling, arg, slow=0.5)
         print(f"C-GET slow: status {st:04X}, stores {stores}, counts {counts}")
