@@ -19,7 +19,7 @@ static void check(void *base, void *ctx, const char *path, struct wbuf *errs)
 /* Reading back (C-FIND, C-GET, C-MOVE): the search's page and cap stand for QIDO-RS's (pages of
  * up to 1000, at most 10,000 results), smaller values let tests cross pages and the cap. */
 static const struct cfgread_key g_read_keys[] = {
-    CFGREAD_U32("page_size", FC, read.page_size, 1, 100000, 500),
+    CFGREAD_U32("page_size", FC, read.page_size, 1, 100000, 200),
     CFGREAD_U32("max_results", FC, read.max_results, 1, 10000000, 10000),
     CFGREAD_U32("chunk_bytes", FC, read.chunk, 4096, 16u << 20, 256u * 1024u),
     /* a test knob: a pause between pages, standing for a slow QIDO-RS (0: none) */
