@@ -2,6 +2,7 @@
  * service is a new file and one line here. */
 #include "dimse_service.h"
 
+#include "svc_commit.h"
 #include "svc_echo.h"
 #include "svc_find.h"
 #include "svc_get.h"
@@ -14,6 +15,7 @@ static const struct dimse_service *const g_services[] = {
     &svc_find,
     &svc_get,
     &svc_move,
+    &svc_commit,
 };
 
 const struct dimse_service *services_serving(const struct core_config *cfg, const char *abstract)

@@ -11,6 +11,7 @@
 #include "common/dcm_query.h"
 #include "common/strmap.h"
 #include "common/wbuf.h"
+#include "spool/backend_commit.h"
 #include "spool/backend_read.h"
 #include "spool/spool.h"
 #include "spool/spool_backend.h"
@@ -124,9 +125,14 @@ struct file_backend {
     time_t started; /* entries older than this were left by a previous run: verify them */
     struct fx_index index;
     uv_loop_t *loop; /* the program's loop: read callbacks run there */
+    struct file_commit_index *commit_ix; /* Storage Commitment: where each copy is */
 };
 
 uint64_t file_backend_now_ms(void);
+/* What makes a copy the same copy: the SOP Instance UID and the content's hash (the SHA-256, or
+ * the CRC-64/NVME where the spool computed no SHA-256). */
+void file_backend_stored_key(const char *sop, const char *sha, const char *crc, char *k,
+                             size_t cap);
 /* One step: up to FILE_BACKEND_STEP ready entries. How many were finished, or < 0. */
 int file_backend_step(struct file_backend *b);
 /* Close the open batch (a journal "job" record, as a HealthImaging import job would be). */
@@ -185,5 +191,15 @@ bool fb_scope_has(const struct backend_read_scope *scope, const char *study);
 /* file_backend_scope.c: backend_read_ops.scope_studies */
 MUST_CHECK int fb_scope_studies(void *impl, const char *client_id, enum grant_scope scope,
                                 backend_studies_cb cb, void *arg);
+
+/* file_backend_commit.c: Storage Commitment's index of copies (thread-safe). */
+struct file_commit_index;
+MUST_CHECK int file_commit_new(struct file_commit_index **out);
+void file_commit_free(struct file_commit_index *ix); /* NULL is fine */
+/* A copy of sop (content hash sha, class, receipt time as in the sidecar) reached st. */
+void file_commit_note(struct file_commit_index *ix, const char *sop, const char *sha,
+                      const char *sop_class, const char *received_iso,
+                      enum backend_copy_state st);
+extern const struct backend_commit_ops file_commit_ops;
 
 #endif
