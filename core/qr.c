@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core_audit.h"
 #include "core_ctx.h"
 #include "spool/spool_backend.h"
 
@@ -284,6 +285,17 @@ void qr_op_cleanup(struct qr_op *op)
     qr_scope_free(op->scope);
     op->scope = NULL;
     qr_ident_cleanup(&op->ident);
+}
+
+void qr_op_audit_query(const struct qr_op *op, uint16_t status)
+{
+    struct dcm_ds *ds = NULL; /* the identifier as sent, when it is a dataset */
+    enum dcm_ts ts = op->pctx.ts->enc == DS_IMPLICIT_LE ? DCM_TS_IMPLICIT_LE : DCM_TS_EXPLICIT_LE;
+    if (op->ident.buf.p && !op->ident.too_large &&
+        dcm_ds_parse(op->ident.buf.p, op->ident.buf.len, ts, NULL, &ds) < 0)
+        ds = NULL;
+    core_audit_query(op->base.a, op->req.affected_sop_class, ds, status);
+    dcm_ds_free(ds);
 }
 
 static void fail(struct qr_op *op, uint16_t status, const char *comment)

@@ -146,6 +146,9 @@ void qr_op_data_end(struct svc_op *base);
 bool qr_op_cancel_early(struct qr_op *op);
 /* The association ended: the scope's answer, if pending, is dropped. */
 void qr_op_gone(struct qr_op *op);
+/* The audit trail's Query (core_audit_query): op's identifier as sent (or none when it is not a
+ * dataset), with the final status. Call once, before the final response. */
+void qr_op_audit_query(const struct qr_op *op, uint16_t status);
 /* Free what op holds (not op). */
 void qr_op_cleanup(struct qr_op *op);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "core_audit.h"
 #include "core_ctx.h"
 
 #define MAX_CTX 16      /* contexts one SOP class may have (one per transfer syntax) */
@@ -117,8 +118,16 @@ static void progress(struct retrieve_run *r)
     unbusy(r);
 }
 
+/* The audit trail's transfer accounting (core_audit_sent) of the sub-operation in progress. */
+static void audit_sub(const struct retrieve_run *r, uint16_t status)
+{
+    core_audit_sent(r->p.target, r->p.requestor, r->item->sop_class, r->item->study, NULL,
+                    status);
+}
+
 static void sub_failed(struct retrieve_run *r, const char *why)
 {
+    audit_sub(r, r->have_rsp ? r->rsp_status : DIMSE_RETRIEVE_OUT_OF_RESOURCES);
     r->c.failed++;
     add_failed(r, r->item->sop);
     struct logb lb;
@@ -198,8 +207,10 @@ static void on_rsp(void *arg, const struct dimse_cmd *rsp)
     if (r->data_done) {
         uint16_t st = r->rsp_status;
         if (st == DIMSE_SUCCESS) {
+            audit_sub(r, st);
             r->c.completed++;
         } else if ((st & 0xF000) == 0xB000 || st == 0x0001) { /* PS3.4 B.2.3 warnings */
+            audit_sub(r, st);
             r->c.warning++;
         } else {
             sub_failed(r, "the receiver refused the C-STORE");

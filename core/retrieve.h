@@ -78,6 +78,7 @@ struct retrieve_params {
     const struct backend_read_scope *scope; /* borrowed for the run */
     const struct retrieve_list *list;       /* borrowed for the run */
     const char *move_originator;            /* C-MOVE: the requestor's AE title, else NULL */
+    const struct assoc *requestor; /* C-MOVE: the request's association (audit), else NULL */
     uint16_t move_originator_id;            /* ... and its C-MOVE-RQ's Message ID */
 };
 

@@ -159,6 +159,7 @@ void retrieve_op_run(struct retrieve_op *op, struct assoc *target, bool move)
     struct retrieve_params p = {.target = target, .ops = op->qr.ops, .impl = op->qr.impl,
                                 .scope = &op->qr.scope->s, .list = &op->list,
                                 .move_originator = move ? who.calling : NULL,
+                                .requestor = move ? op->qr.base.a : NULL,
                                 .move_originator_id = op->qr.req.message_id};
     struct retrieve_cbs cbs = {.progress = on_progress, .done = on_run_done, .arg = op};
     if (retrieve_run_start(&p, &cbs, &op->run) < 0) {

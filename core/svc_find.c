@@ -78,6 +78,7 @@ static void final(struct qr_op *qop, const struct qr_fail *f)
         return;
     qop->ended = true;
     find_audit(op, f->status);
+    qr_op_audit_query(qop, f->status);
     struct assoc *a = qop->base.a;
     qop->busy++;
     (void)!qr_respond(a, &qop->req, qop->pctx.id, qop->pctx.ts, f, NULL, false, NULL);

@@ -15,7 +15,12 @@
 #  - hostile identifiers (malformed, relational, unsupported character set, no level) each get
 #    their documented status and the association goes on;
 #  - the index survives a restart and is rebuilt from the store when its file is lost;
-#  - a 1 GiB instance retrieved with C-GET with the core's peak RSS bounded (not under ASan).
+#  - the audit trail (over UDP syslog to a listener of ours): Query (110112) for C-FIND, Begin
+#    Transferring (110102) and DICOM Instances Transferred (110104) for C-GET and C-MOVE, the
+#    move destination in the Destination role;
+#  - a large instance (128 MiB; 16 MiB under sanitizers; GW_QR_LARGE_BYTES to choose, e.g. 1 GiB
+#    in tests/bench/retrieve_large.sh) retrieved with C-GET, with the core's peak RSS below the
+#    object's size (not under sanitizers).
 set -uo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${GW_BUILD:-$src/build}
@@ -31,8 +36,23 @@ ok() { echo "ok   $*"; }
 sanitized=${GW_SANITIZED:-}
 [[ -x $build/core/dicom-core ]] || { echo "no dicom-core in $build"; exit 1; }
 
-CP=$(port) DP=$(port) TP=$(port) SP=$(port) GONE=$(port)
+CP=$(port) DP=$(port) TP=$(port) SP=$(port) GONE=$(port) AP=$(port)
 bash "$src/tests/support/test_pki.sh" "$T/pki" >/dev/null 2>&1 || { echo "no test PKI"; exit 1; }
+# the audit repository: every syslog datagram on a line of $T/audit.log
+$PY -u -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", int(sys.argv[1])))
+out = open(sys.argv[2], "ab", buffering=0)
+while True: out.write(s.recv(65536).replace(b"\n", b" ") + b"\n")' "$AP" "$T/audit.log" &
+remember $!
+(umask 077; openssl rand -hex 32 >"$T/site.key")
+# audited EVENT PATTERN: a message of event EVENT matching PATTERN arrived within 5 s
+audited() {
+    for _ in $(seq 50); do
+        grep -a "<EventID csd-code=\"$1\"" "$T/audit.log" 2>/dev/null | grep -aq -- "$2" && return 0
+        sleep 0.1
+    done
+    return 1
+}
 ALL='"store","echo","find","get","move"'
 
 # core READ_KNOBS: (re)start the core on $CP with the file backend's "read" object as given
@@ -54,6 +74,8 @@ core() {
                               "server_name": "localhost" },
                 "SLOW": { "host": "127.0.0.1", "port": $SP },
                 "GONE": { "host": "127.0.0.1", "port": $GONE } },
+  "audit": { "repositories": [ { "transport": "udp", "host": "127.0.0.1", "port": $AP } ],
+             "queue_dir": "$T/audit", "hash_key_file": "$T/site.key", "source_id": "gw-qr-test" },
   "backend": { "type": "file", "dir": "$T/store", "batch_max_age_ms": 100, "read": $1 } }
 JSON
     [[ -n ${CORE_PID:-} ]] && { kill -TERM "$CORE_PID"; wait "$CORE_PID" 2>/dev/null; }
@@ -148,6 +170,9 @@ assert b"M\xdcLLER" in raw, raw  # Latin-1 on the wire
 assert b.SpecificCharacterSet == "ISO_IR 192" and str(b.PatientName) == "M\u00dcLLER^HANS", b
 PY
 
+audited 110112 '1.2.840.10008.5.1.4.1.2.2.1' && ok "C-FIND audited: Query (110112) with the information model" ||
+    fail "no Query audit message for C-FIND"
+
 # ---- hostile identifiers: status, and the association goes on -------------------------------
 for c in malformed relational charset level; do
     $PY "$src/tests/support/qr_peer.py" 127.0.0.1 "$CP" DICOM_CORE READER $c >"$T/peer.$c" 2>&1 &&
@@ -225,6 +250,12 @@ grep -aq 'Move response with error status (Refused: OutOfResourcesSubOperations)
     grep -aq 'FailedSOPInstanceUIDList' "$T/mg.out" &&
     ok "unreachable move destination: A702 with the failed list" || fail "unreachable: $(cat "$T/mg.out")"
 
+audited 110104 "ParticipantObjectID=\"$SA\"" &&
+    grep -a '<EventID csd-code="110104"' "$T/audit.log" | grep -a "ParticipantObjectID=\"$SA\"" |
+    grep -a 'UserID="DEST"' | grep -aq 'csd-code="110152"' &&
+    ok "C-GET and C-MOVE audited: Instances Transferred (110104), DEST as the Destination" ||
+    { cp "$T/audit.log" /tmp/qr-audit.log; fail "no DICOM Instances Transferred naming DEST as Destination"; }
+
 # ---- C-CANCEL mid-retrieve -----------------------------------------------------------------
 $PY "$src/tests/support/qr_peer.py" store_scp "$SP" 0.2 >"$T/slow.out" 2>&1 &
 remember $!
@@ -264,22 +295,25 @@ grep -q 'ended it after' "$T/mute.out" && grep -aq '"why":"idle timeout"' "$T/co
 check "and the core goes on" 7 "$(qfind r3 READER "${S[@]}")"
 grep -ai 'MÜLLER\|HANS\|SMITH\|DOE' "$T/core.log" && fail "patient data in the core's log"
 
-# ---- a 1 GiB instance, bounded memory --------------------------------------------------------
-if [[ -z $sanitized && ${GW_QR_SKIP_LARGE:-} != 1 ]]; then
-    core '{"page_size": 100}' # idle_ms back to a minute: getscu writes 1 GiB before it answers
-    $PY "$src/tests/support/gen_data.py" --out "$T/big" --big-bytes 1073741824 >/dev/null
-    storescu -aet READER -aec DICOM_CORE 127.0.0.1 "$CP" "$T"/big/*.dcm || fail "store 1 GiB"
-    stored 37 || fail "1 GiB instance not indexed"
+# ---- a large instance, bounded memory --------------------------------------------------------
+if [[ ${GW_QR_SKIP_LARGE:-} != 1 ]]; then
+    big=${GW_QR_LARGE_BYTES:-$([[ -n $sanitized ]] && echo 16777216 || echo 134217728)}
+    core '{"page_size": 100}' # idle_ms back to a minute: getscu writes it all before it answers
+    $PY "$src/tests/support/gen_data.py" --out "$T/big" --big-bytes "$big" >/dev/null
+    storescu -aet READER -aec DICOM_CORE 127.0.0.1 "$CP" "$T"/big/*.dcm || fail "store $big bytes"
+    stored 37 || fail "the large instance not indexed"
     BIG=$(uid_of StudyInstanceUID "$T"/big/*.dcm)
     rss0=$(awk '/VmHWM/ {print $2}' /proc/"$CORE_PID"/status)
     mkdir -p "$T/got_big"
     getscu -S -aet READER -aec DICOM_CORE -od "$T/got_big" 127.0.0.1 "$CP" -k QueryRetrieveLevel=STUDY \
-        -k StudyInstanceUID="$BIG" >"$T/big.out" 2>&1 || fail "getscu 1 GiB"
+        -k StudyInstanceUID="$BIG" >"$T/big.out" 2>&1 || fail "getscu $big bytes"
     rss1=$(awk '/VmHWM/ {print $2}' /proc/"$CORE_PID"/status)
-    cmp <(tail -c 1073741824 "$T"/big/*.dcm) <(tail -c 1073741824 "$T"/got_big/*) &&
-        ok "1 GiB C-GET: pixel data identical" || fail "1 GiB C-GET content differs"
-    ((rss1 < 96 * 1024)) && ok "1 GiB C-GET: core peak RSS $((rss1 / 1024)) MiB (was $((rss0 / 1024)) before)" ||
-        fail "core peak RSS $((rss1 / 1024)) MiB during a 1 GiB retrieve"
+    cmp <(tail -c "$big" "$T"/big/*.dcm) <(tail -c "$big" "$T"/got_big/*) &&
+        ok "C-GET of $((big >> 20)) MiB: pixel data identical" || fail "C-GET of $big bytes: content differs"
+    if [[ -z $sanitized ]]; then # the object is larger than the bound: it was streamed
+        ((rss1 < 96 * 1024)) && ok "C-GET of $((big >> 20)) MiB: core peak RSS $((rss1 / 1024)) MiB (was $((rss0 / 1024)) before)" ||
+            fail "core peak RSS $((rss1 / 1024)) MiB during a retrieve of $((big >> 20)) MiB"
+    fi
     rm -rf "$T/big" "$T/got_big"
 fi
 exit $rc
