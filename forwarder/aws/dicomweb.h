@@ -94,8 +94,9 @@ MUST_CHECK int dw_qido_page_outcome(size_t n, unsigned limit, unsigned offset,
 
 struct dw_search_cbs {
     /* One match, at the level searched, in the answer's order: a dataset borrowed for the
-     * call. 0 to go on, 1 to pause (dw_resume), < 0 to stop (done follows with that error). */
-    int (*result)(void *arg, const struct dcm_ds *ds);
+     * call (the reader may add to it). 0 to go on, 1 to pause (dw_resume), < 0 to stop (done
+     * follows with that error). */
+    int (*result)(void *arg, struct dcm_ds *ds);
     /* Once: err 0 after the last match; ERR_LIMIT (the cap), ERR_MALFORMED (an answer that is
      * not DICOM JSON), an HTTP_ERR_* with res (the service's status and error code), or the
      * result callback's error. why is a sentence for the log and the SCU (never a value of the

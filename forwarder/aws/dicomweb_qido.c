@@ -22,7 +22,7 @@ static void finish(struct dw_op *op, int err, const struct http_result *res, con
 static void emit(struct dw_op *op)
 {
     while (op->next < op->page.n) {
-        const struct dcm_ds *ds = op->page.ds[op->next++];
+        struct dcm_ds *ds = op->page.ds[op->next++];
         op->in_cb = true;
         int rc = op->scbs.result(op->scbs.arg, ds);
         op->in_cb = false;
