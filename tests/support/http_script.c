@@ -37,7 +37,7 @@ static void respond(struct sconn *c, const struct hs_canned *k)
     if (k->status == 0)
         return; /* hang */
     const char *body = k->body ? k->body : "";
-    size_t bl = strlen(body);
+    size_t bl = k->body_len ? k->body_len : strlen(body);
     size_t cap = bl + 1024;
     char *out = malloc(cap);
     int n = snprintf(out, cap, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", k->status, bl,

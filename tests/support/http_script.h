@@ -11,6 +11,7 @@ struct hs_canned {
     int status;          /* 0 = never answer (hang), -1 = close the connection at once */
     const char *headers; /* extra header lines, each ending in \r\n; may be NULL */
     const char *body;    /* may be NULL */
+    size_t body_len;     /* bytes of body; 0: strlen(body) (binary bodies give it) */
 };
 
 #define HS_MAX_SEEN 32
