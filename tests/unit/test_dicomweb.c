@@ -110,14 +110,14 @@ struct fx {
     bool closed;
 };
 
-static void fx_start(struct fx *f, const struct hs_canned *s, size_t n, unsigned page,
-                     unsigned max, uint64_t deadline)
+static void fx_start_bin(struct fx *f, const struct hs_canned *s, const size_t *lens, size_t n,
+                         unsigned page, unsigned max, uint64_t deadline)
 {
     memset(f, 0, sizeof *f);
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
     cr_assert_eq(uv_loop_init(&f->loop), 0);
-    hs_start(&f->loop, &f->srv, s, n);
+    hs_start_bin(&f->loop, &f->srv, s, lens, n);
     struct http_opts o;
     http_opts_default(&o);
     o.base_delay_ms = 5;
@@ -129,6 +129,12 @@ static void fx_start(struct fx *f, const struct hs_canned *s, size_t n, unsigned
     struct dw_opts d = {.region = "us-east-1", .endpoint = ep, .datastore_id = "ds0",
                         .page_size = page, .max_results = max, .deadline_ms = deadline};
     cr_assert_eq(dw_client_new(f->http, &d, &f->dw), 0);
+}
+
+static void fx_start(struct fx *f, const struct hs_canned *s, size_t n, unsigned page,
+                     unsigned max, uint64_t deadline)
+{
+    fx_start_bin(f, s, NULL, n, page, max, deadline);
 }
 
 static void on_closed(void *arg)
@@ -192,8 +198,8 @@ static void search(struct fx *f, struct sres *r)
 
 Test(dicomweb, search_follows_every_page)
 {
-    static const struct hs_canned s[] = {{200, NULL, "[" OBJ "," OBJ "]", 0},
-                                         {200, NULL, "[" OBJ "]", 0}};
+    static const struct hs_canned s[] = {{200, NULL, "[" OBJ "," OBJ "]"},
+                                         {200, NULL, "[" OBJ "]"}};
     struct fx f;
     fx_start(&f, s, 2, 2, 10000, 0);
     struct sres r = {0};
@@ -211,7 +217,7 @@ Test(dicomweb, search_follows_every_page)
 
 Test(dicomweb, search_reports_the_cap_instead_of_truncating)
 {
-    static const struct hs_canned s[] = {{200, NULL, "[" OBJ "," OBJ "]", 0}};
+    static const struct hs_canned s[] = {{200, NULL, "[" OBJ "," OBJ "]"}};
     struct fx f;
     fx_start(&f, s, 1, 2, 4, 0);
     struct sres r = {0};
@@ -224,7 +230,7 @@ Test(dicomweb, search_reports_the_cap_instead_of_truncating)
 
 Test(dicomweb, no_content_is_no_match_and_a_bad_answer_is_malformed)
 {
-    static const struct hs_canned s[] = {{204, NULL, NULL, 0}, {200, NULL, "{\"x\":1}", 0}};
+    static const struct hs_canned s[] = {{204, NULL, NULL}, {200, NULL, "{\"x\":1}"}};
     struct fx f;
     fx_start(&f, s, 2, 2, 100, 0);
     struct sres r = {0};
@@ -240,9 +246,9 @@ Test(dicomweb, no_content_is_no_match_and_a_bad_answer_is_malformed)
 Test(dicomweb, throttling_is_retried_within_the_deadline_then_fails)
 {
     static const struct hs_canned s[] = {
-        {429, "x-amzn-ErrorType: ThrottlingException:http://x\r\n", "{\"message\":\"slow\"}", 0},
-        {200, NULL, "[" OBJ "]", 0},
-        {503, NULL, "{}", 0}};
+        {429, "x-amzn-ErrorType: ThrottlingException:http://x\r\n", "{\"message\":\"slow\"}"},
+        {200, NULL, "[" OBJ "]"},
+        {503, NULL, "{}"}};
     struct fx f;
     fx_start(&f, s, 3, 10, 100, 300);
     struct sres r = {0};
@@ -369,9 +375,10 @@ Test(dicomweb, wado_streams_the_dataset_without_its_meta_paused_at_every_piece)
     uint8_t *file = p10(SOP, "1.2.840.10008.1.2.1", n, &len, &meta);
     struct hs_canned s[] = {
         {200, "Content-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1\r\n",
-         (const char *)file, len}};
+         (const char *)file}};
     struct fx f;
-    fx_start(&f, s, 1, 0, 0, 0);
+    size_t lens[] = {len};
+    fx_start_bin(&f, s, lens, 1, 0, 0, 0);
     struct wres w = {.pause = true};
     wado(&f, &w, false, "*", n);
     cr_assert_eq(w.err, 0, "%s", w.why);
@@ -408,9 +415,10 @@ Test(dicomweb, wado_reads_a_multipart_related_answer)
     char *body = multipart(file, len, "\r\n--bnd-x--\r\nepilogue", &blen);
     struct hs_canned s[] = {
         {200, "Content-Type: multipart/related; type=\"application/dicom\"; boundary=bnd-x\r\n",
-         body, blen}};
+         body}};
     struct fx f;
-    fx_start(&f, s, 1, 0, 0, 0);
+    size_t lens[] = {blen};
+    fx_start_bin(&f, s, lens, 1, 0, 0, 0);
     struct wres w = {.pause = true};
     wado(&f, &w, true, NULL, n);
     cr_assert_eq(w.err, 0, "%s", w.why);
@@ -432,14 +440,15 @@ Test(dicomweb, wado_refuses_what_is_not_the_instance_asked_for)
     uint8_t *good = p10(SOP, "1.2.840.10008.1.2.1", 1000, &len, &meta);
     char *cut = multipart(good, len, "", &blen); /* no closing delimiter */
     struct hs_canned s[] = {
-        {200, "Content-Type: application/dicom\r\n", (const char *)file, len},
-        {200, "Content-Type: application/dicom\r\n", "not a dicom file at all", 0},
-        {200, "Content-Type: text/plain\r\n", "x", 0},
-        {200, "Content-Type: multipart/related; boundary=bnd-x\r\n", cut, blen},
-        {406, "x-amzn-ErrorType: NotAcceptableException\r\n", "{\"message\":\"retry with *\"}", 0},
+        {200, "Content-Type: application/dicom\r\n", (const char *)file},
+        {200, "Content-Type: application/dicom\r\n", "not a dicom file at all"},
+        {200, "Content-Type: text/plain\r\n", "x"},
+        {200, "Content-Type: multipart/related; boundary=bnd-x\r\n", cut},
+        {406, "x-amzn-ErrorType: NotAcceptableException\r\n", "{\"message\":\"retry with *\"}"},
     };
     struct fx f;
-    fx_start(&f, s, 5, 0, 0, 0);
+    size_t lens[] = {len, 0, 0, blen, 0};
+    fx_start_bin(&f, s, lens, 5, 0, 0, 0);
     int want[] = {ERR_MALFORMED, ERR_TRUNCATED, ERR_MALFORMED, ERR_TRUNCATED, HTTP_ERR_STATUS};
     for (size_t i = 0; i < 5; i++) {
         struct wres w = {0};
@@ -467,9 +476,10 @@ Test(dicomweb, cancel_mid_stream_ends_without_a_callback)
 {
     size_t len, meta;
     uint8_t *file = p10(SOP, "1.2.840.10008.1.2.1", 500000, &len, &meta);
-    struct hs_canned s[] = {{200, "Content-Type: application/dicom\r\n", (const char *)file, len}};
+    struct hs_canned s[] = {{200, "Content-Type: application/dicom\r\n", (const char *)file}};
     struct fx f;
-    fx_start(&f, s, 1, 0, 0, 0);
+    size_t lens[] = {len};
+    fx_start_bin(&f, s, lens, 1, 0, 0, 0);
     struct wres w = {0};
     struct dw_wado q = {.study = "1.2.3", .series = "1.2.3.4", .sop = SOP};
     struct dw_wado_cbs cbs = {.begin = on_begin, .data = pause_once, .done = on_wdone, .arg = &w};

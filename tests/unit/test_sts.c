@@ -154,11 +154,11 @@ Test(sts, provider_caches_refetches_after_invalidate_and_keeps_the_error)
     snprintf(answer1, sizeof answer1, "%s", answer2);
     memcpy(strstr(answer1, "ASIA2"), "ASIA1", 5);
     struct hs_canned s[] = {
-        {200, NULL, answer1, 0},
-        {200, NULL, answer2, 0},
+        {200, NULL, answer1},
+        {200, NULL, answer2},
         {400, NULL,
          "<ErrorResponse><Error><Type>Sender</Type><Code>PackedPolicyTooLarge</Code><Message>"
-         "Packed policy consumes 120% of allotted space</Message></Error></ErrorResponse>", 0}};
+         "Packed policy consumes 120% of allotted space</Message></Error></ErrorResponse>"}};
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
     uv_loop_t loop;
