@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "core_audit.h"
 #include "core_ctx.h"
 #include "net/tls_conn.h"
 
@@ -262,6 +263,7 @@ void assoc_close(struct assoc *a, const char *reason)
         return;
     a->closing = true;
     assoc_dimse_end(a); /* an object never acknowledged: its partial file is removed */
+    core_audit_assoc_end(a); /* each study's totals (DICOM Instances Transferred) */
     assoc_preassoc_leave(a);
     if (a->established) {
         a->established = false;

@@ -49,6 +49,8 @@ int assoc_send_cmd(struct assoc *a, uint8_t pctx, const struct dimse_cmd *c)
     if (rc == 0)
         rc = send_message(a, pctx, true, b.p, b.len, true);
     wbuf_cleanup(&b);
+    if (rc == 0)
+        a->out_open = c->data_set_type != DIMSE_NO_DATASET;
     if (rc < 0 && !a->closing)
         assoc_close(a, "cannot send a command");
     return rc;
@@ -59,6 +61,8 @@ int assoc_send_data(struct assoc *a, uint8_t pctx, const uint8_t *p, size_t n, b
     if (a->closing || a->st == STA13)
         return ERR_WRONG_STATE;
     int rc = send_message(a, pctx, false, p, n, last);
+    if (rc == 0 && last)
+        a->out_open = false;
     if (rc < 0 && !a->closing)
         assoc_close(a, "cannot send a dataset");
     return rc;
@@ -120,6 +124,8 @@ void assoc_who(const struct assoc *a, struct assoc_who *out)
     out->cert_fp = a->cert_fp;
     out->client_id = a->client_id;
     out->grants = a->grants;
+    out->requestor = a->out != NULL;
+    out->tls = a->tls != NULL || a->proxy_ssl;
 }
 
 struct core_ctx *assoc_ctx(const struct assoc *a)
@@ -144,6 +150,20 @@ int assoc_find_pctx(const struct assoc *a, const char *abstract, bool peer_scp,
         }
     }
     return ERR_NOTFOUND;
+}
+
+struct assoc *assoc_find_for_request(struct core_ctx *ctx, uint64_t id, const char *calling,
+                                     const char *abstract, struct pctx_info *pctx)
+{
+    for (struct assoc *a = ctx->assocs; a; a = a->next) {
+        if (id ? a->id != id : strcmp(a->calling, calling) != 0)
+            continue;
+        if (a->closing || a->st != STA6 || a->release_wanted || a->out_open || a->waits ||
+            assoc_find_pctx(a, abstract, false, pctx) < 0)
+            continue;
+        return a;
+    }
+    return NULL;
 }
 
 void assoc_pause(struct assoc *a)

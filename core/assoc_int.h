@@ -86,6 +86,7 @@ struct assoc {
     struct assoc_out *out; /* the requestor role, or NULL */
     bool pre_counted;      /* holds a pre-association slot (pre_key) */
     bool proxy_grants;     /* grants came in the PROXY v2 header */
+    bool proxy_ssl;        /* the PROXY v2 header says the client came over TLS */
     struct grants grants;  /* what this client may do (set at the RQ at the latest) */
     bool established;      /* counted in ctx->established */
     uint8_t pre_key[16];
@@ -114,6 +115,7 @@ struct assoc {
     bool release_wanted; /* drain: release when idle */
     uint16_t next_msg_id;
     struct rsp_wait *waits;
+    bool out_open;       /* a message of ours is half sent (its dataset is still to come) */
 
     uint64_t bytes_in, bytes_out, objects, failures;
     const char *end_reason;

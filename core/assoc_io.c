@@ -11,6 +11,7 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "core_audit.h"
 #include "core_ctx.h"
 #include "net/proxy2.h"
 #include "net/stream.h"
@@ -135,6 +136,17 @@ void assoc_preassoc_leave(struct assoc *a)
     preassoc_leave(&a->ctx->preassoc, a->pre_key);
 }
 
+/* The TCP peer's "addr:port" (the edge itself, when a PROXY v2 header named the modality). */
+static void tcp_peer(struct assoc *a, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&ss, &len) < 0)
+        memset(&ss, 0, sizeof ss);
+    snprintf(out, cap, "?");
+    set_peer(out, cap, &ss);
+}
+
 static bool handle_proxy(struct assoc *a)
 {
     struct proxy2_info info;
@@ -149,6 +161,7 @@ static bool handle_proxy(struct assoc *a)
             log_str(&lb, "err", err_str(rc));
             log_end(&lb);
         }
+        core_audit_refused(a, "PROXY v2 header refused: invalid");
         assoc_close(a, "invalid PROXY v2 header");
         return false;
     }
@@ -177,6 +190,7 @@ static bool handle_proxy(struct assoc *a)
                 log_str(&lb, "err", "grants TLV not understood");
                 log_end(&lb);
             }
+            core_audit_refused(a, "PROXY v2 header refused: grants not understood");
             assoc_close(a, "invalid PROXY v2 header");
             return false;
         }
@@ -184,6 +198,7 @@ static bool handle_proxy(struct assoc *a)
     }
     if (info.has_fingerprint)
         hex_lower(info.fingerprint, 32, a->cert_fp);
+    a->proxy_ssl = info.ssl;
     memmove(a->rbuf, a->rbuf + rc, a->rlen - (size_t)rc);
     a->rlen -= (size_t)rc;
     return true;
@@ -308,6 +323,11 @@ static int tls_ready(void *arg)
         memcpy(a->cert_fp, id->fp_hex, sizeof a->cert_fp);
     }
     free(id);
+    if (!a->out) { /* a client authenticated on our listener */
+        char tp[64];
+        tcp_peer(a, tp, sizeof tp);
+        core_audit_tls_auth(a, tp, tls_conn_ssl(a->tls), true, NULL);
+    }
     if (a->out && a->st == STA4)
         assoc_send_rq(a); /* AE-2 once the secure transport is open */
     return 0;
@@ -341,6 +361,11 @@ static void on_tls_read(struct assoc *a, const uint8_t *p, size_t n)
             log_str(&lb, "reason", tls_conn_reason(a->tls));
             log_str(&lb, "detail", tls_conn_detail(a->tls));
             log_end(&lb);
+        }
+        if (!a->out) {
+            char tp[64];
+            tcp_peer(a, tp, sizeof tp);
+            core_audit_tls_auth(a, tp, tls_conn_ssl(a->tls), false, tls_conn_reason(a->tls));
         }
         if (a->out)
             a->out->err = ERR_TLS;

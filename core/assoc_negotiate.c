@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "core_audit.h"
 #include "core_ctx.h"
 #include "store.h"
 
@@ -81,6 +82,7 @@ static bool refuse(struct assoc *a, const struct ul_assoc_rq *rq)
     if (rq->called_bad || (cfg->check_called_ae && strcmp(rq->called, cfg->ae_title) != 0)) {
         assoc_reject(a, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLED_AE,
                      "called AE title not recognized");
+        core_audit_refused(a, "called AE title not recognized");
         return true;
     }
     bool calling_ok = !rq->calling_bad;
@@ -92,6 +94,7 @@ static bool refuse(struct assoc *a, const struct ul_assoc_rq *rq)
     if (!calling_ok) {
         assoc_reject(a, UL_RJ_PERMANENT, UL_RJ_SRC_USER, UL_RJ_USER_CALLING_AE,
                      "calling AE title not recognized");
+        core_audit_refused(a, "calling AE title not recognized");
         return true;
     }
     if (rq->ui.has_max_len && rq->ui.max_len != 0 && rq->ui.max_len < UL_MIN_PDV_PDU) {
@@ -103,6 +106,11 @@ static bool refuse(struct assoc *a, const struct ul_assoc_rq *rq)
     }
     if (a->ctx->draining) {
         assoc_reject(a, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_CONGESTION, "shutting down");
+        return true;
+    }
+    if (core_audit_blocking(a->ctx)) { /* fail_closed: nothing that cannot be audited */
+        assoc_reject(a, UL_RJ_TRANSIENT, UL_RJ_SRC_PRES, UL_RJ_PRES_LOCAL_LIMIT,
+                     "audit queue full (on_full fail_closed)");
         return true;
     }
     if (a->ctx->established >= cfg->max_associations) {
@@ -127,7 +135,7 @@ static const struct ul_role *proposed_role(const struct ul_assoc_rq *rq, struct 
 static unsigned accept_contexts(struct assoc *a, const struct ul_assoc_rq *rq,
                                 struct ul_assoc_ac *ac)
 {
-    unsigned accepted = 0;
+    unsigned accepted = 0, not_granted = 0;
     for (uint16_t i = 0; i < rq->n_pctx; i++) {
         const struct ul_pctx_rq *pc = &rq->pctx[i];
         struct ul_pctx_ac *out = &ac->pctx[ac->n_pctx++];
@@ -150,6 +158,7 @@ static unsigned accept_contexts(struct assoc *a, const struct ul_assoc_rq *rq,
             out->result = UL_PCTX_USER_REJECT;
             out->ts = pc->ts[0];
             e->svc = NULL;
+            not_granted++;
             continue;
         }
         const struct ts_info *chosen =
@@ -165,6 +174,8 @@ static unsigned accept_contexts(struct assoc *a, const struct ul_assoc_rq *rq,
         e->ts = chosen;
         accepted++;
     }
+    if (not_granted)
+        core_audit_refused(a, "presentation context refused: service not granted");
     return accepted;
 }
 

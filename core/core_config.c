@@ -274,12 +274,45 @@ static const struct cfgread_enum g_backends[] = {
     {"aws", 1, NULL},
     {NULL, 0, NULL},
 };
+static const struct cfgread_enum g_checksums[] = {
+    {"sha256", SPOOL_CHECKSUM_SHA256, NULL},
+    {"crc64nvme", SPOOL_CHECKSUM_CRC64NVME, NULL},
+    {NULL, 0, NULL},
+};
 static const struct cfgread_enum g_acks[] = {
     {"spool", SPOOL_ACK_SPOOL, NULL},
     {"s3", SPOOL_ACK_S3, NULL},
     {"healthimaging", SPOOL_ACK_HEALTHIMAGING, NULL},
     {NULL, 0, NULL},
 };
+
+static const struct cfgread_enum g_commit_points[] = {
+    {"auto", 0, NULL},
+    {"spool", 1, NULL},   /* COPY_SPOOL (spool/backend_commit.h) */
+    {"stored", 2, NULL},  /* COPY_STORED: the file store, or S3 */
+    {"s3", 2, NULL},
+    {"healthimaging", 3, NULL}, /* COPY_IMPORTED */
+    {NULL, 0, NULL},
+};
+
+static const struct cfgread_key g_commit_keys[] = {
+    CFGREAD_ENUM("point", CC, commit.point, g_commit_points, 0, .env = "DICOM_CORE_COMMIT_POINT",
+                 .flags = CFGREAD_EMPTY_KEEPS),
+    CFGREAD_U32("max_refs", CC, commit.max_refs, 1, 50000, 5000),
+    CFGREAD_U32("max_open", CC, commit.max_open, 1, 1000000, 10000),
+    CFGREAD_U32("deadline_ms", CC, commit.deadline_ms, 100, 604800000u, 3600000,
+                .env = "DICOM_CORE_COMMIT_DEADLINE_MS"),
+    CFGREAD_U32("poll_initial_ms", CC, commit.poll_initial_ms, 10, 600000, 200),
+    CFGREAD_U32("poll_max_ms", CC, commit.poll_max_ms, 10, 3600000, 10000),
+    CFGREAD_U32("report_timeout_ms", CC, commit.report_timeout_ms, 100, 600000, 30000),
+    CFGREAD_U32("retry_initial_ms", CC, commit.retry_initial_ms, 10, 3600000, 1000),
+    CFGREAD_U32("retry_max_ms", CC, commit.retry_max_ms, 10, 86400000, 300000),
+    CFGREAD_U32("report_deadline_ms", CC, commit.report_deadline_ms, 1000, 2592000000u, 86400000),
+    CFGREAD_U32("lease_ms", CC, commit.lease_ms, 1000, 3600000, 60000),
+    CFGREAD_U32("sweep_ms", CC, commit.sweep_ms, 100, 3600000, 30000),
+    CFGREAD_U32("remember_s", CC, commit.remember_s, 60, 31536000, 604800),
+};
+static const struct cfgread_table g_commit = CFGREAD_TABLE(g_commit_keys, true, NULL);
 
 /* DICOM_CORE_<KEY> overrides the scalar keys operators set most (env wins over the file). */
 static const struct cfgread_key g_keys[] = {
@@ -298,6 +331,7 @@ static const struct cfgread_key g_keys[] = {
     CFGREAD_ENUM("ack", CC, ack, g_acks, SPOOL_ACK_SPOOL, .env = "DICOM_CORE_ACK",
                  .flags = CFGREAD_EMPTY_KEEPS),
     CFGREAD_BOOL("fsync", CC, fsync, true, .env = "DICOM_CORE_FSYNC"),
+    CFGREAD_ENUM("spool_checksum", CC, spool_checksum, g_checksums, SPOOL_CHECKSUM_SHA256),
     CFGREAD_U64("min_free_bytes", CC, min_free_bytes, 0, UINT64_MAX / 2, 1ull << 30,
                 .env = "DICOM_CORE_MIN_FREE_BYTES"),
     CFGREAD_U32("max_pdu", CC, max_pdu, 4096, 16u << 20, 262144),
@@ -319,10 +353,12 @@ static const struct cfgread_key g_keys[] = {
                 .msg = "must be {\"trusted\": [\"CIDR\", ...]} (non-empty)"),
     CFGREAD_OBJ("tls", &g_tls),
     CFGREAD_OBJ("client_tls", &g_client_tls),
+    CFGREAD_TEXT("audit", CC, audit_json),
     CFGREAD_MAP("ae_peers", CC, peers, n_peers, CP, ae, &g_peer, 0, 1024,
                 "must be an object of at most 1024 AE titles", "AE titles are 1-16 characters"),
     CFGREAD_ARRAY("clients", CC, clients, n_clients, CL, &g_client, 0, 1024,
                   "must be an array of at most 1024 entries"),
+    CFGREAD_OBJ("commit", &g_commit),
     CFGREAD_VARIANT("backend", CC, backend, g_backends, backend_json, 0,
                     "must be an object with a \"type\""),
 };
@@ -366,6 +402,13 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
         if (g_backends[i].value == cfg->backend)
             snprintf(cfg->backend_type, sizeof cfg->backend_type, "%s", g_backends[i].name);
     }
+    if (cfg->commit.point == 3 && strcmp(cfg->backend_type, "aws") != 0)
+        problem(errs, "commit.point", "\"healthimaging\" needs the aws backend");
+    if (cfg->commit.poll_max_ms < cfg->commit.poll_initial_ms ||
+        cfg->commit.retry_max_ms < cfg->commit.retry_initial_ms)
+        problem(errs, "commit", "a *_max_ms is below its *_initial_ms");
+    if (cfg->commit.report_timeout_ms * 2 > cfg->commit.lease_ms)
+        problem(errs, "commit.lease_ms", "must be at least twice report_timeout_ms");
     for (size_t i = 0; i < cfg->n_private_sops; i++) {
         if (sop_registry_find(cfg->private_sops[i]))
             problem(errs, "private_sop_classes", "lists a standard storage SOP class");
@@ -378,6 +421,7 @@ int core_config_load(const char *path, struct core_config *cfg, struct wbuf *err
 void core_config_cleanup(struct core_config *cfg)
 {
     FREE_NULL(cfg->backend_json);
+    FREE_NULL(cfg->audit_json);
     FREE_NULL(cfg->peers);
     FREE_NULL(cfg->clients);
 }

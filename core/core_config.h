@@ -44,6 +44,27 @@ struct core_client {
     struct grants grants; /* from services and read_scope */
 };
 
+/* The spool's checksum of each object (its sidecar): CRC-64/NVME always; SHA-256 too unless
+ * told to skip it (a backend that keys on SHA-256, aws, needs it). */
+enum spool_checksum { SPOOL_CHECKSUM_SHA256 = 0, SPOOL_CHECKSUM_CRC64NVME = 1 };
+
+/* "commit": Storage Commitment (svc_commit.c, commit_txn.c, commit_report.c). */
+struct core_commit_config {
+    int point;                   /* 0: the backend's strongest; else enum backend_copy_state */
+    uint32_t max_refs;           /* references in one N-ACTION (more: 0213H) */
+    uint32_t max_open;           /* transactions open at once in this process (more: 0213H) */
+    uint32_t deadline_ms;        /* from the N-ACTION: pending references fail (0110H/0112H) */
+    uint32_t poll_initial_ms;    /* first re-check of pending references, doubling ... */
+    uint32_t poll_max_ms;        /* ... up to this */
+    uint32_t report_timeout_ms;  /* an attempt: association and N-EVENT-REPORT-RSP */
+    uint32_t retry_initial_ms;   /* delivery retries: first wait, doubling ... */
+    uint32_t retry_max_ms;       /* ... up to this */
+    uint32_t report_deadline_ms; /* after the decision: delivery is given up */
+    uint32_t lease_ms;           /* shared store: a task's hold on a transaction */
+    uint32_t sweep_ms;           /* shared store: looking for transactions of dead tasks */
+    uint32_t remember_s;         /* reported Transaction UIDs stay known (duplicates) */
+};
+
 struct core_config {
     char ae_title[17];
     bool check_called_ae;                    /* reject other called AE titles (reason 7) */
@@ -54,6 +75,7 @@ struct core_config {
     char spool_dir[CFG_PATH_MAX];
     enum spool_ack ack;
     bool fsync;                              /* false only for benchmarks: weakens durability */
+    enum spool_checksum spool_checksum;
     uint64_t min_free_bytes;                 /* refuse stores (0xA700) under this free space */
     uint32_t max_pdu;                        /* our maximum receive PDU length */
     uint32_t max_associations;               /* established associations at once */
@@ -84,9 +106,11 @@ struct core_config {
     size_t n_peers;
     struct core_client *clients;             /* "clients": grants of direct connections */
     size_t n_clients;
+    struct core_commit_config commit;        /* "commit" */
     char backend_type[32];                   /* the "backend" object's "type" */
     char log_level[8];
     char *backend_json; /* the "backend" object, as text: its backend parses and checks it */
+    char *audit_json;   /* the "audit" object, as text (core/audit/audit_config.h), or NULL */
 };
 
 /* The embedded default configuration, as JSON text. */

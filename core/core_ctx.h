@@ -15,6 +15,8 @@
 
 struct backend;
 struct assoc;
+struct commit_mgr;
+struct core_audit;
 
 struct core_metrics {
     struct metric_counter *assoc_accepted, *assoc_rejected, *assoc_aborted, *assoc_released;
@@ -32,6 +34,7 @@ struct core_ctx {
     SSL_CTX *client_tls; /* for associations we open (cfg "client_tls"), or NULL */
     struct metrics *metrics;
     struct core_metrics m;
+    struct core_audit *audit; /* the audit trail (core_audit.h), or NULL when not configured */
     uint32_t active;     /* associations (connections) accepted and alive */
     uint32_t outbound;   /* associations we requested, alive */
     uint32_t established; /* accepted associations past A-ASSOCIATE-AC (max_associations) */
@@ -40,6 +43,7 @@ struct core_ctx {
     bool draining;
     struct assoc *assocs; /* intrusive list of live connections */
     void (*on_last_assoc)(struct core_ctx *ctx); /* drain: fired when none is left, either way */
+    struct commit_mgr *commit; /* Storage Commitment transactions (commit_txn.h), or NULL */
 };
 
 /* core_metrics.c: register the core's metrics in ctx->metrics. 0 or ERR_NOMEM. */

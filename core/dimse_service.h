@@ -95,6 +95,8 @@ struct assoc_who {
     const char *calling, *called, *peer;
     const char *cert_cn, *cert_fp, *client_id; /* "" when unknown */
     struct grants grants; /* from the edge (PROXY v2), else the core's per-calling-AE settings */
+    bool requestor;       /* we opened it (calling is ours, called the peer's) */
+    bool tls;             /* the peer came over TLS: to our listener, or to the edge (PROXY v2) */
 };
 void assoc_who(const struct assoc *a, struct assoc_who *out);
 struct core_ctx *assoc_ctx(const struct assoc *a);
@@ -125,6 +127,14 @@ uint16_t assoc_next_msg_id(struct assoc *a);
  * skipped), or cb(arg, NULL) when the association ends first. */
 typedef void (*assoc_rsp_cb)(void *arg, const struct dimse_cmd *rsp);
 MUST_CHECK int assoc_expect_rsp(struct assoc *a, uint16_t msg_id, assoc_rsp_cb cb, void *arg);
+/* An established association that can carry a request of ours now (a Storage Commitment
+ * report): the one numbered id when id != 0, else any association from calling AE title
+ * calling; it must have an accepted context for abstract on which we are the SCP (the peer is
+ * the SCU: peer_scp false), be neither closing nor releasing, have no message of ours half sent
+ * and no request of ours awaiting its response (PS3.7 asynchronous operations window 1). *pctx
+ * gets that context. NULL when there is none. */
+struct assoc *assoc_find_for_request(struct core_ctx *ctx, uint64_t id, const char *calling,
+                                     const char *abstract, struct pctx_info *pctx);
 /* Stop taking input until assoc_resume (a request answered in order, after work of ours). */
 void assoc_pause(struct assoc *a);
 /* After can_take said no, or after assoc_pause: read again. */

@@ -284,6 +284,29 @@ static int on_uid(struct ds_scan *s)
     return dsscan_next_header(s);
 }
 
+/* The top-level Patient ID's value is complete (in uid_buf): kept for the audit trail when it
+ * is a plausible LO (PS3.5 6.2: no control character but ESC, no backslash in a VM-1 value),
+ * leading and trailing spaces (and NUL padding) dropped; otherwise left unknown. Never an error:
+ * the dataset's validity does not depend on a value. */
+static int on_patient_id(struct ds_scan *s)
+{
+    size_t b = 0, n = s->uid_have;
+    while (n > 0 && (s->uid_buf[n - 1] == '\0' || s->uid_buf[n - 1] == ' '))
+        n--;
+    while (b < n && s->uid_buf[b] == ' ')
+        b++;
+    bool ok = true;
+    for (size_t i = b; i < n && ok; i++)
+        ok = (s->uid_buf[i] >= 0x20 || s->uid_buf[i] == 0x1B) && s->uid_buf[i] != '\\' &&
+             s->uid_buf[i] != 0x7F;
+    if (ok && n > b) {
+        memcpy(s->patient_id, s->uid_buf + b, n - b);
+        s->patient_id[n - b] = '\0';
+    }
+    memset(s->uid_buf, 0, sizeof s->uid_buf); /* no copy of it stays behind */
+    return dsscan_next_header(s);
+}
+
 /* The tag of an element (not an item) is known: where it stands, and in what order. */
 static int on_element_tag(struct ds_scan *s)
 {
@@ -348,6 +371,14 @@ static int on_element(struct ds_scan *s, uint16_t vr, uint32_t len)
         s->uid_need = (uint8_t)len;
         s->st = ST_UID;
         return len == 0 ? on_uid(s) : 0; /* empty: the element is present, the UID absent */
+    }
+    if (s->depth == 0 && s->tag == TAG_PATIENT_ID && vr != VR('S', 'Q') && len > 0 &&
+        len <= DS_PATIENT_ID_MAX) {
+        s->uid_which = SLOT_PATIENT_ID; /* the same bounded accumulator as the UIDs */
+        s->uid_have = 0;
+        s->uid_need = (uint8_t)len;
+        s->st = ST_UID;
+        return 0;
     }
     if (vr == VR('S', 'Q') && len > 0)
         return push(s, FR_SEQ, ctx_implicit(s), len); /* walk its items too */
@@ -444,7 +475,7 @@ int dsscan_plain(struct ds_scan *s, const uint8_t *p, size_t n)
             pos += k;
             s->pos += k;
             if (s->uid_have == s->uid_need)
-                rc = on_uid(s);
+                rc = s->uid_which == SLOT_PATIENT_ID ? on_patient_id(s) : on_uid(s);
             break;
         }
         case ST_ERR:

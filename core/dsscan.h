@@ -2,7 +2,8 @@
  * size. Fed the dataset bytes as they arrive from P-DATA fragments, in any chunking, it checks
  * that the whole dataset is well-formed to its last byte (every element header, sequences and
  * items of defined and undefined length, encapsulated pixel data, the deflate stream to its exact
- * end) and takes the four identifying UIDs on the way. Values are skipped, never parsed or
+ * end) and takes the four identifying UIDs on the way (and the Patient ID, for the audit trail
+ * only). Values are skipped, never parsed or
  * buffered, except the UIDs it takes. Pure: no I/O, no logs, no globals.
  *
  * What it enforces and what it tolerates (a "glitch": accepted and counted) is listed at the top
@@ -19,6 +20,7 @@
 #define DS_UID_MAX 64    /* PS3.5 9.1: at most 64 characters */
 #define DS_MAX_DEPTH 64  /* sequences nested in one another (defined or undefined length) */
 #define DS_REASON_MAX 64 /* every reason fits an Error Comment (0000,0902), VR LO: 64 chars */
+#define DS_PATIENT_ID_MAX 64 /* PS3.5 6.2: Patient ID (0010,0020) is LO, at most 64 chars */
 /* Deflated syntax: the whole inflated dataset is walked; past this many plaintext bytes (unless
  * ds_scan_set_inflate_cap() says otherwise) the object is refused with ERR_LIMIT. A
  * decompression-bomb guard: deflate expands up to ~1032:1 and zlib inflates such runs at about
@@ -93,6 +95,14 @@ const char *ds_scan_glitch(const struct ds_scan *s);
 
 /* The UIDs found so far; a missing one is the empty string. Only top-level elements count. */
 const struct ds_uids *ds_scan_uids(const struct ds_scan *s);
+
+/* The top-level Patient ID (0010,0020), its insignificant spaces removed, for the audit trail
+ * only (the Patient participant object of PS3.15 A.5.3.3/7): never put it into logs, sidecars,
+ * tables or responses. "" while unseen, when empty, or when its value is not a plausible LO (over
+ * DS_PATIENT_ID_MAX bytes, a control character other than ESC, a backslash, or a sequence or
+ * undefined length); such a value is skipped like any other, never an error. ds_scan_free wipes
+ * it. */
+const char *ds_scan_patient_id(const struct ds_scan *s);
 
 /* True once no later byte can change ds_scan_uids(): all four were seen, or the top-level element
  * stream passed (0020,000E). The dataset's well-formedness is still open until finish. */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/uid.h"
 
 /* Bytes after the end of the deflate stream are kept (up to 9) and judged at the end, by
@@ -117,6 +119,8 @@ void ds_scan_free(struct ds_scan *s)
 {
     if (!s)
         return;
+    OPENSSL_cleanse(s->patient_id, sizeof s->patient_id); /* the audit trail's, and only there */
+    OPENSSL_cleanse(s->uid_buf, sizeof s->uid_buf);
     if (s->z_ready)
         (void)inflateEnd(&s->z);
     FREE_NULL(s->zout);
@@ -177,6 +181,11 @@ const char *ds_scan_glitch(const struct ds_scan *s)
 const struct ds_uids *ds_scan_uids(const struct ds_scan *s)
 {
     return &s->uids;
+}
+
+const char *ds_scan_patient_id(const struct ds_scan *s)
+{
+    return s->patient_id;
 }
 
 bool ds_scan_uids_final(const struct ds_scan *s)

@@ -21,12 +21,15 @@
 #define TAG_SOP_INSTANCE TAG(0x0008, 0x0018)
 #define TAG_STUDY TAG(0x0020, 0x000D)
 #define TAG_SERIES TAG(0x0020, 0x000E)
+#define TAG_PATIENT_ID TAG(0x0010, 0x0020)
 #define TAG_PIXEL_DATA TAG(0x7FE0, 0x0010)
 #define TAG_ITEM TAG(0xFFFE, 0xE000)
 #define TAG_ITEM_DELIM TAG(0xFFFE, 0xE00D)
 #define TAG_SEQ_DELIM TAG(0xFFFE, 0xE0DD)
 
 #define VR(a, b) ((uint16_t)((unsigned)(a) << 8 | (unsigned)(b)))
+
+#define SLOT_PATIENT_ID 4 /* uid_which: the value accumulated is the Patient ID */
 
 #define R_JUNK "bytes after the last element"
 
@@ -79,7 +82,7 @@ struct ds_scan {
     /* ST_UID: the value so far and where it goes */
     uint8_t uid_buf[DS_UID_MAX + 1];
     uint8_t uid_have, uid_need;
-    uint8_t uid_which; /* index into the four UIDs, see uid_slot() */
+    uint8_t uid_which; /* index into the four UIDs (uid_slot()), or SLOT_PATIENT_ID */
     uint8_t seen;      /* bit per UID: its element appeared at top level */
     bool uids_final;
     uint8_t pixel; /* enum ds_pixel */
@@ -88,6 +91,7 @@ struct ds_scan {
     struct ds_frame stack[DS_MAX_DEPTH];
 
     struct ds_uids uids;
+    char patient_id[DS_PATIENT_ID_MAX + 1]; /* for the audit trail only; wiped at free */
 
     /* DS_DEFLATED_LE only */
     bool deflated;

@@ -7,10 +7,13 @@
 
 #include "assoc.h"
 #include "common/cli.h"
+#include "commit_txn.h"
 #include "common/log.h"
+#include "core_audit.h"
 #include "core_config.h"
 #include "core_ctx.h"
 #include "main_backends.h"
+#include "main_status.h"
 #include "server.h"
 #include "sop_registry.h"
 #include "spool/spool_backend.h"
@@ -34,8 +37,10 @@ static const char g_usage[] =
     "  --version               print the version\n"
     "  --help                  this text\n"
     "\n"
-    "  status, failed, redrive the backend's own commands (aws backend: its state, FAILED\n"
-    "                          objects, importing them again)\n"
+    "  status                  the spool and open Storage Commitment transactions, then\n"
+    "                          the backend's state (aws backend)\n"
+    "  failed, redrive         the aws backend's commands: FAILED objects, importing them\n"
+    "                          again\n"
     "\n"
     "Signals: SIGHUP reloads the configuration for new associations; SIGTERM or SIGINT stops\n"
     "accepting, lets live associations finish (drain_ms), then exits.\n";
@@ -66,6 +71,7 @@ static void finish_shutdown(struct app *app)
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
+    commit_stop(&app->ctx);
     spool_commit_stop(app->ctx.committer); /* waits for queued commits, then closes its handle */
     app->ctx.committer = NULL;
     log_msg(LOG_INFO, "stopped", "drained");
@@ -141,6 +147,16 @@ static int config_load_checked(const char *path, struct core_config *cfg, struct
     }
     if (ops->check_config(cfg->backend_json, cfg->ack, errs) < 0)
         rc = ERR_CONFIG;
+    if (ops->needs_sha256 && cfg->spool_checksum != SPOOL_CHECKSUM_SHA256) {
+        wbuf_printf(errs, "spool_checksum: the %s backend keys its records on SHA-256: use "
+                          "\"sha256\"\n",
+                    ops->name);
+        rc = ERR_CONFIG;
+    }
+    struct audit_config *ac = malloc(sizeof *ac); /* the "audit" object (core_audit.h) */
+    if (!ac || core_audit_config(cfg, ac, errs) < 0)
+        rc = ERR_CONFIG;
+    free(ac);
     return rc;
 }
 
@@ -186,10 +202,12 @@ static void on_hup(uv_signal_t *s, int signum)
     struct core_config *cfg = NULL;
     if (app->n_cfgs >= ARRAY_LEN(app->cfgs)) {
         log_msg(LOG_ERROR, "reload_refused", "too many reloads; restart the process");
+        core_audit_reloaded(&app->ctx, app->config_path, false, "too many reloads");
         return;
     }
     if (load_config(app->config_path, &cfg) < 0) {
         log_msg(LOG_ERROR, "reload_refused", "new configuration invalid; keeping the old one");
+        core_audit_reloaded(&app->ctx, app->config_path, false, "configuration invalid");
         return;
     }
     const struct core_config *old = app->ctx.cfg;
@@ -201,10 +219,10 @@ static void on_hup(uv_signal_t *s, int signum)
     if (strcmp(old->listen, cfg->listen) != 0 || strcmp(old->spool_dir, cfg->spool_dir) != 0 ||
         backend_changed || strcmp(old->http_listen, cfg->http_listen) != 0 ||
         old->preassoc_max != cfg->preassoc_max ||
-        old->preassoc_per_source != cfg->preassoc_per_source) {
+        old->preassoc_per_source != cfg->preassoc_per_source || core_audit_changed(old, cfg)) {
         log_msg(LOG_WARN, "reload_partial",
-                "listen, http_listen, spool_dir, preassoc_* and backend settings need a restart; "
-                "other keys applied");
+                "listen, http_listen, spool_dir, preassoc_*, backend and audit settings need a "
+                "restart; other keys applied");
         snprintf(cfg->listen, sizeof cfg->listen, "%s", old->listen);
         snprintf(cfg->http_listen, sizeof cfg->http_listen, "%s", old->http_listen);
         snprintf(cfg->spool_dir, sizeof cfg->spool_dir, "%s", old->spool_dir);
@@ -212,6 +230,7 @@ static void on_hup(uv_signal_t *s, int signum)
     }
     if (server_tls_load(&app->ctx, cfg) < 0) { /* certificates, CA bundle and CRL anew */
         log_msg(LOG_ERROR, "reload_refused", "TLS material invalid; keeping the old set");
+        core_audit_reloaded(&app->ctx, app->config_path, false, "TLS material invalid");
         core_config_cleanup(cfg);
         free(cfg);
         return;
@@ -220,6 +239,7 @@ static void on_hup(uv_signal_t *s, int signum)
     app->ctx.cfg = cfg; /* new associations only; live ones keep theirs */
     log_set_level((enum log_level)log_level_parse(cfg->log_level));
     log_msg(LOG_INFO, "reloaded", app->config_path ? app->config_path : "(default)");
+    core_audit_reloaded(&app->ctx, app->config_path, true, NULL);
 }
 
 /* Load and check the configuration for a command-line use; a problem is printed. 0 or < 0 (the
@@ -240,6 +260,15 @@ static void print_config_problems(const char *path)
 {
     struct core_config cfg;
     int rc = config_load_reported(path, &cfg);
+    if (rc == 0) { /* the audit trail's files: its key, certificates and queue directory */
+        struct wbuf errs;
+        wbuf_init(&errs, 64u * 1024u);
+        rc = core_audit_check(&cfg, &errs);
+        if (rc < 0)
+            fprintf(stderr, "%s: configuration invalid:\n%.*s", path ? path : "(default)",
+                    (int)errs.len, errs.p ? (const char *)errs.p : "");
+        wbuf_cleanup(&errs);
+    }
     if (rc == 0) {
         printf("%s: configuration OK (ae_title %s, listen %s, spool %s, backend %s, %zu storage "
                "SOP classes, %zu transfer syntaxes)\n",
@@ -280,7 +309,14 @@ static int subcommand(int argc, char **argv)
         return 1;
     }
     const struct backend_ops *ops = backend_find(g_core_backends, cfg.backend_type);
+    bool status = strcmp(argv[1], "status") == 0; /* the core's part, then the backend's */
+    bool json = false;
+    for (int i = 1; i < n_rest; i++)
+        json = json || strcmp(rest[i], "--json") == 0;
+    int core_rc = status ? main_status(cfg.spool_dir, json) : 0;
     rc = ops->cli ? ops->cli(argv[1], n_rest, rest, cfg.spool_dir, cfg.backend_json) : -1;
+    if (status && rc < 0)
+        rc = core_rc;
     if (rc < 0) {
         fprintf(stderr, "dicom-core %s: not a command of the %s backend\n", argv[1],
                 cfg.backend_type);
@@ -355,8 +391,13 @@ int main(int argc, char **argv)
         }
         return 1;
     }
+    char aerr[512];
+    if (core_audit_start(ctx, aerr, sizeof aerr) < 0) { /* Application Start is queued */
+        log_msg(LOG_ERROR, "audit_start_failed", aerr);
+        return 1;
+    }
     rc = spool_commit_start(ctx->loop, &ctx->spool, cfg->fsync, &ctx->committer);
-    if (rc < 0 || server_start(&app.srv, ctx) < 0)
+    if (rc < 0 || commit_start(ctx) < 0 || server_start(&app.srv, ctx) < 0)
         return 1;
     uv_timer_init(ctx->loop, &app.drain_timer);
     app.drain_timer.data = &app;
@@ -383,6 +424,7 @@ int main(int argc, char **argv)
     uv_unref((uv_handle_t *)&app.stats_timer); /* never what keeps the loop alive */
     uv_run(ctx->loop, UV_RUN_DEFAULT);
 
+    core_audit_stop(ctx, 0); /* Application Stop, then what the repositories take in 2 s */
     backend_stop(ctx->backend);
     spool_close(&ctx->spool);
     preassoc_cleanup(&ctx->preassoc);

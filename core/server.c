@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "assoc.h"
+#include "core_audit.h"
 #include "spool/spool_backend.h"
 #include "common/log.h"
 #include "net/addr.h"
@@ -69,6 +70,7 @@ int server_tls_load(struct core_ctx *ctx, const struct core_config *cfg)
             log_msg(LOG_ERROR, "tls_config_invalid", err);
             return rc;
         }
+        core_audit_tls_ctx(tls); /* a refused client's certificate is audited too */
     }
     SSL_CTX *client = NULL;
     if (cfg->client_tls.enabled) {

@@ -2,12 +2,14 @@
  * service is a new file and one line here. */
 #include "dimse_service.h"
 
+#include "svc_commit.h"
 #include "svc_echo.h"
 #include "svc_store.h"
 
 static const struct dimse_service *const g_services[] = {
     &svc_echo,
     &svc_store,
+    &svc_commit,
 };
 
 const struct dimse_service *services_serving(const struct core_config *cfg, const char *abstract)

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* sync_file_range(2) */
 #include "store.h"
+#include "common/crc64nvme.h"
 #include "common/hex.h"
 
 #include <errno.h>
@@ -32,7 +33,9 @@ struct store_obj {
     bool inflight;
     int werr;       /* set by the worker, read after it finished */
     uv_work_t work;
-    EVP_MD_CTX *md; /* touched by the worker while inflight, by the loop thread otherwise */
+    EVP_MD_CTX *md; /* SHA-256, or NULL (spool_checksum crc64nvme); touched by the worker while
+                       inflight, by the loop thread otherwise (as is crc) */
+    struct crc64nvme crc; /* always: the spool's own integrity check, cheap */
     uint64_t file_bytes;
     uint64_t synced_to;  /* worker: writeback started up to here */
     bool early_sync;     /* start writeback as we go, so the commit's flush has little left */
@@ -52,6 +55,7 @@ struct store_obj {
     struct backend *ack_via;
     struct timespec t_start;
     char sha_hex[65];
+    char crc_hex[17];
 };
 
 static void put_meta_ui(struct wbuf *b, uint16_t elem, const char *uid)
@@ -184,7 +188,8 @@ static void write_work(uv_work_t *w)
     size_t n = o->len[o->writing];
     if (o->werr)
         return;
-    if (EVP_DigestUpdate(o->md, p, n) != 1) {
+    crc64nvme_update(&o->crc, p, n);
+    if (o->md && EVP_DigestUpdate(o->md, p, n) != 1) {
         o->werr = ERR_NOMEM;
         return;
     }
@@ -284,10 +289,11 @@ int store_begin(uv_loop_t *loop, struct spool *spool, struct spool_committer *co
     clock_gettime(CLOCK_REALTIME, &o->t_start);
     o->buf[0] = buf_get(o->cap);
     o->buf[1] = buf_get(o->cap);
-    o->md = EVP_MD_CTX_new();
+    crc64nvme_init(&o->crc);
+    o->md = p->sha256 ? EVP_MD_CTX_new() : NULL;
     o->scan = ds_scan_new(p->ts->enc);
-    if (!o->buf[0] || !o->buf[1] || !o->md || !o->scan ||
-        EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1) {
+    if (!o->buf[0] || !o->buf[1] || (p->sha256 && !o->md) || !o->scan ||
+        (o->md && EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) != 1)) {
         free_obj(o);
         return ERR_NOMEM;
     }
@@ -438,6 +444,7 @@ static void fill_sidecar(const struct store_obj *o, struct spool_sidecar *sc)
     memcpy(sc->client_id, o->client_id, sizeof sc->client_id);
     sc->bytes = o->file_bytes;
     memcpy(sc->sha256, o->sha_hex, sizeof sc->sha256);
+    memcpy(sc->crc64nvme, o->crc_hex, sizeof sc->crc64nvme);
     sc->assoc = o->assoc_id;
     iso_time(sc->received_start, sizeof sc->received_start, &o->t_start);
     iso_time(sc->received_end, sizeof sc->received_end, &now);
@@ -458,7 +465,7 @@ static void finish(struct store_obj *o)
         else if (!u->study[0] || !u->series[0])
             fail(o, DIMSE_CANNOT_UNDERSTAND, "Study or Series Instance UID missing");
     }
-    if (!o->fail_status) {
+    if (!o->fail_status && o->md) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int mdlen = 0;
         if (EVP_DigestFinal_ex(o->md, md, &mdlen) != 1 || mdlen != 32) {
@@ -467,6 +474,9 @@ static void finish(struct store_obj *o)
             hex_lower(md, 32, o->sha_hex);
         }
     }
+    if (!o->fail_status)
+        snprintf(o->crc_hex, sizeof o->crc_hex, "%016llx",
+                 (unsigned long long)crc64nvme_final(&o->crc));
     if (ds_scan_glitches(o->scan) || ds_scan_error(o->scan)[0]) {
         struct logb lb;
         if (log_begin(&lb, ds_scan_error(o->scan)[0] ? LOG_WARN : LOG_INFO, "dataset_walk")) {
@@ -542,6 +552,11 @@ const char *store_sha256_hex(const struct store_obj *o)
     return o->sha_hex;
 }
 
+const char *store_crc64_hex(const struct store_obj *o)
+{
+    return o->crc_hex;
+}
+
 const struct ds_uids *store_uids(const struct store_obj *o)
 {
     return ds_scan_uids(o->scan);
@@ -550,4 +565,9 @@ const struct ds_uids *store_uids(const struct store_obj *o)
 const char *store_id(const struct store_obj *o)
 {
     return o->id;
+}
+
+const char *store_patient_id(const struct store_obj *o)
+{
+    return ds_scan_patient_id(o->scan);
 }

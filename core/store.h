@@ -1,5 +1,5 @@
 /* store: one object being received. It writes the Part-10 file (preamble, File Meta Information,
- * then the dataset bytes exactly as received) into the spool's tmp area through two capped
+ * then the dataset bytes exactly as received) into the spool (spool_obj_create) through two capped
  * buffers: the loop thread fills one while a threadpool worker writes the other and hashes it
  * (SHA-256 of the whole file). The dataset scanner reads the UIDs on the way. At the end the
  * object is checked and handed to the group committer; the callback gets the DIMSE status. */
@@ -30,6 +30,8 @@ struct store_params {
     uint64_t assoc_id;
     size_t buf_cap;           /* each of the two buffers; >= the largest single append */
     bool early_sync;          /* fsync mode: start writeback while receiving */
+    bool sha256;              /* compute the SHA-256 too (spool_checksum "sha256"); the
+                                 CRC-64/NVME is always computed */
     struct backend *ack_via;  /* ack "s3"/"healthimaging": success waits for this backend's
                                  backend_await (NULL: success once durable in the spool) */
 };
@@ -65,8 +67,12 @@ void store_release_buffers(void);
 
 /* Accessors for logs and metrics. */
 uint64_t store_bytes(const struct store_obj *o);
-const char *store_sha256_hex(const struct store_obj *o);
+const char *store_sha256_hex(const struct store_obj *o); /* "" without spool_checksum sha256 */
+const char *store_crc64_hex(const struct store_obj *o);  /* 16 lowercase hex digits */
 const struct ds_uids *store_uids(const struct store_obj *o);
 const char *store_id(const struct store_obj *o);
+/* The object's Patient ID (ds_scan_patient_id), for the audit trail only (core_audit_stored):
+ * never into logs, sidecars or tables. "" when unknown. Lives as long as o. */
+const char *store_patient_id(const struct store_obj *o);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/uid.h"
+#include "core_audit.h"
 #include "core_ctx.h"
 #include "sop_registry.h"
 #include "spool/spool_backend.h"
@@ -70,7 +71,9 @@ static void log_store(const struct assoc *a, const struct dimse_cmd *req, uint16
     if (status == DIMSE_SUCCESS) {
         log_str(&lb, "spool_id", store_id(o));
         log_u64(&lb, "bytes", store_bytes(o));
-        log_str(&lb, "sha256", store_sha256_hex(o));
+        if (store_sha256_hex(o)[0])
+            log_str(&lb, "sha256", store_sha256_hex(o));
+        log_str(&lb, "crc64nvme", store_crc64_hex(o));
     }
     log_end(&lb);
 }
@@ -89,6 +92,8 @@ static void on_done(void *arg, uint16_t status, const char *comment, const struc
         metric_add(ctx->m.bytes, store_bytes(o));
     }
     log_store(a, &op->req, status, comment, o);
+    core_audit_stored(a, op->req.affected_sop_class, store_uids(o)->study, store_patient_id(o),
+                      status, comment);
     struct dimse_request rq = {.cmd = &op->req, .pctx = &op->pctx, .has_dataset = true};
     if (assoc_respond(a, &rq, status, comment) < 0)
         return; /* the association is closing: gone() has freed op */
@@ -119,8 +124,8 @@ static const struct svc_op_hooks hooks = {
     .gone = gone,
 };
 
-static void request(struct assoc *a, const struct dimse_request *rq, struct svc_op **out,
-                    uint16_t *status, const char **comment)
+static void begin_store(struct assoc *a, const struct dimse_request *rq, struct svc_op **out,
+                        uint16_t *status, const char **comment)
 {
     struct core_ctx *ctx = assoc_ctx(a);
     const struct core_config *cfg = assoc_cfg(a);
@@ -171,6 +176,7 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
         /* two buffers of 1 MiB (or two PDUs): large writes, few hand-offs to the disk */
         .buf_cap = (size_t)max_pdu * 2 > STORE_BUF ? (size_t)max_pdu * 2 : STORE_BUF,
         .early_sync = cfg->fsync,
+        .sha256 = cfg->spool_checksum == SPOOL_CHECKSUM_SHA256,
         .ack_via = cfg->ack != SPOOL_ACK_SPOOL ? ctx->backend : NULL,
     };
     int rc = store_begin(ctx->loop, &ctx->spool, ctx->committer, &p, &op->obj);
@@ -187,6 +193,14 @@ static void request(struct assoc *a, const struct dimse_request *rq, struct svc_
         return;
     }
     *out = &op->base;
+}
+
+static void request(struct assoc *a, const struct dimse_request *rq, struct svc_op **out,
+                    uint16_t *status, const char **comment)
+{
+    begin_store(a, rq, out, status, comment);
+    if (!*out) /* refused before a byte of the dataset: a failed instance of an unknown study */
+        core_audit_stored(a, rq->cmd->affected_sop_class, NULL, NULL, *status, *comment);
 }
 
 const struct dimse_service svc_store = {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws_commit.h"
 #include "aws/creds.h"
 #include "aws/ddb.h"
 #include "aws/http.h"
@@ -55,7 +56,13 @@ struct aws_backend {
     bool kicked, stop;
     struct ack_rec *to_fwd, *to_core; /* under mu */
     struct backend_stats stats;       /* under mu: refreshed by the thread */
+    struct aws_commit *commit;        /* Storage Commitment, on the core's loop (aws_commit.h) */
 };
+
+struct aws_commit *aws_backend_commit(void *impl)
+{
+    return impl ? ((struct aws_backend *)impl)->commit : NULL;
+}
 
 static int ack_of(enum spool_ack a)
 {
@@ -341,6 +348,8 @@ static int ops_start(const struct backend_env *env, void **impl)
         free(b);
         return rc;
     }
+    if (aws_commit_new(core_loop, &b->cfg, &b->commit) < 0)
+        log_msg(LOG_ERROR, "commit_unavailable", "Storage Commitment's DynamoDB client failed");
     *impl = b;
     return 0;
 
@@ -429,6 +438,7 @@ static void ops_stop(void *impl)
     on_core_async(&b->core_async);
     uv_close((uv_handle_t *)&b->core_async, NULL);
     uv_run(b->core_loop, UV_RUN_NOWAIT);
+    aws_commit_free(b->commit);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
     free(b);
@@ -475,6 +485,7 @@ static int ops_cli(const char *cmd, int argc, char **argv, const char *spool_dir
 
 const struct backend_ops aws_backend_ops = {
     .name = "aws",
+    .needs_sha256 = true, /* DynamoDB items are keyed INSTANCE#<sop> / SHA256#<hash> */
     .check_config = ops_check_config,
     .start = ops_start,
     .notify = ops_notify,
@@ -489,4 +500,5 @@ const struct backend_ops aws_backend_ops = {
                  "  share                   grant, revoke and list study shares; temporary\n"
                  "                          study-scoped credentials for a DICOMweb viewer (aws)\n",
     .read = &aws_backend_read_ops,
+    .commit = &aws_commit_ops,
 };

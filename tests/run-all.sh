@@ -4,7 +4,8 @@
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the libFuzzer targets (clang), briefly;
 #   4. source checks (banned functions).
-# Ends with one summary line: "N passed, N failed".
+# Ends with one summary line: "N passed, N failed". Tests run as many at a time as there are cores
+# (ctest -j): every test picks free loopback ports and its own temporary directories.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -24,7 +25,7 @@ run_ctest() { # label builddir [ctest args]
     shift 2
     local log
     log=$(mktemp)
-    (cd "$dir" && ctest --output-on-failure --timeout 1500 "$@") 2>&1 | tee "$log"
+    (cd "$dir" && ctest --output-on-failure --timeout 1500 -j"$jobs" "$@") 2>&1 | tee "$log"
     local p f
     p=$(grep -Ec '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* +Passed' "$log")
     f=$(grep -Ec '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(\*\*\*|Failed|Timeout|Not Run|Exception)' "$log")

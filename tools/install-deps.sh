@@ -49,3 +49,16 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+if [[ "${1:-}" == "--test" ]]; then
+    # npm test peers (tests/support/node/package-lock.json pins them): dcmjs-dimse
+    here=$(cd "$(dirname "$0")" && pwd)
+    if ! command -v npm >/dev/null; then
+        [[ $(id -u) -eq 0 ]] || { echo "install-deps: npm missing (run as root)" >&2; exit 1; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    node_dir="$here/../tests/support/node"
+    if [[ ! -d "$node_dir/node_modules/dcmjs-dimse" ]]; then
+        echo "install-deps: npm ci in tests/support/node" >&2
+        npm ci --prefix "$node_dir" --no-audit --no-fund --ignore-scripts >/dev/null
+    fi
+fi

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit_hash.h"
+#include "common/cfgread.h"
 #include "net/tls_ctx.h"
 
 void audit_config_defaults(struct audit_config *c)
@@ -23,67 +25,7 @@ void audit_config_defaults(struct audit_config *c)
 
 static void problem(struct wbuf *errs, const char *ctx, const char *key, const char *msg)
 {
-    wbuf_printf(errs, "audit%s%s%s: %s\n", ctx, key[0] ? "." : "", key, msg);
-}
-
-static const cJSON *get(const cJSON *obj, const char *key)
-{
-    return cJSON_GetObjectItemCaseSensitive(obj, key);
-}
-
-static void str(const cJSON *obj, const char *ctx, const char *key, char *dst, size_t cap,
-                struct wbuf *errs)
-{
-    const cJSON *v = get(obj, key);
-    if (!v)
-        return;
-    if (!cJSON_IsString(v) || !v->valuestring) {
-        problem(errs, ctx, key, "must be a string");
-        return;
-    }
-    size_t n = strlen(v->valuestring);
-    if (n >= cap) {
-        problem(errs, ctx, key, "is too long");
-        return;
-    }
-    memcpy(dst, v->valuestring, n + 1);
-}
-
-static void num(const cJSON *obj, const char *ctx, const char *key, uint64_t *dst, uint64_t min,
-                uint64_t max, struct wbuf *errs)
-{
-    const cJSON *v = get(obj, key);
-    if (!v)
-        return;
-    if (!cJSON_IsNumber(v) || v->valuedouble < (double)min || v->valuedouble > (double)max ||
-        v->valuedouble != (double)(uint64_t)v->valuedouble) {
-        char m[96];
-        snprintf(m, sizeof m, "must be a whole number from %llu to %llu", (unsigned long long)min,
-                 (unsigned long long)max);
-        problem(errs, ctx, key, m);
-        return;
-    }
-    *dst = (uint64_t)v->valuedouble;
-}
-
-static void num32(const cJSON *obj, const char *ctx, const char *key, uint32_t *dst, uint32_t min,
-                  uint32_t max, struct wbuf *errs)
-{
-    uint64_t v = *dst;
-    num(obj, ctx, key, &v, min, max, errs);
-    *dst = (uint32_t)v;
-}
-
-static void unknown_keys(const cJSON *obj, const char *ctx, const char *const *known,
-                         struct wbuf *errs)
-{
-    for (const cJSON *it = obj->child; it; it = it->next) {
-        bool ok = false;
-        for (size_t i = 0; known[i]; i++)
-            ok = ok || (it->string && strcmp(it->string, known[i]) == 0);
-        if (!ok)
-            problem(errs, ctx, it->string ? it->string : "?", "unknown key");
-    }
+    cfgread_problem(errs, ctx, key, msg);
 }
 
 static bool name_char(char c)
@@ -103,51 +45,36 @@ static bool name_ok(const char *s)
     return true;
 }
 
-static void repo(const cJSON *o, size_t i, struct audit_repo_config *r, struct wbuf *errs)
+#define RC struct audit_repo_config
+
+static const struct cfgread_enum g_transports[] = {
+    {"tls", AUDIT_TRANSPORT_TLS, NULL},
+    {"udp", AUDIT_TRANSPORT_UDP, NULL},
+    {NULL, 0, NULL},
+};
+
+/* One repository: defaults that depend on its transport, the TLS rules, its name. */
+static void check_repo(void *base, void *ctx, const char *path, struct wbuf *errs)
 {
-    static const char *const known[] = {"transport", "host",        "port", "ca",          "cert",
-                                        "key",       "server_name", "name", "tls_profile", NULL};
-    char ctx[48];
-    snprintf(ctx, sizeof ctx, ".repositories[%zu]", i);
-    if (!cJSON_IsObject(o)) {
-        problem(errs, ctx, "", "must be an object");
-        return;
-    }
-    unknown_keys(o, ctx, known, errs);
-    char transport[8] = "tls";
-    str(o, ctx, "transport", transport, sizeof transport, errs);
-    if (strcmp(transport, "tls") == 0)
-        r->transport = AUDIT_TRANSPORT_TLS;
-    else if (strcmp(transport, "udp") == 0)
-        r->transport = AUDIT_TRANSPORT_UDP;
-    else
-        problem(errs, ctx, "transport", "must be \"tls\" or \"udp\"");
-    str(o, ctx, "host", r->host, sizeof r->host, errs);
+    struct audit_repo_config *r = base;
+    (void)ctx;
     if (!r->host[0])
-        problem(errs, ctx, "host", "is required");
-    uint32_t port = r->transport == AUDIT_TRANSPORT_TLS ? 6514 : 514;
-    num32(o, ctx, "port", &port, 1, 65535, errs);
-    r->port = port;
-    str(o, ctx, "ca", r->ca, sizeof r->ca, errs);
-    str(o, ctx, "cert", r->cert, sizeof r->cert, errs);
-    str(o, ctx, "key", r->key, sizeof r->key, errs);
-    str(o, ctx, "server_name", r->server_name, sizeof r->server_name, errs);
-    snprintf(r->tls_profile, sizeof r->tls_profile, "bcp195-nd");
-    str(o, ctx, "tls_profile", r->tls_profile, sizeof r->tls_profile, errs);
+        problem(errs, path, "host", "is required");
+    if (r->port == 0)
+        r->port = r->transport == AUDIT_TRANSPORT_TLS ? 6514 : 514;
     if (r->transport == AUDIT_TRANSPORT_TLS) {
         enum tls_profile p;
         if (!r->ca[0])
-            problem(errs, ctx, "ca", "is required for transport tls (the repository is verified)");
+            problem(errs, path, "ca", "is required for transport tls (the repository is verified)");
         if (!r->cert[0] != !r->key[0])
-            problem(errs, ctx, "cert", "cert and key go together");
+            problem(errs, path, "cert", "cert and key go together");
         if (tls_profile_parse(r->tls_profile, &p) < 0)
-            problem(errs, ctx, "tls_profile", "is not a known profile");
+            problem(errs, path, "tls_profile", "is not a known profile");
         if (!r->server_name[0])
             memcpy(r->server_name, r->host, sizeof r->server_name); /* same size */
     } else if (r->ca[0] || r->cert[0] || r->key[0] || r->server_name[0]) {
-        problem(errs, ctx, "transport", "udp takes no TLS settings (ca, cert, key, server_name)");
+        problem(errs, path, "transport", "udp takes no TLS settings (ca, cert, key, server_name)");
     }
-    str(o, ctx, "name", r->name, sizeof r->name, errs);
     if (!r->name[0]) {
         char name[sizeof r->name];
         snprintf(name, sizeof name, "%s-%.40s-%u",
@@ -159,80 +86,94 @@ static void repo(const cJSON *o, size_t i, struct audit_repo_config *r, struct w
         }
     }
     if (!name_ok(r->name))
-        problem(errs, ctx, "name", "use letters, digits, '.', '_' or '-' (not first '.')");
+        problem(errs, path, "name", "use letters, digits, '.', '_' or '-' (not first '.')");
 }
 
-int audit_config_parse(const cJSON *obj, struct audit_config *c, struct wbuf *errs)
-{
-    static const char *const known[] = {
-        "enabled",  "repositories", "queue_dir",     "queue_max_bytes",    "queue_max_messages",
-        "on_full",  "patient_id",   "hash_key_file", "source_id",          "enterprise_site_id",
-        "hostname", "retry_min_ms", "retry_max_ms",  "connect_timeout_ms", "ack_grace_ms",
-        NULL};
-    size_t before = errs->len;
-    if (!obj)
-        return 0;
-    if (!cJSON_IsObject(obj)) {
-        problem(errs, "", "", "must be an object");
-        return ERR_CONFIG;
-    }
-    unknown_keys(obj, "", known, errs);
-    const cJSON *en = get(obj, "enabled");
-    c->enabled = true;
-    if (en && !cJSON_IsBool(en))
-        problem(errs, "", "enabled", "must be true or false");
-    else if (en)
-        c->enabled = cJSON_IsTrue(en);
+static const struct cfgread_key g_repo_keys[] = {
+    CFGREAD_ENUM("transport", RC, transport, g_transports, AUDIT_TRANSPORT_TLS),
+    CFGREAD_STR("host", RC, host, NULL),
+    CFGREAD_U32("port", RC, port, 1, 65535, 0),
+    CFGREAD_STR("ca", RC, ca, NULL),
+    CFGREAD_STR("cert", RC, cert, NULL),
+    CFGREAD_STR("key", RC, key, NULL),
+    CFGREAD_STR("server_name", RC, server_name, NULL),
+    CFGREAD_STR("name", RC, name, NULL),
+    CFGREAD_STR("tls_profile", RC, tls_profile, "bcp195-nd"),
+};
+static const struct cfgread_table g_repo = CFGREAD_TABLE(g_repo_keys, true, check_repo);
 
-    const cJSON *repos = get(obj, "repositories");
-    if (!cJSON_IsArray(repos) || cJSON_GetArraySize(repos) < 1) {
-        problem(errs, "", "repositories", "must be an array of 1 or more repositories");
-    } else if ((size_t)cJSON_GetArraySize(repos) > AUDIT_MAX_REPOS) {
-        problem(errs, "", "repositories", "at most 4 repositories");
-    } else {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, repos)
-        {
-            repo(it, c->n_repos, &c->repos[c->n_repos], errs);
-            c->n_repos++;
-        }
-        for (size_t i = 0; i < c->n_repos; i++) {
-            for (size_t k = 0; k < i; k++) {
-                if (strcmp(c->repos[i].name, c->repos[k].name) == 0)
-                    problem(errs, "", "repositories", "two repositories have one name: set name");
-            }
+#define AC struct audit_config
+
+/* The whole object: repositories into their fixed array, the choices into their enums, and the
+ * rules across keys. */
+static void check_audit(void *base, void *ctx, const char *path, struct wbuf *errs)
+{
+    struct audit_config *c = base;
+    (void)ctx;
+    c->n_repos = 0;
+    for (size_t i = 0; i < c->n_repo_list && i < AUDIT_MAX_REPOS; i++)
+        c->repos[c->n_repos++] = c->repo_list[i];
+    free(c->repo_list);
+    c->repo_list = NULL;
+    c->n_repo_list = 0;
+    for (size_t i = 0; i < c->n_repos; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(c->repos[i].name, c->repos[k].name) == 0)
+                problem(errs, path, "repositories", "two repositories have one name: set name");
         }
     }
-    str(obj, "", "queue_dir", c->queue_dir, sizeof c->queue_dir, errs);
     if (!c->queue_dir[0])
-        problem(errs, "", "queue_dir", "is required (one directory per program)");
-    num(obj, "", "queue_max_bytes", &c->queue_max_bytes, AQ_MIN_BYTES, UINT64_C(16) << 30, errs);
-    num(obj, "", "queue_max_messages", &c->queue_max_messages, 1, UINT64_C(100000000), errs);
-    char buf[16] = "";
-    str(obj, "", "on_full", buf, sizeof buf, errs);
-    if (strcmp(buf, "fail_closed") == 0)
+        problem(errs, path, "queue_dir", "is required (one directory per program)");
+    if (strcmp(c->on_full_s, "fail_closed") == 0)
         c->on_full = AQ_FAIL_CLOSED;
-    else if (buf[0] && strcmp(buf, "drop_oldest") != 0)
-        problem(errs, "", "on_full", "must be \"drop_oldest\" or \"fail_closed\"");
-    buf[0] = '\0';
-    str(obj, "", "patient_id", buf, sizeof buf, errs);
-    if (strcmp(buf, "include") == 0)
+    else if (strcmp(c->on_full_s, "drop_oldest") == 0)
+        c->on_full = AQ_DROP_OLDEST;
+    else
+        problem(errs, path, "on_full", "must be \"drop_oldest\" or \"fail_closed\"");
+    if (strcmp(c->patient_id_s, "include") == 0)
         c->patient_include = true;
-    else if (buf[0] && strcmp(buf, "hash") != 0)
-        problem(errs, "", "patient_id", "must be \"hash\" or \"include\"");
-    str(obj, "", "hash_key_file", c->hash_key_file, sizeof c->hash_key_file, errs);
+    else if (strcmp(c->patient_id_s, "hash") != 0)
+        problem(errs, path, "patient_id", "must be \"hash\" or \"include\"");
     if (!c->patient_include && !c->hash_key_file[0])
-        problem(errs, "", "hash_key_file", "is required unless patient_id is \"include\"");
-    str(obj, "", "source_id", c->source_id, sizeof c->source_id, errs);
-    str(obj, "", "enterprise_site_id", c->enterprise_site_id, sizeof c->enterprise_site_id, errs);
-    str(obj, "", "hostname", c->hostname, sizeof c->hostname, errs);
-    num32(obj, "", "retry_min_ms", &c->retry_min_ms, 10, 600000, errs);
-    num32(obj, "", "retry_max_ms", &c->retry_max_ms, 10, 3600000, errs);
-    num32(obj, "", "connect_timeout_ms", &c->connect_timeout_ms, 100, 600000, errs);
-    num32(obj, "", "ack_grace_ms", &c->ack_grace_ms, 0, 60000, errs);
+        problem(errs, path, "hash_key_file", "is required unless patient_id is \"include\"");
     if (c->retry_max_ms < c->retry_min_ms)
-        problem(errs, "", "retry_max_ms", "must not be below retry_min_ms");
-    return errs->len > before || errs->err ? ERR_CONFIG : 0;
+        problem(errs, path, "retry_max_ms", "must not be below retry_min_ms");
+}
+
+static const struct cfgread_key g_keys[] = {
+    CFGREAD_BOOL("enabled", AC, enabled, true),
+    CFGREAD_ARRAY("repositories", AC, repo_list, n_repo_list, RC, &g_repo, 1, AUDIT_MAX_REPOS,
+                  "must be an array of 1 repository or more, at most 4", .flags = CFGREAD_REQUIRED),
+    CFGREAD_STR("queue_dir", AC, queue_dir, NULL),
+    CFGREAD_U64("queue_max_bytes", AC, queue_max_bytes, AQ_MIN_BYTES, UINT64_C(16) << 30,
+                64u * 1024u * 1024u),
+    CFGREAD_U64("queue_max_messages", AC, queue_max_messages, 1, UINT64_C(100000000), 100000),
+    CFGREAD_STR("on_full", AC, on_full_s, "drop_oldest"),
+    CFGREAD_STR("patient_id", AC, patient_id_s, "hash"),
+    CFGREAD_STR("hash_key_file", AC, hash_key_file, NULL),
+    CFGREAD_STR("source_id", AC, source_id, NULL),
+    CFGREAD_STR("enterprise_site_id", AC, enterprise_site_id, NULL),
+    CFGREAD_STR("hostname", AC, hostname, NULL),
+    CFGREAD_U32("retry_min_ms", AC, retry_min_ms, 10, 600000, 500),
+    CFGREAD_U32("retry_max_ms", AC, retry_max_ms, 10, 3600000, 30000),
+    CFGREAD_U32("connect_timeout_ms", AC, connect_timeout_ms, 100, 600000, 10000),
+    CFGREAD_U32("ack_grace_ms", AC, ack_grace_ms, 0, 60000, 1000),
+};
+static const struct cfgread_table g_table = CFGREAD_TABLE(g_keys, true, check_audit);
+
+int audit_config_parse(const char *json, struct audit_config *c, struct wbuf *errs)
+{
+    if (!json)
+        return 0;
+    cfgread_defaults(&g_table, c);
+    c->repo_list = NULL;
+    c->n_repo_list = 0;
+    struct cfgread_job job = {.table = &g_table, .base = c, .name = "audit", .prefix = "audit"};
+    int rc = cfgread_text(&job, json, strlen(json), errs);
+    free(c->repo_list); /* only left when the array itself was refused */
+    c->repo_list = NULL;
+    c->n_repo_list = 0;
+    return rc < 0 ? ERR_CONFIG : 0;
 }
 
 static void check_file(struct wbuf *errs, const char *ctx, const char *key, const char *path)
@@ -254,13 +195,13 @@ int audit_config_check(const struct audit_config *c, struct wbuf *errs)
         uint8_t key[AUDIT_KEY_MAX];
         size_t klen;
         if (audit_key_load(c->hash_key_file, key, &klen, err, sizeof err) < 0)
-            problem(errs, "", "hash_key_file", err);
+            problem(errs, "audit", "hash_key_file", err);
         memset(key, 0, sizeof key);
     }
     for (size_t i = 0; i < c->n_repos; i++) {
         const struct audit_repo_config *r = &c->repos[i];
         char ctx[48];
-        snprintf(ctx, sizeof ctx, ".repositories[%zu]", i);
+        snprintf(ctx, sizeof ctx, "audit.repositories[%zu]", i);
         if (r->transport != AUDIT_TRANSPORT_TLS)
             continue;
         check_file(errs, ctx, "ca", r->ca);
@@ -270,6 +211,6 @@ int audit_config_check(const struct audit_config *c, struct wbuf *errs)
     }
     struct stat st;
     if (stat(c->queue_dir, &st) == 0 && !S_ISDIR(st.st_mode))
-        problem(errs, "", "queue_dir", "exists and is not a directory");
+        problem(errs, "audit", "queue_dir", "exists and is not a directory");
     return errs->len > before ? ERR_CONFIG : 0;
 }

@@ -1,10 +1,9 @@
 /* audit_config: the "audit" object of dicom-edge's and dicom-core's configuration (every key is
- * documented in docs/audit.md). Plain cJSON for now; to be ported to the common typed config
- * reader when it lands. */
+ * documented in docs/audit.md), read through the common typed config reader (common/cfgread.h):
+ * the programs keep the object as JSON text (CFGREAD_TEXT) and hand it here. */
 #ifndef GW_AUDIT_CONFIG_H
 #define GW_AUDIT_CONFIG_H
 
-#include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +34,9 @@ struct audit_config {
     bool enabled; /* the object is present and "enabled" is not false */
     size_t n_repos;
     struct audit_repo_config repos[AUDIT_MAX_REPOS];
+    struct audit_repo_config *repo_list; /* the reader's array, copied into repos and freed */
+    size_t n_repo_list;
+    char on_full_s[16], patient_id_s[16]; /* as written */
     char queue_dir[AUDIT_PATH_MAX];
     uint64_t queue_max_bytes;    /* default 64 MiB */
     uint64_t queue_max_messages; /* default 100000 */
@@ -54,10 +56,10 @@ struct audit_config {
 /* Fill *c with the defaults (disabled, no repositories). */
 void audit_config_defaults(struct audit_config *c);
 
-/* Parse the "audit" object obj (NULL: audit disabled, 0) into *c (start from
+/* Parse the "audit" object's JSON text (NULL: audit disabled, 0) into *c (start from
  * audit_config_defaults). Every problem is appended to errs as one line "audit.KEY: why";
  * unknown keys are problems too. Returns 0 or ERR_CONFIG. Files are not opened here. */
-MUST_CHECK int audit_config_parse(const cJSON *obj, struct audit_config *c, struct wbuf *errs);
+MUST_CHECK int audit_config_parse(const char *json, struct audit_config *c, struct wbuf *errs);
 
 /* The checks --check-config adds: the key file loads, certificates and keys are readable and
  * valid, the queue directory can be created. Problems appended to errs; 0 or ERR_CONFIG. */

@@ -260,7 +260,9 @@ int main(int argc, char **argv)
     audit_config_defaults(&cfg);
     struct wbuf errs;
     wbuf_init(&errs, 16384);
-    int rc = obj ? audit_config_parse(obj, &cfg, &errs) : ERR_CONFIG;
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL; /* the object alone, for the reader */
+    int rc = text ? audit_config_parse(text, &cfg, &errs) : ERR_CONFIG;
+    cJSON_free(text);
     if (rc == 0 && strcmp(cmd, "check") == 0)
         rc = audit_config_check(&cfg, &errs);
     cJSON_Delete(root);

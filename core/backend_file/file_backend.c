@@ -42,13 +42,16 @@ static int on_replay(void *arg, const cJSON *rec)
     struct file_backend *b = arg;
     const char *ev = jstr(rec, "ev"), *id = jstr(rec, "id"), *key = jstr(rec, "key");
     const char *sop = jstr(rec, "sop_instance_uid"), *sha = jstr(rec, "sha256");
+    const char *crc = jstr(rec, "crc64nvme");
     if (!ev)
         return 0;
     if (strcmp(ev, "assign") == 0 && id && key)
         return strmap_put(&b->assigned, id, key);
-    if (strcmp(ev, "stored") == 0 && sop && sha) {
+    if (strcmp(ev, "stored") == 0 && sop && (sha || crc)) {
+        file_commit_note(b->commit_ix, sop, sha ? sha : crc, jstr(rec, "sop_class_uid"),
+                         jstr(rec, "received_end"), COPY_STORED);
         char k[200];
-        snprintf(k, sizeof k, "%s|%s", sop, sha);
+        file_backend_stored_key(sop, sha, crc, k, sizeof k);
         return strmap_put(&b->stored, k, NULL);
     }
     return 0;
@@ -112,6 +115,7 @@ static void *backend_thread(void *arg)
 static void free_backend(struct file_backend *b)
 {
     spool_journal_close(b->journal);
+    file_commit_free(b->commit_ix);
     strmap_free(&b->stored);
     strmap_free(&b->assigned);
     free(b);
@@ -140,6 +144,8 @@ static int fb_start(const struct backend_env *env, void **impl)
     b->spool = env->spool;
     b->fsync = env->fsync;
     b->started = time(NULL);
+    if (rc == 0)
+        rc = file_commit_new(&b->commit_ix);
     if (rc == 0)
         rc = fileio_mkdir_p(b->cfg.dir);
     char jpath[1100];
@@ -213,4 +219,5 @@ const struct backend_ops file_backend_ops = {
     .stop = fb_stop,
     .cli = NULL,
     .cli_usage = NULL,
+    .commit = &file_commit_ops,
 };

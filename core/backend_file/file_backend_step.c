@@ -53,9 +53,39 @@ void file_backend_close_batch(struct file_backend *b)
     b->batch[0] = '\0';
 }
 
+void file_backend_stored_key(const char *sop, const char *sha, const char *crc, char *k,
+                             size_t cap)
+{
+    if (sha && sha[0])
+        snprintf(k, cap, "%s|%s", sop, sha);
+    else
+        snprintf(k, cap, "%s|crc:%s", sop, crc ? crc : "");
+}
+
+/* The hash a copy is known by: its SHA-256, or its CRC-64/NVME without one. */
+static const char *copy_hash(const struct spool_sidecar *sc)
+{
+    return sc->sha256[0] ? sc->sha256 : sc->crc64nvme;
+}
+
 static void stored_key(const struct spool_sidecar *sc, char *k, size_t cap)
 {
-    snprintf(k, cap, "%s|%s", sc->sop_instance, sc->sha256);
+    file_backend_stored_key(sc->sop_instance, sc->sha256, sc->crc64nvme, k, cap);
+}
+
+/* Does the data file still hold what its sidecar says? 0 yes, 1 no, -ENOENT gone, < 0 error. */
+static int data_differs(const char *path, const struct spool_sidecar *sc)
+{
+    if (sc->sha256[0]) {
+        char got[65] = "";
+        TRY(sha256_file(path, got));
+        return strcmp(got, sc->sha256) != 0;
+    }
+    uint64_t crc;
+    TRY(fileio_crc64nvme(path, &crc));
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)crc);
+    return strcmp(hex, sc->crc64nvme) != 0;
 }
 
 /* An entry left by a previous run whose data does not match its sidecar: a crash inside the
@@ -66,11 +96,11 @@ static bool torn(struct file_backend *b, struct entry *e, const char *side_path)
     if (stat(side_path, &sst) < 0 || sst.st_mtime >= b->started ||
         strmap_get(&b->assigned, e->id))
         return false;
-    char data[SPOOL_PATH_MAX], got[65] = "";
+    char data[SPOOL_PATH_MAX];
     int vr = spool_path(b->spool, "ready", e->id, ".dcm", data, sizeof data);
     if (vr == 0)
-        vr = sha256_file(data, got);
-    if (vr != -ENOENT && !(vr == 0 && strcmp(got, e->sc.sha256) != 0))
+        vr = data_differs(data, &e->sc);
+    if (vr != -ENOENT && vr != 1)
         return false;
     struct logb lb;
     if (log_begin(&lb, LOG_WARN, "spool_torn_entry_dropped")) {
@@ -148,6 +178,8 @@ static int take(struct file_backend *b, char (*ids)[SPOOL_ID_MAX], int n, struct
         }
         if (torn(b, e, path))
             continue;
+        file_commit_note(b->commit_ix, e->sc.sop_instance, copy_hash(&e->sc), e->sc.sop_class,
+                         e->sc.received_end, COPY_SPOOL);
         TRY(assign(b, e));
         count++;
     }
@@ -246,6 +278,9 @@ int file_backend_step(struct file_backend *b)
         stored_key(&e->sc, k, sizeof k);
         if ((rc = strmap_put(&b->stored, k, NULL)) < 0)
             goto out;
+        if (!e->dup)
+            file_commit_note(b->commit_ix, e->sc.sop_instance, copy_hash(&e->sc),
+                             e->sc.sop_class, e->sc.received_end, COPY_STORED);
         spool_entry_release(b->spool, e->id, e->sc.bytes);
         if (e->dup)
             b->stats.duplicates++;

@@ -286,6 +286,9 @@ static void read_elements(struct reader *r, const cJSON *v, const struct cfgread
     }
 }
 
+static void keep_text(struct reader *r, const cJSON *v, const struct cfgread_key *k, void *base,
+                      const char *path);
+
 static void read_variant(struct reader *r, const cJSON *v, const struct cfgread_key *k,
                          void *base, const char *path)
 {
@@ -306,6 +309,13 @@ static void read_variant(struct reader *r, const cJSON *v, const struct cfgread_
         read_table(r, v, e->sub, base, path);
         return;
     }
+    keep_text(r, v, k, base, path);
+}
+
+/* v's JSON text into the row's char * field (ours, so that the caller frees with free()). */
+static void keep_text(struct reader *r, const cJSON *v, const struct cfgread_key *k, void *base,
+                      const char *path)
+{
     char *text = cJSON_PrintUnformatted(v);
     size_t len = text ? strlen(text) : 0;
     char *copy = text ? malloc(len + 1) : NULL; /* ours, so that the caller frees with free() */
@@ -369,6 +379,12 @@ static void read_rows(struct reader *r, const cJSON *obj, const struct cfgread_t
         case CFGREAD_T_ARRAY:
         case CFGREAD_T_MAP: read_elements(r, v, k, base, sub); break;
         case CFGREAD_T_VARIANT: read_variant(r, v, k, base, sub); break;
+        case CFGREAD_T_TEXT:
+            if (cJSON_IsObject(v))
+                keep_text(r, v, k, base, sub);
+            else
+                cfgread_problem(r->errs, sub, "", k->msg ? k->msg : "must be an object");
+            break;
         default: break;
         }
     }

@@ -29,6 +29,7 @@ enum cfgread_type {
     CFGREAD_T_ARRAY,    /* array of objects: elements calloc'd, read with sub */
     CFGREAD_T_MAP,      /* object of named objects: elements calloc'd, named, read with sub */
     CFGREAD_T_VARIANT,  /* object whose tag member ("type") chooses its table, or its text */
+    CFGREAD_T_TEXT,     /* object kept as JSON text for the module that owns it to read */
 };
 
 #define CFGREAD_REQUIRED 1u   /* absent is a problem (row msg) */
@@ -145,6 +146,12 @@ struct cfgread_table {
      .off = offsetof(T, f) + 0 * sizeof(char[CFGREAD_FSIZE(T, f) == sizeof(int) ? 1 : -1]),        \
      .names = (kinds), .text_off = CFGREAD_OFF(T, textf, char *), .def = (uint64_t)(dflt),        \
      .msg = (why), __VA_ARGS__}
+
+/* textf: char * in T (NULL when absent; malloc'd, the caller frees) for an object that another
+ * module reads with its own table (e.g. "audit", read by core/audit's audit_config_parse). */
+#define CFGREAD_TEXT(key, T, textf, ...)                                                           \
+    {.name = (key), .type = CFGREAD_T_TEXT, .text_off = CFGREAD_OFF(T, textf, char *),             \
+     __VA_ARGS__}
 
 /* The member of a VARIANT object that names its kind. */
 #define CFGREAD_TAG "type"

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* copy_file_range(2) */
 #include "common/fileio.h"
+#include "common/crc64nvme.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -187,4 +188,29 @@ int fileio_copy(const char *from, const char *to)
     if (rc < 0)
         unlink(tmp);
     return rc;
+}
+
+int fileio_crc64nvme(const char *path, uint64_t *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    static __thread uint8_t buf[1 << 16];
+    uint64_t crc = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        if (r == 0)
+            break;
+        crc = crc64nvme(crc, buf, (size_t)r);
+    }
+    close(fd);
+    *out = crc;
+    return 0;
 }

@@ -4,6 +4,7 @@
 #define GW_FILEIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -20,6 +21,8 @@ MUST_CHECK int fileio_read_small(const char *path, size_t max, char **out, size_
  * directory fsync'd (when sync). 0 or -errno / ERR_LIMIT (path too long). */
 MUST_CHECK int fileio_replace(const char *path, const void *p, size_t n, int sync);
 
+/* The CRC-64/NVME (common/crc64nvme.h) of the whole file at path. 0 or -errno. */
+MUST_CHECK int fileio_crc64nvme(const char *path, uint64_t *out);
 /* Copy from into to (a new file): to.tmp written (copy_file_range where the kernel can, else
  * read/write), fsync'd, renamed to to. 0 or -errno. */
 MUST_CHECK int fileio_copy(const char *from, const char *to);

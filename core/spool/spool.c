@@ -158,7 +158,10 @@ int spool_obj_create(struct spool *s, char id[SPOOL_ID_MAX])
 {
     spool_new_id(s, id);
     char path[SPOOL_PATH_MAX];
-    TRY(spool_path(s, "tmp", id, ".part", path, sizeof path));
+    /* straight into ready/: the entry exists only once its sidecar is renamed in beside it, so a
+     * data file alone there is an object being received (or one a crash cut: spool_open removes
+     * it), and no rename is needed at the commit */
+    TRY(spool_path(s, "ready", id, ".dcm", path, sizeof path));
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     return fd < 0 ? -errno : fd;
 }
@@ -166,9 +169,9 @@ int spool_obj_create(struct spool *s, char id[SPOOL_ID_MAX])
 void spool_obj_discard(struct spool *s, const char *id)
 {
     char p[SPOOL_PATH_MAX];
-    if (spool_path(s, "tmp", id, ".part", p, sizeof p) == 0)
-        unlink(p);
     if (spool_path(s, "tmp", id, ".json", p, sizeof p) == 0)
+        unlink(p);
+    if (spool_path(s, "ready", id, ".dcm", p, sizeof p) == 0)
         unlink(p);
 }
 
@@ -233,6 +236,12 @@ int spool_peek(const char *dir, struct spool_peek *out)
         struct stat st;
         if (!has_suffix(e->d_name, ".dcm") || fstatat(dirfd(d), e->d_name, &st, 0) < 0)
             continue;
+        char side[300];
+        size_t n = strlen(e->d_name);
+        snprintf(side, sizeof side, "%.*s.json", (int)(n - 4), e->d_name);
+        struct stat sst;
+        if (fstatat(dirfd(d), side, &sst, 0) < 0)
+            continue; /* still being received: not an entry yet */
         out->depth++;
         out->bytes += (uint64_t)st.st_size;
         if (!out->oldest_unix || st.st_mtime < out->oldest_unix)

@@ -1,10 +1,10 @@
 /* spool: the on-disk spool, the one seam between the SCP that receives objects and the backends
  * that forward them. It owns the layout and every rule of the format:
- *   <dir>/tmp/<id>.part   an object being received (never acknowledged; removed at start)
- *   <dir>/tmp/<id>.json   its sidecar while it is being committed
- *   <dir>/ready/<id>.dcm  a durable, acknowledged Part-10 object ...
- *   <dir>/ready/<id>.json ... and its sidecar (spool_sidecar.h), renamed last: the entry exists
- *                          once its sidecar is in ready/
+ *   <dir>/ready/<id>.dcm  the Part-10 object, written there as it is received ...
+ *   <dir>/tmp/<id>.json   ... its sidecar (spool_sidecar.h) while it is being committed ...
+ *   <dir>/ready/<id>.json ... renamed beside it, last: the entry exists once its sidecar is in
+ *                          ready/ (a data file alone there is never acknowledged: removed at
+ *                          start)
  * Entry ids sort by arrival. Writers: the SCP's store (spool_obj_create) and the group committer
  * (spool_commit.h). Readers: the backends (spool_ready_list, spool_entry_*); each backend keeps
  * its own state under <dir>/<backend>/ (spool_area_dir). */
@@ -48,10 +48,11 @@ MUST_CHECK int spool_area_dir(const struct spool *s, const char *name, char *out
 /* True when id has the shape spool_new_id gives (16 hex digits, '-', a decimal pid). */
 bool spool_id_valid(const char *id);
 
-/* Writer side: create <dir>/tmp/<id>.part for a new object under a fresh id (written into id).
- * Returns the open fd (O_WRONLY) or a negative errno. */
+/* Writer side: create <dir>/ready/<id>.dcm for a new object under a fresh id (written into id);
+ * it is no entry until the committer renames its sidecar in. Returns the open fd (O_WRONLY) or
+ * a negative errno. */
 MUST_CHECK int spool_obj_create(struct spool *s, char id[SPOOL_ID_MAX]);
-/* Remove a tmp object that will not be committed (its .part and .json, if any). */
+/* Remove an object that will not be committed (its data, and its sidecar in tmp/ if any). */
 void spool_obj_discard(struct spool *s, const char *id);
 
 /* Reader side. Up to max ids of ready entries (complete: sidecar present), oldest first, into

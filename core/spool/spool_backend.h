@@ -40,6 +40,8 @@ typedef void (*backend_ack_cb)(void *arg, int result);
 
 struct backend_ops {
     const char *name; /* the configuration's backend "type" */
+    /* It keys its records on each object's SHA-256: the spool must compute it. */
+    bool needs_sha256;
     /* Check the "backend" object (JSON text) against the ack point; one line per problem into
      * errs. 0 or ERR_CONFIG. */
     int (*check_config)(const char *config_json, enum spool_ack ack, struct wbuf *errs);

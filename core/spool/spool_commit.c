@@ -50,11 +50,7 @@ static int write_sidecar(struct spool_committer *c, struct spool_commit_req *r)
 
 static int move_into_ready(struct spool_committer *c, struct spool_commit_req *r)
 {
-    char from[SPOOL_PATH_MAX], to[SPOOL_PATH_MAX];
-    TRY(spool_path(c->spool, "tmp", r->sc.id, ".part", from, sizeof from));
-    TRY(spool_path(c->spool, "ready", r->sc.id, ".dcm", to, sizeof to));
-    if (rename(from, to) < 0)
-        return -errno;
+    char from[SPOOL_PATH_MAX], to[SPOOL_PATH_MAX]; /* the data is in ready/ already */
     TRY(spool_path(c->spool, "tmp", r->sc.id, ".json", from, sizeof from));
     TRY(spool_path(c->spool, "ready", r->sc.id, ".json", to, sizeof to));
     if (rename(from, to) < 0) {

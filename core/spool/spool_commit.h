@@ -1,7 +1,8 @@
-/* spool_commit: the group committer. A thread that makes finished objects durable and moves them
- * into the spool's ready area: it writes each sidecar (spool_sidecar.h), renames data first and
- * sidecar last, then one syncfs makes a whole batch durable (one journal commit for everything
- * that queued meanwhile). Completions come back to the loop thread through a uv_async_t. */
+/* spool_commit: the group committer. A thread that makes finished objects durable entries of the
+ * spool's ready area: it writes each sidecar (spool_sidecar.h) and renames it in beside its data
+ * (which was written in ready/ as it arrived), then one syncfs makes a whole batch durable (one
+ * journal commit for everything that queued meanwhile). Completions come back to the loop thread
+ * through a uv_async_t. */
 #ifndef GW_SPOOL_COMMIT_H
 #define GW_SPOOL_COMMIT_H
 

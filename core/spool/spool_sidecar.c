@@ -31,7 +31,10 @@ cJSON *spool_sidecar_json(const struct spool_sidecar *sc)
         }
     }
     cJSON_AddNumberToObject(j, "bytes", (double)sc->bytes);
-    cJSON_AddStringToObject(j, "sha256", sc->sha256);
+    if (sc->sha256[0])
+        cJSON_AddStringToObject(j, "sha256", sc->sha256);
+    if (sc->crc64nvme[0])
+        cJSON_AddStringToObject(j, "crc64nvme", sc->crc64nvme);
     cJSON_AddNumberToObject(j, "assoc", (double)sc->assoc);
     cJSON_AddStringToObject(j, "received_start", sc->received_start);
     cJSON_AddStringToObject(j, "received_end", sc->received_end);
@@ -70,7 +73,7 @@ static bool whole_number(const cJSON *v, uint64_t *out)
     return true;
 }
 
-static bool hex64_valid(const char *s)
+static bool hex_valid(const char *s, size_t want)
 {
     size_t n = 0;
     for (; s[n]; n++) {
@@ -78,7 +81,7 @@ static bool hex64_valid(const char *s)
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
             return false;
     }
-    return n == 64;
+    return n == want;
 }
 
 int spool_sidecar_decode(const char *json, size_t len, struct spool_sidecar *sc)
@@ -99,6 +102,7 @@ int spool_sidecar_decode(const char *json, size_t len, struct spool_sidecar *sc)
     copy_str(j, "called_ae", sc->called, sizeof sc->called);
     copy_str(j, "peer", sc->peer, sizeof sc->peer);
     copy_str(j, "sha256", sc->sha256, sizeof sc->sha256);
+    copy_str(j, "crc64nvme", sc->crc64nvme, sizeof sc->crc64nvme);
     copy_str(j, "received_start", sc->received_start, sizeof sc->received_start);
     copy_str(j, "received_end", sc->received_end, sizeof sc->received_end);
     const cJSON *cert = cJSON_GetObjectItemCaseSensitive(j, "cert");
@@ -111,8 +115,10 @@ int spool_sidecar_decode(const char *json, size_t len, struct spool_sidecar *sc)
     if (!whole_number(cJSON_GetObjectItemCaseSensitive(j, "assoc"), &sc->assoc))
         sc->assoc = 0;
     cJSON_Delete(j);
+    bool sha = sc->sha256[0] != '\0', crc = sc->crc64nvme[0] != '\0';
     if (!ok || !uid_valid(sc->sop_instance) || !uid_valid(sc->study) || !uid_valid(sc->series) ||
-        !hex64_valid(sc->sha256))
+        (!sha && !crc) || (sha && !hex_valid(sc->sha256, 64)) ||
+        (crc && !hex_valid(sc->crc64nvme, 16)))
         return ERR_MALFORMED;
     return 0;
 }

@@ -21,7 +21,8 @@ struct spool_sidecar {
     char calling[17], called[17], peer[64];
     char cert_cn[257], cert_fp[65], client_id[129]; /* all "" without a client certificate */
     uint64_t bytes;
-    char sha256[65];
+    char sha256[65];    /* "" when the spool was told to skip it (spool_checksum crc64nvme) */
+    char crc64nvme[17]; /* CRC-64/NVME, 16 hex digits: always written since 2026-12 */
     uint64_t assoc;
     char received_start[40], received_end[40]; /* ISO 8601 UTC, milliseconds */
 };
@@ -34,8 +35,9 @@ cJSON *spool_sidecar_json(const struct spool_sidecar *sc);
 MUST_CHECK int spool_sidecar_encode(const struct spool_sidecar *sc, char **out, size_t *len);
 /* Parse a sidecar (untrusted: type-checked and bounded). 0, or ERR_MALFORMED when it is not a
  * JSON object, or a required field is missing or invalid: SOP Instance, Study and Series
- * Instance UIDs (PS3.5 9.1), sha256 (64 hex digits), bytes (a whole number). Optional text
- * fields that are absent, of the wrong type or too long are left "". */
+ * Instance UIDs (PS3.5 9.1), a checksum (sha256: 64 hex digits, or crc64nvme: 16, at least one,
+ * each valid when present), bytes (a whole number). Optional text fields that are absent, of the
+ * wrong type or too long are left "". */
 MUST_CHECK int spool_sidecar_decode(const char *json, size_t len, struct spool_sidecar *sc);
 /* Read and decode <spool ready>/<id>.json given its full path. 0, -errno, ERR_LIMIT,
  * ERR_MALFORMED. */

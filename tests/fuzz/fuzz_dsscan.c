@@ -19,6 +19,7 @@ struct outcome {
     bool final;
     enum ds_pixel pixel;
     struct ds_uids uids;
+    char patient_id[DS_PATIENT_ID_MAX + 1];
 };
 
 static uint32_t next_rand(uint32_t *x)
@@ -84,6 +85,17 @@ static struct outcome run(uint8_t mode, const uint8_t *p, size_t n, uint8_t seed
     check_uid(o.uids.sop_instance);
     check_uid(o.uids.study);
     check_uid(o.uids.series);
+    /* the Patient ID (for the audit trail): bounded, trimmed, no control character but ESC */
+    const char *pid = ds_scan_patient_id(s);
+    size_t plen = strnlen(pid, DS_PATIENT_ID_MAX + 1);
+    if (plen > DS_PATIENT_ID_MAX || (plen && (pid[0] == ' ' || pid[plen - 1] == ' ')))
+        __builtin_trap();
+    for (size_t i = 0; i < plen; i++) {
+        uint8_t c = (uint8_t)pid[i];
+        if ((c < 0x20 && c != 0x1B) || c == 0x7F || c == '\\')
+            __builtin_trap();
+    }
+    memcpy(o.patient_id, pid, plen + 1);
     ds_scan_free(s);
     return o;
 }
@@ -97,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the verdict must not depend on the chunking */
     if (a.rc != b.rc || strcmp(a.reason, b.reason) != 0 || a.off != b.off ||
         a.glitches != b.glitches || a.final != b.final || a.pixel != b.pixel ||
-        memcmp(&a.uids, &b.uids, sizeof(a.uids)) != 0)
+        memcmp(&a.uids, &b.uids, sizeof(a.uids)) != 0 || strcmp(a.patient_id, b.patient_id) != 0)
         __builtin_trap();
     return 0;
 }

@@ -23,10 +23,11 @@ rules=$mon/prometheus/dicom-gateway.rules.yml
 dash=$mon/grafana/dashboards/dicom-gateway.json
 
 # Metric names the rules and the dashboard may use although no program exports them yet: the
-# audit library's (issue 17, "Audit trail"), which is being written in parallel. When it lands,
-# the lead empties this list, and this test then proves both programs export them.
-AUDIT_PENDING=(gateway_audit_queue_messages gateway_audit_queue_bytes gateway_audit_dropped_total
-               gateway_audit_repository_up)
+# edge's audit metrics (issue 17, "Audit trail"; the core's are exported by the full core below,
+# which has an audit trail). When the edge exports them, empty this list.
+AUDIT_PENDING=(dicom_edge_audit_queue_messages dicom_edge_audit_queue_bytes
+               dicom_edge_audit_messages_dropped_total dicom_edge_audit_messages_refused_total
+               dicom_edge_audit_repository_up dicom_edge_audit_blocking)
 # Series Prometheus makes itself (not scraped from our programs).
 PROMETHEUS_OWN=(up ALERTS)
 
@@ -106,11 +107,16 @@ edge_pid=$EDGE_PID
 read -ra scu <<<"$LINE"
 unset 'scu[-1]' # test.dcm
 
-# a core whose disk is "full": every C-STORE is refused with A700
-pf=$(free_port) pfh=$(free_port)
+# a core whose disk is "full": every C-STORE is refused with A700; it has an audit trail whose
+# repository is away (nothing listens there), so that its dicom_core_audit_* metrics are scraped
+pf=$(free_port) pfh=$(free_port) pa=$(free_port)
+openssl rand -hex 32 >"$tmp/audit-site.key" && chmod 600 "$tmp/audit-site.key"
 cat >"$tmp/core-full.json" <<EOF
 { "listen": "127.0.0.1:$pf", "http_listen": "127.0.0.1:$pfh", "spool_dir": "$tmp/full/spool",
-  "min_free_bytes": 9000000000000000000, "backend": { "type": "file", "dir": "$tmp/full/store" } }
+  "min_free_bytes": 9000000000000000000, "backend": { "type": "file", "dir": "$tmp/full/store" },
+  "audit": { "repositories": [ { "host": "127.0.0.1", "port": $pa,
+                                 "ca": "$tmp/state/pki/trust/infra-ca-chain.pem" } ],
+             "queue_dir": "$tmp/full/audit", "hash_key_file": "$tmp/audit-site.key" } }
 EOF
 "$build/core/dicom-core" --config "$tmp/core-full.json" 2>"$tmp/core-full.log" &
 started+=($!)

@@ -11,6 +11,8 @@
 #   rsyslog_stop NAME      SIGTERM, wait for it to exit (the ports close)
 #   rsyslog_restart NAME   start it again on the same ports, appending to the same files
 #   rsyslog_cleanup        stop every collector this file started
+#   rsyslog_lines FILE     messages received in FILE so far (0 before the first)
+#   rsyslog_wait_lines FILE N [TENTHS]   until FILE holds N messages (default 10 s); 1 if not
 #
 # Processes are recorded through `remember PID` when the caller defines it (edge_lib.sh does),
 # and in RSYSLOG_ALL_PIDS; only those are ever signalled.
@@ -107,4 +109,16 @@ rsyslog_cleanup() {
     for p in $RSYSLOG_ALL_PIDS; do kill -TERM "$p" 2>/dev/null || true; done
     sleep 0.2
     for p in $RSYSLOG_ALL_PIDS; do kill -KILL "$p" 2>/dev/null || true; done
+}
+
+rsyslog_lines() { # FILE
+    if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
+}
+
+rsyslog_wait_lines() { # FILE N [TENTHS]
+    for _ in $(seq "${3:-100}"); do
+        (($(rsyslog_lines "$1") >= $2)) && return 0
+        sleep 0.1
+    done
+    return 1
 }

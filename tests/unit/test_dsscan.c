@@ -268,6 +268,7 @@ struct verdict {
     struct ds_uids uids;
     bool final;
     enum ds_pixel pixel;
+    char patient_id[DS_PATIENT_ID_MAX + 1];
 };
 
 /* Feed p[0..n) in chunks of chunk bytes (0 = whole, from a guard page copy; otherwise each chunk
@@ -308,6 +309,7 @@ static struct verdict scan(enum ds_encoding enc, const uint8_t *p, size_t n, siz
     v.uids = *ds_scan_uids(s);
     v.final = ds_scan_uids_final(s);
     v.pixel = ds_scan_pixel(s);
+    snprintf(v.patient_id, sizeof v.patient_id, "%s", ds_scan_patient_id(s));
     ds_scan_free(s);
     return v;
 }
@@ -324,6 +326,7 @@ static struct verdict scan_all_ways(enum ds_encoding enc, const uint8_t *p, size
         cr_assert_eq(c.off, w.off, "chunk %zu", chunks[i]);
         cr_assert_eq(c.glitches, w.glitches, "chunk %zu", chunks[i]);
         cr_assert_eq(memcmp(&c.uids, &w.uids, sizeof(c.uids)), 0, "chunk %zu", chunks[i]);
+        cr_assert_str_eq(c.patient_id, w.patient_id, "chunk %zu", chunks[i]);
     }
     return w;
 }
@@ -1557,4 +1560,115 @@ Test(dsscan, uid_valid_refuses_malformed_uids)
     u65[1] = '.';
     u65[65] = '\0';
     cr_assert(!ds_uid_valid(u65));
+}
+
+/* ---- the Patient ID, for the audit trail ---- */
+
+/* The plain dataset with (0010,0020) written as vr with the raw value v[0..n) (even length), and a
+ * decoy Patient ID inside Other Patient IDs Sequence (0010,1002) after it. */
+static struct enc build_with_patient(bool implicit, const char *vr, const void *v, size_t n)
+{
+    struct enc e = enc_make(implicit);
+    uid(&e, 0x0008, 0x0016, SOP_CLASS);
+    uid(&e, 0x0008, 0x0018, SOP_INST);
+    str(&e, 0x0010, 0x0010, "PN", "Doe^Jane");
+    elem(&e, 0x0010, 0x0020, vr, v, n);
+    hdr(&e, 0x0010, 0x1002, "SQ", UNDEF);
+    item(&e, UNDEF);
+    str(&e, 0x0010, 0x0020, "LO", "DECOY-ID");
+    item_end(&e);
+    seq_end(&e);
+    uid(&e, 0x0020, 0x000D, STUDY);
+    uid(&e, 0x0020, 0x000E, SERIES);
+    return e;
+}
+
+Test(dsscan, takes_the_top_level_patient_id_trimmed_in_any_chunking)
+{
+    for (int implicit = 0; implicit <= 1; implicit++) {
+        struct enc e = build_with_patient(implicit, "LO", " PAT-0042 ", 10);
+        struct verdict v = scan_all_ways(plain_enc(implicit), e.p, e.len);
+        cr_assert_eq(v.rc, 1);
+        cr_assert_str_eq(v.patient_id, "PAT-0042", "implicit %d", implicit);
+        assert_uids(&v.uids, SOP_CLASS, SOP_INST, STUDY, SERIES);
+        free(e.p);
+    }
+}
+
+Test(dsscan, a_patient_id_only_inside_a_sequence_is_not_taken)
+{
+    struct enc e = build_with_patient(false, "LO", "", 0);
+    struct verdict v = scan_all_ways(DS_EXPLICIT_LE, e.p, e.len);
+    cr_assert_eq(v.rc, 1);
+    cr_assert_str_eq(v.patient_id, "");
+    free(e.p);
+}
+
+Test(dsscan, patient_id_of_64_bytes_is_taken_65_and_more_are_skipped_not_refused)
+{
+    char val[80];
+    memset(val, 'A', sizeof val);
+    for (size_t n = 62; n <= 70; n += 2) { /* even lengths: 64 fits, 66 does not */
+        struct enc e = build_with_patient(false, "LO", val, n);
+        struct verdict v = scan_all_ways(DS_EXPLICIT_LE, e.p, e.len);
+        cr_assert_eq(v.rc, 1, "length %zu", n);
+        cr_assert_eq(strlen(v.patient_id), n <= DS_PATIENT_ID_MAX ? n : 0, "length %zu", n);
+        free(e.p);
+    }
+    /* 65 bytes, odd: a glitch, and still not taken */
+    struct enc e = build_with_patient(true, "LO", val, 65);
+    struct verdict v = scan_all_ways(DS_IMPLICIT_LE, e.p, e.len);
+    cr_assert_eq(v.rc, 1);
+    cr_assert_str_eq(v.patient_id, "");
+    free(e.p);
+}
+
+Test(dsscan, implausible_patient_id_values_stay_unknown_and_the_dataset_is_fine)
+{
+    static const struct {
+        const char *v;
+        size_t n;
+    } bad[] = {{"AB\\CD ", 6}, {"AB\nCD ", 6}, {"AB\x7f""CD ", 6}, {"    ", 4}, {"\0\0", 2}};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        struct enc e = build_with_patient(false, "LO", bad[i].v, bad[i].n);
+        struct verdict v = scan_all_ways(DS_EXPLICIT_LE, e.p, e.len);
+        cr_assert_eq(v.rc, 1, "case %zu", i);
+        cr_assert_str_eq(v.patient_id, "", "case %zu", i);
+        free(e.p);
+    }
+    /* ESC (ISO 2022 code extensions) and 8-bit bytes are kept as they are */
+    struct enc e = build_with_patient(false, "LO", "\x1b$B\xc3\xa9", 6);
+    struct verdict v = scan_all_ways(DS_EXPLICIT_LE, e.p, e.len);
+    cr_assert_eq(v.rc, 1);
+    cr_assert_str_eq(v.patient_id, "\x1b$B\xc3\xa9");
+    free(e.p);
+}
+
+Test(dsscan, patient_id_as_a_sequence_or_undefined_length_is_walked_not_taken)
+{
+    struct enc e = enc_make(false);
+    uid(&e, 0x0008, 0x0016, SOP_CLASS);
+    uid(&e, 0x0008, 0x0018, SOP_INST);
+    hdr(&e, 0x0010, 0x0020, "SQ", UNDEF);
+    item(&e, UNDEF);
+    str(&e, 0x0010, 0x0020, "LO", "INNER");
+    item_end(&e);
+    seq_end(&e);
+    uid(&e, 0x0020, 0x000D, STUDY);
+    uid(&e, 0x0020, 0x000E, SERIES);
+    struct verdict v = scan_all_ways(DS_EXPLICIT_LE, e.p, e.len);
+    cr_assert_eq(v.rc, 1);
+    cr_assert_str_eq(v.patient_id, "");
+    free(e.p);
+}
+
+Test(dsscan, deflated_datasets_give_the_patient_id_too)
+{
+    struct enc e = build_with_patient(false, "LO", "PAT-7 ", 6);
+    struct enc d = deflate_of(e.p, e.len);
+    struct verdict v = scan_all_ways(DS_DEFLATED_LE, d.p, d.len);
+    cr_assert_eq(v.rc, 1);
+    cr_assert_str_eq(v.patient_id, "PAT-7");
+    free(e.p);
+    free(d.p);
 }

@@ -139,8 +139,8 @@ Test(spool, ready_entries_are_listed_oldest_first_and_only_with_a_sidecar)
     cr_assert_eq(spool_ready_list(&s, ids, 1), 1, "the cap holds");
     struct spool_peek pk;
     cr_assert_eq(spool_peek(dir, &pk), 0);
-    cr_assert_eq(pk.depth, 3);
-    cr_assert_eq(pk.bytes, 60);
+    cr_assert_eq(pk.depth, 2, "a data file without its sidecar is still being received");
+    cr_assert_eq(pk.bytes, 30);
     spool_close(&s);
     /* a reopen removes the data file whose sidecar never landed: it was never acknowledged */
     cr_assert_eq(spool_open(&s, dir, 0), 0);
@@ -232,4 +232,27 @@ Test(spool_journal, replay_skips_a_torn_last_line_and_compaction_replaces)
     cJSON_Delete(r);
     unlink(path);
     rmdir(dir);
+}
+
+Test(spool_sidecar, a_crc64_alone_is_a_checksum_and_none_at_all_is_refused)
+{
+    struct spool_sidecar a, b;
+    fill(&a);
+    a.sha256[0] = '\0';
+    snprintf(a.crc64nvme, sizeof a.crc64nvme, "ae8b14860a799888");
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(spool_sidecar_encode(&a, &text, &len), 0);
+    cr_assert_null(strstr(text, "\"sha256\""), "no empty sha256 written: %s", text);
+    cr_assert_eq(spool_sidecar_decode(text, len, &b), 0);
+    cr_assert_str_eq(b.crc64nvme, "ae8b14860a799888");
+    free(text);
+    a.crc64nvme[0] = '\0';
+    cr_assert_eq(spool_sidecar_encode(&a, &text, &len), 0);
+    cr_assert_eq(spool_sidecar_decode(text, len, &b), ERR_MALFORMED, "no checksum: %s", text);
+    free(text);
+    static const char bad_crc[] =
+        "{\"sop_instance_uid\":\"1.2.3\",\"study_instance_uid\":\"1.2\",\"series_instance_uid\":"
+        "\"1.3\",\"bytes\":1,\"crc64nvme\":\"zz8b14860a799888\"}";
+    cr_assert_eq(spool_sidecar_decode(bad_crc, sizeof bad_crc - 1, &b), ERR_MALFORMED);
 }
