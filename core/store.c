@@ -365,7 +365,7 @@ void store_write(struct store_obj *o, const uint8_t *p, size_t n)
 }
 
 /* ack "s3" / "healthimaging": the backend's answer for an object already durable in ready/. */
-static void on_acked(void *arg, int result)
+static void on_acked(void *arg, int result, const char *refused)
 {
     struct store_obj *o = arg;
     if (!o->cb) {
@@ -379,7 +379,8 @@ static void on_acked(void *arg, int result)
             log_str(&b, "err", err_str(result));
             log_end(&b);
         }
-        o->cb(o->cb_arg, DIMSE_OUT_OF_RESOURCES, "not stored at the configured ack point", o);
+        o->cb(o->cb_arg, refused ? DIMSE_CANNOT_UNDERSTAND : DIMSE_OUT_OF_RESOURCES,
+              refused ? refused : "not stored at the configured ack point", o);
     } else {
         o->cb(o->cb_arg, DIMSE_SUCCESS, NULL, o);
     }

@@ -24,6 +24,7 @@ struct ack_rec {
     backend_ack_cb cb;
     void *arg;
     int result;
+    char refused[65]; /* "" or why the object is refused for good */
 };
 
 struct aws_backend {
@@ -91,12 +92,13 @@ struct aws_read *aws_backend_reader(void *impl)
 
 /* ---- forwarder thread -------------------------------------------------------------------- */
 
-static void on_acked(void *arg, uint64_t token, int result)
+static void on_acked(void *arg, uint64_t token, int result, const char *refusal)
 {
     struct aws_backend *b = arg;
     struct ack_rec *r = (struct ack_rec *)(uintptr_t)token;
     /* the core names only its own and errno codes; the forwarder logged the detail */
     r->result = result <= HTTP_ERR_BASE && result > HTTP_ERR_LAST ? ERR_IO : result;
+    snprintf(r->refused, sizeof r->refused, "%s", result < 0 && refusal ? refusal : "");
     pthread_mutex_lock(&b->mu);
     r->next = b->to_core;
     b->to_core = r;
@@ -190,7 +192,10 @@ static int open_clients(struct aws_backend *b)
     struct s3_opts so = {.region = b->cfg.region,
                          .endpoint = b->cfg.endpoints.s3,
                          .sse = b->cfg.s3.sse == PIPELINE_SSE_KMS ? S3_SSE_KMS : S3_SSE_AES256,
-                         .kms_key_id = b->cfg.s3.kms_key_id[0] ? b->cfg.s3.kms_key_id : NULL};
+                         .kms_key_id = b->cfg.s3.kms_key_id[0] ? b->cfg.s3.kms_key_id : NULL,
+                         .checksum = b->cfg.s3.checksum == PIPELINE_CHECKSUM_CRC64NVME
+                                         ? S3_CHECKSUM_CRC64NVME
+                                         : S3_CHECKSUM_SHA256};
     TRY(s3_client_new(b->http, b->creds, &so, &b->s3));
     struct ddb_opts dop = {.region = b->cfg.region, .endpoint = b->cfg.endpoints.dynamodb};
     TRY(ddb_client_new(b->http, b->creds, &dop, &b->ddb));
@@ -261,7 +266,7 @@ static void on_core_async(uv_async_t *a)
     pthread_mutex_unlock(&b->mu);
     while (list) {
         struct ack_rec *n = list->next;
-        list->cb(list->arg, list->result);
+        list->cb(list->arg, list->result, list->refused[0] ? list->refused : NULL);
         free(list);
         list = n;
     }
@@ -384,7 +389,7 @@ static void ops_await(void *impl, const char *spool_id, backend_ack_cb cb, void 
     struct aws_backend *b = impl;
     struct ack_rec *r = calloc(1, sizeof *r);
     if (!r) {
-        cb(arg, ERR_NOMEM);
+        cb(arg, ERR_NOMEM, NULL);
         return;
     }
     snprintf(r->id, sizeof r->id, "%s", spool_id);
@@ -431,7 +436,7 @@ static void ops_stop(void *impl)
     pthread_mutex_unlock(&b->mu);
     while (left) {
         struct ack_rec *n = left->next;
-        left->cb(left->arg, ERR_WRONG_STATE);
+        left->cb(left->arg, ERR_WRONG_STATE, NULL);
         free(left);
         left = n;
     }

@@ -77,6 +77,7 @@ int pl_ddb_send(struct pipeline *p, const char *op_name, cJSON *req, ddb_cb cb, 
         return rc;
     }
     p->ddb++;
+    p->st.ddb_requests++;
     return 0;
 }
 
@@ -111,7 +112,7 @@ static void on_tick(uv_timer_t *t)
             *pp = a->next;
             pl_note_error(p, "ack_timeout", a->id, NULL, ERR_LIMIT);
             if (p->env.acked)
-                p->env.acked(p->env.acked_arg, a->token, UV_ETIMEDOUT);
+                p->env.acked(p->env.acked_arg, a->token, UV_ETIMEDOUT, NULL);
             free(a);
         } else {
             pp = &a->next;
@@ -206,22 +207,25 @@ void pipeline_await(struct pipeline *p, const char *id, uint64_t token)
 {
     if (p->stopping) {
         if (p->env.acked)
-            p->env.acked(p->env.acked_arg, token, ERR_WRONG_STATE);
+            p->env.acked(p->env.acked_arg, token, ERR_WRONG_STATE, NULL);
         return;
     }
     struct ent *e = pl_ent_find(p, id);
     int result;
+    const char *refusal;
     if (e && e->ack_reached) {
-        p->env.acked(p->env.acked_arg, token, e->ack_result);
+        p->env.acked(p->env.acked_arg, token, e->ack_result,
+                     e->ack_result < 0 && e->refusal[0] ? e->refusal : NULL);
         return;
     }
-    if (!e && pl_done_lookup(p, id, &result)) {
-        p->env.acked(p->env.acked_arg, token, result);
+    if (!e && pl_done_lookup(p, id, &result, &refusal)) {
+        p->env.acked(p->env.acked_arg, token, result,
+                     result < 0 && refusal[0] ? refusal : NULL);
         return;
     }
     struct awaiter *a = calloc(1, sizeof *a);
     if (!a) {
-        p->env.acked(p->env.acked_arg, token, ERR_NOMEM);
+        p->env.acked(p->env.acked_arg, token, ERR_NOMEM, NULL);
         return;
     }
     pl_scpy(a->id, sizeof a->id, id);
@@ -256,7 +260,7 @@ void pipeline_stop(struct pipeline *p, void (*done)(void *arg), void *arg)
         struct awaiter *a = p->awaiters;
         p->awaiters = a->next;
         if (p->env.acked)
-            p->env.acked(p->env.acked_arg, a->token, ERR_WRONG_STATE);
+            p->env.acked(p->env.acked_arg, a->token, ERR_WRONG_STATE, NULL);
         free(a);
     }
     uv_close((uv_handle_t *)&p->tick, on_handle_closed);
@@ -270,6 +274,7 @@ void pipeline_free(struct pipeline *p)
     while (p->ents) {
         struct ent *e = p->ents;
         p->ents = e->next;
+        free(e->got);
         free(e);
     }
     while (p->batches)

@@ -30,9 +30,12 @@ struct pipeline;
 /* Where an awaited object's acknowledgement is decided. */
 enum pipeline_ack { PIPELINE_ACK_NONE = 0, PIPELINE_ACK_S3 = 1, PIPELINE_ACK_HI = 2 };
 
-/* result: 0 when the object reached the ack point, < 0 when it could not (outage, timeout,
- * refused): the core then answers 0xA700. token is the one given to pipeline_await. */
-typedef void (*pipeline_acked_cb)(void *arg, uint64_t token, int result);
+/* result: 0 when the object reached the ack point, < 0 when it could not: refusal NULL for a
+ * passing trouble (outage, timeout: the core answers 0xA700 and the modality may retry), or
+ * why HealthImaging refused these bytes for good (at most 64 characters, no data values: the
+ * core answers a failure the modality should not retry, with it as the Error Comment). token
+ * is the one given to pipeline_await. */
+typedef void (*pipeline_acked_cb)(void *arg, uint64_t token, int result, const char *refusal);
 
 struct pipeline_env {
     uv_loop_t *loop;
@@ -68,6 +71,8 @@ struct pipeline_stats {
     uint64_t entries_inflight, uploads_inflight, batches_open, batches_closing, jobs_inflight;
     uint64_t uploaded, uploaded_bytes, duplicates, torn, imported, failed, jobs_started,
         jobs_completed, jobs_failed, retries;
+    uint64_t ddb_requests; /* DynamoDB requests sent (each attempt of the HTTP client is one) */
+    uint64_t s3_requests;  /* S3 requests sent: PUT (a multipart upload: parts + 2), HEAD, GET */
 };
 void pipeline_get_stats(const struct pipeline *p, struct pipeline_stats *out);
 

@@ -482,6 +482,8 @@ void pl_run_batch(struct pipeline *p, struct pbatch *b)
                : ERR_NOMEM;
         if (rc < 0)
             free(o);
+        else
+            p->st.s3_requests++;
         break;
     }
     case B_MARK:

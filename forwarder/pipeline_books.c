@@ -176,36 +176,40 @@ void pl_ent_remove(struct pipeline *p, struct ent *e)
         }
     }
     p->n_ents--;
+    free(e->got);
     free(e);
 }
 
-bool pl_done_lookup(const struct pipeline *p, const char *id, int *result)
+bool pl_done_lookup(const struct pipeline *p, const char *id, int *result, const char **refusal)
 {
     for (size_t i = 0; i < PL_DONE_RING; i++) {
         if (p->done[i].id[0] && strcmp(p->done[i].id, id) == 0) {
             *result = p->done[i].result;
+            *refusal = p->done[i].refusal;
             return true;
         }
     }
     return false;
 }
 
-void pl_done_note(struct pipeline *p, const char *id, int result)
+void pl_done_note(struct pipeline *p, const char *id, int result, const char *refusal)
 {
     struct done_rec *d = &p->done[p->done_next++ % PL_DONE_RING];
     pl_scpy(d->id, sizeof d->id, id);
     d->result = result;
+    pl_scpy(d->refusal, sizeof d->refusal, refusal ? refusal : "");
 }
 
 /* Answer (and forget) everyone who awaits spool entry id. */
-static void answer_awaiters(struct pipeline *p, const char *id, int result)
+static void answer_awaiters(struct pipeline *p, const char *id, int result, const char *refusal)
 {
     for (struct awaiter **pp = &p->awaiters; *pp;) {
         struct awaiter *a = *pp;
         if (strcmp(a->id, id) == 0) {
             *pp = a->next;
             if (p->env.acked)
-                p->env.acked(p->env.acked_arg, a->token, result);
+                p->env.acked(p->env.acked_arg, a->token, result,
+                             result < 0 && refusal && refusal[0] ? refusal : NULL);
             free(a);
         } else {
             pp = &a->next;
@@ -219,12 +223,12 @@ void pl_ack_reach(struct pipeline *p, struct ent *e, int result)
         return;
     e->ack_reached = true;
     e->ack_result = result;
-    answer_awaiters(p, e->id, result);
+    answer_awaiters(p, e->id, result, e->refusal);
 }
 
 void pl_ack_fail_waiters(struct pipeline *p, struct ent *e, int rc)
 {
-    answer_awaiters(p, e->id, rc < 0 ? rc : ERR_IO);
+    answer_awaiters(p, e->id, rc < 0 ? rc : ERR_IO, NULL);
 }
 
 bool pl_awaited(const struct pipeline *p, const char *id)
@@ -279,7 +283,7 @@ void pl_flush(struct pipeline *p)
         }
         if (!e->ack_reached)
             pl_ack_reach(p, e, e->dup ? ERR_WRONG_STATE : 0);
-        pl_done_note(p, e->id, e->ack_result);
+        pl_done_note(p, e->id, e->ack_result, e->refusal);
         pl_ent_remove(p, e);
     }
     p->scan_wanted = true; /* room for more */

@@ -87,6 +87,11 @@ static const struct cfgread_enum g_sses[] = {
     {"aws:kms", PIPELINE_SSE_KMS, NULL},
     {NULL, 0, NULL},
 };
+static const struct cfgread_enum g_checksums[] = {
+    {"sha256", PIPELINE_CHECKSUM_SHA256, NULL},
+    {"crc64nvme", PIPELINE_CHECKSUM_CRC64NVME, NULL},
+    {NULL, 0, NULL},
+};
 static const struct cfgread_enum g_modes[] = {
     {"import", PIPELINE_MODE_IMPORT, NULL},
     {"stow", PIPELINE_MODE_STOW, NULL},
@@ -102,6 +107,7 @@ static const struct cfgread_key g_s3_keys[] = {
     CFGREAD_U64("multipart_threshold", PC, s3.multipart_threshold, PIPELINE_PART_MIN,
                 PIPELINE_PART_MAX, 16ull << 20),
     CFGREAD_U64("part_size", PC, s3.part_size, PIPELINE_PART_MIN, PIPELINE_PART_MAX, 8ull << 20),
+    CFGREAD_ENUM("checksum", PC, s3.checksum, g_checksums, PIPELINE_CHECKSUM_SHA256),
 };
 static const struct cfgread_table g_s3 = CFGREAD_TABLE(g_s3_keys, true, NULL);
 

@@ -11,6 +11,9 @@
 
 enum pipeline_mode { PIPELINE_MODE_IMPORT = 0, PIPELINE_MODE_STOW = 1 };
 enum pipeline_sse { PIPELINE_SSE_AES256 = 0, PIPELINE_SSE_KMS = 1 };
+/* s3.checksum: what S3 verifies and keeps with each object (the DynamoDB key and the dedupe rule
+ * stay on the core's SHA-256 either way). */
+enum pipeline_checksum { PIPELINE_CHECKSUM_SHA256 = 0, PIPELINE_CHECKSUM_CRC64NVME = 1 };
 
 /* HealthImaging quotas (FACTS.md): 5,000 files and 10 GB per import job, 100 concurrent jobs;
  * CONTRACTS.md fixes the byte bound (and default) at 10 GiB. */
@@ -31,6 +34,7 @@ struct pipeline_config {
         char kms_key_id[256];
         uint64_t multipart_threshold;
         uint64_t part_size;
+        enum pipeline_checksum checksum;
     } s3;
     struct {
         enum pipeline_mode mode;

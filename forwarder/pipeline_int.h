@@ -35,14 +35,16 @@
 #define PL_ERRORS 8u
 
 enum ent_step {
-    E_RECEIVE,  /* DynamoDB: RECEIVED */
-    E_DUPCHECK, /* the item belongs to another batch: look at it */
-    E_UPLOAD,   /* S3 */
-    E_STORED,   /* DynamoDB: STORED */
-    E_TORN,     /* DynamoDB: a torn copy gives up its RECEIVED item (batch_id TORN) */
-    E_STOW,     /* mode stow: StoreDICOM */
-    E_FINAL,    /* mode stow: IMPORTED / FAILED */
-    E_RELEASE,  /* journal + unlink, at the next flush */
+    E_RECEIVE,    /* DynamoDB: the claim, the item as RECEIVED (the normal path's one write) */
+    E_DUPCHECK,   /* the claim failed: read the item (state_dup_decide says what next) */
+    E_PROBE,      /* S3: is the owner's object there yet (HeadObject of the item's key) */
+    E_UPLOAD,     /* S3 */
+    E_TORN_PROBE, /* S3: did an earlier attempt of this now torn copy reach S3 */
+    E_TORN,       /* DynamoDB: a torn copy gives up its RECEIVED item (batch_id TORN) */
+    E_STOW,       /* mode stow: StoreDICOM */
+    E_FINAL,      /* mode stow: IMPORTED / FAILED */
+    E_REIMPORT,   /* mode import, a resend of a FAILED object: a re-drive of its S3 object */
+    E_RELEASE,    /* journal + unlink, at the next flush */
 };
 
 enum batch_step {
@@ -101,12 +103,17 @@ struct ent {
     enum ent_step step;
     bool busy, ack_reached, dup;
     bool journaled; /* its assign record is durable: only then may requests go out */
+    bool replayed;  /* assigned by an earlier run (the journal's replay) */
     int ack_result;
     unsigned attempts;
     uint64_t next_ms;
     bool stow_ok;
     char err_type[65], err_msg[256];
     bool sha_checked; /* the spool file's SHA-256 matched its sidecar (multipart uploads) */
+    bool reattempt;   /* a resend of a FAILED object: STOW-RS of this copy, no new S3 object */
+    unsigned waits;   /* looks at an owner's item that is not at the ack point yet */
+    struct state_got *got; /* the item read back after a failed claim (heap), or NULL */
+    char refusal[65]; /* with ack_result < 0: HealthImaging refused these bytes for good */
 };
 
 struct awaiter {
@@ -119,6 +126,7 @@ struct awaiter {
 struct done_rec {
     char id[SPOOL_ID_MAX];
     int result;
+    char refusal[65];
 };
 
 struct pipeline {
@@ -223,6 +231,12 @@ int pl_admit(struct pipeline *p, const char *id);
 void pl_scan(struct pipeline *p);
 /* Take the re-drive requests in <spool>/forwarder/redrive/ (at most 100 a call). */
 void pl_take_redrives(struct pipeline *p);
+/* True when key is one of ours for sop: <prefix>/<batch>/<sop>.dcm. */
+bool pl_redrive_key_ok(const struct pipeline *p, const char *key, const char *sop);
+/* Import the object at key (sop, sha, bytes) again: a re-drive batch of its own, journaled and
+ * synced. 0 started, 1 one is already under way for that object, < 0 a journal failure. */
+int pl_redrive_start(struct pipeline *p, const char *sop, const char *sha, const char *key,
+                     uint64_t bytes);
 
 /* ---- pipeline_entry.c --------------------------------------------------------------------- */
 
@@ -260,11 +274,13 @@ struct ent *pl_ent_find(struct pipeline *p, const char *id);
 void pl_ent_insert(struct pipeline *p, struct ent *e);
 /* Unlink and free e. */
 void pl_ent_remove(struct pipeline *p, struct ent *e);
-/* The result of a recently finished entry (true when known). */
-bool pl_done_lookup(const struct pipeline *p, const char *id, int *result);
+/* The result of a recently finished entry (true when known; *refusal "" or why HealthImaging
+ * refused it, borrowed from the ring). */
+bool pl_done_lookup(const struct pipeline *p, const char *id, int *result, const char **refusal);
 /* Remember a finished entry's result (a ring of PL_DONE_RING, for late awaits). */
-void pl_done_note(struct pipeline *p, const char *id, int result);
-/* The ack point of e was reached (result 0) or cannot be (result < 0): answer its awaiters. */
+void pl_done_note(struct pipeline *p, const char *id, int result, const char *refusal);
+/* The ack point of e was reached (result 0) or cannot be (result < 0; e->refusal set: refused
+ * for good): answer its awaiters. */
 void pl_ack_reach(struct pipeline *p, struct ent *e, int result);
 /* A failed attempt of an awaited entry: answer the modality now (0xA700), keep retrying. */
 void pl_ack_fail_waiters(struct pipeline *p, struct ent *e, int rc);

@@ -72,7 +72,8 @@ static int assign(struct pipeline *p, struct ent *e)
 int pl_admit(struct pipeline *p, const char *id)
 {
     int dummy;
-    if (pl_ent_find(p, id) || pl_done_lookup(p, id, &dummy))
+    const char *why;
+    if (pl_ent_find(p, id) || pl_done_lookup(p, id, &dummy, &why))
         return 1;
     if (p->n_ents >= PL_MAX_ENTRIES && !pl_awaited(p, id))
         return 1; /* a backlog waits in ready/; an object a modality waits for goes first */
@@ -92,7 +93,7 @@ int pl_admit(struct pipeline *p, const char *id)
     if (rc < 0) {
         /* left in ready/ for an operator; never deleted unread */
         pl_note_error(p, "sidecar", id, NULL, rc);
-        pl_done_note(p, id, ERR_MALFORMED);
+        pl_done_note(p, id, ERR_MALFORMED, NULL);
         free(e);
         return 1;
     }
@@ -106,13 +107,14 @@ int pl_admit(struct pipeline *p, const char *id)
     if (m && (m->stored || m->dropped)) {
         /* released before the crash but not unlinked: finish that */
         spool_entry_release(p->env.spool, id, e->o.bytes);
-        pl_done_note(p, id, 0);
+        pl_done_note(p, id, 0, NULL);
         free(e);
         return 0;
     }
     if (m) {
         e->b = owner;
         e->journaled = true; /* its assign was replayed from the journal */
+        e->replayed = true;  /* its claim may have been written: claim with the takeover */
     } else if ((rc = assign(p, e)) < 0) {
         pl_note_error(p, "journal", id, NULL, rc);
         free(e);
@@ -184,7 +186,7 @@ void pl_scan(struct pipeline *p)
 }
 
 /* The key a request names must be one of ours: <prefix>/<batch>/<SOP>.dcm. */
-static bool redrive_key_ok(const struct pipeline *p, const char *key, const char *sop)
+bool pl_redrive_key_ok(const struct pipeline *p, const char *key, const char *sop)
 {
     size_t pl = strlen(p->cfg->s3.prefix), kl = strlen(key), sl = strlen(sop);
     if (kl >= 600 || kl < pl + 1 + sl + 5 || strncmp(key, p->cfg->s3.prefix, pl) != 0 ||
@@ -192,6 +194,46 @@ static bool redrive_key_ok(const struct pipeline *p, const char *key, const char
         return false;
     const char *tail = key + kl - sl - 5;
     return tail[0] == '/' && strncmp(tail + 1, sop, sl) == 0 && strcmp(tail + 1 + sl, ".dcm") == 0;
+}
+
+int pl_redrive_start(struct pipeline *p, const char *sop, const char *sha, const char *key,
+                     uint64_t bytes)
+{
+    for (struct pbatch *b = p->batches; b; b = b->next) {
+        if (b->input_key[0] && b->n == 1 && strcmp(b->m[0].sop, sop) == 0 &&
+            strcmp(b->m[0].sha, sha) == 0 && b->st != B_DONE)
+            return 1; /* one re-import of an object at a time */
+    }
+    uint32_t rnd = 0;
+    if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
+        rnd = pl_rnd32(p);
+    char id[BATCH_ID_MAX];
+    struct pbatch *b = NULL;
+    struct member *m = NULL;
+    int rc = batch_id_make(id, sizeof id, time(NULL), rnd);
+    if (rc == 0 && !(b = pl_batch_add(p, id)))
+        rc = ERR_NOMEM;
+    if (rc == 0 && !(m = pl_member_add(b, "-", sop, sha, bytes)))
+        rc = ERR_NOMEM;
+    if (rc == 0) {
+        m->stored = true;
+        b->pending = 0;
+        pl_scpy(b->input_key, sizeof b->input_key, key);
+        b->st = B_REDRIVE;
+        rc = pl_journal_put(p, pl_rec_rbatch(b));
+        if (rc == 0)
+            rc = spool_journal_sync(p->journal);
+    }
+    if (rc < 0 && b)
+        pl_batch_free(p, b);
+    struct logb lb;
+    if (rc == 0 && log_begin(&lb, LOG_INFO, "redrive_started")) {
+        log_str(&lb, "sop_instance_uid", sop);
+        log_str(&lb, "key", key);
+        log_str(&lb, "batch", id);
+        log_end(&lb);
+    }
+    return rc;
 }
 
 static int redrive_one(struct pipeline *p, const char *path)
@@ -209,38 +251,11 @@ static int redrive_one(struct pipeline *p, const char *path)
     int rc = ERR_MALFORMED;
     if (cJSON_IsString(sop) && cJSON_IsString(sha) && cJSON_IsString(key) &&
         strlen(sop->valuestring) <= 64 && state_sha_valid(sha->valuestring) &&
-        redrive_key_ok(p, key->valuestring, sop->valuestring)) {
-        uint32_t rnd = 0;
-        if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
-            rnd = pl_rnd32(p);
-        char id[BATCH_ID_MAX];
-        struct pbatch *b = NULL;
-        struct member *m = NULL;
-        rc = batch_id_make(id, sizeof id, time(NULL), rnd);
-        if (rc == 0 && !(b = pl_batch_add(p, id)))
-            rc = ERR_NOMEM;
-        if (rc == 0 &&
-            !(m = pl_member_add(b, "-", sop->valuestring, sha->valuestring,
-                                cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0)))
-            rc = ERR_NOMEM;
-        if (rc == 0) {
-            m->stored = true;
-            b->pending = 0;
-            pl_scpy(b->input_key, sizeof b->input_key, key->valuestring);
-            b->st = B_REDRIVE;
-            rc = pl_journal_put(p, pl_rec_rbatch(b));
-            if (rc == 0)
-                rc = spool_journal_sync(p->journal);
-        }
-        if (rc < 0 && b)
-            pl_batch_free(p, b);
-        struct logb lb;
-        if (rc == 0 && log_begin(&lb, LOG_INFO, "redrive_started")) {
-            log_str(&lb, "sop_instance_uid", sop->valuestring);
-            log_str(&lb, "key", key->valuestring);
-            log_str(&lb, "batch", id);
-            log_end(&lb);
-        }
+        pl_redrive_key_ok(p, key->valuestring, sop->valuestring)) {
+        rc = pl_redrive_start(p, sop->valuestring, sha->valuestring, key->valuestring,
+                              cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0);
+        if (rc > 0)
+            rc = 0; /* already under way */
     }
     cJSON_Delete(r);
     if (rc == ERR_MALFORMED)

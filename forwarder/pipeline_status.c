@@ -20,7 +20,7 @@ const struct pl_stat_field pl_stat_fields[] = {
     STAT(entries_inflight), STAT(uploads_inflight), STAT(batches_open), STAT(batches_closing),
     STAT(jobs_inflight),    STAT(uploaded),         STAT(duplicates),   STAT(imported),
     STAT(failed),           STAT(jobs_started),     STAT(jobs_completed), STAT(jobs_failed),
-    STAT(retries),
+    STAT(retries),          STAT(ddb_requests),     STAT(s3_requests),
 };
 #undef STAT
 const size_t pl_n_stat_fields = ARRAY_LEN(pl_stat_fields);

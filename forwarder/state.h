@@ -41,6 +41,7 @@ struct state_obj {
     char sop[65], sha[65], study[65], series[65], sop_class[65], ts[65];
     char calling[17], called[17], peer[64], cert_cn[257], cert_fp[65], client_id[129];
     uint64_t bytes;
+    char crc64[17]; /* the CRC-64/NVME of the bytes received (16 hex digits), "" when unknown */
     char received_at[40];
     char s3_key[600];
     char batch[48];
@@ -67,13 +68,16 @@ void state_obj_from_spool(const struct spool_sidecar *sc, struct state_obj *o);
  * and Series Instance UIDs, sha256, bytes) is missing or invalid (spool_sidecar_decode). */
 MUST_CHECK int state_obj_from_sidecar(const char *json, size_t len, struct state_obj *o);
 
-/* PutItem: the instance item as RECEIVED. The condition lets it in when there is no item yet,
- * or when this batch's own item is still RECEIVED (a replay after a crash). It fails when
- * another batch owns the item (a duplicate of an object already forwarded) or when the item
- * went further (look it up to tell). An item left RECEIVED by a copy dropped as torn (batch_id
- * STATE_TORN_BATCH, see state_req_torn) is taken over too. redrive: a FAILED item may be taken
- * over too. NULL when out of memory or o->batch is empty. */
-cJSON *state_req_received(const char *table, const struct state_obj *o, bool redrive,
+/* PutItem: the instance item as RECEIVED, the claim of a copy (the one write of the normal
+ * path, before the S3 PUT). how says which items it may replace: STATE_CLAIM_NEW only a missing
+ * one (the first try: the cheapest condition); STATE_CLAIM_TAKEOVER also this batch's own item
+ * still at RECEIVED (a replay after a crash writes the same item) and one a torn copy gave up
+ * (batch_id STATE_TORN_BATCH, see state_req_torn); STATE_CLAIM_REDRIVE also a FAILED one. It
+ * fails when another batch owns the item (a duplicate of an object already forwarded, or on its
+ * way) or when the item went further (state_dup_decide tells what then). NULL when out of
+ * memory or o->batch is empty. */
+enum state_claim { STATE_CLAIM_NEW = 0, STATE_CLAIM_TAKEOVER, STATE_CLAIM_REDRIVE };
+cJSON *state_req_received(const char *table, const struct state_obj *o, enum state_claim how,
                           const char *now);
 /* The batch_id of an item whose copy was dropped as torn before it reached S3. */
 #define STATE_TORN_BATCH "TORN"
@@ -99,14 +103,58 @@ struct state_job_rec {
 cJSON *state_req_job(const char *table, const struct state_job_rec *j, enum state_job st,
                     const char *now);
 
-/* Read "Item": state, batch_id and s3_key of a GetItem answer. found=false when no item. */
+/* Read "Item": state, batch_id, s3_key and error_type of a GetItem answer. found=false when no
+ * item. */
 struct state_got {
     bool found;
-    enum state_inst state;
+    enum state_inst state; /* 0 when the item names no state we know */
     char batch[48];
     char s3_key[600];
+    char error_type[65];
 };
 MUST_CHECK int state_parse_get(const char *body, size_t len, struct state_got *out);
+/* The same from an already parsed GetItem answer (NULL: no item). */
+void state_got_from(const cJSON *answer, struct state_got *out);
+
+/* ---- a copy meets an item that is not free (state_dup.c) ---------------------------------- */
+
+/* When the claim (state_req_received) of a copy fails, the item is read back and this says what
+ * the copy does. The rules, one place for the pipeline and the tests (docs/forwarder.md has the
+ * table): */
+enum state_dup_action {
+    STATE_DUP_CLAIM = 1, /* no item, or one given up by a torn copy: claim it again */
+    STATE_DUP_PROBE,     /* the owner's item is RECEIVED: ask S3 whether its object is there */
+    STATE_DUP_WAIT,      /* the owner's copy has not reached this copy's ack point: look later */
+    STATE_DUP_DROP,      /* the owner's copy stands for this one: drop it, answered success */
+    STATE_DUP_REATTEMPT, /* FAILED: a new attempt through the current mode (STOW-RS of this
+                            copy, or a re-import of the object already in S3) */
+    STATE_DUP_OWN_STOW,  /* this batch's own item, in S3 but not yet sent (mode stow): send */
+    STATE_DUP_OWN_DONE,  /* this batch's own item went on (a replay): release as stored */
+};
+enum state_ack_point { STATE_ACK_SPOOL = 0, STATE_ACK_S3 = 1, STATE_ACK_HI = 2 };
+struct state_dup_in {
+    const struct state_got *got; /* the item read back */
+    bool own;                    /* got->batch is this copy's batch */
+    int in_s3;                   /* the owner's object at got->s3_key: -1 not asked, 0 no, 1 yes */
+    enum state_ack_point ack;
+    bool stow; /* healthimaging.mode "stow" */
+};
+enum state_dup_action state_dup_decide(const struct state_dup_in *in);
+const char *state_dup_name(enum state_dup_action a);
+
+/* A HealthImaging refusal of these bytes: STOW-RS FailureReason (a DICOM status, PS3.18 10.5)
+ * that says the object itself is at fault. Out of Resources (0xA7xx) and Resource Limitation
+ * (0x0213) are passing troubles; every other failure reason is permanent. */
+bool state_stow_reason_permanent(uint16_t reason);
+/* The Error Comment of a permanent refusal (at most 64 characters, no data values):
+ * "HealthImaging refused: FailureReason 0xA900" or "HealthImaging refused: <type>". */
+void state_refusal_comment(char out[65], const char *error_type, int failure_reason);
+
+/* UpdateItem: the outcome of a new attempt for a FAILED item (a resend through STOW-RS):
+ * IMPORTED (ok) or FAILED again with x's error, conditional on the item being FAILED (another
+ * attempt that finished first wins; a replay is a no-op). */
+cJSON *state_req_reattempt(const char *table, const char *sop, const char *sha, bool ok,
+                           const struct state_extra *x, const char *now);
 
 /* StartDICOMImportJob answer: jobId (1-32 of [0-9a-z]). */
 MUST_CHECK int state_parse_start_job(const char *body, size_t len, char *job_id, size_t cap);

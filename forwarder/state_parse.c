@@ -15,23 +15,30 @@ static const char *ddb_s(const cJSON *item, const char *attr)
     return cJSON_IsString(s) && s->valuestring ? s->valuestring : "";
 }
 
+void state_got_from(const cJSON *answer, struct state_got *out)
+{
+    memset(out, 0, sizeof *out);
+    const cJSON *item = answer ? cJSON_GetObjectItemCaseSensitive(answer, "Item") : NULL;
+    if (!cJSON_IsObject(item))
+        return;
+    out->found = true;
+    const char *st = ddb_s(item, "state");
+    for (int s = STATE_RECEIVED; s <= STATE_FAILED; s++) {
+        if (strcmp(st, state_inst_name((enum state_inst)s)) == 0)
+            out->state = (enum state_inst)s;
+    }
+    snprintf(out->batch, sizeof out->batch, "%s", ddb_s(item, "batch_id"));
+    snprintf(out->s3_key, sizeof out->s3_key, "%s", ddb_s(item, "s3_key"));
+    snprintf(out->error_type, sizeof out->error_type, "%s", ddb_s(item, "error_type"));
+}
+
 int state_parse_get(const char *body, size_t len, struct state_got *out)
 {
     memset(out, 0, sizeof *out);
     cJSON *j = state_parse_object(body, len);
     if (!j)
         return ERR_MALFORMED;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, "Item");
-    if (cJSON_IsObject(item)) {
-        out->found = true;
-        const char *st = ddb_s(item, "state");
-        for (int s = STATE_RECEIVED; s <= STATE_FAILED; s++) {
-            if (strcmp(st, state_inst_name((enum state_inst)s)) == 0)
-                out->state = (enum state_inst)s;
-        }
-        snprintf(out->batch, sizeof out->batch, "%s", ddb_s(item, "batch_id"));
-        snprintf(out->s3_key, sizeof out->s3_key, "%s", ddb_s(item, "s3_key"));
-    }
+    state_got_from(j, out);
     cJSON_Delete(j);
     return 0;
 }

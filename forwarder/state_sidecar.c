@@ -22,6 +22,7 @@ void state_obj_from_spool(const struct spool_sidecar *sc, struct state_obj *o)
     COPY(o->cert_fp, sc->cert_fp);
     COPY(o->client_id, sc->client_id);
     COPY(o->received_at, sc->received_end);
+    COPY(o->crc64, sc->crc64nvme);
     o->bytes = sc->bytes; /* the fields have the same sizes: every copy stays NUL-terminated */
 }
 

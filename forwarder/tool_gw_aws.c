@@ -245,9 +245,10 @@ int main(int argc, char **argv)
         char hex[65];
         struct stat st;
         rc = stat(a[2], &st) < 0 ? -errno : sha256_file(a[2], hex);
+        struct s3_sums sums = {.sha256_hex = sha ? sha : hex};
         if (rc == 0)
-            rc = s3_upload_file(s3, a[0], a[1], a[2], 0, (uint64_t)st.st_size, sha ? sha : hex,
-                                threshold, part_size, on_done, NULL);
+            rc = s3_upload_file(s3, a[0], a[1], a[2], 0, (uint64_t)st.st_size, &sums, threshold,
+                                part_size, on_done, NULL);
     } else if (!strcmp(cmd, "s3-get") && nargs == 3) {
         g_out_path = a[2];
         rc = s3_get_object(s3, a[0], a[1], max, on_get, NULL);

@@ -185,7 +185,7 @@ static void fb_await(void *impl, const char *id, backend_ack_cb cb, void *arg)
 {
     (void)impl;
     (void)id;
-    cb(arg, 0); /* the file backend acknowledges at the spool */
+    cb(arg, 0, NULL); /* the file backend acknowledges at the spool */
 }
 
 static void fb_get_stats(void *impl, struct backend_stats *out)

@@ -35,8 +35,13 @@ struct backend_stats {
     uint64_t last_error_at; /* unix seconds, 0 if none */
 };
 
-/* result 0 once the entry reached the ack point, < 0 when it cannot. */
-typedef void (*backend_ack_cb)(void *arg, int result);
+/* result 0 once the entry reached the ack point, < 0 when it cannot. A failure is of one of two
+ * classes: refused == NULL, a passing one (outage, timeout: the SCP answers Out of Resources,
+ * 0xA700, and the modality may send the object again); or refused != NULL, these bytes are
+ * refused for good (e.g. HealthImaging refused them: the SCP answers a failure the modality
+ * should not retry, 0xC000, with refused as the Error Comment: at most 64 characters, no data
+ * values; borrowed for the call). */
+typedef void (*backend_ack_cb)(void *arg, int result, const char *refused);
 
 struct backend_ops {
     const char *name; /* the configuration's backend "type" */

@@ -201,6 +201,11 @@ void http_client_undefer(struct http_client *c, struct http_defer *d);
 typedef void (*http_hash_cb)(void *arg, int err, const uint8_t hash[32]);
 MUST_CHECK int http_hash_file(struct http_client *c, const char *path, uint64_t off,
                               uint64_t len, http_hash_cb cb, void *arg);
+/* The same for the CRC-64/NVME (common/crc64nvme.h) of the range: cb(arg, 0, crc) or
+ * cb(arg, <0, 0). */
+typedef void (*http_crc_cb)(void *arg, int err, uint64_t crc);
+MUST_CHECK int http_crc64nvme_file(struct http_client *c, const char *path, uint64_t off,
+                                   uint64_t len, http_crc_cb cb, void *arg);
 
 /* Pure helpers, exposed for tests and fuzzers. */
 /* Extract an AWS error type and message from a response: x-amzn-ErrorType value (may be NULL),

@@ -9,12 +9,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/crc64nvme.h"
 #include "common/hex.h"
 #include "http_int.h"
 
-/* Blocking: feed len bytes of path from off into md (threadpool only). 0 or < 0. */
-static int digest_file(EVP_MD_CTX *md, uint8_t *buf, const char *path, uint64_t off,
-                       uint64_t len)
+/* Blocking: feed len bytes of path from off into md, or into crc when md is NULL (threadpool
+ * only). 0 or < 0. */
+static int digest_file(EVP_MD_CTX *md, struct crc64nvme *crc, uint8_t *buf, const char *path,
+                       uint64_t off, uint64_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -30,7 +32,9 @@ static int digest_file(EVP_MD_CTX *md, uint8_t *buf, const char *path, uint64_t 
             rc = k < 0 ? -errno : ERR_TRUNCATED;
             break;
         }
-        if (EVP_DigestUpdate(md, buf, (size_t)k) != 1) {
+        if (!md)
+            crc64nvme_update(crc, buf, (size_t)k);
+        else if (EVP_DigestUpdate(md, buf, (size_t)k) != 1) {
             rc = ERR_UNSUPPORTED;
             break;
         }
@@ -57,7 +61,7 @@ static void hash_work(uv_work_t *w)
             if (EVP_DigestUpdate(md, s->mem, s->len) != 1)
                 r->work_rc = ERR_UNSUPPORTED;
         } else {
-            r->work_rc = digest_file(md, buf, s->path, s->off, s->len);
+            r->work_rc = digest_file(md, NULL, buf, s->path, s->off, s->len);
         }
     }
     if (r->work_rc == 0) {
@@ -125,20 +129,30 @@ struct hash_job {
     uint64_t off, len;
     int rc;
     uint8_t hash[32];
+    bool crc;              /* CRC-64/NVME instead of SHA-256 */
+    struct crc64nvme crc64;
     http_hash_cb cb;
+    http_crc_cb crc_cb;
     void *arg;
 };
 
 static void hash_job_work(uv_work_t *w)
 {
     struct hash_job *j = w->data;
+    if (j->crc) {
+        uint8_t *cbuf = malloc(HTTP_HASH_CHUNK);
+        crc64nvme_init(&j->crc64);
+        j->rc = cbuf ? digest_file(NULL, &j->crc64, cbuf, j->path, j->off, j->len) : ERR_NOMEM;
+        free(cbuf);
+        return;
+    }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint8_t *buf = malloc(HTTP_HASH_CHUNK);
     unsigned int dl = 0;
     if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
         j->rc = ERR_NOMEM;
     else
-        j->rc = digest_file(md, buf, j->path, j->off, j->len);
+        j->rc = digest_file(md, NULL, buf, j->path, j->off, j->len);
     if (j->rc == 0 && (EVP_DigestFinal_ex(md, j->hash, &dl) != 1 || dl != 32))
         j->rc = ERR_UNSUPPORTED;
     EVP_MD_CTX_free(md);
@@ -150,15 +164,18 @@ static void hash_job_done(uv_work_t *w, int status)
     struct hash_job *j = w->data;
     struct http_client *c = j->c;
     int rc = status < 0 || c->closing ? HTTP_ERR_CANCELED : j->rc;
-    j->cb(j->arg, rc, rc == 0 ? j->hash : NULL);
+    if (j->crc)
+        j->crc_cb(j->arg, rc, rc == 0 ? crc64nvme_final(&j->crc64) : 0);
+    else
+        j->cb(j->arg, rc, rc == 0 ? j->hash : NULL);
     free(j->path);
     free(j);
     c->pending--;
     http_client_maybe_closed(c);
 }
 
-int http_hash_file(struct http_client *c, const char *path, uint64_t off, uint64_t len,
-                   http_hash_cb cb, void *arg)
+static int queue_job(struct http_client *c, const char *path, uint64_t off, uint64_t len,
+                     http_hash_cb cb, http_crc_cb crc_cb, void *arg)
 {
     if (c->closing)
         return ERR_WRONG_STATE;
@@ -174,6 +191,8 @@ int http_hash_file(struct http_client *c, const char *path, uint64_t off, uint64
     j->off = off;
     j->len = len;
     j->cb = cb;
+    j->crc_cb = crc_cb;
+    j->crc = crc_cb != NULL;
     j->arg = arg;
     j->work.data = j;
     int rc = uv_queue_work(c->loop, &j->work, hash_job_work, hash_job_done);
@@ -184,4 +203,16 @@ int http_hash_file(struct http_client *c, const char *path, uint64_t off, uint64
     }
     c->pending++;
     return 0;
+}
+
+int http_hash_file(struct http_client *c, const char *path, uint64_t off, uint64_t len,
+                   http_hash_cb cb, void *arg)
+{
+    return queue_job(c, path, off, len, cb, NULL, arg);
+}
+
+int http_crc64nvme_file(struct http_client *c, const char *path, uint64_t off, uint64_t len,
+                        http_crc_cb cb, void *arg)
+{
+    return queue_job(c, path, off, len, NULL, cb, arg);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/crc64nvme.h"
 #include "common/hex.h"
 #include "common/wbuf.h"
 #include "aws_client.h"
@@ -17,6 +18,7 @@ struct s3_client {
     char *endpoint; /* NULL = AWS virtual-hosted */
     enum s3_sse sse;
     char *kms_key_id;
+    enum s3_checksum checksum;
 };
 
 int s3_client_new(struct http_client *http, struct creds_provider *creds,
@@ -31,6 +33,7 @@ int s3_client_new(struct http_client *http, struct creds_provider *creds,
                     !aws_endpoint_valid(o->endpoint)))
         rc = ERR_CONFIG;
     s->sse = o->sse;
+    s->checksum = o->checksum == S3_CHECKSUM_CRC64NVME ? S3_CHECKSUM_CRC64NVME : S3_CHECKSUM_SHA256;
     if (rc == 0 && o->endpoint && *o->endpoint &&
         !(s->endpoint = aws_endpoint_dup(o->endpoint, "", "", "")))
         rc = ERR_NOMEM;
@@ -103,15 +106,23 @@ static int add_checksum(struct http_req *r, const char *b64)
     return http_req_add_header(r, "x-amz-checksum-sha256", b64);
 }
 
+static int add_crc(struct http_req *r, uint64_t crc, char b64[CRC64NVME_B64_LEN + 1])
+{
+    crc64nvme_base64(crc, b64);
+    TRY(http_req_add_header(r, "x-amz-sdk-checksum-algorithm", "CRC64NVME"));
+    return http_req_add_header(r, "x-amz-checksum-crc64nvme", b64);
+}
+
 /* ---- one operation --------------------------------------------------------------------- */
 
-enum op_kind { OP_DONE, OP_CREATE, OP_PART, OP_GET, OP_COMPLETE, OP_ABORT };
+enum op_kind { OP_DONE, OP_CREATE, OP_PART, OP_GET, OP_COMPLETE, OP_ABORT, OP_HEAD };
 
 union s3_cb {
     s3_done_cb done;
     s3_create_cb create;
     s3_part_cb part;
     s3_get_cb get;
+    s3_head_cb head;
 };
 
 struct s3_op {
@@ -119,9 +130,10 @@ struct s3_op {
     union s3_cb cb;
     void *arg;
     char checksum_b64[45];
-    /* for the part path: hashing first */
+    uint64_t crc;
+    /* for the part path (and a CRC-64/NVME PUT): the checksum first */
     struct s3_client *s;
-    struct http_req *pending; /* built, waiting for the hash */
+    struct http_req *pending; /* built, waiting for the checksum */
 };
 
 static void on_http(void *arg, const struct http_resp *resp)
@@ -163,7 +175,9 @@ static void on_http(void *arg, const struct http_resp *resp)
     }
     case OP_PART: {
         const char *etag = res.err == 0 ? http_resp_header(resp, "ETag") : NULL;
-        const char *sum = res.err == 0 ? http_resp_header(resp, "x-amz-checksum-sha256") : NULL;
+        const char *sum_name = op->s->checksum == S3_CHECKSUM_SHA256 ? "x-amz-checksum-sha256"
+                                                                      : "x-amz-checksum-crc64nvme";
+        const char *sum = res.err == 0 ? http_resp_header(resp, sum_name) : NULL;
         if (res.err == 0 && (!etag || !*etag || strlen(etag) >= 130)) {
             res.err = HTTP_ERR_PARSE;
             etag = NULL;
@@ -173,7 +187,12 @@ static void on_http(void *arg, const struct http_resp *resp)
             snprintf(res.message, sizeof(res.message), "part checksum differs");
         }
         op->cb.part(op->arg, &res, res.err == 0 ? etag : NULL,
-                    res.err == 0 ? op->checksum_b64 : NULL);
+                    res.err == 0 ? op->checksum_b64 : NULL, res.err == 0 ? op->crc : 0);
+        break;
+    }
+    case OP_HEAD: {
+        bool found = res.err == 0 && res.status >= 200 && res.status < 300;
+        op->cb.head(op->arg, &res, found);
         break;
     }
     case OP_GET:
@@ -205,7 +224,8 @@ static int dispatch(struct s3_client *s, struct http_req *r, int rc, enum op_kin
     return aws_client_send(&s->c, r, rc, op, cap, mode, on_http);
 }
 
-/* PutObject's headers: type, x-amz-checksum-sha256 from sha256_hex, SSE, the payload hash. */
+/* PutObject's headers: type, x-amz-checksum-sha256 from sha256_hex (SHA-256 mode; the CRC is
+ * added once computed), SSE, the payload hash. */
 static int put_headers(struct s3_client *s, struct http_req *r, const char *content_type,
                        const char *sha256_hex)
 {
@@ -214,17 +234,103 @@ static int put_headers(struct s3_client *s, struct http_req *r, const char *cont
     char b64[45];
     sigv4_base64_32(bin, b64);
     TRY(http_req_add_header(r, "Content-Type", content_type));
-    TRY(add_checksum(r, b64));
+    if (s->checksum == S3_CHECKSUM_SHA256)
+        TRY(add_checksum(r, b64));
     TRY(add_sse(s, r));
     return http_req_payload_sha256(r, sha256_hex);
 }
 
+/* A request whose checksum was computed (rc 0) or could not be (rc < 0): sign and send it, or
+ * answer its callback with the failure. Takes op and its pending request. */
+static void send_pending(struct s3_op *op, int rc, enum http_payload mode)
+{
+    struct http_req *r = op->pending;
+    op->pending = NULL;
+    if (rc == 0) {
+        aws_client_sign(&op->s->c, r, mode);
+        rc = http_send(op->s->c.http, r, on_http, op);
+        if (rc == 0)
+            return;
+        r = NULL; /* http_send took it */
+    }
+    http_req_free(r);
+    struct http_result res = {.err = rc};
+    snprintf(res.message, sizeof(res.message), "body not readable: %s", http_err_str(rc));
+    if (op->kind == OP_PART)
+        op->cb.part(op->arg, &res, NULL, NULL, 0);
+    else
+        op->cb.done(op->arg, &res);
+    free(op);
+}
+
+static void put_crc_done(void *arg, int err, uint64_t crc)
+{
+    struct s3_op *op = arg;
+    int rc = err;
+    if (rc == 0) {
+        op->crc = crc;
+        rc = add_crc(op->pending, crc, op->checksum_b64);
+    }
+    send_pending(op, rc, HTTP_PAYLOAD_KNOWN);
+}
+
+/* Hold r (takes it) until the CRC-64/NVME of the range is known, then send it. */
+static int crc_then_send(struct s3_client *s, struct http_req *r, enum op_kind kind,
+                         union s3_cb cb, void *arg, const char *path, uint64_t off, uint64_t len,
+                         http_crc_cb done)
+{
+    struct s3_op *op = op_new(kind, arg);
+    if (!op) {
+        http_req_free(r);
+        return ERR_NOMEM;
+    }
+    op->cb = cb;
+    op->s = s;
+    op->pending = r;
+    int rc = http_crc64nvme_file(s->c.http, path, off, len, done, op);
+    if (rc < 0) {
+        http_req_free(r);
+        free(op);
+    }
+    return rc;
+}
+
 /* ---- calls ------------------------------------------------------------------------------- */
 
+enum s3_checksum s3_client_checksum(const struct s3_client *s)
+{
+    return s->checksum;
+}
+
+int s3_crc64nvme_from_hex(const char *hex, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    for (; hex && hex[i] && i < 17; i++) {
+        char c = hex[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d > 15)
+            return ERR_MALFORMED;
+        v = v << 4 | d;
+    }
+    if (i != 16)
+        return ERR_MALFORMED;
+    *out = v;
+    return 0;
+}
+
 int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
-                       const char *path, uint64_t off, uint64_t len, const char *sha256_hex,
+                       const char *path, uint64_t off, uint64_t len, const struct s3_sums *sums,
                        s3_done_cb cb, void *arg)
 {
+    const char *sha256_hex = sums->sha256_hex;
+    uint64_t crc = 0;
+    bool crc_known = sums->crc64nvme_hex && sums->crc64nvme_hex[0];
+    if (crc_known)
+        TRY(s3_crc64nvme_from_hex(sums->crc64nvme_hex, &crc));
     uint8_t bin[32];
     TRY(sigv4_hex_to_bin32(sha256_hex, bin)); /* refuse a bad hash before building anything */
     struct http_req *r;
@@ -232,6 +338,12 @@ int s3_put_object_file(struct s3_client *s, const char *bucket, const char *key,
     int rc = put_headers(s, r, "application/dicom", sha256_hex);
     if (rc == 0)
         rc = http_req_body_file(r, path, off, len);
+    char b64[CRC64NVME_B64_LEN + 1];
+    if (rc == 0 && s->checksum == S3_CHECKSUM_CRC64NVME && crc_known)
+        rc = add_crc(r, crc, b64); /* the CRC of the bytes as received: no read here */
+    else if (rc == 0 && s->checksum == S3_CHECKSUM_CRC64NVME)
+        return crc_then_send(s, r, OP_DONE, (union s3_cb){.done = cb}, arg, path, off, len,
+                             put_crc_done);
     return dispatch(s, r, rc, OP_DONE, (union s3_cb){.done = cb}, arg, 0,
                     HTTP_PAYLOAD_KNOWN);
 }
@@ -244,6 +356,9 @@ int s3_put_object_mem(struct s3_client *s, const char *bucket, const char *key, 
     struct http_req *r;
     TRY(new_req(s, "PUT", bucket, key, NULL, &r));
     int rc = put_headers(s, r, content_type ? content_type : "application/octet-stream", hex);
+    char b64[CRC64NVME_B64_LEN + 1];
+    if (rc == 0 && s->checksum == S3_CHECKSUM_CRC64NVME)
+        rc = add_crc(r, crc64nvme(0, p, n), b64);
     if (rc == 0)
         rc = http_req_body_mem(r, p, n);
     return dispatch(s, r, rc, OP_DONE, (union s3_cb){.done = cb}, arg, 0,
@@ -256,8 +371,11 @@ int s3_create_multipart(struct s3_client *s, const char *bucket, const char *key
     struct http_req *r;
     TRY(new_req(s, "POST", bucket, key, "uploads", &r));
     int rc = http_req_add_header(r, "Content-Type", "application/dicom");
+    bool crc = s->checksum == S3_CHECKSUM_CRC64NVME;
     if (rc == 0)
-        rc = http_req_add_header(r, "x-amz-checksum-algorithm", "SHA256");
+        rc = http_req_add_header(r, "x-amz-checksum-algorithm", crc ? "CRC64NVME" : "SHA256");
+    if (rc == 0 && crc) /* CRC64NVME objects have only a full-object checksum */
+        rc = http_req_add_header(r, "x-amz-checksum-type", "FULL_OBJECT");
     if (rc == 0)
         rc = add_sse(s, r);
     return dispatch(s, r, rc, OP_CREATE, (union s3_cb){.create = cb}, arg, S3_XML_CAP,
@@ -267,29 +385,28 @@ int s3_create_multipart(struct s3_client *s, const char *bucket, const char *key
 static void part_hashed(void *arg, int err, const uint8_t hash[32])
 {
     struct s3_op *op = arg;
-    struct http_req *r = op->pending;
-    op->pending = NULL;
     int rc = err;
     char hex[65];
     if (rc == 0) {
         hex_lower(hash, 32, hex);
         sigv4_base64_32(hash, op->checksum_b64);
-        rc = add_checksum(r, op->checksum_b64);
+        rc = add_checksum(op->pending, op->checksum_b64);
     }
     if (rc == 0)
-        rc = http_req_payload_sha256(r, hex);
+        rc = http_req_payload_sha256(op->pending, hex);
+    send_pending(op, rc, HTTP_PAYLOAD_KNOWN);
+}
+
+static void part_crc_done(void *arg, int err, uint64_t crc)
+{
+    struct s3_op *op = arg;
+    int rc = err;
     if (rc == 0) {
-        aws_client_sign(&op->s->c, r, HTTP_PAYLOAD_KNOWN);
-        rc = http_send(op->s->c.http, r, on_http, op);
-        if (rc == 0)
-            return;
-        r = NULL; /* http_send took it */
+        op->crc = crc;
+        rc = add_crc(op->pending, crc, op->checksum_b64);
     }
-    http_req_free(r);
-    struct http_result res = {.err = rc};
-    snprintf(res.message, sizeof(res.message), "part not readable: %s", http_err_str(rc));
-    op->cb.part(op->arg, &res, NULL, NULL);
-    free(op);
+    /* the CRC that S3 checks guards the bytes: no second pass over them for a payload hash */
+    send_pending(op, rc, HTTP_PAYLOAD_UNSIGNED);
 }
 
 int s3_upload_part(struct s3_client *s, const char *bucket, const char *key,
@@ -314,6 +431,9 @@ int s3_upload_part(struct s3_client *s, const char *bucket, const char *key,
     if (rc < 0)
         return rc;
     rc = http_req_body_file(r, path, off, len);
+    if (rc == 0 && s->checksum == S3_CHECKSUM_CRC64NVME)
+        return crc_then_send(s, r, OP_PART, (union s3_cb){.part = cb}, arg, path, off, len,
+                             part_crc_done);
     struct s3_op *op = rc == 0 ? op_new(OP_PART, arg) : NULL;
     if (rc == 0 && !op)
         rc = ERR_NOMEM;
@@ -345,10 +465,12 @@ int s3_complete_multipart(struct s3_client *s, const char *bucket, const char *k
     wbuf_u8(&q, 0);
     wbuf_init(&body, 400u * S3_MAX_PARTS);
     wbuf_str(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    bool crc = s->checksum == S3_CHECKSUM_CRC64NVME;
+    const char *tag = crc ? "ChecksumCRC64NVME" : "ChecksumSHA256";
     for (size_t i = 0; i < n_parts; i++) {
-        wbuf_str(&body, "<Part><ChecksumSHA256>");
+        wbuf_printf(&body, "<Part><%s>", tag);
         wbuf_str(&body, parts[i].checksum_b64); /* base64: no XML specials */
-        wbuf_str(&body, "</ChecksumSHA256><ETag>");
+        wbuf_printf(&body, "</%s><ETag>", tag);
         for (const char *e = parts[i].etag; *e; e++) {
             if (*e == '&')
                 wbuf_str(&body, "&amp;");
@@ -368,6 +490,13 @@ int s3_complete_multipart(struct s3_client *s, const char *bucket, const char *k
         rc = new_req(s, "POST", bucket, key, (const char *)q.p, &r);
     if (rc == 0)
         rc = http_req_add_header(r, "Content-Type", "application/xml");
+    char b64[CRC64NVME_B64_LEN + 1];
+    if (rc == 0 && crc) {
+        crc64nvme_base64(s3_parts_crc64nvme(parts, n_parts), b64);
+        rc = http_req_add_header(r, "x-amz-checksum-crc64nvme", b64);
+        if (rc == 0)
+            rc = http_req_add_header(r, "x-amz-checksum-type", "FULL_OBJECT");
+    }
     if (rc == 0)
         rc = http_req_body_mem(r, body.p, body.len);
     wbuf_cleanup(&q);
@@ -399,4 +528,23 @@ int s3_get_object(struct s3_client *s, const char *bucket, const char *key, size
     struct http_req *r;
     TRY(new_req(s, "GET", bucket, key, NULL, &r));
     return dispatch(s, r, 0, OP_GET, (union s3_cb){.get = cb}, arg, max, HTTP_PAYLOAD_SIGNED);
+}
+
+int s3_head_object(struct s3_client *s, const char *bucket, const char *key, s3_head_cb cb,
+                   void *arg)
+{
+    struct http_req *r;
+    TRY(new_req(s, "HEAD", bucket, key, NULL, &r));
+    http_req_accept_status(r, 404);
+    http_req_accept_status(r, 403);
+    return dispatch(s, r, 0, OP_HEAD, (union s3_cb){.head = cb}, arg, S3_XML_CAP,
+                    HTTP_PAYLOAD_SIGNED);
+}
+
+uint64_t s3_parts_crc64nvme(const struct s3_part *parts, size_t n_parts)
+{
+    uint64_t crc = 0;
+    for (size_t i = 0; i < n_parts; i++)
+        crc = i == 0 ? parts[i].crc : crc64nvme_combine(crc, parts[i].crc, parts[i].len);
+    return crc;
 }

@@ -21,6 +21,8 @@ struct upl {
     uint64_t off, len, part_size;
     unsigned n_parts, next, in_flight, done;
     bool failed;
+    bool crc_known;   /* CRC-64/NVME mode: the object's CRC as received */
+    uint64_t crc;
     struct s3_part *parts;
     struct upl_part_ctx *ctx;
     struct http_result fail;
@@ -81,7 +83,7 @@ static void upl_completed(void *arg, const struct http_result *res)
 }
 
 static void upl_part_done(void *arg, const struct http_result *res, const char *etag,
-                          const char *sum)
+                          const char *sum, uint64_t crc)
 {
     struct upl_part_ctx *pc = arg;
     struct upl *u = pc->u;
@@ -94,12 +96,26 @@ static void upl_part_done(void *arg, const struct http_result *res, const char *
     p->part_no = pc->idx + 1;
     snprintf(p->etag, sizeof(p->etag), "%s", etag);
     snprintf(p->checksum_b64, sizeof(p->checksum_b64), "%s", sum);
+    p->crc = crc;
+    p->len = u->len - (uint64_t)pc->idx * u->part_size < u->part_size
+                 ? u->len - (uint64_t)pc->idx * u->part_size
+                 : u->part_size;
     u->done++;
     upl_pump(u);
 }
 
 static void upl_pump(struct upl *u)
 {
+    if (u->done == u->n_parts && u->crc_known &&
+        s3_parts_crc64nvme(u->parts, u->n_parts) != u->crc) {
+        /* the parts read from the file are not the bytes received: never completed */
+        struct http_result res = {.err = HTTP_ERR_STATUS, .status = 400};
+        snprintf(res.error_code, sizeof res.error_code, "BadDigest");
+        snprintf(res.message, sizeof res.message,
+                 "the parts' CRC-64/NVME differs from the object's");
+        upl_fail(u, &res);
+        return;
+    }
     if (u->done == u->n_parts) {
         int rc = s3_complete_multipart(u->s, u->bucket, u->key, u->upload_id, u->parts,
                                        u->n_parts, upl_completed, u);
@@ -143,11 +159,16 @@ static void upl_created(void *arg, const struct http_result *res, const char *up
 }
 
 int s3_upload_file(struct s3_client *s, const char *bucket, const char *key, const char *path,
-                   uint64_t off, uint64_t len, const char *sha256_hex, uint64_t threshold,
+                   uint64_t off, uint64_t len, const struct s3_sums *sums, uint64_t threshold,
                    uint64_t part_size, s3_done_cb cb, void *arg)
 {
     if (len < threshold || len == 0)
-        return s3_put_object_file(s, bucket, key, path, off, len, sha256_hex, cb, arg);
+        return s3_put_object_file(s, bucket, key, path, off, len, sums, cb, arg);
+    uint64_t crc = 0;
+    bool crc_known = s3_client_checksum(s) == S3_CHECKSUM_CRC64NVME && sums->crc64nvme_hex &&
+                     sums->crc64nvme_hex[0];
+    if (crc_known)
+        TRY(s3_crc64nvme_from_hex(sums->crc64nvme_hex, &crc));
     if (part_size < S3_MIN_PART)
         part_size = S3_MIN_PART;
     while ((len + part_size - 1) / part_size > S3_MAX_PARTS)
@@ -167,6 +188,8 @@ int s3_upload_file(struct s3_client *s, const char *bucket, const char *key, con
     u->ctx = calloc(u->n_parts, sizeof(*u->ctx));
     u->cb = cb;
     u->arg = arg;
+    u->crc_known = crc_known;
+    u->crc = crc;
     if (!u->bucket || !u->key || !u->path || !u->parts || !u->ctx) {
         upl_free(u);
         return ERR_NOMEM;

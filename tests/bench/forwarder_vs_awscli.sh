@@ -3,8 +3,8 @@
 # HealthImaging EMULATOR (tests/support/hi_emulator.py, not AWS), all on loopback:
 #   A. objects/s from the spool to S3: N objects (~0.5 MB CT) are put in the spool by a core
 #      whose S3 endpoint is unreachable, then a core with the real endpoint drains it; measured
-#      from its start to an empty spool (per object: DynamoDB RECEIVED, S3 PUT with SHA-256,
-#      DynamoDB STORED, journal, unlink). Peer in the same run: `aws s3 cp --recursive` of the
+#      from its start to an empty spool (per object: DynamoDB RECEIVED (the claim), S3 PUT with
+#      SHA-256, #      journal, unlink: two requests). Peer in the same run: `aws s3 cp --recursive` of the
 #      same files to the same moto (PUT only). Ratio = ours / theirs. Both run on a quiet moto:
 #      each waits until the emulator runs no import job, and the core is stopped before the
 #      CLI runs (its open batch waits, batch age 10 min), so neither pays for the emulator
@@ -16,7 +16,15 @@
 #      IMPORTED, with batch_max_age_ms 1000, polls 200..1000 ms and the emulator's job steps of
 #      0.3 s (three steps): the floor is about batch age + job time. Each round of A ends with
 #      its objects imported (not timed), so the next round and B start on a quiet moto too.
-# Usage: [ROUNDS=2] tests/bench/forwarder_vs_awscli.sh [N=300] [STUDY=100]
+#   The requests per object of each side are printed (ours from the forwarder's own counters
+#   in status.json; the CLI sends one PutObject per file below its 8 MB multipart threshold),
+#   with a probe of the machine's limit for our request mix in the same run: a Python client
+#   (boto3, 10 threads, like the CLI) doing per object exactly what the forwarder does, one
+#   conditional PutItem and one PutObject with x-amz-checksum-sha256, against the same moto.
+#   With PIN=1 (needs 2+ CPUs and taskset) moto runs on CPU 1 and everything else on CPU 0, so
+#   that neither client's CPU competes with moto's; on a machine that other work shares, CPU 1
+#   is not moto's own and every rate drops (the default, PIN=0, lets the scheduler place them).
+# Usage: [ROUNDS=2] [PIN=0|1] tests/bench/forwarder_vs_awscli.sh [N=300] [STUDY=100]
 src=$(cd "$(dirname "$0")/../.." && pwd)
 export GW_SRC=${GW_SRC:-$src} GW_BUILD=${GW_BUILD:-$src/build}
 N=${1:-300}
@@ -31,6 +39,47 @@ now() { date +%s.%N; }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 MOTO_PID=$(head -1 "$T/aws/pids")
 best() { echo "if ($1 > $2) $1 else $2" | bc -l; }
+PIN=${PIN:-0}
+ON0=()
+if [[ $PIN == 1 ]] && [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
+    taskset -apc 1 "$MOTO_PID" >/dev/null # every thread of moto on CPU 1
+    ON0=(taskset -c 0)
+    CORE_ENV=(taskset -c 0)
+    echo "moto pinned to CPU 1; the core, the CLI and the probe to CPU 0"
+fi
+# status.json of the last core: "name" counter
+stat_of() {
+    python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))[sys.argv[2]]))' \
+        "$T/spool/forwarder/status.json" "$1"
+}
+# the machine's limit for the forwarder's request mix: PutItem (conditional) + PutObject per file
+probe() {
+    "${ON0[@]}" python3 - "$1" "$2" <<'PYEOF'
+import base64, concurrent.futures, hashlib, os, sys, time
+import boto3
+from botocore.config import Config
+d, tag = sys.argv[1], sys.argv[2]
+ep, region = os.environ["MOTO_ENDPOINT"], os.environ["REGION"]
+cfg = Config(max_pool_connections=16)
+s3 = boto3.client("s3", endpoint_url=ep, region_name=region, config=cfg)
+ddb = boto3.client("dynamodb", endpoint_url=ep, region_name=region, config=cfg)
+files = sorted(f for f in os.listdir(d) if f.endswith(".dcm"))
+def one(f):
+    b = open(os.path.join(d, f), "rb").read()
+    h = hashlib.sha256(b)
+    ddb.put_item(TableName=os.environ["TABLE"],
+                 Item={"pk": {"S": f"PROBE#{tag}#{f}"}, "sk": {"S": "SHA256#" + h.hexdigest()},
+                       "state": {"S": "RECEIVED"}, "state_rank": {"N": "1"},
+                       "bytes": {"N": str(len(b))}},
+                 ConditionExpression="attribute_not_exists(pk)")
+    s3.put_object(Bucket=os.environ["BUCKET"], Key=f"probe/{tag}/{f}", Body=b,
+                  ChecksumSHA256=base64.b64encode(h.digest()).decode())
+t0 = time.time()
+with concurrent.futures.ThreadPoolExecutor(10) as ex:
+    list(ex.map(one, files))
+print(len(files) / (time.time() - t0))
+PYEOF
+}
 # wait until the emulator runs no import job (its reads of the input load moto)
 emulator_idle() {
     python3 - <<'PYEOF' || die "the emulator's import jobs did not end"
@@ -70,16 +119,20 @@ for r in $(seq "$ROUNDS"); do
     m1=$(cpu "$MOTO_PID")
     c1=$(cpu "$CORE_PID")
     core_stop
+    rq_d=$(stat_of ddb_requests)
+    rq_s=$(stat_of s3_requests)
     rate=$(echo "$N / ($t1 - $t0)" | bc -l)
-    printf '   forwarder        %7.1f objects/s  (%.2f s; moto CPU %.2f s, core CPU %.2f s)\n' \
+    printf '   forwarder        %7.1f objects/s  (%.2f s; moto CPU %.2f s, core CPU %.2f s;' \
         "$rate" "$(echo "$t1 - $t0" | bc -l)" "$(echo "($m1 - $m0) / 100" | bc -l)" \
         "$(echo "$c1 / 100" | bc -l)"
+    printf ' per object: %.2f DynamoDB + %.2f S3 requests)\n' "$(echo "$rq_d / $N" | bc -l)" \
+        "$(echo "$rq_s / $N" | bc -l)"
     ours=$(best "$ours" "$rate")
     emulator_idle
     m2=$(cpu "$MOTO_PID")
     t2=$(now)
     TIMEFORMAT='%U %S'
-    { time aws --endpoint-url "$MOTO_ENDPOINT" s3 cp --recursive --quiet --exclude uids.txt \
+    { time "${ON0[@]}" aws --endpoint-url "$MOTO_ENDPOINT" s3 cp --recursive --quiet --exclude uids.txt \
         "$T/in$r" "s3://$BUCKET/awscli/r$r/" 2>&3 || die "aws s3 cp"; } 3>&2 2>"$T/cli.time"
     t3=$(now)
     m3=$(cpu "$MOTO_PID")
@@ -88,6 +141,13 @@ for r in $(seq "$ROUNDS"); do
         "$rate" "$(echo "$t3 - $t2" | bc -l)" "$(echo "($m3 - $m2) / 100" | bc -l)" \
         "$(awk '{print $1 + $2}' "$T/cli.time")"
     theirs=$(best "$theirs" "$rate")
+    emulator_idle
+    m4=$(cpu "$MOTO_PID")
+    rate=$(probe "$T/in$r" "r$r")
+    m5=$(cpu "$MOTO_PID")
+    printf '   probe (boto3)    %7.1f objects/s  (PutItem + PutObject per object; moto CPU %.2f s)\n' \
+        "$rate" "$(echo "($m5 - $m4) / 100" | bc -l)"
+    limit=$(best "${limit:-0}" "$rate")
     # this round's batches imported (untimed) before the next round, so that no drain pays
     # for marking an earlier round's objects IMPORTED
     write_core_config "$T/core.json" spool
@@ -97,10 +157,13 @@ for r in $(seq "$ROUNDS"); do
 done
 printf 'A. spool -> S3, %d objects (%.1f MB) per round, best of %d:\n' "$N" \
     "$(echo "$bytes / 1000000" | bc -l)" "$ROUNDS"
-printf '   forwarder %.1f objects/s (DynamoDB RECEIVED+STORED included), aws s3 cp -r %.1f' \
-    "$ours" "$theirs"
-printf ' objects/s (%s)\n' "$(aws --version 2>&1 | cut -d' ' -f1)"
-printf '   ratio forwarder/awscli: %.2f\n' "$(echo "$ours / $theirs" | bc -l)"
+printf '   forwarder %.1f objects/s (2 requests per object: DynamoDB claim + S3 PUT), aws s3 cp -r' \
+    "$ours"
+printf ' %.1f objects/s (%s, 1 request per object)\n' "$theirs" "$(aws --version 2>&1 | cut -d' ' -f1)"
+printf '   the same 2 requests from boto3 (this machine and moto: the limit for our mix): %.1f objects/s\n' \
+    "$limit"
+printf '   ratio forwarder/awscli: %.2f; forwarder/probe: %.2f\n' "$(echo "$ours / $theirs" | bc -l)" \
+    "$(echo "$ours / $limit" | bc -l)"
 
 write_core_config "$T/core.json" spool
 core_start

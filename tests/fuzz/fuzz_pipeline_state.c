@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(strlen(o.sha) == 64);
         o.batch[0] = 'b';
         o.batch[1] = '\0';
-        cJSON_Delete(state_req_received("t", &o, false, "now"));
+        cJSON_Delete(state_req_received("t", &o, STATE_CLAIM_NEW, "now"));
+        cJSON_Delete(state_req_received("t", &o, STATE_CLAIM_TAKEOVER, "now"));
     }
     struct state_result r;
     if (state_parse_result_line(p, size, size & 1, &r) == 0) {
@@ -61,8 +62,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int s = state_parse_stow(p, size, "1.2.3", &why);
     CHECK(s == 0 || s == 1 || s == ERR_NOTFOUND || s == ERR_MALFORMED);
     struct state_got got;
-    if (state_parse_get(p, size, &got) == 0)
+    if (state_parse_get(p, size, &got) == 0) {
         CHECK(strnlen(got.s3_key, sizeof got.s3_key) < sizeof got.s3_key);
+        CHECK(strnlen(got.error_type, sizeof got.error_type) < sizeof got.error_type);
+        /* whatever the item says, the decision is one of the actions */
+        struct state_dup_in in = {.got = &got, .own = size & 1, .in_s3 = (int)(size % 3) - 1,
+                                  .ack = (enum state_ack_point)(size % 3), .stow = size & 2};
+        enum state_dup_action a = state_dup_decide(&in);
+        CHECK(a >= STATE_DUP_CLAIM && a <= STATE_DUP_OWN_DONE);
+        char comment[65];
+        state_refusal_comment(comment, got.error_type, -1);
+        CHECK(strlen(comment) <= 64);
+    }
 
     /* the configuration parser wants a NUL-terminated string */
     char *z = malloc(size + 1);

@@ -274,3 +274,14 @@ print(f"ok: {len(want)} objects in S3, {len(want) - len(expect_failed)} IMPORTED
       f"{len(expect_failed)} FAILED, {len(keys)} S3 keys")
 EOF
 }
+
+# check_one_job_per_batch: the emulator saw no two import jobs with one clientToken (batch id)
+check_one_job_per_batch() {
+    python3 - "$HI_ENDPOINT" <<'PYEOF'
+import json, sys, urllib.request
+jobs = json.load(urllib.request.urlopen(sys.argv[1] + "/_emulator/jobs"))["jobs"]
+tokens = [j["clientToken"] for j in jobs]
+assert len(tokens) == len(set(tokens)), f"{len(tokens)} jobs for {len(set(tokens))} tokens"
+print(f"ok: {len(jobs)} import jobs, one per batch")
+PYEOF
+}

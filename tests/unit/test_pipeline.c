@@ -121,7 +121,12 @@ Test(state, received_is_a_conditional_put_that_lets_in_only_new_or_own_replays)
     cr_assert_eq(state_obj_from_sidecar(sidecar, strlen(sidecar), &o), 0);
     snprintf(o.batch, sizeof o.batch, "b-20261124T030000Z-0123abcd");
     snprintf(o.s3_key, sizeof o.s3_key, "dicom/%s/1.2.3.4.dcm", o.batch);
-    char *s = text(state_req_received("t", &o, false, "2026-11-24T03:00:01.000Z"));
+    /* the first claim: only a new item */
+    char *s = text(state_req_received("t", &o, STATE_CLAIM_NEW, "2026-11-24T03:00:01.000Z"));
+    cr_assert(strstr(s, "\"ConditionExpression\":\"attribute_not_exists(pk)\""), "%s", s);
+    cr_assert_null(strstr(s, "ExpressionAttributeValues"), "%s", s);
+    free(s);
+    s = text(state_req_received("t", &o, STATE_CLAIM_TAKEOVER, "2026-11-24T03:00:01.000Z"));
     cr_assert(strstr(s, "\"pk\":{\"S\":\"INSTANCE#1.2.3.4\"}"), "%s", s);
     cr_assert(strstr(s, "SHA256#0123456789abcdef"), "%s", s);
     /* new; or this batch's own item (a replay); or one a torn copy gave up */
@@ -132,11 +137,11 @@ Test(state, received_is_a_conditional_put_that_lets_in_only_new_or_own_replays)
     cr_assert(strstr(s, "\"cert_cn\":{\"S\":\"ct1\"}"), "%s", s);
     cr_assert_null(strstr(s, "Patient"), "%s", s);
     free(s);
-    s = text(state_req_received("t", &o, true, "2026-11-24T03:00:01.000Z"));
+    s = text(state_req_received("t", &o, STATE_CLAIM_REDRIVE, "2026-11-24T03:00:01.000Z"));
     cr_assert(strstr(s, "FAILED"), "%s", s);
     free(s);
     o.batch[0] = '\0';
-    cr_assert_null(state_req_received("t", &o, false, "now"));
+    cr_assert_null(state_req_received("t", &o, STATE_CLAIM_NEW, "now"));
 }
 
 Test(state, a_torn_copy_gives_up_only_its_own_received_item)
