@@ -1,5 +1,6 @@
 /* gw-aws's read commands: see tool_gw_aws_read.h. */
 #include "tool_gw_aws_read.h"
+#include "tool_gw_aws_read_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -21,27 +22,7 @@
 #include "forwarder/aws_read.h"
 #include "forwarder/aws_share.h"
 
-struct tctx {
-    uv_loop_t loop;
-    struct http_client *http;
-    struct creds_provider *chain, *scoped, *use;
-    struct sts_client *sts;
-    struct dw_client *dw;
-    struct aws_read *reader;
-    int exit;
-    /* wado / get */
-    FILE *out;
-    EVP_MD_CTX *md;
-    uint64_t bytes, rate, window_bytes, window_start;
-    uv_timer_t timer;
-    bool timer_live;
-    struct dw_op *dwop;
-    struct backend_read_op *bop;
-    uint64_t results;
-    bool pause_each;
-};
-
-static int usage(void)
+int gwr_usage(void)
 {
     fprintf(stderr, "gw-aws: bad arguments for a read command (see "
                     "forwarder/tool_gw_aws_read.h)\n");
@@ -62,7 +43,7 @@ static long peak_rss_kb(void)
     return kb;
 }
 
-static int exit_for(int err)
+int gwr_exit_for(int err)
 {
     if (err == 0)
         return 0;
@@ -73,7 +54,7 @@ static int exit_for(int err)
     return 1;
 }
 
-static const char *err_name(int err)
+const char *gwr_err_name(int err)
 {
     return err == 0 ? "ok" : err == -EACCES ? "EACCES" : http_err_str(err);
 }
@@ -83,7 +64,7 @@ static void on_http_closed(void *arg)
     (void)arg;
 }
 
-static void tctx_close(struct tctx *t)
+void gwr_close(struct tctx *t)
 {
     if (t->reader)
         aws_read_free(t->reader);
@@ -159,7 +140,7 @@ static int tctx_open(struct tctx *t, const struct gw_aws_opts *o, const char *da
     return 0;
 }
 
-static void print_uids(const struct dcm_ds *ds)
+void gwr_print_uids(const struct dcm_ds *ds)
 {
     static const struct {
         uint32_t tag;
@@ -204,7 +185,7 @@ static int on_qido_result(void *arg, struct dcm_ds *ds)
 {
     struct tctx *t = arg;
     t->results++;
-    print_uids(ds);
+    gwr_print_uids(ds);
     if (t->pause_each) {
         resume_later(t, 0);
         return 1;
@@ -218,17 +199,17 @@ static void on_qido_done(void *arg, int err, const struct http_result *res, cons
     t->dwop = NULL;
     if (t->timer_live)
         uv_timer_stop(&t->timer);
-    printf("done err=%s status=%ld code=%s results=%llu why=%s\n", err_name(err),
+    printf("done err=%s status=%ld code=%s results=%llu why=%s\n", gwr_err_name(err),
            res ? res->status : 0, res && res->error_code[0] ? res->error_code : "-",
            (unsigned long long)t->results, why);
     bool denied = res && (res->status == 403);
-    t->exit = denied ? 5 : exit_for(err);
+    t->exit = denied ? 5 : gwr_exit_for(err);
 }
 
 static int cmd_qido(int argc, char **argv, const struct gw_aws_opts *o)
 {
     if (argc < 2)
-        return usage();
+        return gwr_usage();
     const char *ds = argv[0], *lvl = argv[1], *assume = NULL, *studies = NULL;
     struct dw_qido q = {0};
     struct dw_qido_key keys[32];
@@ -239,7 +220,7 @@ static int cmd_qido(int argc, char **argv, const struct gw_aws_opts *o)
     q.level = !strcmp(lvl, "studies") ? DW_STUDIES : !strcmp(lvl, "series") ? DW_SERIES
                                                                            : DW_INSTANCES;
     if (strcmp(lvl, "studies") && strcmp(lvl, "series") && strcmp(lvl, "instances"))
-        return usage();
+        return gwr_usage();
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--pause-each")) {
@@ -247,7 +228,7 @@ static int cmd_qido(int argc, char **argv, const struct gw_aws_opts *o)
             continue;
         }
         if (!v)
-            return usage();
+            return gwr_usage();
         i++;
         if (!strcmp(a, "--study"))
             q.study = v;
@@ -273,13 +254,13 @@ static int cmd_qido(int argc, char **argv, const struct gw_aws_opts *o)
             keys[q.n_keys].value = eq + 1;
             q.n_keys++;
         } else
-            return usage();
+            return gwr_usage();
     }
     q.keys = keys;
     q.includefield = incl;
     struct tctx t;
     if (tctx_open(&t, o, ds, assume, studies) != 0 || dw_client_new(t.http, &dwo, &t.dw) < 0) {
-        tctx_close(&t);
+        gwr_close(&t);
         return 1;
     }
     t.pause_each = pause_each;
@@ -289,13 +270,13 @@ static int cmd_qido(int argc, char **argv, const struct gw_aws_opts *o)
         fprintf(stderr, "error: %s\n", err_str(rc));
     else
         uv_run(&t.loop, UV_RUN_DEFAULT);
-    tctx_close(&t);
+    gwr_close(&t);
     return rc < 0 ? 2 : t.exit;
 }
 
 /* ---- wado (and read get): the dataset to a file ------------------------------------------ */
 
-static int take(struct tctx *t, const uint8_t *p, size_t n)
+int gwr_take(struct tctx *t, const uint8_t *p, size_t n)
 {
     if (t->out && fwrite(p, 1, n, t->out) != n)
         return -EIO;
@@ -313,14 +294,14 @@ static int take(struct tctx *t, const uint8_t *p, size_t n)
     return 0;
 }
 
-static void print_end(struct tctx *t, int err, const char *why)
+void gwr_print_end(struct tctx *t, int err, const char *why)
 {
     uint8_t h[32];
     char hexs[65];
     unsigned len = 0;
     EVP_DigestFinal_ex(t->md, h, &len);
     hex_lower(h, 32, hexs);
-    printf("done err=%s bytes=%llu sha256=%s peak_rss_kb=%ld why=%s\n", err_name(err),
+    printf("done err=%s bytes=%llu sha256=%s peak_rss_kb=%ld why=%s\n", gwr_err_name(err),
            (unsigned long long)t->bytes, hexs, peak_rss_kb(), why);
     fflush(stdout);
 }
@@ -335,7 +316,7 @@ static int on_wado_begin(void *arg, const struct dw_instance *i)
 
 static int on_wado_data(void *arg, const uint8_t *p, size_t n)
 {
-    return take(arg, p, n);
+    return gwr_take(arg, p, n);
 }
 
 static void on_wado_done(void *arg, int err, const struct http_result *res, const char *why)
@@ -344,13 +325,13 @@ static void on_wado_done(void *arg, int err, const struct http_result *res, cons
     t->dwop = NULL;
     if (t->timer_live)
         uv_timer_stop(&t->timer);
-    print_end(t, err, why);
+    gwr_print_end(t, err, why);
     printf("status=%ld code=%s\n", res ? res->status : 0,
            res && res->error_code[0] ? res->error_code : "-");
-    t->exit = res && res->status == 403 ? 5 : exit_for(err);
+    t->exit = res && res->status == 403 ? 5 : gwr_exit_for(err);
 }
 
-static int open_out(struct tctx *t, const char *path)
+int gwr_open_out(struct tctx *t, const char *path)
 {
     t->md = EVP_MD_CTX_new();
     if (!t->md || EVP_DigestInit_ex(t->md, EVP_sha256(), NULL) != 1)
@@ -367,7 +348,7 @@ static int open_out(struct tctx *t, const char *path)
 static int cmd_wado(int argc, char **argv, const struct gw_aws_opts *o)
 {
     if (argc < 5)
-        return usage();
+        return gwr_usage();
     struct dw_wado w = {.study = argv[1], .series = argv[2], .sop = argv[3]};
     struct dw_opts dwo = {.region = o->region, .endpoint = o->mi_dicom_ep, .datastore_id = argv[0]};
     const char *assume = NULL, *studies = NULL;
@@ -379,7 +360,7 @@ static int cmd_wado(int argc, char **argv, const struct gw_aws_opts *o)
             continue;
         }
         if (!v)
-            return usage();
+            return gwr_usage();
         i++;
         if (!strcmp(a, "--ts"))
             w.transfer_syntax = v;
@@ -392,14 +373,14 @@ static int cmd_wado(int argc, char **argv, const struct gw_aws_opts *o)
         else if (!strcmp(a, "--studies"))
             studies = v;
         else
-            return usage();
+            return gwr_usage();
     }
     struct tctx t;
     int rc = tctx_open(&t, o, argv[0], assume, studies) != 0 ? -1 : 0;
     if (rc == 0)
         rc = dw_client_new(t.http, &dwo, &t.dw);
     if (rc == 0)
-        rc = open_out(&t, argv[4]);
+        rc = gwr_open_out(&t, argv[4]);
     t.rate = rate;
     struct dw_wado_cbs cbs = {.begin = on_wado_begin, .data = on_wado_data,
                               .done = on_wado_done, .arg = &t};
@@ -409,257 +390,8 @@ static int cmd_wado(int argc, char **argv, const struct gw_aws_opts *o)
         uv_run(&t.loop, UV_RUN_DEFAULT);
     else
         fprintf(stderr, "error: %s\n", err_str(rc));
-    tctx_close(&t);
+    gwr_close(&t);
     return rc < 0 ? 1 : t.exit;
-}
-
-/* ---- read: the aws backend's read side ---------------------------------------------------- */
-
-struct rctx {
-    struct tctx *t;
-    const char *client;
-    enum grant_scope scope;
-    int argc;
-    char **argv;
-    const char *sub;
-    int repeat;
-    const char *between;
-    char **studies;
-    size_t n_studies;
-};
-
-static void run_sub(struct rctx *c);
-
-static int on_get_begin(void *arg, const struct backend_instance *i)
-{
-    (void)arg;
-    printf("begin ts=%s sop_class=%s sop=%s bytes=%llu\n", i->ts, i->sop_class, i->sop,
-           (unsigned long long)i->bytes);
-    return 0;
-}
-
-static int on_get_data(void *arg, const uint8_t *p, size_t n)
-{
-    struct rctx *c = arg;
-    return take(c->t, p, n);
-}
-
-static void on_get_done(void *arg, int err, const char *why)
-{
-    struct rctx *c = arg;
-    c->t->bop = NULL;
-    print_end(c->t, err, why);
-    c->t->exit = exit_for(err);
-    if (--c->repeat > 0 && err == 0) {
-        if (c->between && system(c->between) != 0)
-            fprintf(stderr, "warning: --between command failed\n");
-        EVP_DigestInit_ex(c->t->md, EVP_sha256(), NULL);
-        c->t->bytes = 0;
-        run_sub(c);
-    }
-}
-
-static int on_find_result(void *arg, const struct dcm_ds *cand)
-{
-    struct rctx *c = arg;
-    c->t->results++;
-    print_uids(cand);
-    return 0;
-}
-
-static void on_find_done(void *arg, int err, const char *why)
-{
-    struct rctx *c = arg;
-    c->t->bop = NULL;
-    printf("done err=%s results=%llu why=%s\n", err_name(err),
-           (unsigned long long)c->t->results, why);
-    c->t->exit = exit_for(err);
-}
-
-/* An identifier from GGGGEEEE=VALUE arguments (values as given, not checked). */
-static int make_query(struct rctx *c, struct dcm_query **q)
-{
-    const char *level = c->argv[0];
-    bool patient_root = false;
-    struct dcm_ds *ds = dcm_ds_new(NULL);
-    if (!ds)
-        return ERR_NOMEM;
-    struct dcm_item *root = dcm_ds_root_mut(ds);
-    int rc = dcm_ds_add_cstr(ds, root, 0x00080052u, DCM_VR_CS, level);
-    for (int i = 1; rc == 0 && i < c->argc; i++) {
-        if (!strcmp(c->argv[i], "--patient-root")) {
-            patient_root = true;
-            continue;
-        }
-        unsigned long tag = strtoul(c->argv[i], NULL, 16);
-        const char *eq = strchr(c->argv[i], '=');
-        if (!eq || eq - c->argv[i] != 8)
-            return ERR_MALFORMED;
-        rc = dcm_ds_add_raw(ds, root, (uint32_t)tag, dcm_dict_vr((uint32_t)tag), eq + 1,
-                            strlen(eq + 1));
-    }
-    struct dcm_query_opts qo = {.model = patient_root ? DCM_QR_PATIENT_ROOT : DCM_QR_STUDY_ROOT,
-                                .op = DCM_QOP_FIND};
-    struct dcm_query_error qe;
-    if (rc == 0)
-        rc = dcm_query_parse(ds, &qo, q, &qe);
-    if (rc < 0)
-        fprintf(stderr, "error: query refused: %s\n", qe.comment ? qe.comment : err_str(rc));
-    dcm_ds_free(ds);
-    return rc;
-}
-
-static void run_sub(struct rctx *c)
-{
-    struct backend_read_scope s = {.scope = c->scope, .client_id = c->client,
-                                   .studies = (const char *const *)c->studies,
-                                   .n_studies = c->n_studies};
-    int rc = 0;
-    if (!strcmp(c->sub, "find")) {
-        struct dcm_query *q = NULL;
-        rc = make_query(c, &q);
-        struct backend_search_cbs cbs = {.result = on_find_result, .done = on_find_done,
-                                         .arg = c};
-        if (rc == 0)
-            rc = aws_read_ops.search(c->t->reader, q, &s, &cbs, &c->t->bop);
-        dcm_query_free(q);
-    } else {
-        const char *ts[8];
-        size_t n_ts = 0;
-        for (int i = 4; i < c->argc && n_ts < 8; i++) {
-            if (c->argv[i][0] == '-') {
-                i++;
-                continue;
-            }
-            ts[n_ts++] = c->argv[i];
-        }
-        if (n_ts == 0)
-            ts[n_ts++] = "1.2.840.10008.1.2.1";
-        struct backend_fetch_cbs cbs = {.begin = on_get_begin, .data = on_get_data,
-                                        .done = on_get_done, .arg = c};
-        rc = aws_read_ops.fetch(c->t->reader, c->argv[0], c->argv[1], c->argv[2], ts, n_ts, &s,
-                                &cbs, &c->t->bop);
-    }
-    if (rc < 0) {
-        printf("done err=%s why=refused at once\n", err_name(rc));
-        c->t->exit = exit_for(rc);
-    }
-}
-
-static void on_scope(void *arg, int err, const char *const *studies, size_t n)
-{
-    struct rctx *c = arg;
-    if (err < 0) {
-        printf("done err=%s why=scope\n", err_name(err));
-        c->t->exit = exit_for(err);
-        return;
-    }
-    if (!strcmp(c->sub, "scope")) {
-        for (size_t i = 0; i < n; i++)
-            printf("study %s\n", studies[i]);
-        printf("done err=ok studies=%zu\n", n);
-        c->t->exit = 0;
-        return;
-    }
-    c->studies = calloc(n + 1, sizeof *c->studies);
-    for (size_t i = 0; c->studies && i < n; i++)
-        c->studies[c->n_studies++] = strdup(studies[i]);
-    run_sub(c);
-}
-
-static char *backend_json(const char *path)
-{
-    struct wbuf errs;
-    wbuf_init(&errs, 4096);
-    size_t len;
-    char *text = cfgread_file(path, 1u << 20, &len, &errs);
-    wbuf_cleanup(&errs);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "backend");
-    char *out = cJSON_PrintUnformatted(cJSON_IsObject(b) ? b : j);
-    cJSON_Delete(j);
-    return out;
-}
-
-static int cmd_read(int argc, char **argv, const struct gw_aws_opts *o)
-{
-    if (argc < 2)
-        return usage();
-    char *json = backend_json(argv[0]);
-    if (!json) {
-        fprintf(stderr, "error: cannot read %s\n", argv[0]);
-        return 2;
-    }
-    if (!strcmp(argv[1], "share")) {
-        int rc = aws_share_cli(argc - 1, argv + 1, json);
-        free(json);
-        return rc;
-    }
-    if (argc < 4) {
-        free(json);
-        return usage();
-    }
-    struct rctx c = {.client = argv[2], .sub = argv[1], .argc = argc - 4, .argv = argv + 4,
-                     .repeat = 1};
-    if (grants_scope_parse(argv[3], strlen(argv[3]), &c.scope) < 0) {
-        free(json);
-        return usage();
-    }
-    uint64_t rate = 0;
-    for (int i = 4; i + 1 < argc; i++) {
-        if (!strcmp(argv[i], "--repeat")) {
-            long n = strtol(argv[i + 1], NULL, 10);
-            c.repeat = n > 0 && n < 1000 ? (int)n : 1;
-        }
-        else if (!strcmp(argv[i], "--between"))
-            c.between = argv[i + 1];
-        else if (!strcmp(argv[i], "--rate"))
-            rate = strtoull(argv[i + 1], NULL, 10);
-    }
-    struct wbuf errs;
-    wbuf_init(&errs, 16384);
-    struct pipeline_config pc;
-    struct aws_read_config rc;
-    char *rest = NULL;
-    int err = aws_read_config_split(json, &rest, &rc, &errs);
-    if (err == 0 && rest)
-        err = pipeline_config_parse(rest, &pc, &errs);
-    free(rest);
-    free(json);
-    if (err < 0) {
-        wbuf_u8(&errs, 0);
-        fprintf(stderr, "error: configuration: %s", errs.p ? (char *)errs.p : "?\n");
-        wbuf_cleanup(&errs);
-        return 2;
-    }
-    wbuf_cleanup(&errs);
-    struct tctx t;
-    memset(&t, 0, sizeof t);
-    t.exit = 1;
-    if (uv_loop_init(&t.loop) != 0)
-        return 1;
-    c.t = &t;
-    (void)o;
-    err = aws_read_new(&t.loop, &pc, &rc, &t.reader);
-    if (err == 0 && !strcmp(c.sub, "get") && c.argc >= 4)
-        err = open_out(&t, c.argv[3]);
-    else if (err == 0 && strcmp(c.sub, "find") && strcmp(c.sub, "scope"))
-        err = ERR_MALFORMED;
-    t.rate = rate;
-    if (err == 0)
-        err = aws_read_ops.scope_studies(t.reader, c.client, c.scope, on_scope, &c);
-    if (err == 0)
-        uv_run(&t.loop, UV_RUN_DEFAULT);
-    else
-        fprintf(stderr, "error: %s\n", err_str(err));
-    if (t.bop)
-        aws_read_ops.cancel(t.bop);
-    tctx_close(&t);
-    for (size_t i = 0; i < c.n_studies; i++)
-        free(c.studies[i]);
-    free(c.studies);
-    return err < 0 ? 1 : t.exit;
 }
 
 int gw_aws_read_cmd(const char *cmd, int argc, char **argv, const struct gw_aws_opts *o)
@@ -668,5 +400,5 @@ int gw_aws_read_cmd(const char *cmd, int argc, char **argv, const struct gw_aws_
         return cmd_qido(argc, argv, o);
     if (!strcmp(cmd, "wado"))
         return cmd_wado(argc, argv, o);
-    return cmd_read(argc, argv, o);
+    return gwr_cmd_read(argc, argv, o);
 }
