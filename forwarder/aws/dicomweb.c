@@ -14,10 +14,11 @@
 #define DEFAULT_PAGE_BYTES (32u << 20)
 #define MAX_ATTEMPTS 1000u /* the deadline is what ends the retries */
 
-static bool id_valid(const char *s)
+/* 1..max ASCII letters and digits. */
+static bool alnum_upto(const char *s, size_t max)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 63)
+    if (n == 0 || n > max)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -25,6 +26,11 @@ static bool id_valid(const char *s)
             return false;
     }
     return true;
+}
+
+static bool id_valid(const char *s)
+{
+    return alnum_upto(s, 63);
 }
 
 int dw_client_new(struct http_client *http, const struct dw_opts *o, struct dw_client **out)
@@ -81,15 +87,7 @@ static bool uid_ok(const char *s)
  * sequence paths are not sent by us. */
 static bool key_name_ok(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-            return false;
-    }
-    return true;
+    return alnum_upto(s, 64);
 }
 
 static void param(struct wbuf *raw, const char *name, const char *value)
