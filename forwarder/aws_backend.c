@@ -11,6 +11,8 @@
 #include "aws/http.h"
 #include "aws/mi.h"
 #include "aws/s3.h"
+#include "aws_read.h"
+#include "aws_share.h"
 #include "common/log.h"
 #include "pipeline.h"
 #include "pipeline_config.h"
@@ -27,6 +29,8 @@ struct ack_rec {
 
 struct aws_backend {
     struct pipeline_config cfg;
+    struct aws_read_config rcfg; /* "read": the read side (aws_read.h), on the core's loop */
+    struct aws_read *reader;
     struct spool *spool;
     bool fsync;
     enum pipeline_ack ack;
@@ -70,9 +74,20 @@ static int ack_of(enum spool_ack a)
 static int ops_check_config(const char *json, enum spool_ack ack, struct wbuf *errs)
 {
     struct pipeline_config pc;
-    int rc = pipeline_config_parse(json, &pc, errs);
+    struct aws_read_config rcfg;
+    char *rest = NULL; /* the object without "read", which is the read side's */
+    int rc0 = aws_read_config_split(json, &rest, &rcfg, errs);
+    if (!rest)
+        return rc0 < 0 ? rc0 : ERR_NOMEM;
+    int rc = pipeline_config_parse(rest, &pc, errs);
+    free(rest);
     int rc2 = pipeline_config_check_ack(&pc, (int)ack, errs); /* mode is read regardless */
-    return rc < 0 ? rc : rc2;
+    return rc0 < 0 ? rc0 : rc < 0 ? rc : rc2;
+}
+
+struct aws_read *aws_backend_reader(void *impl)
+{
+    return ((struct aws_backend *)impl)->reader;
 }
 
 /* ---- forwarder thread -------------------------------------------------------------------- */
@@ -265,9 +280,12 @@ static int ops_start(const struct backend_env *env, void **impl)
         return ERR_NOMEM;
     struct wbuf errs;
     wbuf_init(&errs, 64u * 1024u);
-    int rc = pipeline_config_parse(env->config_json, &b->cfg, &errs);
+    char *rest = NULL;
+    int rc0 = aws_read_config_split(env->config_json, &rest, &b->rcfg, &errs);
+    int rc = rest ? pipeline_config_parse(rest, &b->cfg, &errs) : ERR_NOMEM;
+    free(rest);
     int rc2 = pipeline_config_check_ack(&b->cfg, (int)env->ack, &errs);
-    rc = rc < 0 ? rc : rc2;
+    rc = rc0 < 0 ? ERR_CONFIG : rc < 0 ? rc : rc2;
     if (rc < 0) {
         wbuf_u8(&errs, 0);
         const char *line = errs.p ? (const char *)errs.p : "";
@@ -292,6 +310,11 @@ static int ops_start(const struct backend_env *env, void **impl)
     b->metrics = env->metrics;
     b->core_loop = core_loop;
     if ((rc = http_global_init()) < 0) {
+        free(b);
+        return rc;
+    }
+    if ((rc = aws_read_new(core_loop, &b->cfg, &b->rcfg, &b->reader)) < 0) {
+        log_msg(LOG_ERROR, "aws_read_unavailable", "the read side could not start");
         free(b);
         return rc;
     }
@@ -324,6 +347,7 @@ static int ops_start(const struct backend_env *env, void **impl)
         uv_loop_close(&b->loop);
         uv_close((uv_handle_t *)&b->core_async, NULL);
         uv_run(core_loop, UV_RUN_NOWAIT);
+        aws_read_free(b->reader);
         pthread_mutex_destroy(&b->mu);
         pthread_cond_destroy(&b->cv);
         free(b);
@@ -344,6 +368,7 @@ fail_core:
 fail_fwd:
     uv_loop_close(&b->loop);
 fail_loop:
+    aws_read_free(b->reader);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
     free(b);
@@ -390,6 +415,8 @@ static void ops_stop(void *impl)
     struct aws_backend *b = impl;
     if (!b)
         return;
+    aws_read_free(b->reader); /* on the core's loop, which the caller no longer runs */
+    b->reader = NULL;
     pthread_mutex_lock(&b->mu);
     b->stop = true;
     pthread_mutex_unlock(&b->mu);
@@ -439,6 +466,8 @@ static int ops_cli(const char *cmd, int argc, char **argv, const char *spool_dir
             sops[n_sops++] = argv[i];
     }
     int rc;
+    if (strcmp(cmd, "share") == 0)
+        return aws_share_cli(argc, argv, config_json);
     if (strcmp(cmd, "status") == 0)
         return pipeline_cli_status(spool_dir, json) < 0 ? 1 : 0;
     if (strcmp(cmd, "failed") == 0)
@@ -472,6 +501,9 @@ const struct backend_ops aws_backend_ops = {
     .cli_usage = "  status                  the forwarder's state: spool depth and age, batches, import\n"
                  "                          jobs in flight, last errors (aws backend)\n"
                  "  failed                  objects the aws backend could not import (FAILED)\n"
-                 "  redrive                 import FAILED objects again (fetched back from S3)\n",
+                 "  redrive                 import FAILED objects again (fetched back from S3)\n"
+                 "  share                   grant, revoke and list study shares; temporary\n"
+                 "                          study-scoped credentials for a DICOMweb viewer (aws)\n",
+    .read = &aws_backend_read_ops,
     .commit = &aws_commit_ops,
 };

@@ -11,4 +11,10 @@
 
 extern const struct backend_ops aws_backend_ops;
 
+struct aws_read;
+/* The read side of a started aws backend (impl as backend_impl gives it). */
+struct aws_read *aws_backend_reader(void *impl);
+/* spool/backend_read.h's operations for the aws backend (impl: the backend's), aws_read_ops.c */
+extern const struct backend_read_ops aws_backend_read_ops;
+
 #endif

@@ -13,9 +13,10 @@
  *   gw-aws [options] mi-start DATASTORE ROLE_ARN CLIENT_TOKEN INPUT_URI OUTPUT_URI
  *   gw-aws [options] mi-get DATASTORE JOB_ID
  *   gw-aws [options] mi-stow DATASTORE FILE
+ *   gw-aws [options] qido|wado|read ...   (tool_gw_aws_read.h)
  * options: --region R --s3-endpoint URL --ddb-endpoint URL --mi-endpoint URL
- *          --mi-dicom-endpoint URL --threshold N --part-size N --sha256 HEX --max N
- *          --attempts N --sse AES256|aws:kms --kms-key-id ID
+ *          --mi-dicom-endpoint URL --sts-endpoint URL --threshold N --part-size N --sha256 HEX
+ *          --max N --attempts N --sse AES256|aws:kms --kms-key-id ID
  * Exit: 0 success, 3 condition failed (DynamoDB), 1 any other failure (the AWS error code is
  * printed on stderr as "error: ... code=<Code>"), 2 usage. */
 #include <cjson/cJSON.h>
@@ -35,6 +36,7 @@
 #include "forwarder/aws/http.h"
 #include "forwarder/aws/mi.h"
 #include "forwarder/aws/s3.h"
+#include "forwarder/tool_gw_aws_read.h"
 
 static int g_exit = 1;
 static const char *g_out_path;
@@ -42,7 +44,8 @@ static const char *g_out_path;
 static void usage(void)
 {
     fprintf(stderr, "usage: gw-aws [options] creds|s3-put|s3-get|ddb-put|ddb-update|ddb-get|"
-                    "ddb-query|mi-start|mi-get|mi-stow ARGS (see the source header)\n");
+                    "ddb-query|mi-start|mi-get|mi-stow|qido|wado|read ARGS (see the source "
+                    "header)\n");
     exit(2);
 }
 
@@ -155,6 +158,7 @@ int main(int argc, char **argv)
     const char *region = getenv("AWS_DEFAULT_REGION") ? getenv("AWS_DEFAULT_REGION")
                                                       : "us-east-1";
     const char *s3_ep = NULL, *ddb_ep = NULL, *mi_ep = NULL, *mi_dicom_ep = NULL, *sha = NULL;
+    const char *sts_ep = NULL;
     const char *sse = NULL, *kms = NULL;
     uint64_t threshold = 16u << 20, part_size = 8u << 20;
     size_t max = 64u << 20;
@@ -174,6 +178,8 @@ int main(int argc, char **argv)
             mi_ep = v;
         else if (!strcmp(k, "--mi-dicom-endpoint"))
             mi_dicom_ep = v;
+        else if (!strcmp(k, "--sts-endpoint"))
+            sts_ep = v;
         else if (!strcmp(k, "--threshold"))
             threshold = strtoull(v, NULL, 10);
         else if (!strcmp(k, "--part-size"))
@@ -196,6 +202,11 @@ int main(int argc, char **argv)
     const char *cmd = argv[i++];
     int nargs = argc - i;
     char **a = argv + i;
+    if (!strcmp(cmd, "qido") || !strcmp(cmd, "wado") || !strcmp(cmd, "read")) {
+        struct gw_aws_opts ro = {.region = region, .ddb_ep = ddb_ep, .mi_dicom_ep = mi_dicom_ep,
+                                 .sts_ep = sts_ep, .attempts = attempts};
+        return gw_aws_read_cmd(cmd, nargs, a, &ro);
+    }
 
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0)

@@ -116,6 +116,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct http_req *r = ud;
     size_t n = size * nmemb;
+    if (r->has_stream)
+        return http_stream_write(r, p, n);
     if (n > r->resp.max - r->resp.len) {
         r->too_big = true;
         return 0; /* CURLE_WRITE_ERROR ends the attempt */
@@ -181,6 +183,11 @@ int http_easy_start(struct http_req *r, struct curl_slist *l)
     r->rpos = 0;
     r->body_err = 0;
     r->too_big = false;
+    r->stream_decided = false;
+    r->stream_on = false;
+    r->paused = false;
+    r->resume_pending = false;
+    r->skip = 0;
     r->nrh = 0;
     r->rhlen = 0;
     if (r->sensitive && r->resp.p)
@@ -202,8 +209,8 @@ int http_easy_start(struct http_req *r, struct curl_slist *l)
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* an S3 key "a/./b" is signed and sent as is */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms ? r->connect_ms
                                                                  : c->o.connect_timeout_ms);
-    long total = r->total_ms;
-    if (!total) { /* big bodies get time for at least 256 KiB/s; stalls still end by low-speed */
+    long total = r->total_ms < 0 ? 0 : r->total_ms; /* CURLOPT_TIMEOUT_MS 0: none */
+    if (!r->total_ms) { /* big bodies get time for at least 256 KiB/s; stalls still end by low-speed */
         uint64_t extra = r->body_len / 262144u * 1000u;
         total = c->o.request_timeout_ms + (extra > 86400000u ? 86400000L : (long)extra);
     }
@@ -253,7 +260,7 @@ int http_easy_start(struct http_req *r, struct curl_slist *l)
 
 /* ---- the multi-socket glue (curl docs/examples/multi-uv.c) ------------------------------- */
 
-static void check_multi_info(struct http_client *c)
+void http_check_multi_info(struct http_client *c)
 {
     CURLMsg *msg;
     int left;
@@ -295,16 +302,20 @@ static void on_poll(uv_poll_t *h, int status, int events)
     if (!status && (events & UV_WRITABLE))
         flags |= CURL_CSELECT_OUT;
     int running;
+    c->in_curl++;
     curl_multi_socket_action(c->multi, s->fd, flags, &running);
-    check_multi_info(c);
+    c->in_curl--;
+    http_check_multi_info(c);
 }
 
 static void on_curl_timeout(uv_timer_t *t)
 {
     struct http_client *c = t->data;
     int running;
+    c->in_curl++;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info(c);
+    c->in_curl--;
+    http_check_multi_info(c);
 }
 
 static int cb_timer(CURLM *m, long timeout_ms, void *ud)
@@ -400,9 +411,11 @@ int http_client_new(uv_loop_t *loop, const struct http_opts *opts, struct http_c
     curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, c->o.max_connections);
     uv_timer_init(loop, &c->timeout); /* cannot fail on a live loop */
     uv_timer_init(loop, &c->retry);
+    uv_timer_init(loop, &c->kick);
     c->timeout.data = c;
     c->retry.data = c;
-    c->live_handles = 2;
+    c->kick.data = c;
+    c->live_handles = 3;
     *out = c;
     return 0;
 }
@@ -427,8 +440,10 @@ void http_client_maybe_closed(struct http_client *c)
         c->multi = NULL;
         uv_timer_stop(&c->timeout);
         uv_timer_stop(&c->retry);
+        uv_timer_stop(&c->kick);
         uv_close((uv_handle_t *)&c->timeout, on_handle_closed);
         uv_close((uv_handle_t *)&c->retry, on_handle_closed);
+        uv_close((uv_handle_t *)&c->kick, on_handle_closed);
         return;
     }
     if (c->live_handles == 0) {
@@ -448,6 +463,12 @@ void http_client_close(struct http_client *c, void (*done)(void *arg), void *arg
     c->closing = true;
     c->closed = done;
     c->closed_arg = arg;
+    while (c->deferred) { /* deferred calls never run once closing */
+        struct http_defer *d = c->deferred;
+        c->deferred = d->next;
+        d->next = NULL;
+        d->queued = false;
+    }
     struct http_req *r = c->reqs;
     while (r) {
         struct http_req *next = r->next;

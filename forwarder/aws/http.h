@@ -129,8 +129,13 @@ MUST_CHECK int http_req_payload_sha256(struct http_req *r, const char *hex);
 void http_req_set_response_cap(struct http_req *r, size_t cap);
 /* Attempts for this request (1 = no retry); 0 keeps the client's. */
 void http_req_set_max_attempts(struct http_req *r, unsigned n);
-/* Per-attempt timeouts for this request (0 keeps the client's). */
+/* Per-attempt timeouts for this request (0 keeps the client's; total_ms < 0: no total limit,
+ * for a streamed answer whose reader may pause it; the low-speed limit still ends a stall). */
 void http_req_set_timeouts(struct http_req *r, long connect_ms, long total_ms);
+/* Retry only within ms of http_send: a retry whose backoff would end later is not made and the
+ * request ends with its last failure (HTTP_ERR_THROTTLED for throttling and 5xx answers,
+ * HTTP_ERR_NETWORK for transport failures). 0: no deadline (only the attempt count). */
+void http_req_set_deadline(struct http_req *r, uint64_t ms);
 /* The response holds secrets (credentials): its buffer is wiped with OPENSSL_cleanse on free. */
 void http_req_set_sensitive(struct http_req *r);
 /* Treat these statuses as success too (e.g. 404 for a probe); at most 4. */
@@ -139,9 +144,55 @@ void http_req_accept_status(struct http_req *r, long status);
 void http_req_set_user(struct http_req *r, void *user);
 void *http_req_user(const struct http_req *r);
 
+/* Streaming an accepted answer's body instead of buffering it (WADO-RS retrievals of any
+ * size). The body of any other answer (an error) is still buffered, capped and parsed as usual.
+ * Every callback runs on the loop, from inside libcurl: never call http_req_cancel or free the
+ * request there; return < 0 instead. */
+struct http_stream {
+    /* An attempt's answer was accepted (2xx or an accepted status), before its first body byte:
+     * resp has the status and headers (http_resp_header), no body. Return 0 to take the body,
+     * < 0 to end the request with that error. It runs again for a retried attempt only when no
+     * body byte was taken yet (a request whose body was taken in part is never retried: it
+     * ends with HTTP_ERR_NETWORK when its transfer fails). */
+    int (*head)(void *arg, const struct http_resp *resp);
+    /* Body bytes in order. Return 0 when all n were taken; 1 to pause after the first *used
+     * (<= n) of them: the rest is offered again after http_req_resume; < 0 to end the request
+     * with that error. While paused nothing arrives and no timeout runs but the server's. */
+    int (*data)(void *arg, const uint8_t *p, size_t n, size_t *used);
+    void *arg;
+};
+/* Stream r's accepted answer into s (copied). The done callback then has no body. */
+void http_req_set_stream(struct http_req *r, const struct http_stream *s);
+
 /* Send r (takes r, also on failure). done(arg, resp) runs exactly once, later, on the loop
  * thread, unless this returns an error (then it never runs). 0, ERR_WRONG_STATE (closing). */
 MUST_CHECK int http_send(struct http_client *c, struct http_req *r, http_done_cb done, void *arg);
+
+/* A request in flight, between http_send and its done callback (keep the pointer until then):
+ * resume a stream paused by its data callback; later, from the loop, never inside this call.
+ * Nothing happens when it is not paused. */
+void http_req_resume(struct http_req *r);
+/* Abandon a request in flight: its done callback runs with HTTP_ERR_CANCELED, inside this call
+ * when an attempt is running or waiting for its retry, else as soon as the credentials or the
+ * body hash it waits for arrive. Called from inside a stream callback it is deferred until
+ * libcurl returns. Nothing happens after the done callback ran (the pointer is then invalid:
+ * the caller must not call this at all). */
+void http_req_cancel(struct http_req *r);
+
+/* A call to run soon on the client's loop, never inside the call that queues it (for clients
+ * of this module that must not call back into their caller). Caller's storage, valid until it
+ * ran or was taken off the queue. */
+struct http_defer {
+    struct http_defer *next;
+    void (*cb)(void *arg);
+    void *arg;
+    bool queued;
+    uint64_t seq;
+};
+/* Queue d (nothing when it is queued already). */
+void http_client_defer(struct http_client *c, struct http_defer *d);
+/* Take d off the queue (nothing when it is not on it). */
+void http_client_undefer(struct http_client *c, struct http_defer *d);
 
 /* SHA-256 of len bytes of path from off, computed on the libuv threadpool (the client counts it
  * as pending, so close waits for it). cb(arg, 0, hash) or cb(arg, <0, NULL) (-errno,

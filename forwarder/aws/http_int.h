@@ -5,7 +5,8 @@
  *   http_sign.c   the headers of one attempt, SigV4-signed with a provider's credentials
  *   http_send.c   a request's life: credentials, attempts, retries with backoff, the answer
  *   http_hash.c   SHA-256 of bodies and files on the threadpool
- *   http_error.c  AWS error answers, what is retryable, backoff, HTTP dates (pure) */
+ *   http_error.c  AWS error answers, what is retryable, backoff, HTTP dates (pure)
+ *   http_stream.c streamed answers: the body handed on as it arrives, pause and resume, cancel */
 #ifndef GW_HTTP_INT_H
 #define GW_HTTP_INT_H
 
@@ -86,6 +87,17 @@ struct http_req {
     int work_rc;
     char work_hex[65];
     struct http_result res;
+    /* streaming (http_stream.c) */
+    struct http_stream stream;
+    bool has_stream;
+    bool stream_decided; /* this attempt's status was looked at (at its first body byte) */
+    bool stream_on;      /* this attempt's answer is accepted: its body goes to stream.data */
+    bool streamed;       /* a body byte was taken: no retry from here on */
+    bool paused, resume_pending, cancel_pending;
+    size_t skip;         /* bytes of a paused delivery already taken: dropped when redelivered */
+    int stream_err;      /* a stream callback's error, ends the request */
+    /* deadline of the retries */
+    uint64_t deadline_ms, sent_ms;
 };
 
 struct sock_ctx {
@@ -101,6 +113,10 @@ struct http_client {
     CURLM *multi;
     uv_timer_t timeout;   /* curl's timer */
     uv_timer_t retry;     /* earliest WAIT_RETRY request */
+    uv_timer_t kick;      /* deferred resumes and cancels of streamed requests, deferred calls */
+    struct http_defer *deferred; /* http_client_defer's queue, oldest first */
+    uint64_t defer_seq;
+    int in_curl;          /* inside a libcurl call that may run our callbacks */
     int live_handles;     /* initialised uv handles (timers + socket polls) */
     struct http_req *reqs;
     size_t pending;
@@ -133,6 +149,15 @@ void http_client_maybe_closed(struct http_client *c);
 MUST_CHECK int http_sign_headers(const struct http_req *r, const struct aws_creds *cr,
                                  int64_t skew_s, struct curl_slist **out);
 
+/* http_send.c: whether status counts as success for r (2xx or accepted). */
+bool http_status_accepted(const struct http_req *r, long status);
+/* http.c: handle the transfers libcurl finished. */
+void http_check_multi_info(struct http_client *c);
+/* http_stream.c: curl's write callback for a request with a stream: 0 to take nothing (an
+ * error ends the transfer), n, or CURL_WRITEFUNC_PAUSE. */
+size_t http_stream_write(struct http_req *r, const char *p, size_t n);
+/* http_stream.c: the kick timer: deferred resumes and cancels. */
+void http_stream_kick(uv_timer_t *t);
 /* http_send.c: the request's end: its done callback runs with err, then r is freed. */
 void http_finish(struct http_req *r, int err);
 /* http_send.c: an attempt's transfer ended with cc (r's easy handle is out of the multi). */

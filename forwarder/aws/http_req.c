@@ -230,3 +230,14 @@ const char *http_req_resp_header(const struct http_req *r, const char *name)
     struct http_resp tmp = {.req = r};
     return http_resp_header(&tmp, name);
 }
+
+void http_req_set_deadline(struct http_req *r, uint64_t ms)
+{
+    r->deadline_ms = ms;
+}
+
+void http_req_set_stream(struct http_req *r, const struct http_stream *s)
+{
+    r->stream = *s;
+    r->has_stream = true;
+}

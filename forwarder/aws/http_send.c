@@ -86,17 +86,23 @@ static void arm_retry_timer(struct http_client *c)
     uv_timer_start(&c->retry, on_retry_timer, best > now ? best - now : 0, 0);
 }
 
-static void schedule_retry(struct http_req *r)
+/* Schedule the next attempt after a backoff; false (nothing scheduled) when the request's
+ * deadline would pass first. */
+static bool schedule_retry(struct http_req *r)
 {
     struct http_client *c = r->c;
     unsigned n = r->attempts > r->creds_failures ? r->attempts : r->creds_failures;
     uint64_t delay = http_backoff_ms(n, c->o.base_delay_ms, c->o.max_delay_ms, rnd01(c));
+    uint64_t now = uv_now(c->loop);
+    if (r->deadline_ms && now + delay > r->sent_ms + r->deadline_ms)
+        return false;
     r->state = RQ_WAIT_RETRY;
-    r->due_ms = uv_now(c->loop) + delay;
+    r->due_ms = now + delay;
     arm_retry_timer(c);
+    return true;
 }
 
-static bool accepted(const struct http_req *r, long status)
+bool http_status_accepted(const struct http_req *r, long status)
 {
     if (status >= 200 && status < 300)
         return true;
@@ -150,6 +156,10 @@ void http_finish_attempt(struct http_req *r, CURLcode cc)
         http_finish(r, HTTP_ERR_CANCELED);
         return;
     }
+    if (r->stream_err) { /* a stream callback ended it */
+        http_finish(r, r->stream_err);
+        return;
+    }
     if (cc != CURLE_OK) {
         if (r->too_big) {
             http_finish(r, HTTP_ERR_TOO_BIG);
@@ -162,14 +172,14 @@ void http_finish_attempt(struct http_req *r, CURLcode cc)
         }
         const char *m = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
         http_copy(r->res.message, sizeof(r->res.message), m, strlen(m));
-        if (http_is_retryable((int)cc, 0, NULL) && r->attempts < r->max_attempts) {
-            schedule_retry(r);
+        /* a body taken in part cannot be taken again: no retry once a stream began */
+        if (!r->streamed && http_is_retryable((int)cc, 0, NULL) &&
+            r->attempts < r->max_attempts && schedule_retry(r))
             return;
-        }
         http_finish(r, HTTP_ERR_NETWORK);
         return;
     }
-    if (accepted(r, status)) {
+    if (http_status_accepted(r, status)) {
         http_finish(r, 0);
         return;
     }
@@ -179,16 +189,14 @@ void http_finish_attempt(struct http_req *r, CURLcode cc)
     if (r->creds && !r->skew_retried && (status == 403 || status == 400) &&
         fix_skew(r->c, http_req_resp_header(r, "Date"))) {
         r->skew_retried = true; /* once per request: the next attempt signs with server time */
-        schedule_retry(r);
-        return;
+        if (schedule_retry(r))
+            return;
     }
     if (http_is_expired_code(r->res.error_code) && r->creds)
         creds_invalidate(r->creds);
     if (http_is_retryable(0, status, r->res.error_code)) {
-        if (r->attempts < r->max_attempts) {
-            schedule_retry(r);
+        if (r->attempts < r->max_attempts && schedule_retry(r))
             return;
-        }
         http_finish(r, HTTP_ERR_THROTTLED);
         return;
     }
@@ -217,10 +225,8 @@ static void on_creds(void *arg, int err, const struct aws_creds *cr)
     if (err < 0 || !cr) {
         http_copy(r->res.message, sizeof(r->res.message), "no AWS credentials", 18);
         /* a metadata endpoint hiccup: back off like any transient failure */
-        if (++r->creds_failures < r->max_attempts) {
-            schedule_retry(r);
+        if (++r->creds_failures < r->max_attempts && schedule_retry(r))
             return;
-        }
         http_finish(r, HTTP_ERR_CREDS);
         return;
     }
@@ -259,6 +265,7 @@ int http_send(struct http_client *c, struct http_req *r, http_done_cb done, void
     r->c = c;
     r->done = done;
     r->arg = arg;
+    r->sent_ms = uv_now(c->loop);
     if (!r->max_attempts)
         r->max_attempts = c->o.max_attempts;
     r->next = c->reqs;

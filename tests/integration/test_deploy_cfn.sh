@@ -2,8 +2,9 @@
 # cloudformation/: the template lints clean with cfn-lint (and cfn-lint does catch a broken copy),
 # it agrees with CONTRACTS.md and the programs (tests/support/deploy_checks.py cfn: DynamoDB table
 # = forwarder/schema/dynamodb-table.json, task role = exactly the contract's actions on exact
-# resources, bucket, network, container vs compose/core.Dockerfile), a policy with one excess
-# action is caught, and the core configuration the task definition renders for several parameter
+# resources, reader role = exactly the DICOMweb read actions trusted by the task role alone,
+# bucket, network, container vs compose/core.Dockerfile), a policy with one excess action (in
+# the task or the reader role) is caught, and the core configuration the task definition renders for several parameter
 # sets passes `dicom-core --check-config`.
 set -euo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -38,6 +39,17 @@ expect_fail "an excess action (s3:DeleteObject) in the task role is caught" \
     $py "$src/tests/support/deploy_checks.py" cfn "$tmp/src"
 sed 's/, dynamodb:Query\]/]/' "$tpl" >"$tmp/src/cloudformation/dicom-gateway.yaml"
 expect_fail "a missing action (dynamodb:Query) in the task role is caught" \
+    $py "$src/tests/support/deploy_checks.py" cfn "$tmp/src"
+# the reader role (read path): a store action in it, or the task role allowed to assume any role
+sed 's/medical-imaging:GetDICOMBulkdata\]/medical-imaging:GetDICOMBulkdata, medical-imaging:StoreDICOM]/' \
+    "$tpl" >"$tmp/src/cloudformation/dicom-gateway.yaml"
+cmp -s "$tpl" "$tmp/src/cloudformation/dicom-gateway.yaml" && { echo "FAIL could not add a reader action"; exit 1; }
+expect_fail "an excess action (StoreDICOM) in the reader role is caught" \
+    $py "$src/tests/support/deploy_checks.py" cfn "$tmp/src"
+sed '/Sid: AssumeReader/,+3 s/Resource: !GetAtt ReaderRole.Arn/Resource: "*"/' \
+    "$tpl" >"$tmp/src/cloudformation/dicom-gateway.yaml"
+cmp -s "$tpl" "$tmp/src/cloudformation/dicom-gateway.yaml" && { echo "FAIL could not widen AssumeRole"; exit 1; }
+expect_fail "sts:AssumeRole on any role (not the reader role) is caught" \
     $py "$src/tests/support/deploy_checks.py" cfn "$tmp/src"
 
 # the core configuration the task definition builds (GW_CONFIG_JSON) is valid for dicom-core

@@ -6,7 +6,9 @@
 # Then the medical-imaging actions and iam:PassRole, through tests/support/aws_env.py (moto +
 # the HealthImaging EMULATOR, which evaluates the credentials' IAM policy): StartDICOMImportJob,
 # GetDICOMImportJob and StoreDICOM are allowed under the template's policy, and each is refused
-# (403) once its action (or iam:PassRole for the import) is dropped.
+# (403) once its action (or iam:PassRole for the import) is dropped. Then the reader role (read
+# path): assumed by the task's credentials, every DICOMweb read allowed, store and import
+# refused, a read refused once its action is dropped from the reader's policy.
 set -euo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v moto_server >/dev/null || { echo "FAIL moto_server missing (pyenv python3 with moto[server])"; exit 1; }
@@ -252,4 +254,95 @@ mi_check "without medical-imaging:GetDICOMImportJob polling is refused" denied:G
     --drop-action medical-imaging:GetDICOMImportJob || rc=1
 mi_check "without medical-imaging:StoreDICOM STOW-RS is refused" denied:StoreDICOM \
     --drop-action medical-imaging:StoreDICOM || rc=1
+
+# ---------------------------------------------------------------- the reader role (read path)
+# The task's credentials assume the template's reader role (through the emulator's STS front,
+# which checks trust as AWS does); the reader's session may use every DICOMweb read action and
+# nothing else (no STOW, no import); with one read action dropped from the reader's policy that
+# action is refused; the task cannot assume a role that does not trust it. It reuses the first
+# check's environment (the template's policies, nothing dropped) rather than starting another.
+d=${envs[0]}
+[[ -f $d/env.sh ]] || { echo "FAIL the first environment is not running (reader)"; exit 1; }
+/usr/bin/python3 "$src/tests/support/gen_data.py" --out "$tmp/reader-data" --count 1 --modality CT \
+    --ts explicit --rows 8 --cols 8 >/dev/null || { echo "FAIL gen_data"; exit 1; }
+(. "$d/env.sh" && python3 - "$src" "$tmp/reader-data" <<'EOF_RD'
+import json, os, sys, time, urllib.request, urllib.error
+import boto3, botocore.auth, botocore.awsrequest, botocore.credentials
+from botocore.config import Config
+src, data = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(src, "tests", "support"))
+import task_policy
+env = os.environ
+hi, ds, region = env["HI_ENDPOINT"], env["DATASTORE_ID"], env["REGION"]
+failed = 0
+def report(ok, name):
+    global failed
+    print(("PASS " if ok else "FAIL ") + name)
+    failed |= not ok
+def post(path, obj):
+    r = urllib.request.Request(hi + path, json.dumps(obj).encode(), method="POST")
+    return json.load(urllib.request.urlopen(r))
+inst = post("/_emulator/load", {"dir": data})["loaded"][0]
+st, se, sop = inst["StudyInstanceUID"], inst["SeriesInstanceUID"], inst["SOPInstanceUID"]
+sts = boto3.client("sts", endpoint_url=env["STS_ENDPOINT"], region_name=region,
+                   config=Config(retries={"max_attempts": 1}))  # the task's own keys (env)
+def assume(arn):
+    try:
+        return sts.assume_role(RoleArn=arn, RoleSessionName="policy-check")["Credentials"]
+    except Exception as e:  # botocore ClientError
+        return e.response["Error"]["Code"]
+c = assume(env["READER_ROLE_ARN"])
+report(isinstance(c, dict), "the task's credentials assume the reader role")
+report(assume(env["ROLE_ARN"]) == "AccessDenied",
+       "the task cannot assume a role that does not trust it (the data access role)")
+D = f"{hi}/datastore/{ds}"
+inst_path = f"{D}/studies/{st}/series/{se}/instances/{sop}"
+reads = {"SearchDICOMStudies": f"{D}/studies", "SearchDICOMSeries": f"{D}/studies/{st}/series",
+         "SearchDICOMInstances": f"{D}/studies/{st}/series/{se}/instances",
+         "GetDICOMInstance": inst_path, "GetDICOMInstanceMetadata": inst_path + "/metadata",
+         "GetDICOMInstanceFrames": inst_path + "/frames/1",
+         "GetDICOMSeriesMetadata": f"{D}/studies/{st}/series/{se}/metadata"}
+def call(creds, method, url, body=None, headers=None):
+    cr = botocore.credentials.Credentials(creds["AccessKeyId"], creds["SecretAccessKey"],
+                                          creds["SessionToken"])
+    req = botocore.awsrequest.AWSRequest(method, url, data=body, headers=headers or {})
+    botocore.auth.SigV4Auth(cr, "medical-imaging", region).add_auth(req)
+    try:
+        return urllib.request.urlopen(urllib.request.Request(
+            url, data=body, headers=dict(req.prepare().headers), method=method)).status
+    except urllib.error.HTTPError as e:
+        return e.code
+got = {a: call(c, "GET", u) for a, u in reads.items()}
+report(all(v == 200 for v in got.values()), "the reader's session may use the DICOMweb reads: %s" % got)
+stow = call(c, "POST", f"{D}/studies", b"--b\r\n\r\nx\r\n--b--",
+            {"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'})
+report(stow == 403, "the reader may not store (StoreDICOM %s)" % stow)
+mi = boto3.client("medical-imaging", endpoint_url=hi, region_name=region,
+                  aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                  aws_session_token=c["SessionToken"], config=Config(retries={"max_attempts": 1}))
+try:
+    mi.start_dicom_import_job(datastoreId=ds, dataAccessRoleArn=env["ROLE_ARN"],
+                              inputS3Uri="s3://%s/dicom/x/" % env["BUCKET"],
+                              outputS3Uri="s3://%s/import-output/" % env["BUCKET"])
+    imp = 200
+except Exception as e:
+    imp = e.response["ResponseMetadata"]["HTTPStatusCode"]
+report(imp == 403, "the reader may not import (StartDICOMImportJob %s)" % imp)
+admin = boto3.client("iam", endpoint_url=env["MOTO_ENDPOINT"], region_name=region,
+                     aws_access_key_id=env["ADMIN_ACCESS_KEY_ID"],
+                     aws_secret_access_key=env["ADMIN_SECRET_ACCESS_KEY"])
+name = env["READER_ROLE_ARN"].rsplit("/", 1)[-1]
+for action in ("medical-imaging:GetDICOMInstance", "medical-imaging:SearchDICOMSeries"):
+    doc = task_policy.render(env["BUCKET"], env["TABLE"], ds, env["ROLE_ARN"], region=region,
+                             account=env["AWS_ACCOUNT_ID"], role="reader",
+                             drop_actions=[action])
+    admin.put_role_policy(RoleName=name, PolicyName="dicomweb-read",
+                          PolicyDocument=json.dumps(doc))
+    time.sleep(1.2)  # the emulator caches policies for a second
+    op = action.split(":")[1]
+    st2 = call(c, "GET", reads[op])
+    report(st2 == 403, "without %s in the reader role that read is refused (%s)" % (action, st2))
+sys.exit(1 if failed else 0)
+EOF_RD
+) || rc=1
 exit $rc

@@ -25,7 +25,10 @@ start:
      test); role "dicom-core-task" with the same policy, assumed twice for temporary
      credentials (served in turn by metadata_server.py as ECS/IMDS credentials); the
      HealthImaging data access role ROLE_ARN; user "hi-emulator" for the emulator itself
-     (reads IAM, assumes ROLE_ARN). The task policy: --policy FILE if given; else
+     (reads IAM, assumes ROLE_ARN); the HealthImaging reader role READER_ROLE_ARN
+     ("dicom-core-hi-reader": the DICOMweb read actions on the data store, task_policy.py's
+     render(role="reader") or the built-in list; trusted by the user dicom-core, the role
+     dicom-core-task and test-admin), which the task policy may sts:AssumeRole. The task policy: --policy FILE if given; else
      tests/support/task_policy.py's render(role="task") when that file exists (deploy's renderer of the CloudFormation task
      role policy); else the built-in policy below, written from CONTRACTS.md. --drop-action
      removes an action from it (to show a test fails without it). The data access role's
@@ -71,6 +74,12 @@ def free_port():
     return p
 
 
+READER_ROLE = "dicom-core-hi-reader"
+READ_ACTIONS = ["SearchDICOMStudies", "SearchDICOMSeries", "SearchDICOMInstances",
+                "GetDICOMInstance", "GetDICOMInstanceMetadata", "GetDICOMInstanceFrames",
+                "GetDICOMSeriesMetadata", "GetDICOMBulkdata"]
+
+
 def builtin_policy(bucket, table, datastore_id, role_arn, region, account, kms_key_arn=None):
     """The core task role's least-privilege policy exactly as CONTRACTS.md lists it."""
     st = [
@@ -89,6 +98,8 @@ def builtin_policy(bucket, table, datastore_id, role_arn, region, account, kms_k
         {"Sid": "PassDataAccessRole", "Effect": "Allow", "Action": "iam:PassRole",
          "Resource": role_arn,
          "Condition": {"StringEquals": {"iam:PassedToService": "medical-imaging.amazonaws.com"}}},
+        {"Sid": "AssumeReader", "Effect": "Allow", "Action": "sts:AssumeRole",
+         "Resource": f"arn:aws:iam::{account}:role/{READER_ROLE}"},
     ]
     if kms_key_arn:
         st.append({"Sid": "Kms", "Effect": "Allow",
@@ -116,6 +127,7 @@ def _render(a, role_arn, role):
     values = {"bucket": a.bucket, "table": a.table, "datastore_id": a.datastore_id,
               "role_arn": role_arn, "region": a.region, "account": ACCOUNT,
               "kms_key_arn": a.kms_key_arn, "role": role,
+              "reader_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{READER_ROLE}",
               "drop_actions": tuple(a.drop_action) if role == "task" else ()}
     params = inspect.signature(tpm.render).parameters
     doc = tpm.render(**{k: v for k, v in values.items() if k in params})
@@ -147,6 +159,22 @@ def data_access_role_policy(a, role_arn):
         return data_access_policy(a.bucket, a.prefix, a.output_prefix), "built-in from CONTRACTS.md"
     return _render(a, role_arn, "data-access"), \
         "tests/support/task_policy.py render(role=data-access)"
+
+
+def reader_role_policy(a):
+    """The reader role's policy: the template's when task_policy.py renders it, else the read
+    actions on the data store."""
+    if os.path.exists(os.path.join(HERE, "task_policy.py")):
+        try:
+            return _render(a, f"arn:aws:iam::{ACCOUNT}:role/HealthImagingDataAccess",
+                           "reader"), "tests/support/task_policy.py render(role=reader)"
+        except Exception as e:  # noqa: BLE001 - an older renderer without the reader role
+            if "role must be one of" not in str(e):
+                raise
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": [f"medical-imaging:{x}" for x in READ_ACTIONS],
+        "Resource": f"arn:aws:medical-imaging:{a.region}:{ACCOUNT}:datastore/{a.datastore_id}"}]}, \
+        "built-in"
 
 
 def table_params(table):
@@ -307,6 +335,18 @@ def start(a):
         iam.create_role(RoleName="dicom-core-task", AssumeRolePolicyDocument=json.dumps(task_trust))
         iam.put_role_policy(RoleName="dicom-core-task", PolicyName="task-policy",
                             PolicyDocument=pol)
+        # the read path's role: the core (user dicom-core or role dicom-core-task) assumes it
+        # through the emulator's STS front with a session policy per client scope
+        reader_trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:user/dicom-core",
+                                  f"arn:aws:iam::{ACCOUNT}:role/dicom-core-task",
+                                  f"arn:aws:iam::{ACCOUNT}:user/test-admin"]}}]}
+        iam.create_role(RoleName=READER_ROLE, AssumeRolePolicyDocument=json.dumps(reader_trust),
+                        MaxSessionDuration=3600)
+        rd_policy, rd_source = reader_role_policy(a)
+        iam.put_role_policy(RoleName=READER_ROLE, PolicyName="dicomweb-read",
+                            PolicyDocument=json.dumps(rd_policy))
         sts = boto3.client("sts", **setup)
         # two sessions: the metadata server hands them out in turn, so a client that refreshes
         # visibly moves to new keys (both stay valid in moto and in the emulator)
@@ -401,6 +441,8 @@ def start(a):
             "DATASTORE_ARN": f"arn:aws:medical-imaging:{a.region}:{ACCOUNT}:datastore/"
                              f"{a.datastore_id}",
             "ROLE_ARN": role_arn,
+            "READER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{READER_ROLE}",
+            "READER_POLICY_SOURCE": rd_source,
             "POLICY_SOURCE": policy_source, "DATA_ACCESS_POLICY_SOURCE": da_source,
             "TABLE_SCHEMA_SOURCE": table_source,
             "AWS_ENV_DIR": d,

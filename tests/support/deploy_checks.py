@@ -313,13 +313,23 @@ CONTRACT_TASK_ACTIONS = {
     "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload",
     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query",
     "medical-imaging:StartDICOMImportJob", "medical-imaging:GetDICOMImportJob",
-    "medical-imaging:StoreDICOM", "iam:PassRole"}
+    "medical-imaging:StoreDICOM", "iam:PassRole",
+    "sts:AssumeRole"}  # the reader role, for the read path (issue 15)
 CONTRACT_KMS_ACTIONS = {"kms:GenerateDataKey", "kms:Decrypt"}
+# the reader role: HealthImaging's DICOMweb read actions (Service Authorization Reference), no
+# store, no import
+CONTRACT_READER_ACTIONS = {
+    "medical-imaging:SearchDICOMStudies", "medical-imaging:SearchDICOMSeries",
+    "medical-imaging:SearchDICOMInstances", "medical-imaging:GetDICOMInstance",
+    "medical-imaging:GetDICOMInstanceMetadata", "medical-imaging:GetDICOMInstanceFrames",
+    "medical-imaging:GetDICOMSeriesMetadata", "medical-imaging:GetDICOMBulkdata"}
 CONTRACT_TABLE = {
     "BillingMode": "PAY_PER_REQUEST",
     "KeySchema": [("pk", "HASH"), ("sk", "RANGE")],
-    "AttributeTypes": {"pk": "S", "sk": "S", "study_uid": "S"},
-    "GlobalSecondaryIndexes": {"study_index": ([("study_uid", "HASH"), ("pk", "RANGE")], "ALL")},
+    "AttributeTypes": {"pk": "S", "sk": "S", "study_uid": "S", "client_id": "S"},
+    "GlobalSecondaryIndexes": {"study_index": ([("study_uid", "HASH"), ("pk", "RANGE")], "ALL"),
+                               "client_index": ([("client_id", "HASH"), ("study_uid", "RANGE")],
+                                                "KEYS_ONLY")},
 }
 
 
@@ -368,7 +378,8 @@ def check_cfn(src):
         problem("Table: PITR off")
     if table.get("SSESpecification", {}).get("SSEEnabled") is not True:
         problem("Table: SSE off")
-    ok("DynamoDB table matches %s (keys, GSI study_index, PITR, SSE, TTL ttl)" % origin)
+    ok("DynamoDB table matches %s (keys, GSIs study_index and client_index, PITR, SSE, TTL ttl)"
+       % origin)
 
     # task role: exactly the contract's actions on exactly the contract's resources
     names = dict(bucket="bkt", table="tbl", datastore_id="0123456789abcdef0123456789abcdef",
@@ -398,6 +409,7 @@ def check_cfn(src):
             "medical-imaging:StoreDICOM": [
                 "arn:aws:medical-imaging:us-east-1:123456789012:datastore/" + names["datastore_id"]],
             "iam:PassRole": [names["role_arn"]],
+            "sts:AssumeRole": ["arn:aws:iam::123456789012:role/dicom-core-reader"],
         }
         if key:
             expect["kms:Decrypt"] = [key]
@@ -408,6 +420,31 @@ def check_cfn(src):
         if cond != {"StringEquals": {"iam:PassedToService": "medical-imaging.amazonaws.com"}}:
             problem("task role: iam:PassRole condition is %s" % cond)
         ok("task role (%s): exactly %d actions of CONTRACTS.md on exact resources" % (variant, len(acts)))
+
+    # reader role: exactly the DICOMweb read actions on the data store (plus the key's Decrypt
+    # with SSE-KMS), trusted by the task role alone
+    for variant, key in (("SSE-S3", None), ("SSE-KMS", kms)):
+        rd = task_policy.render(kms_key_arn=key, template=tpl_path, role="reader", **names)
+        got = {a: sorted(task_policy._as_list(st["Resource"])) for st in rd["Statement"]
+               for a in task_policy._as_list(st["Action"])}
+        want = {a: ["arn:aws:medical-imaging:us-east-1:123456789012:datastore/"
+                    + names["datastore_id"]] for a in CONTRACT_READER_ACTIONS}
+        if key:
+            want["kms:Decrypt"] = [key]
+        if got != want:
+            problem("reader role (%s): extra %s, missing %s, resources %s" % (
+                variant, sorted(set(got) - set(want)), sorted(set(want) - set(got)),
+                {a: r for a, r in got.items() if want.get(a) not in (None, r)}))
+        if any(st.get("Effect") != "Allow" or "Condition" in st for st in rd["Statement"]):
+            problem("reader role (%s): a Deny or a Condition (session policies narrow it)" % variant)
+    rtrust = res["ReaderRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    if len(rtrust) != 1 or rtrust[0].get("Principal") != {"AWS": {"Fn::GetAtt": ["TaskRole", "Arn"]}} \
+            or rtrust[0].get("Action") != "sts:AssumeRole":
+        problem("reader role trusts %s, not the task role alone" % rtrust)
+    if res["ReaderRole"]["Properties"].get("MaxSessionDuration", 3600) > 3600:
+        problem("reader role: MaxSessionDuration over 1 hour (role chaining caps it at 1 hour)")
+    ok("reader role: exactly %d DICOMweb read actions on the data store, trusted by the task "
+       "role alone" % len(CONTRACT_READER_ACTIONS))
 
     da = task_policy.render(template=tpl_path, role="data-access", **names)
     da_acts = {a: sorted(task_policy._as_list(st["Resource"])) for st in da["Statement"]
@@ -553,6 +590,7 @@ def core_env(src, outdir):
             "Table": {"Ref": "dicom-gateway-table"},
             "Datastore": {"DatastoreId": "0123456789abcdef0123456789abcdef"},
             "DataAccessRole": {"Arn": "arn:aws:iam::123456789012:role/dicom-gateway-DataAccessRole"},
+            "ReaderRole": {"Arn": "arn:aws:iam::123456789012:role/dicom-gateway-ReaderRole"},
             "Key": {"Arn": "arn:aws:kms:us-east-1:123456789012:key/created-by-stack"},
         }
         ctx = task_policy.Context(tpl, params, "us-east-1", "123456789012", "aws", names)

@@ -37,7 +37,8 @@ static void respond(struct sconn *c, const struct hs_canned *k)
     if (k->status == 0)
         return; /* hang */
     const char *body = k->body ? k->body : "";
-    size_t bl = strlen(body);
+    size_t idx = (size_t)(k - c->s->script);
+    size_t bl = c->s->body_lens && c->s->body_lens[idx] ? c->s->body_lens[idx] : strlen(body);
     size_t cap = bl + 1024;
     char *out = malloc(cap);
     int n = snprintf(out, cap, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", k->status, bl,
@@ -156,4 +157,11 @@ void hs_free(struct hs_server *s)
 void hs_close_all(uv_loop_t *loop, struct hs_server *s)
 {
     uv_walk(loop, close_walk, s);
+}
+
+void hs_start_bin(uv_loop_t *loop, struct hs_server *s, const struct hs_canned *script,
+                  const size_t *lens, size_t n)
+{
+    hs_start(loop, s, script, n);
+    s->body_lens = lens;
 }

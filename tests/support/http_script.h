@@ -18,6 +18,7 @@ struct hs_server {
     uv_tcp_t listener;
     int port;
     const struct hs_canned *script;
+    const size_t *body_lens; /* hs_start_bin: bytes of each body, 0 = strlen; else NULL */
     size_t n_script;
     size_t served;
     char seen_head[HS_MAX_SEEN][4096];
@@ -28,6 +29,10 @@ struct hs_server {
 
 /* Listen on loop; aborts the process on failure (tests only). */
 void hs_start(uv_loop_t *loop, struct hs_server *s, const struct hs_canned *script, size_t n);
+/* As hs_start, with binary bodies: lens[i] bytes of script[i].body (0: strlen), lens borrowed
+ * for the server's life. */
+void hs_start_bin(uv_loop_t *loop, struct hs_server *s, const struct hs_canned *script,
+                  const size_t *lens, size_t n);
 /* Close every handle still open on loop (the server's and any other), for teardown. */
 void hs_close_all(uv_loop_t *loop, struct hs_server *s);
 /* Free what hs_start recorded (after the loop has run the closes). */

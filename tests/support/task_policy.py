@@ -12,10 +12,14 @@ Run with pyenv's python3 (PyYAML):
 
     python3 tests/support/task_policy.py --bucket B --table T --datastore-id D \\
         --role-arn arn:aws:iam::123456789012:role/hi-data-access [--kms-key-arn ARN] \\
-        [--region us-east-1] [--account 123456789012] [--role task|data-access] \\
-        [--drop-action s3:GetObject] [--moto] [--list-actions] [--out FILE]
+        [--reader-role-arn ARN] [--region us-east-1] [--account 123456789012] \\
+        [--role task|data-access|reader] [--drop-action s3:GetObject] [--moto] \\
+        [--list-actions] [--out FILE]
 
-prints the policy document as JSON (or writes it to FILE). --list-actions prints the actions
+prints the policy document as JSON (or writes it to FILE). The task role's policy is its inline
+policy plus every AWS::IAM::Policy resource attached to it (Roles: [!Ref TaskRole]): the template
+attaches sts:AssumeRole on the reader role that way, since the reader role's trust names the
+task role. --list-actions prints the actions
 one per line instead. --drop-action removes one action (repeatable): tests use it to show that
 the forwarder fails without it. As a module: render(bucket=..., table=..., ...) -> dict.
 
@@ -39,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TEMPLATE = os.path.normpath(os.path.join(HERE, "..", "..", "cloudformation",
                                                  "dicom-gateway.yaml"))
 MOTO_UNCHECKED = {"dynamodb", "kms"}  # moto authorizes these against the resource "*"
-ROLE_RESOURCES = {"task": "TaskRole", "data-access": "DataAccessRole"}
+ROLE_RESOURCES = {"task": "TaskRole", "data-access": "DataAccessRole", "reader": "ReaderRole"}
 
 
 class RenderError(Exception):
@@ -197,8 +201,9 @@ def _defaults(template):
 
 def render(bucket, table, datastore_id, role_arn, region="us-east-1", account="123456789012",
            partition="aws", kms_key_arn=None, role="task", drop_actions=(), template=None,
-           moto=False):
-    """Return the policy document (dict) of the template's role ("task" or "data-access")."""
+           moto=False, reader_role_arn=None):
+    """Return the policy document (dict) of the template's role ("task", "data-access" or
+    "reader"). reader_role_arn: the reader role's ARN (default arn:...:role/dicom-core-reader)."""
     tpl = load_template(template or DEFAULT_TEMPLATE)
     if role not in ROLE_RESOURCES:
         raise RenderError("role must be one of %s" % ", ".join(ROLE_RESOURCES))
@@ -209,7 +214,12 @@ def render(bucket, table, datastore_id, role_arn, region="us-east-1", account="1
     params.update({"Encryption": "SSE-KMS" if kms_key_arn else "SSE-S3",
                    "KmsKeyArn": kms_key_arn or ""})
     role_name = role_arn.rsplit("/", 1)[-1]
+    reader_role_arn = reader_role_arn or "arn:%s:iam::%s:role/dicom-core-reader" % (partition,
+                                                                                account)
     names = {
+        "ReaderRole": {"Ref": reader_role_arn.rsplit("/", 1)[-1], "Arn": reader_role_arn},
+        "TaskRole": {"Ref": "dicom-core-task",
+                     "Arn": "arn:%s:iam::%s:role/dicom-core-task" % (partition, account)},
         "Bucket": {"Ref": bucket, "Arn": "arn:%s:s3:::%s" % (partition, bucket)},
         "Table": {"Ref": table,
                   "Arn": "arn:%s:dynamodb:%s:%s:table/%s" % (partition, region, account, table)},
@@ -225,6 +235,15 @@ def render(bucket, table, datastore_id, role_arn, region="us-east-1", account="1
         raise RenderError("%s must have exactly one inline policy, has %d"
                           % (ROLE_RESOURCES[role], len(policies)))
     doc = copy.deepcopy(policies[0]["PolicyDocument"])
+    for name, res in tpl.get("Resources", {}).items():  # policies attached to the role
+        if not isinstance(res, dict) or res.get("Type") != "AWS::IAM::Policy" or \
+                "Condition" in res:
+            continue
+        props = res.get("Properties", {})
+        if {"Ref": ROLE_RESOURCES[role]} not in props.get("Roles", []):
+            continue
+        extra = ctx.eval(props["PolicyDocument"])
+        doc["Statement"].extend(extra.get("Statement", []))
     drop = set(drop_actions)
     if drop:
         known = {a for st in doc["Statement"] for a in _as_list(st["Action"])}
@@ -265,6 +284,7 @@ def main(argv=None):
     ap.add_argument("--account", default="123456789012")
     ap.add_argument("--partition", default="aws")
     ap.add_argument("--kms-key-arn", default=None, help="render the SSE-KMS variant")
+    ap.add_argument("--reader-role-arn", default=None, help="the HealthImaging reader role's ARN")
     ap.add_argument("--role", default="task", choices=sorted(ROLE_RESOURCES))
     ap.add_argument("--drop-action", action="append", default=[])
     ap.add_argument("--template", default=DEFAULT_TEMPLATE)
@@ -275,7 +295,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         doc = render(a.bucket, a.table, a.datastore_id, a.role_arn, a.region, a.account,
-                     a.partition, a.kms_key_arn, a.role, a.drop_action, a.template, a.moto)
+                     a.partition, a.kms_key_arn, a.role, a.drop_action, a.template, a.moto,
+                     a.reader_role_arn)
     except (RenderError, OSError, yaml.YAMLError) as e:
         print("task_policy: %s" % e, file=sys.stderr)
         return 2
