@@ -231,9 +231,11 @@ static void on_timer(uv_timer_t *t)
         assoc_close(a, a->end_reason ? a->end_reason : "ARTIM expired"); /* Evt18: AA-2 */
         break;
     case STA6:
-        if ((a->op && !a->in_dataset) || (a->out && !a->waits)) {
+        if ((a->op && !a->in_dataset && !a->waits && assoc_out_queued(a) <= ASSOC_OUT_HIGH) ||
+            (a->out && !a->waits)) {
             /* our own work is slow (disk, cloud), not the peer; an association we opened is
-             * idle while its owner fetches the next object */
+             * idle while its owner fetches the next object. A peer that owes us a response
+             * (a C-GET's C-STORE) or does not read what we send is the slow one: aborted */
             assoc_arm(a, a->cfg->idle_ms);
             break;
         }

@@ -138,18 +138,23 @@ const struct core_config *assoc_cfg(const struct assoc *a)
     return a->cfg;
 }
 
+size_t assoc_find_pctxs(const struct assoc *a, const char *abstract, bool peer_scp,
+                        struct pctx_info *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned id = 1; id < 256 && n < max; id += 2) {
+        const struct pctx_entry *e = &a->pctx[id];
+        if (e->accepted && e->peer_scp == peer_scp && strcmp(e->abstract, abstract) == 0)
+            out[n++] = (struct pctx_info){.id = (uint8_t)id, .abstract = e->abstract,
+                                          .ts = e->ts, .peer_scp = e->peer_scp};
+    }
+    return n;
+}
+
 int assoc_find_pctx(const struct assoc *a, const char *abstract, bool peer_scp,
                     struct pctx_info *out)
 {
-    for (unsigned id = 1; id < 256; id += 2) {
-        const struct pctx_entry *e = &a->pctx[id];
-        if (e->accepted && e->peer_scp == peer_scp && strcmp(e->abstract, abstract) == 0) {
-            *out = (struct pctx_info){.id = (uint8_t)id, .abstract = e->abstract, .ts = e->ts,
-                                      .peer_scp = e->peer_scp};
-            return 0;
-        }
-    }
-    return ERR_NOTFOUND;
+    return assoc_find_pctxs(a, abstract, peer_scp, out, 1) ? 0 : ERR_NOTFOUND;
 }
 
 struct assoc *assoc_find_for_request(struct core_ctx *ctx, uint64_t id, const char *calling,
@@ -303,18 +308,21 @@ static void handle_command(struct assoc *a)
         take_response(a, has_ds);
         return;
     }
-    if (!a->req.has_message_id) {
-        assoc_violation(a, UL_ABORT_INVALID_PARAM, "malformed DIMSE command set");
-        return;
-    }
-    if (a->req.command_field == DIMSE_C_CANCEL_RQ) { /* PS3.7 9.3.2.3: no response */
+    if (a->req.command_field == DIMSE_C_CANCEL_RQ) {
+        /* PS3.7 9.3.2.3: no Message ID of its own (Message ID Being Responded To names the
+         * operation), and no response */
         struct svc_op *op = a->op;
-        if (op && a->req.message_id_rsp == op->msg_id && op->hooks->cancel)
+        if (op && a->req.has_message_id_rsp && a->req.message_id_rsp == op->msg_id &&
+            op->hooks->cancel)
             op->hooks->cancel(op);
         if (has_ds) {
             a->in_dataset = true;
             a->skip_dataset = true;
         }
+        return;
+    }
+    if (!a->req.has_message_id) {
+        assoc_violation(a, UL_ABORT_INVALID_PARAM, "malformed DIMSE command set");
         return;
     }
     if (a->op) {

@@ -85,6 +85,8 @@ void assoc_on_out_room(struct assoc *a, void (*cb)(void *), void *arg)
 
 void assoc_io_written(struct assoc *a)
 {
+    if (!a->closing && a->st == STA6 && (a->op || a->out))
+        assoc_arm(a, a->cfg->idle_ms); /* the peer reads what we send: it is alive */
     if (!a->out_room_cb || a->closing)
         return;
     void (*cb)(void *) = a->out_room_cb;

@@ -54,8 +54,8 @@ static const struct ts_info *choose_ts(const struct core_config *cfg, const stru
                                        bool uncompressed_only)
 {
     for (size_t t = 0; t < cfg->n_ts; t++) {
-        if (uncompressed_only && cfg->ts[t]->enc == DS_EXPLICIT_LE &&
-            strcmp(cfg->ts[t]->uid, TS_EXPLICIT_LE) != 0)
+        if (uncompressed_only && cfg->ts[t]->enc != DS_IMPLICIT_LE &&
+            strcmp(cfg->ts[t]->uid, TS_EXPLICIT_LE) != 0) /* deflated is compressed too */
             continue;
         if (ts_offered(pc, cfg->ts[t]->uid))
             return cfg->ts[t];

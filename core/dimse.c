@@ -48,6 +48,17 @@ static int take_element(struct dimse_cmd *cmd, uint16_t elem, struct rd v)
     case 0x0700: US(priority); break;
     case 0x0800: US(data_set_type); break;
     case 0x0900: US(status); break;
+    case 0x0901: /* AT, 1-n: the first value is kept */
+        if (rd_left(&v) < 4 || rd_left(&v) % 4)
+            return ERR_MALFORMED;
+        {
+            uint16_t g, e;
+            TRY(rd_u16le(&v, &g));
+            TRY(rd_u16le(&v, &e));
+            cmd->offending_element = (uint32_t)g << 16 | e;
+            cmd->has_offending_element = true;
+        }
+        break;
     case 0x0902:
         /* LO, up to 64 characters; a longer or odd comment from a peer is not worth a refusal */
         if (take_text(&v, cmd->error_comment, sizeof cmd->error_comment) < 0)
@@ -150,6 +161,11 @@ int dimse_encode_cmd(struct wbuf *b, const struct dimse_cmd *c)
         put_us(b, 0x0800, c->data_set_type);
     if (c->has_status)
         put_us(b, 0x0900, c->status);
+    if (c->has_offending_element) {
+        put_elem_hdr(b, 0x0901, 4);
+        wbuf_u16le(b, (uint16_t)(c->offending_element >> 16));
+        wbuf_u16le(b, (uint16_t)(c->offending_element & 0xFFFFu));
+    }
     put_text(b, 0x0902, c->error_comment, ' ');
     put_text(b, 0x1000, c->affected_sop_instance, '\0');
     put_text(b, 0x1001, c->requested_sop_instance, '\0');

@@ -81,9 +81,10 @@ struct dimse_cmd {
     uint16_t action_type_id;      /* (0000,1008) */
     uint16_t remaining, completed, failed, warning; /* (0000,1020..1023) sub-operations */
     uint16_t move_originator_id;  /* (0000,1031) */
+    uint32_t offending_element;   /* (0000,0901), one AT value: the attribute a failure names */
     bool has_command_field, has_message_id, has_message_id_rsp, has_priority,
         has_data_set_type, has_status, has_event_type_id, has_action_type_id, has_remaining,
-        has_completed, has_failed, has_warning, has_move_originator_id;
+        has_completed, has_failed, has_warning, has_move_originator_id, has_offending_element;
     char affected_sop_class[65];    /* (0000,0002) */
     char requested_sop_class[65];   /* (0000,0003) */
     char move_destination[17];      /* (0000,0600) */

@@ -105,6 +105,11 @@ const struct core_config *assoc_cfg(const struct assoc *a);
  * 0 and *out, or ERR_NOTFOUND. */
 MUST_CHECK int assoc_find_pctx(const struct assoc *a, const char *abstract, bool peer_scp,
                                struct pctx_info *out);
+/* Every accepted context for abstract with that role (a peer may propose one abstract syntax
+ * in several contexts, one transfer syntax each), in context-id order, up to max into out.
+ * Returns how many. */
+size_t assoc_find_pctxs(const struct assoc *a, const char *abstract, bool peer_scp,
+                        struct pctx_info *out, size_t max);
 
 /* Send a command set (and, when it announces one, follow it with assoc_send_data). 0 or < 0:
  * the association is then closing, and the gone hook of its operation has already run (an

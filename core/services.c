@@ -4,11 +4,17 @@
 
 #include "svc_commit.h"
 #include "svc_echo.h"
+#include "svc_find.h"
+#include "svc_get.h"
+#include "svc_move.h"
 #include "svc_store.h"
 
 static const struct dimse_service *const g_services[] = {
     &svc_echo,
     &svc_store,
+    &svc_find,
+    &svc_get,
+    &svc_move,
     &svc_commit,
 };
 

@@ -1,4 +1,4 @@
-#include "audit.h"
+#include "audit_int.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,263 +18,17 @@
 #include "common/log.h"
 #include "syslog_frame.h"
 
-#define TICK_MS 100u
-#define LOG_EVERY_MS 10000u /* rate limit of the emit-side error log */
-
-struct audit {
-    struct audit_config cfg;
-    char app[49], ae[17], prefix[64], host[256], source[256];
-    uint8_t key[AUDIT_KEY_MAX];
-    size_t key_len;
-    struct audit_src src;
-    uint32_t pid;
-    struct aq *q;
-    uv_loop_t loop;
-    uv_async_t wake;
-    uv_timer_t tick;
-    uv_thread_t thread;
-    bool thread_started, shutting_down;
-    struct audit_tx *tx[AUDIT_MAX_REPOS];
-    size_t n_tx, tx_open;
-    atomic_bool up[AUDIT_MAX_REPOS];
-    atomic_bool stopping;
-    uint64_t stop_deadline_ms;
-    atomic_uint_fast64_t appended;
-    uint64_t synced;
-    atomic_uint_fast64_t last_log_ms;
-    struct aq_stats last;
-    struct metric_gauge *m_depth, *m_bytes, *m_blocking;
-    struct metric_counter *m_dropped, *m_refused;
-};
-
-static uint64_t now_ms(void)
+uint64_t audit_now_ms(void)
 {
     return uv_hrtime() / 1000000u;
 }
 
-static int64_t wall_us(void)
+int64_t audit_wall_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
-
-/* ------------------------------------------------------------------ emitting (any thread) */
-
-static void log_limited(struct audit *a, const char *ev, const char *what, int rc)
-{
-    uint64_t now = now_ms(), last = atomic_load(&a->last_log_ms);
-    if (last && now - last < LOG_EVERY_MS)
-        return;
-    if (!atomic_compare_exchange_strong(&a->last_log_ms, &last, now))
-        return;
-    struct logb b;
-    if (log_begin(&b, LOG_ERROR, ev)) {
-        log_str(&b, "event", what);
-        log_str(&b, "error", rc == ERR_NOSPACE ? "audit queue full" : err_str(rc));
-        log_str(&b, "on_full", a->cfg.on_full == AQ_FAIL_CLOSED ? "fail_closed" : "drop_oldest");
-        log_end(&b);
-    }
-}
-
-/* The outcome we rendered (our own output: the first EventOutcomeIndicator). */
-static uint8_t outcome_of(const struct wbuf *x)
-{
-    static const char key[] = "EventOutcomeIndicator=\"";
-    const uint8_t *p = x->p;
-    size_t kl = sizeof key - 1;
-    for (size_t i = 0; p && i + kl + 2 <= x->len; i++) {
-        if (memcmp(p + i, key, kl) == 0)
-            return p[i + kl] == '0' ? 0 : p[i + kl + 1] == '2' ? 12 : (uint8_t)(p[i + kl] - '0');
-    }
-    return 0;
-}
-
-static int emit(struct audit *a, const char *what, int rc, struct wbuf *x)
-{
-    if (rc < 0) {
-        log_limited(a, "audit_message_not_built", what, rc);
-        wbuf_cleanup(x);
-        return rc;
-    }
-    struct wbuf m;
-    wbuf_init(&m, AQ_REC_MAX);
-    struct syslog_hdr h = {.severity = syslog_severity_for_outcome(outcome_of(x)),
-                           .time_us = wall_us(),
-                           .host = a->host,
-                           .app = a->app,
-                           .procid = a->pid,
-                           .msgid = SYSLOG_MSGID_DICOM,
-                           .bom = true};
-    rc = syslog_format(&m, &h, x->p, x->len);
-    wbuf_cleanup(x);
-    if (rc == 0)
-        rc = aq_append(a->q, m.p, m.len, NULL);
-    wbuf_cleanup(&m);
-    if (rc < 0) {
-        log_limited(a, "audit_message_not_queued", what, rc);
-        return rc;
-    }
-    atomic_fetch_add(&a->appended, 1);
-    uv_async_send(&a->wake);
-    return 0;
-}
-
-#define XML(x)                                                                                     \
-    struct wbuf x;                                                                                 \
-    wbuf_init(&x, AUDIT_XML_MAX)
-
-int audit_app_start(struct audit *a)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    return emit(a, "app_start", audit_ev_app(&a->src, true, &x), &x);
-}
-
-int audit_app_stop(struct audit *a)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    return emit(a, "app_stop", audit_ev_app(&a->src, false, &x), &x);
-}
-
-int audit_tls_auth(struct audit *a, const struct audit_party *peer, bool ok, const char *reason)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    int rc = emit(a, "tls_auth", audit_ev_auth(&a->src, peer, ok, reason, &x), &x);
-    if (!ok && reason &&
-        (strcmp(reason, "revoked") == 0 || strcmp(reason, "expired") == 0 ||
-         strcmp(reason, "not_yet_valid") == 0)) {
-        char desc[96];
-        snprintf(desc, sizeof desc, "certificate %s presented in a TLS handshake", reason);
-        int r2 = audit_cert_rejected(a, peer, desc);
-        rc = rc < 0 ? rc : r2;
-    }
-    return rc;
-}
-
-int audit_policy_refused(struct audit *a, const struct audit_party *peer, const char *why)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    return emit(a, "policy_refused",
-                audit_ev_alert(&a->src, AUDIT_ALERT_POLICY_REFUSED, peer, NULL, why, 0, &x), &x);
-}
-
-int audit_cert_rejected(struct audit *a, const struct audit_party *peer, const char *why)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    return emit(a, "cert_rejected",
-                audit_ev_alert(&a->src, AUDIT_ALERT_CERT_REJECTED, peer, NULL, why, 0, &x), &x);
-}
-
-int audit_config_reloaded(struct audit *a, const char *path, bool ok, const char *detail)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    enum audit_alert k = ok ? AUDIT_ALERT_CONFIG_RELOADED : AUDIT_ALERT_CONFIG_REFUSED;
-    const char *d = detail ? detail : ok ? "configuration reloaded" : "reload refused";
-    return emit(a, "config_reloaded", audit_ev_alert(&a->src, k, NULL, path, d, 0, &x), &x);
-}
-
-int audit_transfer_begin(struct audit *a, const struct audit_xfer *xf)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    return emit(a, "transfer_begin", audit_ev_begin(&a->src, xf, &x), &x);
-}
-
-static void totals(const struct audit_sop_count *s, size_t n, uint64_t *ok, uint64_t *failed)
-{
-    *ok = *failed = 0;
-    for (size_t i = 0; s && i < n; i++) {
-        *ok += s[i].ok;
-        *failed += s[i].failed;
-    }
-}
-
-int audit_transfer_end(struct audit *a, const struct audit_xfer *xf)
-{
-    if (!a)
-        return 0;
-    uint64_t ok, failed;
-    totals(xf->sops, xf->n_sops, &ok, &failed);
-    int rc = 0;
-    if (ok || !failed) {
-        XML(x);
-        rc = emit(a, "transfer_end", audit_ev_transferred(&a->src, xf, false, &x), &x);
-    }
-    if (failed) {
-        XML(x);
-        int r2 = emit(a, "transfer_end", audit_ev_transferred(&a->src, xf, true, &x), &x);
-        rc = rc < 0 ? rc : r2;
-    }
-    return rc;
-}
-
-int audit_query(struct audit *a, const struct audit_query *q)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    return emit(a, "query", audit_ev_query(&a->src, q, &x), &x);
-}
-
-int audit_instances_accessed(struct audit *a, const struct audit_access *acc)
-{
-    if (!a)
-        return 0;
-    XML(x);
-    return emit(a, "instances_accessed", audit_ev_accessed(&a->src, acc, &x), &x);
-}
-
-int audit_commitment(struct audit *a, const struct audit_commit *c)
-{
-    if (!a)
-        return 0;
-    uint64_t ok, failed;
-    totals(c->sops, c->n_sops, &ok, &failed);
-    int rc = 0;
-    if (ok || !failed) {
-        XML(x);
-        rc = emit(a, "commitment", audit_ev_commit(&a->src, c, false, &x), &x);
-    }
-    if (failed) {
-        XML(x);
-        int r2 = emit(a, "commitment", audit_ev_commit(&a->src, c, true, &x), &x);
-        rc = rc < 0 ? rc : r2;
-    }
-    return rc;
-}
-
-struct audit_cert audit_cert_from_tls(const struct tls_peer_id *id)
-{
-    struct audit_cert c = {0};
-    if (!id)
-        return c;
-    c.subject = id->subject[0] ? id->subject : NULL;
-    c.issuer = id->issuer[0] ? id->issuer : NULL;
-    c.cn = id->cn[0] ? id->cn : NULL;
-    c.serial = id->serial[0] ? id->serial : NULL;
-    c.fp_sha256 = id->fp_hex[0] ? id->fp_hex : NULL;
-    return c;
-}
-
-bool audit_is_blocking(struct audit *a)
-{
-    return a && a->cfg.on_full == AQ_FAIL_CLOSED && aq_is_full(a->q);
-}
-
-/* ------------------------------------------------------------------ the audit thread */
 
 static void update_metrics(struct audit *a, const struct aq_stats *st)
 {
@@ -307,15 +61,8 @@ static void report_lost(struct audit *a, const struct aq_stats *st)
                             st->pending_lost, &x);
     struct wbuf m;
     wbuf_init(&m, AQ_REC_MAX);
-    struct syslog_hdr h = {.severity = 3,
-                           .time_us = wall_us(),
-                           .host = a->host,
-                           .app = a->app,
-                           .procid = a->pid,
-                           .msgid = SYSLOG_MSGID_DICOM,
-                           .bom = true};
     if (rc == 0)
-        rc = syslog_format(&m, &h, x.p, x.len);
+        rc = audit_frame(a, 3, &x, &m);
     if (rc == 0)
         rc = aq_append_report(a->q, m.p, m.len, st->pending_lost);
     if (rc == 0) {
@@ -363,7 +110,7 @@ static void work(struct audit *a, bool tick)
     if (gen != a->synced) {
         int rc = aq_sync(a->q);
         if (rc < 0)
-            log_limited(a, "audit_queue_sync_failed", "sync", rc);
+            audit_log_limited(a, "audit_queue_sync_failed", "sync", rc);
         else
             a->synced = gen;
     }
@@ -384,12 +131,12 @@ static void work(struct audit *a, bool tick)
     if (tick) {
         int rc = aq_save(a->q);
         if (rc < 0)
-            log_limited(a, "audit_cursor_save_failed", "save", rc);
+            audit_log_limited(a, "audit_cursor_save_failed", "save", rc);
         aq_get_stats(a->q, &st);
         update_metrics(a, &st);
     }
     drained = drained && st.pending_lost == 0;
-    if (atomic_load(&a->stopping) && (drained || !any_up || now_ms() >= a->stop_deadline_ms))
+    if (atomic_load(&a->stopping) && (drained || !any_up || audit_now_ms() >= a->stop_deadline_ms))
         shutdown_loop(a);
 }
 
@@ -549,7 +296,7 @@ void audit_stop(struct audit *a, unsigned drain_ms)
 {
     if (!a)
         return;
-    a->stop_deadline_ms = now_ms() + drain_ms;
+    a->stop_deadline_ms = audit_now_ms() + drain_ms;
     atomic_store(&a->stopping, true);
     uv_async_send(&a->wake);
     uv_thread_join(&a->thread);
@@ -568,7 +315,7 @@ int audit_wait_drained(struct audit *a, unsigned timeout_ms)
 {
     if (!a)
         return 0;
-    uint64_t end = now_ms() + timeout_ms;
+    uint64_t end = audit_now_ms() + timeout_ms;
     for (;;) {
         struct aq_stats st;
         aq_get_stats(a->q, &st);
@@ -577,7 +324,7 @@ int audit_wait_drained(struct audit *a, unsigned timeout_ms)
             drained = drained && st.commit[r] >= st.tail;
         if (drained)
             return 0;
-        if (now_ms() >= end)
+        if (audit_now_ms() >= end)
             return ERR_WRONG_STATE;
         uv_sleep(20);
     }

@@ -36,7 +36,32 @@ static const char *jstr(const cJSON *j, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Journal replay: "assign" fixes an entry's key, "stored" marks sop|sha as in the store. */
+/* A stored (or duplicate) record, as the read index needs it: the sidecar's fields. */
+static int know(struct file_backend *b, const cJSON *rec, const char *key, bool dup)
+{
+    struct fx_known k = {.duplicate = dup};
+    const cJSON *cert = cJSON_GetObjectItemCaseSensitive(rec, "cert");
+    const char *fields[] = {"sop_instance_uid", "sop_class_uid", "study_instance_uid",
+                            "series_instance_uid"};
+    char *dst[] = {k.sop, k.sop_class, k.study, k.series};
+    for (size_t i = 0; i < 4; i++) {
+        const char *v = jstr(rec, fields[i]);
+        if (!v || strlen(v) > 64)
+            return 0;
+        snprintf(dst[i], 65, "%s", v);
+    }
+    if (key && strlen(key) >= sizeof k.key)
+        return 0;
+    snprintf(k.key, sizeof k.key, "%s", key ? key : "");
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(rec, "bytes");
+    k.bytes = cJSON_IsNumber(bytes) && bytes->valuedouble > 0 ? (uint64_t)bytes->valuedouble : 0;
+    backend_read_owner(cJSON_IsObject(cert) ? jstr(cert, "client_id") : NULL,
+                       jstr(rec, "calling_ae"), k.owner, sizeof k.owner);
+    return fx_index_know(&b->index, &k);
+}
+
+/* Journal replay: "assign" fixes an entry's key, "stored" marks sop|sha as in the store; both
+ * "stored" and "duplicate" tell the read index what the store holds and who sent it. */
 static int on_replay(void *arg, const cJSON *rec)
 {
     struct file_backend *b = arg;
@@ -52,8 +77,11 @@ static int on_replay(void *arg, const cJSON *rec)
                          jstr(rec, "received_end"), COPY_STORED);
         char k[200];
         file_backend_stored_key(sop, sha, crc, k, sizeof k);
-        return strmap_put(&b->stored, k, NULL);
+        TRY(strmap_put(&b->stored, k, NULL));
+        return key ? know(b, rec, key, false) : 0;
     }
+    if (strcmp(ev, "duplicate") == 0)
+        return know(b, rec, NULL, true);
     return 0;
 }
 
@@ -74,6 +102,7 @@ static void *backend_thread(void *arg)
 {
     struct file_backend *b = arg;
     unsigned backoff_ms = 0;
+    fx_index_reconcile(b); /* before new objects: the journal's view first */
     for (;;) {
         pthread_mutex_lock(&b->mu);
         if (!b->stop && !b->kicked) /* a timeout means: age check and a retry scan */
@@ -115,6 +144,7 @@ static void *backend_thread(void *arg)
 static void free_backend(struct file_backend *b)
 {
     spool_journal_close(b->journal);
+    fx_index_close(&b->index);
     file_commit_free(b->commit_ix);
     strmap_free(&b->stored);
     strmap_free(&b->assigned);
@@ -143,6 +173,7 @@ static int fb_start(const struct backend_env *env, void **impl)
     wbuf_cleanup(&errs);
     b->spool = env->spool;
     b->fsync = env->fsync;
+    b->loop = env->loop;
     b->started = time(NULL);
     if (rc == 0)
         rc = file_commit_new(&b->commit_ix);
@@ -152,6 +183,8 @@ static int fb_start(const struct backend_env *env, void **impl)
     if (rc == 0 && snprintf(jpath, sizeof jpath, "%s/journal.jsonl", b->cfg.dir) >=
                        (int)sizeof jpath)
         rc = ERR_LIMIT;
+    if (rc == 0)
+        rc = fx_index_open(b);
     if (rc == 0)
         rc = spool_journal_open(jpath, env->fsync, on_replay, b, &b->journal);
     if (rc < 0) {
@@ -219,5 +252,6 @@ const struct backend_ops file_backend_ops = {
     .stop = fb_stop,
     .cli = NULL,
     .cli_usage = NULL,
+    .read = &file_backend_read_ops,
     .commit = &file_commit_ops,
 };

@@ -245,6 +245,20 @@ static int record(struct file_backend *b, const struct entry *es, int count)
     return spool_journal_sync(b->journal);
 }
 
+/* 5. the read index learns of it (after the journal: a crash in between is reconciled at
+ * start from the journal) */
+static void index_entry(struct file_backend *b, const struct entry *e)
+{
+    struct fx_known k = {.bytes = e->sc.bytes, .duplicate = e->dup};
+    snprintf(k.key, sizeof k.key, "%s", e->key);
+    memcpy(k.sop, e->sc.sop_instance, sizeof k.sop);
+    memcpy(k.sop_class, e->sc.sop_class, sizeof k.sop_class);
+    memcpy(k.study, e->sc.study, sizeof k.study);
+    memcpy(k.series, e->sc.series, sizeof k.series);
+    backend_read_owner(e->sc.client_id, e->sc.calling, k.owner, sizeof k.owner);
+    fx_index_stored(b, &k);
+}
+
 int file_backend_step(struct file_backend *b)
 {
     char(*ids)[SPOOL_ID_MAX] = calloc(FILE_BACKEND_STEP, sizeof *ids);
@@ -287,7 +301,10 @@ int file_backend_step(struct file_backend *b)
         else
             b->stats.stored++;
         done++;
+        index_entry(b, e);
     }
+    if (done > 0)
+        fx_index_sync(b);
 out:
     free(ids);
     free(es);

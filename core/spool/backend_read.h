@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/dcm_ds.h"
 #include "common/dcm_query.h"
@@ -27,6 +28,19 @@ struct backend_read_scope {
     const char *const *studies;
     size_t n_studies;
 };
+
+/* Who "own" refers to (GRANT_SCOPE_OWN), for a reader and for the sender of a stored instance
+ * alike: the policy client id the edge vouched for (PROXY v2), else, for a direct connection,
+ * "ae:" and the calling AE title (what the core's "clients" grants are keyed by). */
+static inline void backend_read_owner(const char *client_id, const char *calling, char *out,
+                                      size_t cap)
+{
+    if (client_id && client_id[0])
+        snprintf(out, cap, "%s", client_id);
+    else
+        snprintf(out, cap, "ae:%s", calling ? calling : "");
+}
+#define BACKEND_OWNER_MAX 160 /* room for either form */
 
 /* A search or a fetch in progress; its backend owns it until its done callback has run. */
 struct backend_read_op;

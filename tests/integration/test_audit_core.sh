@@ -199,7 +199,7 @@ echo "2. store of two studies: authentication, Begin and Transferred per study, 
 grep -q '^110113 110132 E 4 users=dicom-core,MOD1 pos=127.0.0.1,.* desc=' "$T/summary.txt" ||
     fail "no Security Alert for the wrong called AE title"
 grep "Use of Restricted Function" "$LOG" | grep -q "Y2FsbGVkIEFFIHRpdGxlIG5vdCByZWNvZ25pemVk" ||
-    fail "the alert does not say 'called AE title not recognized'"
+    fail "the alert does not say 'called AE title not recognized': $(grep "Use of Restricted Function" "$LOG" | grep -o 'ParticipantObjectDetail[^/]*' | head -5)"
 echo "3. refusal (wrong called AE title): Security Alert"
 grep -q "^110114 110122 E 4 .*pos=$other_fp desc=unknown_ca" "$T/summary.txt" ||
     fail "no refused User Authentication naming the wrong CA's certificate: $(grep '^110114' "$T/summary.txt")"

@@ -149,7 +149,7 @@ t3=$(uid)
 } >"$T/mixed.txt"
 request "$t3" "$T/mixed.txt" 0
 [[ $(action_status) == 0 ]] || fail "mixed N-ACTION: $(cat "$T/rq.out")"
-if wait_report "$t3" 15; then
+if wait_report "$t3" 60; then
     rep=$(reports_for "$t3")
     got=$(jq -c '[.event_type, .path, (.referenced|length), ([.failed[][1]]|sort)]' <<<"$rep")
     [[ $got == '[2,"new",2,[274,281,290]]' ]] &&
@@ -181,11 +181,12 @@ kill -KILL "$listener" 2>/dev/null
 wait "$listener" 2>/dev/null
 "${SCU[@]}" listen --port "$MOD_PORT" --ae MODALITY --out "$T/reports.jsonl" --refuse 2 >/dev/null 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do [[ $(grep -c '"ev":"listening"' "$T/reports.jsonl") -ge 2 ]] && break; sleep 0.1; done
+for _ in $(seq 600); do [[ $(grep -c '"ev":"listening"' "$T/reports.jsonl") -ge 2 ]] && break; sleep 0.1; done
 start_core auto
 t5=$(uid)
 request "$t5" "$T/b/refs.txt" 0
-if wait_report "$t5" 20; then
+[[ $(action_status) == 0 ]] || fail "modality away: N-ACTION $(cat "$T/rq.out")"
+if wait_report "$t5" 90; then
     refused=$(grep -c '"ev":"refused"' "$T/reports.jsonl")
     [[ $refused -ge 2 && $(grep -c '"ev":"commit_report_failed".*"'"$t5"'"' "$T/core.log") -ge 2 ]] &&
         ok "report refused twice, retried, then delivered" ||
@@ -208,7 +209,7 @@ wait "$core" 2>/dev/null
 grep -q "1 open transaction" "$T/status.out" && ok "dicom-core status shows the open transaction" ||
     fail "status: $(cat "$T/status.out")"
 start_core auto
-for _ in $(seq 100); do grep -q '"ev":"commit_resumed","transaction_uid":"'"$t6"'"' "$T/core.log" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '"ev":"commit_resumed","transaction_uid":"'"$t6"'"' "$T/core.log" && break; sleep 0.1; done
 request "$t6" "$T/c/refs.txt" 0
 [[ $(action_status) == 0 ]] && ok "the same N-ACTION again while open: success (the same transaction)" ||
     fail "repeated N-ACTION: $(cat "$T/rq.out")"
@@ -216,7 +217,7 @@ request "$t6" "$T/b/refs.txt" 0
 [[ $(action_status) == 277 ]] && ok "its Transaction UID with other references: 0115H" ||
     fail "reused Transaction UID: $(cat "$T/rq.out")"
 store "$T/c"
-if wait_report "$t6" 20; then
+if wait_report "$t6" 90; then
     sleep 2
     n=$(reports_for "$t6" | wc -l)
     ev=$(reports_for "$t6" | jq -r .event_type | head -1)

@@ -37,7 +37,10 @@ EOF
 refs() { # refs DIR: "class instance" lines from gen_objects' uids.txt
     awk '{print "1.2.840.10008.5.1.4.1.1.2", $2}' "$1/uids.txt" >"$1/refs.txt"
 }
-store() { storescu -aet MODALITY -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$1"/*.dcm >/dev/null 2>&1 || die "storescu"; }
+store() {
+    storescu -aet MODALITY -aec DICOM_CORE 127.0.0.1 "$CORE_PORT" "$1"/*.dcm >"$T/storescu.out" 2>&1 ||
+        die "storescu: $(tail -n 20 "$T/storescu.out")"
+}
 uid() { echo "2.25.$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')$RANDOM"; }
 action() { # action TUID REFS: N-ACTION on its own association (released at once)
     "${SCU[@]}" request --host 127.0.0.1 --port "$CORE_PORT" --calling MODALITY \
@@ -67,7 +70,7 @@ gen_objects "$T/a" 4 && refs "$T/a"
 store "$T/a"
 t1=$(uid)
 action "$t1" "$T/a/refs.txt"
-wait_report "$t1" 30
+wait_report "$t1" 90
 expect "$t1" '[.event_type, (.referenced|length)]' '[1,4]' "S3 point: all committed"
 core_stop
 
@@ -79,14 +82,14 @@ curl -sf -X POST "$HI_ENDPOINT/_emulator/fail" -d "{\"sop_uids\": [\"$FAILSOP\"]
 store "$T/b"
 t2=$(uid)
 action "$t2" "$T/b/refs.txt"
-wait_report "$t2" 60
+wait_report "$t2" 150
 expect "$t2" '[.event_type, (.referenced|length), .failed]' "[2,4,[[\"$FAILSOP\",272]]]" \
     "HealthImaging import: 4 committed, the failed import reported 0110H"
 gen_objects "$T/c" 3 && refs "$T/c"
 store "$T/c"
 t3=$(uid)
 action "$t3" "$T/c/refs.txt"
-wait_report "$t3" 60
+wait_report "$t3" 150
 expect "$t3" '[.event_type, (.referenced|length)]' '[1,3]' "HealthImaging import: all committed"
 core_stop
 
@@ -97,7 +100,7 @@ gen_objects "$T/d" 3 && refs "$T/d"
 store "$T/d"
 t4=$(uid)
 action "$t4" "$T/d/refs.txt"
-wait_report "$t4" 30
+wait_report "$t4" 90
 expect "$t4" '[.event_type, (.referenced|length)]' '[1,3]' "HealthImaging STOW-RS: all committed"
 core_stop
 
@@ -116,7 +119,7 @@ echo "ok: S3 down: no report (the transaction waits)"
 core_kill9
 set_s3_endpoint "$T/core.json" "$MOTO_ENDPOINT"
 core_start
-wait_report "$t5" 60
+wait_report "$t5" 150
 sleep 3
 [[ $(reports_for "$t5" | wc -l) == 1 ]] || die "reported $(reports_for "$t5" | wc -l) times"
 expect "$t5" '[.event_type, (.referenced|length)]' '[1,3]' \
