@@ -204,16 +204,24 @@ static void send_report(struct ctxn *x)
     retry_later(x);
 }
 
+/* ERR_WRONG_STATE from the store: another core task took the transaction over; it is
+ * logged and let go here (true). */
+static bool lease_lost(struct ctxn *x, int err)
+{
+    if (err != ERR_WRONG_STATE)
+        return false;
+    commit_txn_log(LOG_WARN, "commit_lease_lost", x, "another core task holds it now");
+    commit_txn_free(x);
+    return true;
+}
+
 static void on_renewed(void *arg, int err)
 {
     struct ctxn *x = arg;
     if (!commit_txn_back(x))
         return;
-    if (err == ERR_WRONG_STATE) {
-        commit_txn_log(LOG_WARN, "commit_lease_lost", x, "another core task holds it now");
-        commit_txn_free(x);
+    if (lease_lost(x, err))
         return;
-    }
     if (err < 0) {
         retry_later(x);
         return;
@@ -243,11 +251,8 @@ static void on_saved(void *arg, int err)
     struct commit_mgr *m = x->m;
     if (!commit_txn_back(x))
         return;
-    if (err == ERR_WRONG_STATE) {
-        commit_txn_log(LOG_WARN, "commit_lease_lost", x, "another core task holds it now");
-        commit_txn_free(x);
+    if (lease_lost(x, err))
         return;
-    }
     if (err < 0) {
         commit_txn_log(LOG_WARN, "commit_save_failed", x, err_str(err));
         retry_later(x);

@@ -9,7 +9,7 @@
 
 #include "core_config.h"
 #include "net/metrics.h"
-#include "preassoc.h"
+#include "common/preassoc.h"
 #include "spool/spool.h"
 #include "spool/spool_commit.h"
 

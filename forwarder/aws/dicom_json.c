@@ -420,7 +420,8 @@ static int conv_attr(struct conv *c, struct dcm_item *it, const cJSON *attr, boo
         if (!cJSON_IsString(inl) || !inl->valuestring || vi->kind != DCM_VK_BYTES)
             return ERR_MALFORMED;
         TRY(b64_decode(inl->valuestring, &c->val));
-        return added(c, dcm_ds_add_raw(c->ds, it, tag, vr, c->val.p, c->val.len));
+        const uint8_t *b = c->val.p ? c->val.p : (const uint8_t *)""; /* never NULL + 0 */
+        return added(c, dcm_ds_add_raw(c->ds, it, tag, vr, b, c->val.len));
     }
     if (value) {
         int rc = build_value(c, vr, value);
@@ -431,9 +432,10 @@ static int conv_attr(struct conv *c, struct dcm_item *it, const cJSON *attr, boo
             return 0;
         }
     }
+    const uint8_t *v = c->val.p ? c->val.p : (const uint8_t *)""; /* empty: never NULL + 0 */
     if (vi->kind == DCM_VK_TEXT || vi->kind == DCM_VK_TEXT1)
-        return added(c, dcm_ds_add_str(c->ds, it, tag, vr, (const char *)c->val.p, c->val.len));
-    return added(c, dcm_ds_add_raw(c->ds, it, tag, vr, c->val.p, c->val.len));
+        return added(c, dcm_ds_add_str(c->ds, it, tag, vr, (const char *)v, c->val.len));
+    return added(c, dcm_ds_add_raw(c->ds, it, tag, vr, v, c->val.len));
 }
 
 static int conv_item(struct conv *c, struct dcm_item *it, const cJSON *obj, bool root)

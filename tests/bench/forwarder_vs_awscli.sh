@@ -4,7 +4,7 @@
 #   A. objects/s from the spool to S3: N objects (~0.5 MB CT) are put in the spool by a core
 #      whose S3 endpoint is unreachable, then a core with the real endpoint drains it; measured
 #      from its start to an empty spool (per object: DynamoDB RECEIVED (the claim), S3 PUT with
-#      SHA-256, #      journal, unlink: two requests). Peer in the same run: `aws s3 cp --recursive` of the
+#      SHA-256, journal, unlink: two requests). Peer in the same run: `aws s3 cp --recursive` of the
 #      same files to the same moto (PUT only). Ratio = ours / theirs. Both run on a quiet moto:
 #      each waits until the emulator runs no import job, and the core is stopped before the
 #      CLI runs (its open batch waits, batch age 10 min), so neither pays for the emulator

@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib_forwarder.sh"
 skip_unless_ready
 
-ROUNDS=${ROUNDS:-6} PER=${PER:-24}
+ROUNDS=${ROUNDS:-4} PER=${PER:-24}
 [[ "${GW_SANITIZED:-0}" == 1 ]] && ROUNDS=3 PER=12
 aws_up --job-delay 0.5
 export TCP_NODELAY=1

@@ -90,6 +90,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
             snprintf(s->seen_head[s->n_seen], sizeof(s->seen_head[0]), "%.*s", (int)head, c->buf);
             s->seen_body[s->n_seen] = malloc(clen + 1);
             memcpy(s->seen_body[s->n_seen], c->buf + head, clen);
+            s->seen_body[s->n_seen][clen] = '\0'; /* callers may read it as a string */
             s->seen_body_len[s->n_seen] = clen;
             s->n_seen++;
         }

@@ -22,7 +22,7 @@ struct hs_server {
     size_t n_script;
     size_t served;
     char seen_head[HS_MAX_SEEN][4096];
-    char *seen_body[HS_MAX_SEEN];
+    char *seen_body[HS_MAX_SEEN]; /* each NUL-terminated after seen_body_len bytes */
     size_t seen_body_len[HS_MAX_SEEN];
     size_t n_seen;
 };

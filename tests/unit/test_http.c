@@ -2,9 +2,9 @@
 /* http + creds on a real libuv loop against a scripted HTTP server running on the same loop
  * (127.0.0.1, port picked by the kernel): retries with backoff on 5xx / throttling / network
  * errors, no retry on other 4xx, response cap, timeouts, file-range bodies, signing headers,
- * cancellation on close, the ECS credentials path with refresh before expiry; and the S3,
- * DynamoDB and HealthImaging clients' requests and their handling of odd answers (multipart
- * abort, 200 with an error body, condition failure, STOW-RS 409 store response). */
+ * cancellation on close, the ECS credentials path with refresh before expiry; and the DynamoDB
+ * and HealthImaging clients' requests and their handling of odd answers (condition failure,
+ * STOW-RS 409 store response). The S3 client: test_s3.c. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,52 +37,7 @@ static void on_done(void *arg, const struct http_resp *resp)
              resp->body ? (const char *)resp->body : "");
 }
 
-struct fixture {
-    uv_loop_t loop;
-    struct hs_server srv;
-    struct http_client *http;
-    char url[128];
-    bool closed;
-};
-
-static void on_closed(void *arg)
-{
-    *(bool *)arg = true;
-}
-
-static void fx_start(struct fixture *f, const struct hs_canned *script, size_t n, unsigned attempts)
-{
-    memset(f, 0, sizeof(*f));
-    cr_assert_eq(uv_loop_init(&f->loop), 0);
-    hs_start(&f->loop, &f->srv, script, n);
-    struct http_opts o;
-    http_opts_default(&o);
-    o.base_delay_ms = 5;
-    o.max_delay_ms = 20;
-    o.max_attempts = attempts;
-    o.connect_timeout_ms = 2000;
-    o.request_timeout_ms = 5000;
-    cr_assert_eq(http_client_new(&f->loop, &o, &f->http), 0);
-    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/x", f->srv.port);
-}
-
-static void run_until(struct fixture *f, const bool *flag)
-{
-    for (int i = 0; i < 100000 && !*flag; i++)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    cr_assert(*flag, "loop ran dry before the outcome");
-}
-
-static void fx_stop(struct fixture *f)
-{
-    if (f->http)
-        http_client_close(f->http, on_closed, &f->closed);
-    run_until(f, &f->closed);
-    hs_close_all(&f->loop, &f->srv);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    cr_assert_eq(uv_loop_close(&f->loop), 0, "handles left on the loop");
-    hs_free(&f->srv);
-}
+#include "http_fixture.h"
 
 static void send_get(struct fixture *f, struct outcome *o)
 {
@@ -90,7 +45,7 @@ static void send_get(struct fixture *f, struct outcome *o)
     cr_assert_eq(http_req_new("GET", f->url, &r), 0);
     cr_assert_eq(http_send(f->http, r, on_done, o), 0);
     cr_assert(!o->done, "callback ran inside http_send");
-    run_until(f, &o->done);
+    fx_run_until(f, &o->done);
 }
 
 Test(http, retries_5xx_then_succeeds)
@@ -179,7 +134,7 @@ Test(http, response_over_the_cap_fails_without_retry)
     cr_assert_eq(http_req_new("GET", f.url, &r), 0);
     http_req_set_response_cap(r, 100);
     cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
-    run_until(&f, &o.done);
+    fx_run_until(&f, &o.done);
     cr_assert_eq(o.res.err, HTTP_ERR_TOO_BIG);
     cr_assert_eq(o.res.attempts, 1);
     fx_stop(&f);
@@ -195,7 +150,7 @@ Test(http, a_silent_server_times_out_and_is_retried)
     cr_assert_eq(http_req_new("GET", f.url, &r), 0);
     http_req_set_timeouts(r, 1000, 300);
     cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
-    run_until(&f, &o.done);
+    fx_run_until(&f, &o.done);
     cr_assert_eq(o.res.err, 0, "%s", o.res.message);
     cr_assert_eq(o.res.attempts, 3);
     cr_assert_str_eq(o.body, "late");
@@ -216,22 +171,12 @@ Test(http, connection_refused_is_a_network_error_after_retries)
     fx_stop(&f);
 }
 
-static char *temp_file(const char *content, size_t n)
-{
-    char *path = strdup("/tmp/gw-http-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, content, n), (ssize_t)n);
-    close(fd);
-    return path;
-}
-
 Test(http, signed_put_streams_a_file_range_between_memory_segments)
 {
     static const struct hs_canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
     struct fixture f;
     fx_start(&f, s, 1, 1);
-    char *path = temp_file("0123456789abcdef", 16);
+    char *path = fx_temp_file("0123456789abcdef", 16);
     setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
     setenv("AWS_SESSION_TOKEN", "session-token", 1);
@@ -247,7 +192,7 @@ Test(http, signed_put_streams_a_file_range_between_memory_segments)
     http_req_sign(r, cp, "us-east-1", "s3", true, HTTP_PAYLOAD_SIGNED);
     struct outcome o = {0};
     cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
-    run_until(&f, &o.done);
+    fx_run_until(&f, &o.done);
     cr_assert_eq(o.res.err, 0, "%s", http_err_str(o.res.err));
     cr_assert_eq(f.srv.n_seen, 1);
     cr_assert_eq(f.srv.seen_body_len[0], 8);
@@ -277,13 +222,13 @@ Test(http, a_body_file_shorter_than_declared_fails_without_retry)
     static const struct hs_canned s[] = {{200, NULL, NULL}};
     struct fixture f;
     fx_start(&f, s, 1, 4);
-    char *path = temp_file("abc", 3);
+    char *path = fx_temp_file("abc", 3);
     struct http_req *r;
     cr_assert_eq(http_req_new("PUT", f.url, &r), 0);
     cr_assert_eq(http_req_body_file(r, path, 0, 100), 0);
     struct outcome o = {0};
     cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
-    run_until(&f, &o.done);
+    fx_run_until(&f, &o.done);
     cr_assert_eq(o.res.err, ERR_TRUNCATED, "%s", http_err_str(o.res.err));
     cr_assert_eq(o.res.attempts, 1);
     unlink(path);
@@ -305,7 +250,7 @@ Test(http, close_cancels_requests_in_flight_and_leaves_the_loop_empty)
     for (int i = 0; i < 50 && f.srv.served < 2; i++)
         uv_run(&f.loop, UV_RUN_ONCE);
     cr_assert_eq(http_client_pending(f.http), 2);
-    http_client_close(f.http, on_closed, &f.closed);
+    http_client_close(f.http, fx_on_closed, &f.closed);
     f.http = NULL;
     cr_assert(o1.done && o2.done);
     cr_assert_eq(o1.res.err, HTTP_ERR_CANCELED);
@@ -377,7 +322,7 @@ Test(creds, ecs_endpoint_with_token_and_refresh_before_expiry)
     struct creds_seen cs = {0};
     cr_assert_eq(creds_get(cp, on_creds, &cs), 0);
     cr_assert(!cs.done);
-    run_until(&f, &cs.done);
+    fx_run_until(&f, &cs.done);
     cr_assert_eq(cs.err, 0);
     cr_assert_str_eq(cs.key, "ASIAECS");
     cr_assert_not_null(creds_peek(cp));
@@ -424,7 +369,7 @@ Test(creds, nothing_in_the_chain_is_a_config_error)
     unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     unsetenv("AWS_EC2_METADATA_DISABLED");
     bool closed = false;
-    http_client_close(h, on_closed, &closed);
+    http_client_close(h, fx_on_closed, &closed);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert(closed);
     cr_assert_eq(uv_loop_close(&loop), 0);
@@ -434,441 +379,7 @@ Test(creds, nothing_in_the_chain_is_a_config_error)
 
 #include "forwarder/aws/ddb.h"
 #include "forwarder/aws/mi.h"
-#include "forwarder/aws/s3.h"
-#include "common/crc64nvme.h"
 
-struct env_creds {
-    struct creds_provider *cp;
-};
-
-static struct creds_provider *env_provider(struct fixture *f)
-{
-    setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
-    unsetenv("AWS_SESSION_TOKEN");
-    struct creds_provider *cp;
-    cr_assert_eq(creds_provider_new(f->http, &cp), 0);
-    return cp;
-}
-
-struct s3_outcome {
-    bool done;
-    struct http_result res;
-};
-
-static const struct s3_sums empty_sums = {.sha256_hex = SIGV4_EMPTY_SHA256};
-
-static void on_s3(void *arg, const struct http_result *res)
-{
-    struct s3_outcome *o = arg;
-    o->done = true;
-    o->res = *res;
-}
-
-static struct s3_client *s3_for(struct fixture *f, struct creds_provider *cp, enum s3_sse sse,
-                                const char *kms)
-{
-    char ep[64];
-    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d/", f->srv.port);
-    struct s3_opts o = {.region = "us-east-1", .endpoint = ep, .sse = sse, .kms_key_id = kms};
-    struct s3_client *s;
-    cr_assert_eq(s3_client_new(f->http, cp, &o, &s), 0);
-    return s;
-}
-
-static char *zero_file(size_t n)
-{
-    char *path = strdup("/tmp/gw-s3-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(ftruncate(fd, (off_t)n), 0);
-    close(fd);
-    return path;
-}
-
-Test(s3, put_object_sends_checksum_sse_kms_and_a_path_style_encoded_key)
-{
-    static const struct hs_canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
-    struct fixture f;
-    fx_start(&f, s, 1, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_KMS, "key-1");
-    char *path = temp_file("hello", 5);
-    char hex[65];
-    sigv4_sha256_hex("hello", 5, hex);
-    struct s3_outcome o = {0};
-    struct s3_sums sums = {.sha256_hex = hex};
-    cr_assert_eq(
-        s3_put_object_file(s3, "bkt", "dicom/b 1/1.2.dcm", path, 0, 5, &sums, on_s3, &o), 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, 0);
-    const char *h = f.srv.seen_head[0];
-    cr_assert(strstr(h, "PUT /bkt/dicom/b%201/1.2.dcm HTTP/1.1"), "%s", h);
-    cr_assert(strstr(h, "x-amz-checksum-sha256: LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="), "%s",
-              h);
-    cr_assert(strstr(h, "x-amz-server-side-encryption: aws:kms"), "%s", h);
-    cr_assert(strstr(h, "x-amz-server-side-encryption-aws-kms-key-id: key-1"), "%s", h);
-    cr_assert_null(strcasestr(h, "Content-Encoding"), "%s", h);
-    cr_assert_eq(f.srv.seen_body_len[0], 5);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    unlink(path);
-    free(path);
-    fx_stop(&f);
-}
-
-Test(s3, a_failed_part_aborts_the_multipart_upload)
-{
-    static const struct hs_canned s[] = {
-        {200, NULL, "<InitiateMultipartUploadResult><UploadId>u/1+</UploadId>"
-                    "</InitiateMultipartUploadResult>"},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {403, NULL, "<Error><Code>AccessDenied</Code><Message>no</Message></Error>"},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {204, NULL, NULL}};
-    struct fixture f;
-    fx_start(&f, s, 5, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
-    char *path = zero_file(11u << 20); /* three parts of 5 MiB */
-    struct s3_outcome o = {0};
-    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 11u << 20, &empty_sums,
-                                5u << 20, 5u << 20, on_s3, &o),
-                 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, HTTP_ERR_STATUS);
-    cr_assert_str_eq(o.res.error_code, "AccessDenied");
-    cr_assert_eq(f.srv.n_seen, 5);
-    cr_assert(strstr(f.srv.seen_head[0], "POST /bkt/k.dcm?uploads= "), "%s", f.srv.seen_head[0]);
-    cr_assert(strstr(f.srv.seen_head[4], "DELETE /bkt/k.dcm?uploadId=u%2F1%2B "), "%s",
-              f.srv.seen_head[4]);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    unlink(path);
-    free(path);
-    fx_stop(&f);
-}
-
-Test(s3, complete_answering_200_with_an_error_body_is_a_failure)
-{
-    static const struct hs_canned s[] = {
-        {200, NULL, "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
-                    "</InitiateMultipartUploadResult>"},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {200, NULL, "<Error><Code>InternalError</Code><Message>retry</Message></Error>"},
-        {204, NULL, NULL}};
-    struct fixture f;
-    fx_start(&f, s, 4, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
-    char *path = zero_file(6u << 20);
-    struct s3_outcome o = {0};
-    cr_assert_eq(s3_upload_file(s3, "bkt", "k.dcm", path, 0, 6u << 20, &empty_sums,
-                                5u << 20, 8u << 20, on_s3, &o),
-                 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, HTTP_ERR_STATUS);
-    cr_assert_str_eq(o.res.error_code, "InternalError");
-    cr_assert(strstr(f.srv.seen_body[2], "<PartNumber>1</PartNumber>"));
-    cr_assert(strstr(f.srv.seen_body[2], "<ChecksumSHA256>"));
-    cr_assert(strstr(f.srv.seen_head[3], "DELETE "));
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    unlink(path);
-    free(path);
-    fx_stop(&f);
-}
-
-struct head_outcome {
-    bool done, found;
-    int err;
-};
-
-static void on_head(void *arg, const struct http_result *res, bool found)
-{
-    struct head_outcome *o = arg;
-    o->done = true;
-    o->err = res->err;
-    o->found = found;
-}
-
-static struct s3_client *s3_crc_for(struct fixture *f, struct creds_provider *cp)
-{
-    char ep[64];
-    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d/", f->srv.port);
-    struct s3_opts o = {.region = "us-east-1", .endpoint = ep, .checksum = S3_CHECKSUM_CRC64NVME};
-    struct s3_client *s;
-    cr_assert_eq(s3_client_new(f->http, cp, &o, &s), 0);
-    return s;
-}
-
-/* n bytes of a fixed pseudo-random pattern in a new file (its content back in *data) */
-static char *pattern_file(size_t n, uint8_t **data)
-{
-    uint8_t *d = malloc(n);
-    cr_assert_not_null(d);
-    uint32_t x = 2463534242u;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        d[i] = (uint8_t)x;
-    }
-    char *path = strdup("/tmp/gw-s3-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, d, n), (ssize_t)n);
-    close(fd);
-    *data = d;
-    return path;
-}
-
-static void want_header(const char *head, const char *name, const char *value)
-{
-    char line[256];
-    snprintf(line, sizeof line, "%s: %s\r\n", name, value);
-    cr_assert(strcasestr(head, line), "want %s in %s", line, head);
-}
-
-Test(s3, crc64nvme_put_sends_the_files_crc_and_keeps_the_sha256_payload_hash)
-{
-    static const struct hs_canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
-    struct fixture f;
-    fx_start(&f, s, 1, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_crc_for(&f, cp);
-    uint8_t *d;
-    char *path = pattern_file(70000, &d);
-    char hex[65], b64[CRC64NVME_B64_LEN + 1];
-    sigv4_sha256_hex(d, 70000, hex);
-    crc64nvme_base64(crc64nvme_portable(0, d, 70000), b64);
-    struct s3_outcome o = {0};
-    struct s3_sums sums = {.sha256_hex = hex};
-    cr_assert_eq(s3_put_object_file(s3, "bkt", "k.dcm", path, 0, 70000, &sums, on_s3, &o), 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, 0);
-    const char *h = f.srv.seen_head[0];
-    want_header(h, "x-amz-checksum-crc64nvme", b64);
-    want_header(h, "x-amz-sdk-checksum-algorithm", "CRC64NVME");
-    want_header(h, "x-amz-content-sha256", hex); /* S3 checks the signed payload hash too */
-    cr_assert_null(strcasestr(h, "x-amz-checksum-sha256"), "%s", h);
-    cr_assert_eq(f.srv.seen_body_len[0], 70000);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    unlink(path);
-    free(path);
-    free(d);
-    fx_stop(&f);
-}
-
-Test(s3, crc64nvme_multipart_sends_each_parts_crc_and_the_full_objects)
-{
-    static const struct hs_canned s[] = {
-        {200, NULL, "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
-                    "</InitiateMultipartUploadResult>"},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {200, NULL, "<CompleteMultipartUploadResult/>"}};
-    struct fixture f;
-    fx_start(&f, s, 5, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_crc_for(&f, cp);
-    size_t n = (11u << 20) + 12345; /* parts of 5 MiB, 5 MiB and the rest */
-    uint8_t *d;
-    char *path = pattern_file(n, &d);
-    char whole_hex[17];
-    snprintf(whole_hex, sizeof whole_hex, "%016llx",
-             (unsigned long long)crc64nvme_portable(0, d, n));
-    struct s3_sums sums = {.sha256_hex = SIGV4_EMPTY_SHA256, .crc64nvme_hex = whole_hex};
-    struct s3_outcome o = {0};
-    cr_assert_eq(
-        s3_upload_file(s3, "bkt", "k.dcm", path, 0, n, &sums, 5u << 20, 5u << 20, on_s3, &o), 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, 0, "%s", o.res.message);
-    cr_assert_eq(f.srv.n_seen, 5);
-    want_header(f.srv.seen_head[0], "x-amz-checksum-algorithm", "CRC64NVME");
-    want_header(f.srv.seen_head[0], "x-amz-checksum-type", "FULL_OBJECT");
-    /* each part: its own CRC, computed here on the portable path from the bytes */
-    for (unsigned part = 1; part <= 3; part++) {
-        const char *h = NULL;
-        char q[64];
-        snprintf(q, sizeof q, "partNumber=%u&", part);
-        for (size_t i = 1; i < 4; i++) {
-            if (strstr(f.srv.seen_head[i], q))
-                h = f.srv.seen_head[i];
-        }
-        cr_assert_not_null(h, "part %u not seen", part);
-        size_t off = (size_t)(part - 1) * (5u << 20);
-        size_t len = part < 3 ? 5u << 20 : n - off;
-        char b64[CRC64NVME_B64_LEN + 1];
-        crc64nvme_base64(crc64nvme_portable(0, d + off, len), b64);
-        want_header(h, "x-amz-checksum-crc64nvme", b64);
-        want_header(h, "x-amz-content-sha256", "UNSIGNED-PAYLOAD");
-    }
-    /* complete: the whole object's CRC, and each part's in the body */
-    char whole[CRC64NVME_B64_LEN + 1];
-    crc64nvme_base64(crc64nvme_portable(0, d, n), whole);
-    want_header(f.srv.seen_head[4], "x-amz-checksum-crc64nvme", whole);
-    want_header(f.srv.seen_head[4], "x-amz-checksum-type", "FULL_OBJECT");
-    cr_assert(strstr(f.srv.seen_body[4], "<ChecksumCRC64NVME>"), "%s", f.srv.seen_body[4]);
-    cr_assert_null(strstr(f.srv.seen_body[4], "SHA256"), "%s", f.srv.seen_body[4]);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    unlink(path);
-    free(path);
-    free(d);
-    fx_stop(&f);
-}
-
-Test(s3, crc64nvme_put_takes_the_crc_of_the_bytes_received_without_reading_the_file)
-{
-    static const struct hs_canned s[] = {{200, "ETag: \"e\"\r\n", NULL}};
-    struct fixture f;
-    fx_start(&f, s, 1, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_crc_for(&f, cp);
-    uint8_t *d;
-    char *path = pattern_file(1000, &d);
-    char hex[65], b64[CRC64NVME_B64_LEN + 1];
-    sigv4_sha256_hex(d, 1000, hex);
-    /* not the file's CRC: what the caller says it received is what S3 is asked to check */
-    crc64nvme_base64(0x0123456789abcdefull, b64);
-    struct s3_sums sums = {.sha256_hex = hex, .crc64nvme_hex = "0123456789ABCDEF"};
-    struct s3_outcome o = {0};
-    cr_assert_eq(s3_put_object_file(s3, "bkt", "k.dcm", path, 0, 1000, &sums, on_s3, &o), 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, 0);
-    want_header(f.srv.seen_head[0], "x-amz-checksum-crc64nvme", b64);
-    struct s3_sums bad = {.sha256_hex = hex, .crc64nvme_hex = "0123"};
-    cr_assert_eq(s3_put_object_file(s3, "bkt", "k.dcm", path, 0, 1000, &bad, on_s3, &o),
-                 ERR_MALFORMED);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    unlink(path);
-    free(path);
-    free(d);
-    fx_stop(&f);
-}
-
-Test(s3, crc64nvme_multipart_whose_parts_are_not_the_bytes_received_is_never_completed)
-{
-    static const struct hs_canned s[] = {
-        {200, NULL, "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
-                    "</InitiateMultipartUploadResult>"},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {200, "ETag: \"p\"\r\n", NULL},
-        {204, NULL, NULL}};
-    struct fixture f;
-    fx_start(&f, s, 4, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_crc_for(&f, cp);
-    size_t n = (6u << 20) + 1;
-    uint8_t *d;
-    char *path = pattern_file(n, &d);
-    char good[17], bad[17];
-    uint64_t crc = crc64nvme_portable(0, d, n);
-    snprintf(good, sizeof good, "%016llx", (unsigned long long)crc);
-    snprintf(bad, sizeof bad, "%016llx", (unsigned long long)(crc ^ 1));
-    struct s3_sums sums = {.sha256_hex = SIGV4_EMPTY_SHA256, .crc64nvme_hex = bad};
-    struct s3_outcome o = {0};
-    cr_assert_eq(
-        s3_upload_file(s3, "bkt", "k.dcm", path, 0, n, &sums, 5u << 20, 5u << 20, on_s3, &o), 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, HTTP_ERR_STATUS);
-    cr_assert_str_eq(o.res.error_code, "BadDigest");
-    cr_assert_eq(f.srv.n_seen, 4);
-    cr_assert(strstr(f.srv.seen_head[3], "DELETE /bkt/k.dcm?uploadId=u1 "), "%s",
-              f.srv.seen_head[3]); /* aborted, not completed */
-    (void)good;
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    unlink(path);
-    free(path);
-    free(d);
-    fx_stop(&f);
-}
-
-Test(s3, parts_crc_combine_to_the_whole)
-{
-    uint8_t buf[3000];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = (uint8_t)(i * 7 + 3);
-    struct s3_part p[3] = {{.crc = crc64nvme(0, buf, 1000), .len = 1000},
-                           {.crc = crc64nvme(0, buf + 1000, 1999), .len = 1999},
-                           {.crc = crc64nvme(0, buf + 2999, 1), .len = 1}};
-    cr_assert_eq(s3_parts_crc64nvme(p, 3), crc64nvme_portable(0, buf, sizeof buf));
-    cr_assert_eq(s3_parts_crc64nvme(p, 1), crc64nvme_portable(0, buf, 1000));
-}
-
-Test(s3, head_tells_a_missing_key_from_an_object)
-{
-    static const struct hs_canned s[] = {{200, "Content-Length: 5\r\n", NULL},
-                                         {404, NULL, NULL},
-                                         {403, NULL, NULL}};
-    struct fixture f;
-    fx_start(&f, s, 3, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
-    for (int i = 0; i < 3; i++) {
-        struct head_outcome o = {0};
-        cr_assert_eq(s3_head_object(s3, "bkt", "dicom/b/1.2.dcm", on_head, &o), 0);
-        run_until(&f, &o.done);
-        cr_assert_eq(o.err, 0, "answer %d", i);
-        cr_assert_eq(o.found, i == 0, "answer %d", i);
-    }
-    cr_assert(strstr(f.srv.seen_head[0], "HEAD /bkt/dicom/b/1.2.dcm HTTP/1.1"), "%s",
-              f.srv.seen_head[0]);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    fx_stop(&f);
-}
-
-struct create_outcome {
-    bool done;
-    int err;
-};
-
-static void on_create(void *arg, const struct http_result *res, const char *id)
-{
-    struct create_outcome *o = arg;
-    o->done = true;
-    o->err = res->err;
-    cr_assert(id == NULL);
-}
-
-Test(s3, create_without_an_upload_id_is_a_parse_error)
-{
-    static const struct hs_canned s[] = {{200, NULL, "<InitiateMultipartUploadResult/>"}};
-    struct fixture f;
-    fx_start(&f, s, 1, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
-    struct create_outcome o = {0};
-    cr_assert_eq(s3_create_multipart(s3, "bkt", "k", on_create, &o), 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.err, HTTP_ERR_PARSE);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    fx_stop(&f);
-}
-
-Test(s3, abort_of_a_gone_upload_is_success)
-{
-    static const struct hs_canned s[] = {
-        {404, NULL, "<Error><Code>NoSuchUpload</Code></Error>"}};
-    struct fixture f;
-    fx_start(&f, s, 1, 1);
-    struct creds_provider *cp = env_provider(&f);
-    struct s3_client *s3 = s3_for(&f, cp, S3_SSE_NONE, NULL);
-    struct s3_outcome o = {0};
-    cr_assert_eq(s3_abort_multipart(s3, "bkt", "k", "u1", on_s3, &o), 0);
-    run_until(&f, &o.done);
-    cr_assert_eq(o.res.err, 0);
-    creds_provider_close(cp);
-    s3_client_free(s3);
-    fx_stop(&f);
-}
 
 struct ddb_outcome {
     bool done;
@@ -893,7 +404,7 @@ Test(ddb, condition_failure_is_distinct_and_carries_the_old_item)
          "\"message\":\"The conditional request failed\",\"Item\":{\"state\":{\"S\":\"IMPORTED\"}}}"}};
     struct fixture f;
     fx_start(&f, s, 1, 3);
-    struct creds_provider *cp = env_provider(&f);
+    struct creds_provider *cp = fx_env_provider(&f);
     char ep[64];
     snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.srv.port);
     struct ddb_opts o = {.region = "us-east-1", .endpoint = ep};
@@ -905,7 +416,7 @@ Test(ddb, condition_failure_is_distinct_and_carries_the_old_item)
     cr_assert_eq(ddb_put_item(d, "t", item, "attribute_not_exists(pk)", NULL, NULL, on_ddb, &out),
                  0);
     cJSON_Delete(item);
-    run_until(&f, &out.done);
+    fx_run_until(&f, &out.done);
     cr_assert_eq(out.err, HTTP_ERR_CONDITION);
     cr_assert_str_eq(out.state, "IMPORTED");
     cr_assert_eq(f.srv.served, 1, "a failed condition must not be retried");
@@ -942,16 +453,16 @@ Test(mi, stow_streams_a_multipart_related_body_and_reads_a_409_store_response)
          "\"00081197\":{\"vr\":\"US\",\"Value\":[272]}}]}}"}};
     struct fixture f;
     fx_start(&f, s, 1, 3);
-    struct creds_provider *cp = env_provider(&f);
+    struct creds_provider *cp = fx_env_provider(&f);
     char ep[64];
     snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.srv.port);
     struct mi_opts o = {.region = "us-east-1", .endpoint = ep, .dicom_endpoint = ep};
     struct mi_client *m;
     cr_assert_eq(mi_client_new(f.http, cp, &o, &m), 0);
-    char *path = temp_file("PREAMBLE+DICM", 13);
+    char *path = fx_temp_file("PREAMBLE+DICM", 13);
     struct stow_outcome out = {0};
     cr_assert_eq(mi_store_dicom(m, "ds1", NULL, path, 0, 13, on_stow, &out), 0);
-    run_until(&f, &out.done);
+    fx_run_until(&f, &out.done);
     cr_assert_eq(out.err, HTTP_ERR_STATUS);
     cr_assert_eq(out.n, 1);
     cr_assert(!out.stored0);
@@ -1011,7 +522,7 @@ Test(creds, a_request_waits_out_a_metadata_endpoint_failure)
     http_req_sign(r, cp, "us-east-1", "execute-api", false, HTTP_PAYLOAD_SIGNED);
     struct outcome o = {0};
     cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
-    run_until(&f, &o.done);
+    fx_run_until(&f, &o.done);
     cr_assert_eq(o.res.err, 0, "%s", http_err_str(o.res.err));
     cr_assert_str_eq(o.body, "ok");
     cr_assert(strstr(f.srv.seen_head[3], "X-Amz-Security-Token: t"), "%s", f.srv.seen_head[3]);
@@ -1032,13 +543,13 @@ Test(http, clock_skew_is_learnt_from_the_date_header_and_the_request_retried_onc
         {403, hdr, "<Error><Code>RequestTimeTooSkewed</Code></Error>"}, {200, NULL, "ok"}};
     struct fixture f;
     fx_start(&f, s, 2, 1); /* one attempt: the skew retry is extra */
-    struct creds_provider *cp = env_provider(&f);
+    struct creds_provider *cp = fx_env_provider(&f);
     struct http_req *r;
     cr_assert_eq(http_req_new("GET", f.url, &r), 0);
     http_req_sign(r, cp, "us-east-1", "s3", true, HTTP_PAYLOAD_SIGNED);
     struct outcome o = {0};
     cr_assert_eq(http_send(f.http, r, on_done, &o), 0);
-    run_until(&f, &o.done);
+    fx_run_until(&f, &o.done);
     cr_assert_eq(o.res.err, 0, "%s %s", http_err_str(o.res.err), o.res.error_code);
     char want[32];
     strftime(want, sizeof(want), "X-Amz-Date: %Y%m%dT%H", &tm);
