@@ -193,7 +193,7 @@ mkdir -p "$T/gd"
 timeout 60 getscu -v -S -aet CT_ROOM1 -aec DICOM_CORE -od "$T/gd" 127.0.0.1 "$TUN_ct" \
     -k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$S1" >"$T/gd.out" 2>&1 || true
 el2=$((SECONDS - t0))
-grep -aq 'Get Response (Failed' "$T/gd.out" && [[ -z $(ls "$T/gd") ]] ||
+grep -aiq 'Get Response (Failed' "$T/gd.out" && [[ -z $(ls "$T/gd") ]] ||
     die "HealthImaging down, C-GET: $(grep -a 'Response' "$T/gd.out" | tail -3)"
 ((el2 < 30)) || die "HealthImaging down: the C-GET failure took $el2 s"
 ctl reset '{}'
