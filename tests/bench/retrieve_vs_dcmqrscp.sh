@@ -65,9 +65,10 @@ run() {
     for r in $(seq "$ROUNDS"); do
         [[ -n $restart ]] && $restart
         t0=$(date +%s%N)
-        getscu --ignore -pdu 131072 -S -aet BENCH -aec "$aec" 127.0.0.1 "$p" -k QueryRetrieveLevel=STUDY \
+        getscu -v --ignore -pdu 131072 -S -aet BENCH -aec "$aec" 127.0.0.1 "$p" -k QueryRetrieveLevel=STUDY \
             -k StudyInstanceUID="$STUDY" >"$T/$name.$r.out" 2>&1 || echo "  ($name round $r: getscu failed)"
         t1=$(date +%s%N)
+        grep -ai 'Get Response (' "$T/$name.$r.out" | tail -1 | sed 's/^/  /'
         ms=$(((t1 - t0) / 1000000))
         ((best == 0 || ms < best)) && best=$ms
         if [[ -n $restart ]]; then
