@@ -121,8 +121,8 @@ static void progress(struct retrieve_run *r)
 /* The audit trail's transfer accounting (core_audit_sent) of the sub-operation in progress. */
 static void audit_sub(const struct retrieve_run *r, uint16_t status)
 {
-    core_audit_sent(r->p.target, r->p.requestor, r->item->sop_class, r->item->study, NULL,
-                    status);
+    core_audit_sent(r->p.target, r->p.requestor, r->item->sop_class, r->item->study,
+                    r->item->patient, status);
 }
 
 static void sub_failed(struct retrieve_run *r, const char *why)

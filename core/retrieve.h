@@ -22,6 +22,7 @@
 struct retrieve_item {
     char study[65], series[65], sop[65], sop_class[65];
     char ts[65]; /* the stored transfer syntax when the backend says ((0008,3002)), else "" */
+    char patient[65]; /* its Patient ID when the backend says, else "" (the audit trail's) */
 };
 
 struct retrieve_list {

@@ -130,6 +130,8 @@ static int build_query(const struct task *t, struct dcm_query **q)
     if (rc == 0 && t->level == DCM_QL_IMAGE) {
         if ((rc = dcm_ds_add_cstr(ds, r, TAG_SOP_CLASS, DCM_VR_UI, "")) == 0)
             rc = dcm_ds_add_cstr(ds, r, TAG_SOP, DCM_VR_UI, t->key);
+        if (rc == 0) /* returned only: the audit trail names the patient */
+            rc = dcm_ds_add_cstr(ds, r, TAG_PATIENT_ID, DCM_VR_LO, "");
     }
     struct dcm_query_opts o = {.model = model, .op = DCM_QOP_FIND};
     struct dcm_query_error qe;
@@ -190,6 +192,7 @@ static int on_result(void *arg, const struct dcm_ds *cand)
         memcpy(it->sop, sop, 65);
         memcpy(it->sop_class, cls, 65);
         cstr(root, DCM_TAG(0x0008, 0x3002), it->ts); /* Available Transfer Syntax UID */
+        cstr(root, TAG_PATIENT_ID, it->patient);
     }
     return p->err ? -1 : 0;
 }

@@ -45,6 +45,7 @@ out = open(sys.argv[2], "ab", buffering=0)
 while True: out.write(s.recv(65536).replace(b"\n", b" ") + b"\n")' "$AP" "$T/audit.log" &
 remember $!
 (umask 077; openssl rand -hex 32 >"$T/site.key")
+hmac() { printf '%s' "$1" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(cat "$T/site.key")" | awk '{print $NF}'; }
 # audited EVENT PATTERN: a message of event EVENT matching PATTERN arrived within 5 s
 audited() {
     for _ in $(seq 50); do
@@ -252,8 +253,8 @@ grep -aq 'Move response with error status (Refused: OutOfResourcesSubOperations)
 
 audited 110104 "ParticipantObjectID=\"$SA\"" &&
     grep -a '<EventID csd-code="110104"' "$T/audit.log" | grep -a "ParticipantObjectID=\"$SA\"" |
-    grep -a 'UserID="DEST"' | grep -aq 'csd-code="110152"' &&
-    ok "C-GET and C-MOVE audited: Instances Transferred (110104), DEST as the Destination" ||
+    grep -a 'UserID="DEST"' | grep -a 'csd-code="110152"' | grep -aq "ParticipantObjectID=\"$(hmac PA1)\"" &&
+    ok "C-GET and C-MOVE audited: Instances Transferred (110104), DEST as the Destination, the patient's hash" ||
     { cp "$T/audit.log" /tmp/qr-audit.log; fail "no DICOM Instances Transferred naming DEST as Destination"; }
 
 # ---- C-CANCEL mid-retrieve -----------------------------------------------------------------
