@@ -52,7 +52,9 @@ policy() { # extra client entries
 JSON
 }
 policy ""
-write_edge_config "$EP" "$HP" ', "limits": { "assoc_rq_ms": 3000, "handshake_ms": 3000, "high_water": 262144, "low_water": 65536 }'
+# the pre-association budget is widened: case 6 holds hundreds of idle connections from this one
+# address (the budget itself is test_edge_preassoc's)
+write_edge_config "$EP" "$HP" ', "limits": { "assoc_rq_ms": 3000, "handshake_ms": 3000, "high_water": 262144, "low_water": 65536, "preassoc_max": 1024, "preassoc_per_source": 1024 }'
 start_edge "$EP"
 make_dicom "$T/data" 5 256 256
 make_dicom "$T/big" "$big_n" 512 512
