@@ -25,6 +25,9 @@ static const char g_usage[] =
     "       dicom-core status [--config FILE] [--json]\n"
     "       dicom-core failed [--config FILE] [--json]\n"
     "       dicom-core redrive [--config FILE] (--all | SOP_INSTANCE_UID...)\n"
+    "       dicom-core share [--config FILE] (--study UID --to CLIENT --hours N | --revoke\n"
+    "                  --study UID --to CLIENT | --list [--to CLIENT] [--json] |\n"
+    "                  --credentials --study UID --hours N [--format json|env])\n"
     "\n"
     "A DICOM Store SCP (C-ECHO, C-STORE) that streams every object to a durable spool and\n"
     "hands it to its backend (the local `file` store by default, or AWS).\n"
@@ -41,6 +44,7 @@ static const char g_usage[] =
     "                          the backend's state (aws backend)\n"
     "  failed, redrive         the aws backend's commands: FAILED objects, importing them\n"
     "                          again\n"
+    "  share                   the aws backend's study shares (read scope `shared`)\n"
     "\n"
     "Signals: SIGHUP reloads the configuration for new associations; SIGTERM or SIGINT stops\n"
     "accepting, lets live associations finish (drain_ms), then exits.\n";
@@ -287,12 +291,13 @@ static int subcommand(int argc, char **argv)
     char *rest[64];
     int n_rest = 0;
     rest[n_rest++] = argv[1];
+    bool own_args = strcmp(argv[1], "share") == 0; /* the backend parses its options */
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
         else if (strncmp(argv[i], "--config=", 9) == 0)
             config = argv[i] + 9;
-        else if ((argv[i][0] != '-' || strcmp(argv[i], "--json") == 0 ||
+        else if ((own_args || argv[i][0] != '-' || strcmp(argv[i], "--json") == 0 ||
                   strcmp(argv[i], "--all") == 0) &&
                  n_rest < (int)ARRAY_LEN(rest))
             rest[n_rest++] = argv[i];

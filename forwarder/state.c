@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "spool/backend_read.h"
 #include "state_int.h"
 
 static const char *const g_inst_names[] = {"", "RECEIVED", "STORED", "IMPORTING", "IMPORTED",
@@ -259,7 +260,10 @@ cJSON *state_req_received(const char *table, const struct state_obj *o, enum sta
     put_s(item, "peer", o->peer, &err);
     put_s(item, "cert_cn", o->cert_cn, &err);
     put_s(item, "cert_fp", o->cert_fp, &err);
-    put_s(item, "client_id", o->client_id, &err);
+    /* the read side's owner (scope "own"): the edge's client id, else "ae:" + calling AE */
+    char owner[BACKEND_OWNER_MAX];
+    backend_read_owner(o->client_id, o->calling, owner, sizeof owner);
+    put_s(item, "client_id", owner, &err);
     put_n(item, "bytes", o->bytes, &err);
     put_s(item, "sha256", o->sha, &err);
     put_s(item, "s3_key", o->s3_key, &err);

@@ -9,34 +9,37 @@
 #   bash tests/bench/retrieve_vs_dcmqrscp.sh [file|aws]     (BENCH_N=500 BENCH_ROUNDS=3)
 #
 # file: the core's embedded file backend (its read index, files from its store directory).
-# aws:  the core with the aws backend against the tests' HealthImaging emulator (QIDO-RS,
-#       WADO-RS): lands with the aws read path; until then the script says so and stops.
-# Needs: dcmtk, /usr/bin/python3 with pydicom + numpy. Run it once: the machine is shared.
+# aws:  the core with the aws backend (scope all, the reader role's session) against moto and
+#       the tests' HealthImaging emulator (QIDO-RS, WADO-RS; a Python process: its CPU is not the
+#       core's and is printed apart), the study loaded into the emulator directly.
+# Needs: dcmtk, /usr/bin/python3 with pydicom + numpy; aws: moto (pyenv python3), jq, curl.
+# Run it once: the machine is shared.
 set -uo pipefail
 src=${GW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${GW_BUILD:-$src/build}
 BACKEND=${1:-file}
 N=${BENCH_N:-500}
 ROUNDS=${BENCH_ROUNDS:-3}
-T=$(mktemp -d /tmp/gw-retrieve-bench.XXXXXX)
+if [[ $BACKEND == aws ]]; then
+    # shellcheck source=../integration/lib_forwarder.sh
+    GW_BUILD=$build GW_SRC=$src source "$src/tests/integration/lib_forwarder.sh" # sets T
+    set +e
+else
+    T=$(mktemp -d /tmp/gw-retrieve-bench.XXXXXX)
+fi
 # shellcheck source=../support/edge_lib.sh
 source "$src/tests/support/edge_lib.sh"
-trap edge_cleanup EXIT
+if [[ $BACKEND == aws ]]; then
+    trap 'KEEP_TMP=1 fwd_cleanup 2>/dev/null; edge_cleanup' EXIT
+else
+    trap edge_cleanup EXIT
+fi
 export TCP_NODELAY=1
 for tool in getscu storescu dcmqrscp dcmqridx /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench: $tool missing (dcmtk)"; exit 1; }
 done
 case $BACKEND in
-file) ;;
-aws)
-    if [[ ! -f $src/tests/support/hi_dicomweb.py ]] || ! grep -q 'qido\|QIDO' "$src/tests/support/hi_dicomweb.py"; then
-        echo "bench: the aws read backend and its emulator are not in this tree yet"
-        exit 2
-    fi
-    echo "bench: aws: start the emulator and the core as tests/integration's aws read test does," \
-        "then set BENCH_CORE_PORT; not wired here yet"
-    exit 2
-    ;;
+file | aws) ;;
 *) echo "usage: $0 [file|aws]"; exit 2 ;;
 esac
 
@@ -62,9 +65,10 @@ run() {
     for r in $(seq "$ROUNDS"); do
         [[ -n $restart ]] && $restart
         t0=$(date +%s%N)
-        getscu --ignore -pdu 131072 -S -aet BENCH -aec "$aec" 127.0.0.1 "$p" -k QueryRetrieveLevel=STUDY \
+        getscu -v --ignore -pdu 131072 -S -aet BENCH -aec "$aec" 127.0.0.1 "$p" -k QueryRetrieveLevel=STUDY \
             -k StudyInstanceUID="$STUDY" >"$T/$name.$r.out" 2>&1 || echo "  ($name round $r: getscu failed)"
         t1=$(date +%s%N)
+        grep -ai 'Get Response (' "$T/$name.$r.out" | tail -1 | sed 's/^/  /'
         ms=$(((t1 - t0) / 1000000))
         ((best == 0 || ms < best)) && best=$ms
         if [[ -n $restart ]]; then
@@ -119,37 +123,67 @@ start_dcmqrscp() {
 run dcmqrscp "$QP" QRSCP start_dcmqrscp
 
 echo "== dicom-core ($BACKEND backend)"
-CP=$(port)
-mkdir -p "$T/core"
-cat >"$T/core/core.json" <<JSON
+core_file() { # the file backend: stored through the core, then a fresh process
+    CP=$(port)
+    mkdir -p "$T/core"
+    cat >"$T/core/core.json" <<JSON
 { "ae_title": "DICOM_CORE", "listen": "127.0.0.1:$CP", "http_listen": "",
   "spool_dir": "$T/core/spool", "min_free_bytes": 0, "fsync": false,
   "clients": [ { "calling_ae": ["BENCH"], "services": ["store", "echo", "get"], "read_scope": "all" } ],
   "backend": { "type": "file", "dir": "$T/core/store", "batch_max_age_ms": 100 } }
 JSON
-"$build/core/dicom-core" --config "$T/core/core.json" 2>"$T/core/core.log" &
-CPID=$!
-remember "$CPID"
-wait_port "$CP"
-storescu -aet BENCH -aec DICOM_CORE 127.0.0.1 "$CP" "$T"/study/*.dcm >/dev/null 2>&1 || echo "  (store failed)"
-for _ in $(seq 600); do
-    [[ $(grep -c '"sop"' "$T/core/store/qr_index.jsonl" 2>/dev/null) -ge $N ]] && break
-    sleep 0.1
-done
-kill -TERM "$CPID"
-wait "$CPID" 2>/dev/null
-# a fresh process: its peak RSS is the retrieve's, not the store's
-"$build/core/dicom-core" --config "$T/core/core.json" 2>>"$T/core/core.log" &
-CPID=$!
-remember "$CPID"
-wait_port "$CP"
-for _ in $(seq 200); do
-    [[ $(grep -c backend_file_index_ready "$T/core/core.log") -ge 2 ]] && break
-    sleep 0.1
-done
+    "$build/core/dicom-core" --config "$T/core/core.json" 2>"$T/core/core.log" &
+    CPID=$!
+    remember "$CPID"
+    wait_port "$CP"
+    storescu -aet BENCH -aec DICOM_CORE 127.0.0.1 "$CP" "$T"/study/*.dcm >/dev/null 2>&1 || echo "  (store failed)"
+    for _ in $(seq 600); do
+        [[ $(grep -c '"sop"' "$T/core/store/qr_index.jsonl" 2>/dev/null) -ge $N ]] && break
+        sleep 0.1
+    done
+    kill -TERM "$CPID"
+    wait "$CPID" 2>/dev/null
+    # a fresh process: its peak RSS is the retrieve's, not the store's
+    "$build/core/dicom-core" --config "$T/core/core.json" 2>>"$T/core/core.log" &
+    CPID=$!
+    remember "$CPID"
+    wait_port "$CP"
+    for _ in $(seq 200); do
+        [[ $(grep -c backend_file_index_ready "$T/core/core.log") -ge 2 ]] && break
+        sleep 0.1
+    done
+}
+core_aws() { # moto + the emulator (the study loaded into it), the core with the aws backend
+    aws_up
+    mkdir -p "$T/core"
+    curl -sf -X POST "$HI_ENDPOINT/_emulator/load" -d "{\"dir\": \"$T/study\"}" >/dev/null ||
+        { echo "bench: emulator load failed"; exit 1; }
+    write_core_config "$T/core/core.json" spool
+    python3 - "$T/core/core.json" "$STS_ENDPOINT" "$READER_ROLE_ARN" <<'PY'
+import json, sys
+f, sts, reader = sys.argv[1:]
+c = json.load(open(f))
+c["clients"] = [{"calling_ae": ["BENCH"], "services": ["echo", "get"], "read_scope": "all"}]
+c["backend"]["endpoints"]["sts"] = sts
+c["backend"]["read"] = {"reader_role_arn": reader}
+json.dump(c, open(f, "w"))
+PY
+    CP=$CORE_PORT
+    "$build/core/dicom-core" --config "$T/core/core.json" 2>"$T/core/core.log" &
+    CPID=$!
+    remember "$CPID"
+    wait_port "$CP"
+    EMU_PID=$(pgrep -f "hi_emulator.py.*$T/aws" | head -1)
+    [[ -n $EMU_PID ]] && EMU_T0=$(ticks "$EMU_PID")
+}
+"core_$BACKEND"
 SPID=$CPID
 run core "$CP" DICOM_CORE ""
 
+if [[ -n ${EMU_PID:-} ]]; then
+    awk -v t="$(($(ticks "$EMU_PID") - EMU_T0))" -v hz="$HZ" -v n="$N" -v r="$ROUNDS" -v m="$(hwm "$EMU_PID")" \
+        'BEGIN {printf "emulator   %.2f ms CPU/instance, %d MiB peak RSS (the HealthImaging stand-in, Python)\n", t * 1000 / hz / (n * r), m / 1024}'
+fi
 read -r qi qm qr qc <<<"$R_dcmqrscp"
 read -r ci cm cr cc <<<"$R_core"
 echo "== ratios core / dcmqrscp"
