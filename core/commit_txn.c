@@ -167,7 +167,7 @@ static void on_tick(uv_timer_t *t)
         if (!x->busy) {
             if (x->due <= n)
                 commit_eval_step(x);
-            else if (m->shared && x->lease_until - w < (int64_t)commit_txn_cfg(m)->lease_ms / 2)
+            else if (m->shared && x->lease_until - w <= (int64_t)commit_txn_cfg(m)->lease_ms / 2)
                 commit_eval_renew(x, x->t.state == COMMIT_DECIDED && !x->saved);
         }
         x = next;
@@ -201,7 +201,10 @@ void commit_txn_reschedule(struct commit_mgr *m)
                 next = at;
         }
     }
-    if (m->shared && m->next_sweep < next)
+    /* a sweep in flight is not due again: on_listed reschedules when it ends (a due time in
+     * the past would re-arm the timer at 0, and libuv < 1.45 runs such a timer again before
+     * polling, so the answer the sweep waits for would never be read) */
+    if (m->shared && !m->sweeping && m->next_sweep < next)
         next = m->next_sweep;
     if (m->status_dirty && n + 1000 < next)
         next = n + 1000;
