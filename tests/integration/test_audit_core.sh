@@ -246,7 +246,7 @@ for _ in $(seq 50); do [[ -n $($CHECK lost "$LOG") ]] && break; sleep 0.1; done
 lost=$($CHECK lost "$LOG" | tail -1)
 [[ ${lost:-0} -ge 1 ]] || fail "no Audit Recording Stopped alert counting the refused messages"
 [[ $(metric "$PH2" dicom_core_audit_messages_refused_total) -ge 1 ]] || fail "dicom_core_audit_messages_refused_total not counted"
-curl -fs "http://127.0.0.1:$PH2/metrics" | grep -q '^dicom_core_audit_repository_up{repository="tls-127.0.0.1-'"$RSYSLOG_TCP_c1"'"} 1' ||
+grep -q '^dicom_core_audit_repository_up{repository="tls-127.0.0.1-'"$RSYSLOG_TCP_c1"'"} 1' <<<"$(curl -fs "http://127.0.0.1:$PH2/metrics")" ||
     fail "dicom_core_audit_repository_up is not 1"
 stop_core "$CORE2"
 echo "8. fail_closed: refused while full (transient, logged, blocking metric), accepted again after the drain; $lost lost reported"

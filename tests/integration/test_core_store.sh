@@ -250,7 +250,7 @@ metrics=$(curl -sf "http://127.0.0.1:$H/metrics") || fail "GET /metrics"
 n_metric=$(awk '/^dicom_core_objects_stored_total / {print $2}' <<<"$metrics")
 [[ "$n_metric" == "$sent" ]] && ok "/metrics: dicom_core_objects_stored_total $n_metric" ||
     fail "/metrics says $n_metric objects stored, $sent were sent"
-curl -sf "http://127.0.0.1:$H/healthz" | grep -q '"ok"' && ok "/healthz ok" || fail "/healthz not ok"
+grep -q '"ok"' <<<"$(curl -sf "http://127.0.0.1:$H/healthz")" && ok "/healthz ok" || fail "/healthz not ok"
 # the operator's HTTP listener stays bounded: GET/HEAD only, 8 KiB head, 5 s to send it
 http_codes="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$H/healthz") \
 $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$H/nope") \

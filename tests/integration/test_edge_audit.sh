@@ -140,7 +140,9 @@ scu echoscu ct1 CT_ROOM1 DICOM_CORE "$EP2" >/dev/null 2>&1 || fail "fail_closed:
 scu echoscu ct1 CT_ROOM1 DICOM_CORE "$EP2" >"$T/closed.out" 2>&1 && fail "fail_closed: admitted with a full queue"
 grep -q "Local Limit Exceeded" "$T/closed.out" || fail "fail_closed refusal: $(grep -A3 Rejected "$T/closed.out")"
 wait_log "$T/edge.log" '"reason":"audit_queue_full"' 20 || fail "no audit_queue_full refusal logged"
-blocking() { curl -fs "http://127.0.0.1:$HP2/metrics" | grep -q '^dicom_edge_audit_blocking 1$'; }
+# (the whole page first: grep -q ending early would kill curl with SIGPIPE, and pipefail would
+# count the match as a failure)
+blocking() { grep -q '^dicom_edge_audit_blocking 1$' <<<"$(curl -fs "http://127.0.0.1:$HP2/metrics")"; }
 for _ in $(seq 300); do blocking && break; sleep 0.1; done # the audit thread sets it on its tick
 blocking || fail "dicom_edge_audit_blocking is not 1: $(curl -fs "http://127.0.0.1:$HP2/metrics" | grep '^dicom_edge_audit_' | tr '\n' ' ')"
 kill -TERM "$EDGE_PID"

@@ -151,7 +151,7 @@ kill -0 "$EDGE_PID" 2>/dev/null || fail "dicom-edge died"
 curl -sf "http://127.0.0.1:$HP/metrics" >"$T/metrics" || fail "/metrics"
 grep -q 'dicom_edge_handshakes_total{result="failed",reason="revoked"} 1' "$T/metrics" ||
     fail "metrics lack the revoked handshake"
-curl -sf "http://127.0.0.1:$HP/healthz" | grep -q '"status":"ok"' || fail "/healthz"
+grep -q '"status":"ok"' <<<"$(curl -sf "http://127.0.0.1:$HP/healthz")" || fail "/healthz"
 
 # 7. --check-config lists each problem and fails
 sed 's/"route": "core"/"route": "nowhere"/' "$T/policy.json" >"$T/bad-policy.json"
