@@ -32,6 +32,9 @@ ctl() { curl -sf -X POST "$HI_ENDPOINT/_emulator/$1" -d "$2" >/dev/null || die "
 
 # ---- the core (aws backend, TLS + PROXY v2 from the edge), the edge -----------------------------
 EP=$(port) HP=$(port) DP=$(port)
+# the move destination binds its port at once: a port picked now and bound later can be taken by
+# a port picked in between (a tunnel), and the core's C-MOVE would then reach the wrong peer
+start_storescp dst "$DP"
 write_core_config "$T/core.json" healthimaging ', "mode": "stow"'
 python3 - "$T/core.json" "$T/pki" "$DP" "$STS_ENDPOINT" "$READER_ROLE_ARN" <<'EOF'
 import json, sys
@@ -149,7 +152,6 @@ qget g2 "$TUN_mr" MR_ROOM2 "$S1"
     die "mr-room-2 got ct-room-1's study: $(grep -a Response "$T/g2.out")"
 ok "C-GET of another client's study refused"
 
-start_storescp dst "$DP"
 movescu -v -S -aet CT_ROOM1 -aec DICOM_CORE -aem DEST 127.0.0.1 "$TUN_ct" \
     -k QueryRetrieveLevel=STUDY -k StudyInstanceUID="$S1" >"$T/m1.out" 2>&1 || true
 same_objects "$T/in/ct" "$T/dst/out" >"$T/same.out" ||
